@@ -1,0 +1,34 @@
+"""Durations as users write them: `30s`, `10m`, `2h`, `1d`, `1w` (and sums like `1h30m`)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_WHOLE = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse `30s`, `10m`, `2h`, `1d`, `1h30m`; raise ValueError with a message users can act on."""
+    cleaned = text.strip().lower().replace(" ", "")
+    if not _WHOLE.fullmatch(cleaned):
+        raise ValueError(
+            f"invalid duration {text!r}: write a number and a unit, like 30s, 10m, 2h, 1d or 1h30m"
+        )
+    seconds = sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(cleaned))
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact spelling: 90s -> 1m30s, 86400s -> 1d."""
+    remaining = int(value.total_seconds())
+    if remaining == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

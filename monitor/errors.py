@@ -1,0 +1,75 @@
+"""The exception tree of monitor.
+
+Errors that cross a stage boundary travel as values (a `FetchFailed`, a `DeliveryOutcome`) that
+carry one of these; they are raised only inside a stage or where the program must stop.
+
+    MonitorError
+    ├── ConfigError                  config or rules invalid: `monitor` exits 2 and prints each problem
+    ├── FeedError                    one feed failed; contained to that feed, recorded in the store
+    │   ├── TransientFeedError       timeout, refused connection, 5xx, 429: retried with backoff
+    │   └── PermanentFeedError       404, 410, not a feed, too large, hostile: retried rarely, shown
+    ├── DeliveryError                one delivery attempt failed; the alert stays in the outbox
+    │   ├── TransientDeliveryError   timeout, refused connection, 3xx, 5xx, 429: retried on schedule
+    │   └── PermanentDeliveryError   the target refuses this alert for good (4xx other than 408/429)
+    └── StoreError                   the database cannot be reached or migrated
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class MonitorError(Exception):
+    """Base of every error monitor raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong in a config or rule file, printed as `PATH:LINE:COL: message`."""
+
+    path: Path
+    line: int  # 1-based; 0 when the problem has no position (a missing file)
+    column: int  # 1-based
+    message: str
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.path}:{self.line}:{self.column}: {self.message}"
+        return f"{self.path}: {self.message}"
+
+
+class ConfigError(MonitorError):
+    """The config or rules do not validate; `problems` lists every one found."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class FeedError(MonitorError):
+    """One feed could not be fetched or parsed."""
+
+
+class TransientFeedError(FeedError):
+    """Worth retrying soon: timeouts, refused connections, 5xx, 429."""
+
+
+class PermanentFeedError(FeedError):
+    """Will not fix itself: 404, 410, not a feed, over a limit, hostile content."""
+
+
+class DeliveryError(MonitorError):
+    """One delivery attempt failed."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Retried on the webhook's `retry` schedule."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The target will not accept this alert however often it is sent."""
+
+
+class StoreError(MonitorError):
+    """The database cannot be reached, opened or migrated."""
