@@ -1,0 +1,414 @@
+"""Typed, validated config (`monitor.yaml`) and rule files, with problems as `PATH:LINE:COL`.
+
+Reading a config is: YAML with positions (`yamlpos`) -> pydantic models -> cross-checks (unique
+feed URLs and webhook names, webhook rule filters that name real rules) -> rules compiled by
+`monitor.matching`. Every problem found on the way is collected; `load_config` raises one
+`ConfigError` that lists them all, so a user fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    SecretStr,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
+
+from monitor.durations import format_duration, parse_duration
+from monitor.errors import ConfigError, ConfigProblem
+from monitor.matching import Matcher, RuleFile, compile_rules
+from monitor.yamlpos import Loc, PositionedDocument, load_positioned
+
+M = TypeVar("M", bound=BaseModel)
+CONFIG_FILE = "monitor.yaml"
+DEFAULT_STORAGE = "sqlite:///data/monitor.db"
+STORAGE_ENV = "MONITOR_STORAGE"
+DEFAULT_RETRY = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
+_DURATION_PATTERN = r"^\s*(\d+(\.\d+)?\s*[smhdwSMHDW]\s*)+$"
+
+
+def _duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("a duration is written as text like 30s, 10m, 2h or 1d")
+    if isinstance(value, int | float):
+        raise ValueError(f"duration {value!r} has no unit: write {value}s, {value}m, {value}h…")
+    return parse_duration(value)
+
+
+Duration = Annotated[
+    timedelta,
+    PlainValidator(_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": _DURATION_PATTERN, "examples": ["30s", "10m"]}),
+]
+
+
+def _backfill(value: object) -> timedelta | str:
+    if isinstance(value, str) and value.strip().lower() in ("all", "none"):
+        return value.strip().lower()
+    try:
+        return _duration(value)
+    except ValueError:
+        raise ValueError(
+            f"invalid backfill {value!r}: write a duration like 24h, or `all`, or `none`"
+        ) from None
+
+
+Backfill = Annotated[
+    timedelta | str,
+    PlainValidator(_backfill),
+    PlainSerializer(lambda v: v if isinstance(v, str) else format_duration(v), return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _DURATION_PATTERN},
+                {"enum": ["all", "none"]},
+            ],
+            "description": "On a feed's first poll, alert only on items published within this "
+            "window; `all` alerts on every item, `none` on none.",
+        }
+    ),
+]
+
+_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
+
+
+def _http_url(value: str) -> str:
+    if not _URL.match(value):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Defaults(_Strict):
+    """Values for feeds that do not set their own."""
+
+    interval: Duration = Field(default=timedelta(minutes=10), description="Poll interval.")
+    backfill: Backfill = Field(default=timedelta(hours=24))
+
+
+class FeedConfig(_Strict):
+    """One feed to poll."""
+
+    url: str = Field(description="The feed's URL (RSS, Atom, RDF or JSON Feed).")
+    name: str | None = Field(default=None, description="Shown in alerts; default: feed title.")
+    interval: Duration | None = Field(default=None, description="Overrides defaults.interval.")
+    backfill: Backfill | None = Field(default=None, description="Overrides defaults.backfill.")
+
+    _check_url = field_validator("url")(_http_url)
+
+
+class WebhookConfig(_Strict):
+    """One place alerts are delivered to."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Stable name.")
+    url: str = Field(description="Where alerts are POSTed.")
+    format: Literal["standard"] = Field(
+        default="standard",
+        description="`standard`: JSON signed per the Standard Webhooks specification.",
+    )
+    secret: SecretStr | None = Field(
+        default=None, description="Standard Webhooks signing secret: `whsec_` + base64."
+    )
+    rules: list[str] | None = Field(default=None, description="Only these rule ids; default all.")
+    retry: list[Duration] = Field(
+        default_factory=lambda: [parse_duration(d) for d in DEFAULT_RETRY],
+        description="Waits between attempts; after the last, the alert is kept as failed.",
+    )
+    timeout: Duration = Field(default=timedelta(seconds=15), description="Per attempt.")
+
+    _check_url = field_validator("url")(_http_url)
+
+    @field_validator("secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret_bytes(value)
+        return value
+
+    def __repr__(self) -> str:  # the URL may carry a token
+        return f"WebhookConfig(name={self.name!r}, format={self.format!r})"
+
+
+def secret_bytes(secret: SecretStr) -> bytes:
+    """The HMAC key of a `whsec_…` secret; ValueError says how to make a valid one."""
+    text = secret.get_secret_value().strip()
+    encoded = text.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) < 16:
+        raise ValueError(
+            "a secret is `whsec_` followed by base64 of at least 16 random bytes; make one with: "
+            "python -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(32)).decode())\""
+        )
+    return key
+
+
+class MonitorConfig(_Strict):
+    """`monitor.yaml`: storage, feeds, webhooks, and where the rules are."""
+
+    version: Literal[1] = Field(default=1, description="Config format version.")
+    storage: str = Field(
+        default=DEFAULT_STORAGE,
+        description="SQLAlchemy URL; MONITOR_STORAGE overrides it. postgresql://… for replicas.",
+    )
+    http: str | None = Field(
+        default=None,
+        pattern=r"^[^\s:]*:\d{1,5}$",
+        description="HOST:PORT for GET /healthz and GET /metrics (optional).",
+    )
+    rules: str = Field(
+        default="rules/", description="Rule file or folder, relative to monitor.yaml."
+    )
+    defaults: Defaults = Field(default_factory=Defaults)
+    feeds: list[FeedConfig] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A config that validated, with its rules compiled."""
+
+    directory: Path
+    settings: MonitorConfig
+    matcher: Matcher
+    rule_files: tuple[Path, ...]
+    storage_url: str
+
+    def feed_interval(self, feed: FeedConfig) -> timedelta:
+        return feed.interval or self.settings.defaults.interval
+
+    def feed_backfill(self, feed: FeedConfig) -> timedelta | str:
+        return feed.backfill if feed.backfill is not None else self.settings.defaults.backfill
+
+
+def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Read, validate and compile `DIR/monitor.yaml` and its rules; raise ConfigError listing all."""
+    env = os.environ if environ is None else environ
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise ConfigError([ConfigProblem(config_path, 0, 0, "no such file")])
+    document = load_positioned(config_path, env)
+    problems = _document_problems(document)
+    settings = _validate(MonitorConfig, document, problems) if not problems else None
+    if settings is None:
+        raise ConfigError(problems)
+    problems.extend(_cross_check(settings, document))
+    rule_paths, rule_problems = _rule_paths(directory, settings, document)
+    problems.extend(rule_problems)
+    matcher = _load_rules(rule_paths, env, problems)
+    if matcher is not None:
+        problems.extend(_check_webhook_rules(settings, document, matcher))
+    if problems or matcher is None:
+        raise ConfigError(problems)
+    storage = env.get(STORAGE_ENV) or settings.storage
+    return LoadedConfig(directory, settings, matcher, tuple(rule_paths), storage)
+
+
+def _document_problems(document: PositionedDocument) -> list[ConfigProblem]:
+    problems = [
+        ConfigProblem(document.path, pos.line, pos.column, message)
+        for pos, message in document.problems
+    ]
+    if not problems and not isinstance(document.data, dict):
+        problems.append(ConfigProblem(document.path, 1, 1, "expected a mapping of keys"))
+    return problems
+
+
+def _validate(
+    model: type[M], document: PositionedDocument, problems: list[ConfigProblem]
+) -> M | None:
+    try:
+        return model.model_validate(document.data)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc, document, model))
+        return None
+
+
+def _pydantic_problems(
+    exc: ValidationError, document: PositionedDocument, model: type[BaseModel]
+) -> list[ConfigProblem]:
+    found = []
+    for error in exc.errors(include_url=False):
+        loc: Loc = tuple(error["loc"])
+        kind = error["type"]
+        dotted = ".".join(str(part) for part in loc) or "(top)"
+        if kind == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}{_suggestion(model, loc)}"
+            position = document.position_of(loc, prefer_key=True)
+        elif kind == "missing":
+            message = f"missing required key {dotted!r}"
+            position = document.position_of(loc)
+        else:
+            text = str(error["msg"]).removeprefix("Value error, ")
+            message = f"{dotted}: {text}"
+            position = document.position_of(loc)
+        found.append(ConfigProblem(document.path, position.line, position.column, message))
+    return found
+
+
+def _suggestion(model: type[BaseModel], loc: Loc) -> str:
+    """`; did you mean 'interval'?` from the fields valid at that place, when one is close."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return ""
+        current = _model_in(field.annotation)
+        if current is None:
+            return ""
+    names = list(getattr(current, "model_fields", {}))
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(names)}"
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _duplicates(
+    values: Sequence[str], document: PositionedDocument, loc_of: Any, what: str
+) -> list[ConfigProblem]:
+    seen: dict[str, int] = {}
+    found = []
+    for index, value in enumerate(values):
+        if value in seen:
+            pos = document.position_of(loc_of(index))
+            message = f"duplicate {what} {value!r} (first at item {seen[value] + 1})"
+            found.append(ConfigProblem(document.path, pos.line, pos.column, message))
+        else:
+            seen[value] = index
+    return found
+
+
+def _cross_check(settings: MonitorConfig, document: PositionedDocument) -> list[ConfigProblem]:
+    return [
+        *_duplicates(
+            [f.url for f in settings.feeds], document, lambda i: ("feeds", i, "url"), "feed url"
+        ),
+        *_duplicates(
+            [w.name for w in settings.webhooks],
+            document,
+            lambda i: ("webhooks", i, "name"),
+            "webhook name",
+        ),
+        *_missing_secrets(settings, document),
+    ]
+
+
+def _missing_secrets(settings: MonitorConfig, document: PositionedDocument) -> list[ConfigProblem]:
+    found = []
+    for index, hook in enumerate(settings.webhooks):
+        if hook.format == "standard" and hook.secret is None:
+            pos = document.position_of(("webhooks", index))
+            message = (
+                f"webhooks.{index}: format `standard` signs every alert and needs a `secret` "
+                "(`whsec_` + base64)"
+            )
+            found.append(ConfigProblem(document.path, pos.line, pos.column, message))
+    return found
+
+
+def _rule_paths(
+    directory: Path, settings: MonitorConfig, document: PositionedDocument
+) -> tuple[list[Path], list[ConfigProblem]]:
+    target = (directory / settings.rules).resolve()
+    pos = document.position_of(("rules",))
+    if target.is_file():
+        return [target], []
+    if target.is_dir():
+        paths = sorted(p for p in target.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        if paths:
+            return paths, []
+        message = f"rules: no .yaml files in {target}"
+    else:
+        message = f"rules: {target} does not exist"
+    return [], [ConfigProblem(document.path, pos.line, pos.column, message)]
+
+
+def _load_rules(
+    paths: Sequence[Path], environ: Mapping[str, str], problems: list[ConfigProblem]
+) -> Matcher | None:
+    parsed: list[tuple[Path, RuleFile]] = []
+    documents: dict[Path, PositionedDocument] = {}
+    for path in paths:
+        document = load_positioned(path, environ)
+        file_problems = _document_problems(document)
+        model = _validate(RuleFile, document, file_problems) if not file_problems else None
+        problems.extend(file_problems)
+        if model is not None:
+            parsed.append((path, model))
+            documents[path] = document
+    if len(parsed) != len(paths):
+        return None
+    compiled = compile_rules(parsed)
+    if isinstance(compiled, Matcher):
+        return compiled
+    for problem in compiled:
+        pos = documents[problem.path].position_of(problem.loc)
+        problems.append(ConfigProblem(problem.path, pos.line, pos.column, problem.message))
+    return None
+
+
+def _check_webhook_rules(
+    settings: MonitorConfig, document: PositionedDocument, matcher: Matcher
+) -> list[ConfigProblem]:
+    known = {rule.id for rule in matcher.rules}
+    found = []
+    for hook_index, hook in enumerate(settings.webhooks):
+        for rule_index, rule_id in enumerate(hook.rules or []):
+            if rule_id not in known:
+                pos = document.position_of(("webhooks", hook_index, "rules", rule_index))
+                hint = difflib.get_close_matches(rule_id, sorted(known), n=1)
+                more = f"; did you mean {hint[0]!r}?" if hint else ""
+                message = f"webhooks.{hook_index}.rules: unknown rule id {rule_id!r}{more}"
+                found.append(ConfigProblem(document.path, pos.line, pos.column, message))
+    return found
+
+
+def config_schema() -> dict[str, Any]:
+    """JSON Schema of `monitor.yaml`."""
+    schema = MonitorConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "monitor.yaml"
+    return schema
+
+
+def rules_schema() -> dict[str, Any]:
+    """JSON Schema of a rule file."""
+    schema = RuleFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "monitor rule file"
+    return schema

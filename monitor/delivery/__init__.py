@@ -1,0 +1,1 @@
+"""Delivery: the outbox dispatcher and one module per target format (`standard` for now)."""

@@ -1,0 +1,423 @@
+"""Every query monitor makes, behind one `Store` object. SQLAlchemy Core, portable SQL only.
+
+Concurrency: feeds and deliveries are claimed with a lease (`lease_until`) by a conditional UPDATE,
+so two workers (or, later, two replicas) never poll one feed or send one delivery at once, and work
+held by a process that died is taken over when its lease ends. Unique constraints make an item seen
+once and an alert created once even when two writers race.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from monitor.errors import StoreError
+from monitor.models import Item
+from monitor.store.engine import create_engine, migrate
+from monitor.store.tables import alerts, deliveries, delivery_attempts, feeds, items
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    id: int
+    url: str
+    name: str | None
+    title: str | None
+    etag: str | None
+    last_modified: str | None
+    next_check_at: datetime
+    error_count: int
+    last_error: str | None
+    first_polled_at: datetime | None
+    last_success_at: datetime | None
+    last_checked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    """An alert to create for one item: one per matching rule, delivered to `webhooks`."""
+
+    id: str
+    rule_id: str
+    severity: str
+    score: float
+    payload: dict[str, object]
+    webhooks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SeenItem:
+    item: Item
+    alerts: tuple[NewAlert, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    new_items: int
+    alerts_created: int
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    id: int
+    alert_id: str
+    webhook: str
+    attempts: int
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """The outcome of one delivery attempt, as the store keeps it."""
+
+    outcome: str  # delivered | transient | permanent
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    alert_id: str
+    rule_id: str
+    webhook: str | None
+    state: str | None
+    attempts: int
+    created_at: datetime
+    title: str
+    last_error: str | None
+
+
+class Store:
+    """The database: open it with `Store.open(url)`; migrations are applied on open."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        engine = create_engine(url)
+        migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    # feeds ---------------------------------------------------------------------------------
+
+    def sync_feeds(self, configured: Sequence[tuple[str, str | None]], now: datetime) -> None:
+        """Make the feeds table follow the config: add new URLs, (de)activate, update names."""
+        wanted = dict(configured)
+        with self._begin() as db:
+            existing = {row.url: row for row in db.execute(sa.select(feeds))}
+            for url, name in wanted.items():
+                row = existing.get(url)
+                if row is None:
+                    db.execute(
+                        sa.insert(feeds).values(
+                            url=url, name=name, next_check_at=now, error_count=0,
+                            active=True, created_at=now,
+                        )
+                    )
+                elif not row.active or row.name != name:
+                    db.execute(
+                        sa.update(feeds).where(feeds.c.id == row.id).values(active=True, name=name)
+                    )
+            gone = [row.id for url, row in existing.items() if url not in wanted and row.active]
+            if gone:
+                db.execute(sa.update(feeds).where(feeds.c.id.in_(gone)).values(active=False))
+
+    def feeds(self) -> list[FeedState]:
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(feeds).where(feeds.c.active).order_by(feeds.c.id))
+            return [_feed_state(row) for row in rows]
+
+    def claim_feeds(
+        self, now: datetime, lease: timedelta, *, due_only: bool = True, limit: int = 1000
+    ) -> list[FeedState]:
+        """Take the lease on active feeds that are due (or on all, for `run --once`)."""
+        query = sa.select(feeds.c.id).where(feeds.c.active, _lease_free(feeds.c.lease_until, now))
+        if due_only:
+            query = query.where(feeds.c.next_check_at <= now)
+        query = query.order_by(feeds.c.next_check_at).limit(limit)
+        claimed = []
+        with self._begin() as db:
+            for feed_id in db.scalars(query).all():
+                taken = db.execute(
+                    sa.update(feeds)
+                    .where(feeds.c.id == feed_id, _lease_free(feeds.c.lease_until, now))
+                    .values(lease_until=now + lease)
+                )
+                if taken.rowcount == 1:
+                    row = db.execute(sa.select(feeds).where(feeds.c.id == feed_id)).one()
+                    claimed.append(_feed_state(row))
+        return claimed
+
+    def next_feed_check(self) -> datetime | None:
+        with self.engine.connect() as db:
+            value: datetime | None = db.scalar(
+                sa.select(sa.func.min(feeds.c.next_check_at)).where(feeds.c.active)
+            )
+            return value
+
+    def known_keys(self, feed_id: int, keys: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(keys))
+        found: set[str] = set()
+        with self.engine.connect() as db:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                found.update(
+                    db.scalars(
+                        sa.select(items.c.dedupe_key).where(
+                            items.c.feed_id == feed_id, items.c.dedupe_key.in_(chunk)
+                        )
+                    )
+                )
+        return found
+
+    def record_poll(
+        self,
+        feed_id: int,
+        now: datetime,
+        *,
+        next_check_at: datetime,
+        etag: str | None,
+        last_modified: str | None,
+        title: str | None,
+        seen: Sequence[SeenItem] = (),
+    ) -> PollResult:
+        """One transaction: the new items as seen, their alerts and outbox rows, the feed's state.
+
+        An item another writer recorded first is skipped with its alerts, so nothing is doubled.
+        """
+        new_items = created = 0
+        with self._begin() as db:
+            for entry in seen:
+                item_id = self._insert_item(db, feed_id, entry.item, now)
+                if item_id is None:
+                    continue
+                new_items += 1
+                for alert in entry.alerts:
+                    created += self._insert_alert(db, item_id, alert, now)
+            values: dict[str, object] = {
+                "etag": etag, "last_modified": last_modified, "next_check_at": next_check_at,
+                "lease_until": None, "last_checked_at": now, "last_success_at": now,
+                "error_count": 0, "last_error": None,
+                "first_polled_at": sa.func.coalesce(feeds.c.first_polled_at, now),
+            }
+            if title:
+                values["title"] = title
+            db.execute(sa.update(feeds).where(feeds.c.id == feed_id).values(**values))
+        return PollResult(new_items, created)
+
+    def record_poll_failure(
+        self, feed_id: int, now: datetime, *, error: str, next_check_at: datetime
+    ) -> None:
+        with self._begin() as db:
+            db.execute(
+                sa.update(feeds)
+                .where(feeds.c.id == feed_id)
+                .values(
+                    error_count=feeds.c.error_count + 1, last_error=error[:2000],
+                    last_checked_at=now, next_check_at=next_check_at, lease_until=None,
+                )
+            )
+
+    def _insert_item(self, db: Connection, feed_id: int, item: Item, now: datetime) -> int | None:
+        try:
+            with db.begin_nested():
+                result = db.execute(
+                    sa.insert(items).values(
+                        feed_id=feed_id, dedupe_key=item.dedupe_key()[:512], guid=item.guid,
+                        link=item.link, title=item.title, content_hash=item.content_hash(),
+                        published_at=item.published, first_seen_at=now,
+                    )
+                )
+        except IntegrityError:
+            return None
+        key = result.inserted_primary_key
+        return int(key[0]) if key else None
+
+    def _insert_alert(self, db: Connection, item_id: int, alert: NewAlert, now: datetime) -> int:
+        try:
+            with db.begin_nested():
+                db.execute(
+                    sa.insert(alerts).values(
+                        id=alert.id, item_id=item_id, rule_id=alert.rule_id,
+                        severity=alert.severity, score=round(alert.score * 10),
+                        payload=json.dumps(alert.payload, ensure_ascii=False, sort_keys=True),
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            return 0
+        for webhook in alert.webhooks:
+            db.execute(
+                sa.insert(deliveries).values(
+                    alert_id=alert.id, webhook=webhook, state=PENDING, attempts=0,
+                    next_attempt_at=now, created_at=now,
+                )
+            )
+        return 1
+
+    # deliveries ----------------------------------------------------------------------------
+
+    def claim_deliveries(
+        self, now: datetime, lease: timedelta, webhooks: Iterable[str], limit: int = 100
+    ) -> list[DueDelivery]:
+        names = list(webhooks)
+        if not names:
+            return []
+        query = (
+            sa.select(deliveries.c.id)
+            .where(
+                deliveries.c.state == PENDING,
+                deliveries.c.next_attempt_at <= now,
+                deliveries.c.webhook.in_(names),
+                _lease_free(deliveries.c.lease_until, now),
+            )
+            .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+            .limit(limit)
+        )
+        claimed = []
+        with self._begin() as db:
+            for delivery_id in db.scalars(query).all():
+                taken = db.execute(
+                    sa.update(deliveries)
+                    .where(
+                        deliveries.c.id == delivery_id,
+                        deliveries.c.state == PENDING,
+                        _lease_free(deliveries.c.lease_until, now),
+                    )
+                    .values(lease_until=now + lease)
+                )
+                if taken.rowcount != 1:
+                    continue
+                row = db.execute(
+                    sa.select(deliveries, alerts.c.payload)
+                    .join(alerts, alerts.c.id == deliveries.c.alert_id)
+                    .where(deliveries.c.id == delivery_id)
+                ).one()
+                claimed.append(
+                    DueDelivery(row.id, row.alert_id, row.webhook, row.attempts, row.payload)
+                )
+        return claimed
+
+    def record_attempt(
+        self,
+        delivery_id: int,
+        now: datetime,
+        attempt: AttemptRecord,
+        *,
+        state: str,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        with self._begin() as db:
+            db.execute(
+                sa.insert(delivery_attempts).values(
+                    delivery_id=delivery_id, attempted_at=now, status_code=attempt.status_code,
+                    outcome=attempt.outcome, error=attempt.error, duration_ms=attempt.duration_ms,
+                )
+            )
+            db.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(
+                    state=state, attempts=deliveries.c.attempts + 1,
+                    next_attempt_at=next_attempt_at, lease_until=None,
+                    last_error=attempt.error,
+                    delivered_at=now if state == DELIVERED else None,
+                )
+            )
+
+    def next_delivery_at(self, webhooks: Iterable[str]) -> datetime | None:
+        names = list(webhooks)
+        if not names:
+            return None
+        with self.engine.connect() as db:
+            value: datetime | None = db.scalar(
+                sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(
+                    deliveries.c.state == PENDING, deliveries.c.webhook.in_(names)
+                )
+            )
+            return value
+
+    def recent_alerts(self, limit: int = 50) -> list[AlertRow]:
+        query = (
+            sa.select(
+                alerts.c.id, alerts.c.rule_id, alerts.c.created_at, items.c.title,
+                deliveries.c.webhook, deliveries.c.state, deliveries.c.attempts,
+                deliveries.c.last_error,
+            )
+            .join(items, items.c.id == alerts.c.item_id)
+            .outerjoin(deliveries, deliveries.c.alert_id == alerts.c.id)
+            .order_by(alerts.c.created_at.desc(), alerts.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as db:
+            return [
+                AlertRow(
+                    row.id, row.rule_id, row.webhook, row.state, row.attempts or 0,
+                    row.created_at, row.title, row.last_error,
+                )
+                for row in db.execute(query)
+            ]
+
+    def delivery_counts(self) -> dict[str, int]:
+        with self.engine.connect() as db:
+            rows = db.execute(
+                sa.select(deliveries.c.state, sa.func.count()).group_by(deliveries.c.state)
+            )
+            return {state: int(count) for state, count in rows}
+
+    def _begin(self) -> _Transaction:
+        return _Transaction(self.engine)
+
+
+class _Transaction:
+    """`with store._begin() as db:` — a transaction whose driver errors become StoreError."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._context = engine.begin()
+
+    def __enter__(self) -> Connection:
+        try:
+            return self._context.__enter__()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database unavailable: {exc}") from exc
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._context.__exit__(*exc_info)  # type: ignore[arg-type]
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error: {exc}") from exc
+
+
+def _lease_free(column: sa.ColumnElement[datetime], now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(column.is_(None), column < now)
+
+
+def _feed_state(row: sa.Row[tuple[object, ...]]) -> FeedState:
+    return FeedState(
+        id=row.id, url=row.url, name=row.name, title=row.title, etag=row.etag,
+        last_modified=row.last_modified, next_check_at=row.next_check_at,
+        error_count=row.error_count, last_error=row.last_error,
+        first_polled_at=row.first_polled_at, last_success_at=row.last_success_at,
+        last_checked_at=row.last_checked_at,
+    )

@@ -1,0 +1,136 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations (store/migrations) create it.
+
+    feeds             one row per polled URL: validators, schedule, errors, lease
+    items             every item seen, per feed; (feed_id, dedupe_key) is unique
+    alerts            one per (item, rule) that matched; its id is the webhook-id
+    deliveries        the outbox: one per (alert, webhook), with state and next attempt
+    delivery_attempts every attempt made, with its outcome
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+feeds = Table(
+    "feeds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", String(2048), nullable=False, unique=True),
+    Column("name", Text, nullable=True),
+    Column("title", Text, nullable=True),
+    Column("etag", Text, nullable=True),
+    Column("last_modified", Text, nullable=True),
+    Column("next_check_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_checked_at", UTCDateTime, nullable=True),
+    Column("last_success_at", UTCDateTime, nullable=True),
+    Column("first_polled_at", UTCDateTime, nullable=True),
+    Column("error_count", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_feeds_due", feeds.c.active, feeds.c.next_check_at)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("feed_id", ForeignKey("feeds.id", ondelete="CASCADE"), nullable=False),
+    Column("dedupe_key", String(512), nullable=False),
+    Column("guid", Text, nullable=True),
+    Column("link", Text, nullable=True),
+    Column("title", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("published_at", UTCDateTime, nullable=True),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    UniqueConstraint("feed_id", "dedupe_key", name="uq_items_feed_key"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("item_id", ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("rule_id", String(200), nullable=False),
+    Column("severity", String(20), nullable=False),
+    Column("score", Integer, nullable=False),  # score x 10, so 93.5 is kept exactly
+    Column("payload", Text, nullable=False),  # the JSON body, fixed at creation
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("item_id", "rule_id", name="uq_alerts_item_rule"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("alert_id", ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("webhook", String(200), nullable=False),
+    Column("state", String(20), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    UniqueConstraint("alert_id", "webhook", name="uq_deliveries_alert_webhook"),
+)
+Index("ix_deliveries_due", deliveries.c.state, deliveries.c.next_attempt_at)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("delivery_id", ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("outcome", String(20), nullable=False),  # delivered | transient | permanent
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+)
+Index("ix_delivery_attempts_delivery", delivery_attempts.c.delivery_id)

@@ -1,0 +1,133 @@
+"""YAML read with positions, so every config problem can say `PATH:LINE:COL`.
+
+PyYAML composes a node tree that knows where each node starts; we build plain Python data from it
+and keep, for every location (a tuple of keys and indexes, the same shape as a pydantic error's
+`loc`), where its value and its key start. `${NAME}` in string values is replaced here, where the
+position of a missing variable is still known. Duplicate keys, which PyYAML accepts silently, are
+reported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+Loc = tuple[str | int, ...]
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+@dataclass
+class PositionedDocument:
+    """Plain data from one YAML file, with where each part of it starts."""
+
+    path: Path
+    data: object
+    values: dict[Loc, Position] = field(default_factory=dict)
+    keys: dict[Loc, Position] = field(default_factory=dict)
+    problems: list[tuple[Position, str]] = field(default_factory=list)
+
+    def position_of(self, loc: Loc, *, prefer_key: bool = False) -> Position:
+        """Where `loc` is, or its nearest ancestor that exists (for missing keys)."""
+        current = tuple(loc)
+        while True:
+            if prefer_key and current in self.keys:
+                return self.keys[current]
+            if current in self.values:
+                return self.values[current]
+            if not current:
+                return Position(1, 1)
+            current = current[:-1]
+
+
+def _position(node: yaml.Node) -> Position:
+    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, document: PositionedDocument, environ: Mapping[str, str]) -> None:
+        self.document = document
+        self.environ = environ
+        self.constructor = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, loc: Loc) -> object:
+        self.document.values[loc] = _position(node)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(child, (*loc, index)) for index, child in enumerate(node.value)]
+        value = self.constructor.construct_object(node, deep=True)
+        if isinstance(value, str):
+            return self._substitute(value, node)
+        return value
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[object, object]:
+        result: dict[object, object] = {}
+        for key_node, value_node in node.value:
+            key = self.constructor.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | bool | float) or key_node.tag == "tag:yaml.org,2002:merge":
+                self.document.problems.append(
+                    (_position(key_node), f"unsupported key {key_node.value!r}")
+                )
+                continue
+            if key in result:
+                self.document.problems.append((_position(key_node), f"duplicate key {key!r}"))
+                continue
+            child: Loc = (*loc, key if not isinstance(key, bool | float) else str(key))
+            self.document.keys[child] = _position(key_node)
+            result[key] = self.build(value_node, child)
+        return result
+
+    def _substitute(self, text: str, node: yaml.Node) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in self.environ:
+                self.document.problems.append(
+                    (_position(node), f"environment variable {name} is not set")
+                )
+                return ""
+            return self.environ[name]
+
+        return _ENV_REF.sub(replace, text)
+
+
+def load_positioned(
+    path: Path, environ: Mapping[str, str] | None = None
+) -> PositionedDocument:
+    """Read one YAML file. Syntax errors and duplicate keys land in `problems`, never raise."""
+    document = PositionedDocument(path=path, data=None)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        document.problems.append((Position(0, 0), f"cannot read: {exc}"))
+        return document
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+        document.problems.append((where, f"invalid YAML: {exc.problem or exc.context}"))
+        return document
+    except yaml.YAMLError as exc:
+        document.problems.append((Position(1, 1), f"invalid YAML: {exc}"))
+        return document
+    if node is None:
+        document.data = {}
+        return document
+    builder = _Builder(document, os.environ if environ is None else environ)
+    document.data = builder.build(node, ())
+    return document

@@ -1,0 +1,136 @@
+"""The store over SQLite and PostgreSQL: one suite, both backends (the `storage_url` fixture)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from monitor.models import Item
+from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, NewAlert, SeenItem, Store
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+
+
+@pytest.fixture
+def store(storage_url: str) -> Iterator[Store]:
+    opened = Store.open(storage_url)
+    yield opened
+    opened.close()
+
+
+def _alert(alert_id: str, webhooks: tuple[str, ...] = ("hook",)) -> NewAlert:
+    return NewAlert(alert_id, "rule-a", "high", 93.5, {"data": {"id": alert_id}}, webhooks)
+
+
+def _poll(store: Store, feed_id: int, seen: list[SeenItem], now: datetime = NOW) -> tuple[int, int]:
+    result = store.record_poll(
+        feed_id, now, next_check_at=now + timedelta(minutes=10), etag='"v1"',
+        last_modified="Sun, 01 Mar 2026 11:00:00 GMT", title="Feed", seen=seen,
+    )
+    return result.new_items, result.alerts_created
+
+
+def test_open_applies_migrations_and_is_idempotent(storage_url: str) -> None:
+    Store.open(storage_url).close()
+    again = Store.open(storage_url)  # a second start finds the schema current
+    with again.engine.connect() as db:
+        tables = set(sa.inspect(db).get_table_names())
+        version = db.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    again.close()
+    assert {"feeds", "items", "alerts", "deliveries", "delivery_attempts"} <= tables
+    assert version == "0001"
+
+
+def test_sync_feeds_adds_updates_and_deactivates(store: Store) -> None:
+    store.sync_feeds([("http://a/1", "One"), ("http://a/2", None)], NOW)
+    store.sync_feeds([("http://a/2", "Two"), ("http://a/3", None)], NOW)
+    feeds = {f.url: f for f in store.feeds()}
+    assert sorted(feeds) == ["http://a/2", "http://a/3"]
+    assert feeds["http://a/2"].name == "Two"
+    store.sync_feeds([("http://a/1", "One")], NOW)  # a feed put back keeps its history
+    assert [f.url for f in store.feeds()] == ["http://a/1"]
+
+
+def test_a_claimed_feed_is_not_claimed_again_until_its_lease_ends(store: Store) -> None:
+    store.sync_feeds([("http://a/1", None)], NOW)
+    assert [f.url for f in store.claim_feeds(NOW, LEASE)] == ["http://a/1"]
+    assert store.claim_feeds(NOW + timedelta(minutes=1), LEASE) == []
+    later = NOW + LEASE + timedelta(seconds=1)
+    assert [f.url for f in store.claim_feeds(later, LEASE)] == ["http://a/1"]
+
+
+def test_due_only_claims_feeds_whose_time_has_come(store: Store) -> None:
+    store.sync_feeds([("http://a/1", None)], NOW)
+    (feed,) = store.claim_feeds(NOW, LEASE)
+    _poll(store, feed.id, [])  # next check in 10 minutes, lease released
+    assert store.claim_feeds(NOW + timedelta(minutes=1), LEASE) == []
+    assert len(store.claim_feeds(NOW + timedelta(minutes=1), LEASE, due_only=False)) == 1
+
+
+def test_record_poll_keeps_validators_and_resets_errors(store: Store) -> None:
+    store.sync_feeds([("http://a/1", None)], NOW)
+    (feed,) = store.claim_feeds(NOW, LEASE)
+    store.record_poll_failure(feed.id, NOW, error="HTTP 503", next_check_at=NOW)
+    store.record_poll_failure(feed.id, NOW, error="HTTP 503 again", next_check_at=NOW)
+    (failing,) = store.feeds()
+    assert (failing.error_count, failing.last_error) == (2, "HTTP 503 again")
+    _poll(store, feed.id, [])
+    (ok,) = store.feeds()
+    assert (ok.error_count, ok.last_error, ok.etag) == (0, None, '"v1"')
+    assert ok.last_modified == "Sun, 01 Mar 2026 11:00:00 GMT"
+    assert ok.first_polled_at == NOW
+    assert ok.next_check_at == NOW + timedelta(minutes=10)
+
+
+def test_an_item_is_seen_once_and_its_alert_created_once(store: Store) -> None:
+    store.sync_feeds([("http://a/1", None)], NOW)
+    (feed,) = store.claim_feeds(NOW, LEASE)
+    item = Item(title="Lavrov in Havana", guid="g-1", feed_url="http://a/1")
+    assert _poll(store, feed.id, [SeenItem(item, (_alert("alrt_1"),))]) == (1, 1)
+    assert store.known_keys(feed.id, ["guid:g-1", "guid:g-2"]) == {"guid:g-1"}
+    # the same item again (a second writer, or a re-poll) records nothing and alerts nothing
+    assert _poll(store, feed.id, [SeenItem(item, (_alert("alrt_2"),))]) == (0, 0)
+    assert [row.alert_id for row in store.recent_alerts()] == ["alrt_1"]
+
+
+def test_deliveries_are_claimed_once_and_follow_their_state(store: Store) -> None:
+    store.sync_feeds([("http://a/1", None)], NOW)
+    (feed,) = store.claim_feeds(NOW, LEASE)
+    seen = [SeenItem(Item(title=f"t{i}", guid=f"g{i}"), (_alert(f"alrt_{i}"),)) for i in range(3)]
+    _poll(store, feed.id, seen)
+    assert store.claim_deliveries(NOW, LEASE, ["other-hook"]) == []
+    due = store.claim_deliveries(NOW, LEASE, ["hook"])
+    assert sorted(d.alert_id for d in due) == ["alrt_0", "alrt_1", "alrt_2"]
+    assert all(d.payload.startswith("{") and d.attempts == 0 for d in due)
+    assert store.claim_deliveries(NOW, LEASE, ["hook"]) == []  # leased
+
+    ok = AttemptRecord("delivered", 200, None, 12)
+    retry = AttemptRecord("transient", 503, "HTTP 503 Service Unavailable", 9)
+    store.record_attempt(due[0].id, NOW, ok, state=DELIVERED, next_attempt_at=None)
+    store.record_attempt(due[1].id, NOW, retry, state=PENDING, next_attempt_at=NOW + LEASE)
+    store.record_attempt(due[2].id, NOW, retry, state=FAILED, next_attempt_at=None)
+    assert store.delivery_counts() == {DELIVERED: 1, PENDING: 1, FAILED: 1}
+    assert store.next_delivery_at(["hook"]) == NOW + LEASE
+    (again,) = store.claim_deliveries(NOW + LEASE, LEASE, ["hook"])
+    assert (again.id, again.attempts) == (due[1].id, 1)
+
+
+def test_a_delivery_held_by_a_dead_worker_is_taken_over(store: Store) -> None:
+    store.sync_feeds([("http://a/1", None)], NOW)
+    (feed,) = store.claim_feeds(NOW, LEASE)
+    _poll(store, feed.id, [SeenItem(Item(title="t", guid="g"), (_alert("alrt_x"),))])
+    assert len(store.claim_deliveries(NOW, LEASE, ["hook"])) == 1  # the worker dies here
+    assert store.claim_deliveries(NOW + LEASE - timedelta(seconds=1), LEASE, ["hook"]) == []
+    assert len(store.claim_deliveries(NOW + LEASE + timedelta(seconds=1), LEASE, ["hook"])) == 1
+
+
+def test_datetimes_come_back_aware_utc_and_naive_ones_are_refused(store: Store) -> None:
+    store.sync_feeds([("http://a/1", None)], NOW)
+    (feed,) = store.feeds()
+    assert feed.next_check_at == NOW and feed.next_check_at.tzinfo is not None
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+        store.sync_feeds([("http://a/2", None)], datetime(2026, 1, 1))  # noqa: DTZ001
