@@ -1,0 +1,366 @@
+"""One polite, bounded HTTP GET of a feed: conditional, capped, and never raising.
+
+    fetch_feed(client, url, validators, limits)
+      ├── 304 ─────────────────────────────────────> NotModified
+      ├── 2xx ── body streamed under max_bytes, raw and decoded ──> Fetched
+      ├── 301/302/303/307/308 ── followed by hand (loops and chains bounded; 301/308 remembered)
+      └── 4xx, 5xx, timeout, refused, too large, bad encoding ───> FetchFailed(Transient|Permanent)
+
+`limits.deadline` bounds the whole exchange, redirects included: read timeouts alone never stop
+a server that drips a byte a second. Redirects are followed here, not by httpx, so a loop can
+be told from a long chain and the stored URL updated only for a run of permanent redirects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+
+import httpx
+
+from monitor import __version__
+from monitor.errors import FeedError, PermanentFeedError, TransientFeedError
+from monitor.feeds.compression import BodyTooLarge, Decoder
+
+MiB = 1024 * 1024
+USER_AGENT = f"monitor/{__version__} (+https://github.com/monitor-project/monitor)"
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, "
+    "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"
+)
+# Only what compression.Decoder can undo under a cap; br and zstd decoders cannot be capped
+# the same way with the packages we depend on, so they are not advertised.
+ACCEPT_ENCODING = "gzip, deflate"
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+_PERMANENT_REDIRECTS = frozenset((301, 308))
+_TRANSIENT_4XX = frozenset((408, 425, 429))
+
+
+@dataclass(frozen=True)
+class Validators:
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    max_bytes: int = 16 * MiB  # on the wire and again after decompression
+    deadline: float = 30.0  # seconds for the whole fetch, redirects and body included
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0  # between two reads
+    max_redirects: int = 5
+    max_connections: int = 20  # the shared client's pool
+    max_keepalive_connections: int = 10
+
+
+@dataclass(frozen=True)
+class Fetched:
+    url: str  # final URL, after redirects
+    status: int
+    body: bytes  # decoded (Content-Encoding undone)
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+    validators: Validators
+    permanent_redirect: str | None  # where a leading run of 301/308 led: the feed's new URL
+    elapsed: float  # seconds
+
+
+@dataclass(frozen=True)
+class NotModified:
+    url: str
+    headers: dict[str, str]
+    validators: Validators  # the response's, else the ones sent
+    elapsed: float
+    permanent_redirect: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchFailed:
+    error: FeedError  # TransientFeedError or PermanentFeedError; str() is for users
+    status: int | None  # the HTTP status, when a response arrived
+    retry_after: timedelta | None  # Retry-After on 429/503, as a delay from now
+    headers: dict[str, str]
+    elapsed: float
+    url: str = ""  # the URL that failed (after redirects)
+    permanent_redirect: str | None = None
+
+    @property
+    def transient(self) -> bool:
+        return isinstance(self.error, TransientFeedError)
+
+
+def make_client(
+    *, user_agent: str | None = None, limits: FetchLimits = FetchLimits()
+) -> httpx.AsyncClient:
+    """The one client every fetch shares: pooled, timed, identified, never following redirects.
+
+    fetch_feed follows redirects itself; other callers that want httpx to follow them can pass
+    follow_redirects=True per request and still get `limits.max_redirects`.
+    """
+    return httpx.AsyncClient(
+        headers={
+            "User-Agent": user_agent or USER_AGENT,
+            "Accept": ACCEPT,
+            "Accept-Encoding": ACCEPT_ENCODING,
+        },
+        timeout=httpx.Timeout(
+            connect=limits.connect_timeout,
+            read=limits.read_timeout,
+            write=limits.read_timeout,
+            pool=limits.deadline,
+        ),
+        limits=httpx.Limits(
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+        ),
+        follow_redirects=False,
+        max_redirects=limits.max_redirects,
+    )
+
+
+@dataclass
+class _Trail:
+    """What one fetch has seen so far, for the result whichever way it ends."""
+
+    url: str
+    started: float = field(default_factory=time.monotonic)
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    permanent_redirect: str | None = None
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def failed(self, error: FeedError, retry_after: timedelta | None = None) -> FetchFailed:
+        return FetchFailed(
+            error=error,
+            status=self.status,
+            retry_after=retry_after,
+            headers=self.headers,
+            elapsed=self.elapsed(),
+            url=self.url,
+            permanent_redirect=self.permanent_redirect,
+        )
+
+
+async def fetch_feed(
+    client: httpx.AsyncClient,
+    url: str,
+    validators: Validators,
+    limits: FetchLimits = FetchLimits(),
+) -> Fetched | NotModified | FetchFailed:
+    """GET `url` conditionally; problems of the network or the server come back as FetchFailed."""
+    trail = _Trail(url)
+    try:
+        async with asyncio.timeout(limits.deadline):
+            return await _follow(client, trail, validators, limits)
+    except TimeoutError:
+        return trail.failed(TransientFeedError(f"timed out after {limits.deadline:g}s"))
+    except FeedError as error:
+        return trail.failed(error)
+    except httpx.TimeoutException as error:
+        return trail.failed(TransientFeedError(_timeout_message(error, limits)))
+    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as error:
+        return trail.failed(_transport_error(error))
+    except OSError as error:  # what the transport did not wrap
+        return trail.failed(TransientFeedError(f"network error: {error}"))
+
+
+async def _follow(
+    client: httpx.AsyncClient, trail: _Trail, validators: Validators, limits: FetchLimits
+) -> Fetched | NotModified | FetchFailed:
+    visited = [trail.url]
+    permanent_so_far = True
+    for _hop in range(limits.max_redirects + 1):
+        async with client.stream(
+            "GET", trail.url, headers=_request_headers(validators)
+        ) as response:
+            trail.status = response.status_code
+            trail.headers = {name.lower(): value for name, value in response.headers.items()}
+            target = _redirect_target(response)
+            if target is None:
+                return await _finish(response, trail, validators, limits)
+        permanent_so_far = permanent_so_far and trail.status in _PERMANENT_REDIRECTS
+        if permanent_so_far:
+            trail.permanent_redirect = target
+        if target in visited:
+            raise PermanentFeedError(f"redirect loop: {' -> '.join([*visited, target])}")
+        visited.append(target)
+        trail.url = target
+    raise PermanentFeedError(f"more than {limits.max_redirects} redirects (last to {trail.url})")
+
+
+def _request_headers(validators: Validators) -> dict[str, str]:
+    headers = {"Accept-Encoding": ACCEPT_ENCODING}  # we decode, so we choose what we accept
+    if validators.etag:
+        headers["If-None-Match"] = validators.etag
+    if validators.last_modified:
+        headers["If-Modified-Since"] = validators.last_modified
+    return headers
+
+
+def _redirect_target(response: httpx.Response) -> str | None:
+    if response.status_code not in _REDIRECTS:
+        return None
+    location = response.headers.get("location", "").strip()
+    if not location:
+        raise PermanentFeedError(f"{_status_text(response)} without a Location header")
+    try:
+        target = response.url.join(location)
+    except httpx.InvalidURL as error:
+        raise PermanentFeedError(f"redirect to an invalid URL: {location[:200]}") from error
+    if target.scheme not in ("http", "https"):
+        raise PermanentFeedError(f"redirect to a non-HTTP URL: {location[:200]}")
+    return str(target)
+
+
+async def _finish(
+    response: httpx.Response, trail: _Trail, validators: Validators, limits: FetchLimits
+) -> Fetched | NotModified | FetchFailed:
+    status = response.status_code
+    headers = trail.headers
+    if status == 304:
+        return NotModified(
+            url=trail.url,
+            headers=headers,
+            validators=Validators(
+                etag=headers.get("etag") or validators.etag,
+                last_modified=headers.get("last-modified") or validators.last_modified,
+            ),
+            elapsed=trail.elapsed(),
+            permanent_redirect=trail.permanent_redirect,
+        )
+    if not 200 <= status < 300:
+        error: FeedError
+        if status in _TRANSIENT_4XX or status >= 500 or status < 200:
+            error = TransientFeedError(_status_text(response))
+        else:
+            error = PermanentFeedError(_status_text(response))
+        return trail.failed(error, retry_after(headers, datetime.now(UTC)))
+    body = await _read_body(response, limits)
+    return Fetched(
+        url=trail.url,
+        status=status,
+        body=body,
+        headers=headers,
+        validators=Validators(etag=headers.get("etag"), last_modified=headers.get("last-modified")),
+        permanent_redirect=trail.permanent_redirect,
+        elapsed=trail.elapsed(),
+    )
+
+
+async def _read_body(response: httpx.Response, limits: FetchLimits) -> bytes:
+    """The decoded body, stopping as soon as either the wire or the decoded size passes the cap."""
+    too_large = PermanentFeedError(f"body larger than {format_size(limits.max_bytes)}")
+    declared = response.headers.get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > limits.max_bytes:
+        raise too_large
+    decoder = Decoder(response.headers.get("content-encoding", ""), limits.max_bytes)
+    chunks: list[bytes] = []
+    try:
+        async for chunk in response.aiter_raw():
+            chunks.append(decoder.decode(chunk))
+        decoder.finish()
+    except BodyTooLarge as error:
+        if error.decompressed:
+            raise PermanentFeedError(
+                f"body larger than {format_size(limits.max_bytes)} after decompression"
+            ) from None
+        raise too_large from None
+    return b"".join(chunks)
+
+
+def _status_text(response: httpx.Response) -> str:
+    try:
+        phrase = HTTPStatus(response.status_code).phrase
+    except ValueError:
+        phrase = response.reason_phrase
+    if response.status_code == 410:
+        phrase += ": the publisher removed this feed"
+    return f"HTTP {response.status_code} {phrase}".strip()
+
+
+def _timeout_message(error: httpx.TimeoutException, limits: FetchLimits) -> str:
+    if isinstance(error, httpx.ConnectTimeout):
+        return f"timed out connecting after {limits.connect_timeout:g}s"
+    if isinstance(error, httpx.PoolTimeout):
+        return "timed out waiting for a free connection"
+    return f"timed out: no data for {limits.read_timeout:g}s"
+
+
+def _transport_error(error: Exception) -> FeedError:
+    text = str(error)[:300] or type(error).__name__
+    if isinstance(error, (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)):
+        return PermanentFeedError(f"invalid feed URL: {text}")
+    if isinstance(error, httpx.ConnectError):
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            return PermanentFeedError(f"TLS certificate not valid: {text}")
+        if "refused" in text.lower():
+            return TransientFeedError("connection refused")
+        return TransientFeedError(f"could not connect: {text}")
+    if isinstance(error, httpx.RemoteProtocolError):
+        return TransientFeedError(f"the server broke the HTTP protocol: {text}")
+    return TransientFeedError(f"network error: {text}")
+
+
+def format_size(size: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", MiB), ("KiB", 1024)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"
+
+
+def retry_after(headers: Mapping[str, str], now: datetime) -> timedelta | None:
+    """Retry-After (seconds or an HTTP date) as a delay from `now`; None when absent or invalid."""
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return timedelta(seconds=int(value))
+    when = _http_date(value)
+    if when is None:
+        return None
+    return max(timedelta(0), when - now)
+
+
+def cache_hint(headers: Mapping[str, str], now: datetime) -> timedelta | None:
+    """How long the response says it stays fresh (Cache-Control max-age, else Expires)."""
+    directives = _cache_control(headers.get("cache-control", ""))
+    if "no-store" in directives or "no-cache" in directives:
+        return timedelta(0)
+    max_age = directives.get("max-age")
+    if max_age is not None and max_age.isdigit():
+        age = headers.get("age", "").strip()
+        fresh = int(max_age) - (int(age) if age.isdigit() else 0)
+        return timedelta(seconds=max(0, fresh))
+    expires = headers.get("expires", "").strip()
+    if not expires:
+        return None
+    when = _http_date(expires)
+    if when is None:
+        return timedelta(0)  # an invalid Expires ("0", "-1") means "already expired" (RFC 9111)
+    origin = _http_date(headers.get("date", "")) or now
+    return max(timedelta(0), when - origin)
+
+
+def _cache_control(value: str) -> dict[str, str | None]:
+    directives: dict[str, str | None] = {}
+    for part in value.split(","):
+        name, _, argument = part.strip().partition("=")
+        if name:
+            directives[name.strip().lower()] = argument.strip().strip('"') if argument else None
+    return directives
+
+
+def _http_date(value: str) -> datetime | None:
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when

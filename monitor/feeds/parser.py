@@ -1,0 +1,268 @@
+"""Response bytes -> `ParsedFeed` of normalized `Item`s, or `ParseFailed` saying why not.
+
+    body ──sniff──┬─ empty / binary / HTML page ─────────> ParseFailed (with the page's feed links)
+                  ├─ JSON ──> JSON Feed 1.0/1.1 mapping ──> ParsedFeed
+                  └─ XML ───> feedparser (with the response headers, so the charset is honored)
+                              ──> entries -> Items ────────> ParsedFeed (bozo reasons as warnings)
+
+Hostile input: feedparser is given a stream, never the bytes themselves (given bytes, it treats a
+body such as `/etc/passwd` as a file name and opens it); it strips the DOCTYPE and keeps only
+entities whose value is literal text, and expat never loads external entities, so neither XXE nor
+billion laughs gets through (tests/feeds/test_hostile.py proves both against a real server).
+Relative-URI resolution and sanitizing inside HTML are turned off: items keep only plain text.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import feedparser
+
+from monitor.errors import PermanentFeedError
+from monitor.feeds.jsonfeed import parse_json_feed
+from monitor.feeds.normalize import absolute_http_url, html_to_text, plain_text, sane_datetime
+from monitor.feeds.sniff import Kind, feed_links, sniff
+from monitor.models import Item
+
+_HTML_TYPES = frozenset(("text/html", "application/xhtml+xml"))
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str
+    link: str | None
+    items: list[Item]
+    ttl: timedelta | None = None  # RSS <ttl>: how long the publisher asks readers to wait
+    warnings: tuple[str, ...] = ()  # what was wrong but survivable (feedparser's bozo reason)
+    version: str = ""  # feedparser's name for the format: rss20, atom10, rss10, json11, ...
+    self_link: str | None = None  # rel="self": the feed's own URL, for WebSub
+    hub_links: tuple[str, ...] = ()  # rel="hub": WebSub hubs the publisher pushes to
+
+
+@dataclass(frozen=True)
+class ParseFailed:
+    error: PermanentFeedError
+    feed_links: tuple[str, ...] = field(default=())  # feeds an HTML page advertises instead
+
+
+def parse_feed(
+    body: bytes,
+    *,
+    url: str,
+    headers: Mapping[str, str],
+    feed_name: str = "",
+    now: datetime | None = None,
+) -> ParsedFeed | ParseFailed:
+    """Parse a fetched body; never raises for anything the body contains."""
+    now = now or datetime.now(UTC)
+    headers = {name.lower(): value for name, value in headers.items()}
+    content_type = headers.get("content-type", "")
+    kind, what = sniff(body, content_type)
+    if kind is Kind.JSON:
+        return _parse_json(body, url=url, feed_name=feed_name, now=now)
+    if kind is not Kind.XML:
+        return _refuse(kind, what, body, url)
+    try:
+        return _parse_xml(body, url=url, headers=headers, feed_name=feed_name, now=now)
+    except RecursionError:
+        return _failed("not a feed: the document is nested too deeply")
+    except Exception as error:  # a library bug on hostile bytes must stay one feed's problem
+        return _failed(f"could not parse the feed ({type(error).__name__})")
+
+
+def _refuse(kind: Kind, what: str, body: bytes, url: str) -> ParseFailed:
+    if kind is Kind.EMPTY:
+        return _failed("not a feed: the response body is empty")
+    if kind is Kind.HTML:
+        return _html_failure(body, url)
+    return _failed(f"not a feed: the response is {what}, not text")
+
+
+def _failed(message: str, links: tuple[str, ...] = ()) -> ParseFailed:
+    return ParseFailed(PermanentFeedError(message), links)
+
+
+def _html_failure(body: bytes, url: str) -> ParseFailed:
+    links = feed_links(body, url)
+    if links:
+        hint = (
+            f"; it links to the feed {links[0]}"
+            if len(links) == 1
+            else (f"; it links to feeds: {', '.join(links[:5])}")
+        )
+    else:
+        hint = '; it does not link to a feed (<link rel="alternate">)'
+    return _failed(f"not a feed: the server sent an HTML page{hint}", links)
+
+
+def _parse_json(
+    body: bytes, *, url: str, feed_name: str, now: datetime
+) -> ParsedFeed | ParseFailed:
+    try:
+        document = parse_json_feed(body, url=url, feed_name=feed_name, now=now)
+    except PermanentFeedError as error:
+        return ParseFailed(error)
+    return ParsedFeed(
+        title=document.title,
+        link=document.link,
+        items=document.items,
+        warnings=document.warnings,
+        version=document.version,
+        self_link=document.self_link,
+        hub_links=document.hub_links,
+    )
+
+
+def _parse_xml(
+    body: bytes, *, url: str, headers: dict[str, str], feed_name: str, now: datetime
+) -> ParsedFeed | ParseFailed:
+    response_headers = {
+        name: value for name, value in headers.items() if name not in ("content-encoding",)
+    }
+    location = absolute_http_url(headers.get("content-location"), url)
+    response_headers["content-location"] = location or url
+    result = feedparser.parse(
+        io.BytesIO(body),  # never the bytes: feedparser would try them as a file name
+        response_headers=response_headers,
+        resolve_relative_uris=False,
+        sanitize_html=False,
+    )
+    bozo = _bozo_reason(result)
+    feed: dict[str, Any] = result.get("feed") or {}
+    entries: list[dict[str, Any]] = result.get("entries") or []
+    if not entries and not result.get("version"):
+        reason = f" ({bozo})" if bozo else ""
+        return _failed(f"not a feed: no RSS, Atom or RDF document found{reason}")
+    title = _detail_text(feed, "title", multiline=False)
+    feed_lang = _lang(feed.get("language")) or _lang(headers.get("content-language"))
+    items = []
+    skipped = 0
+    for entry in entries:
+        item = _item(entry, url=url, feed_name=feed_name or title, feed_lang=feed_lang, now=now)
+        if item is None:
+            skipped += 1
+        else:
+            items.append(item)
+    warnings = [bozo] if bozo else []
+    if skipped:
+        warnings.append(f"skipped {skipped} entries with no title, link or text")
+    links: Sequence[dict[str, str]] = feed.get("links") or []
+    return ParsedFeed(
+        title=title,
+        link=absolute_http_url(feed.get("link"), url),
+        items=items,
+        ttl=_ttl(feed.get("ttl")),
+        warnings=tuple(warnings),
+        version=str(result.get("version") or ""),
+        self_link=next(
+            (absolute_http_url(x.get("href"), url) for x in links if x.get("rel") == "self"), None
+        ),
+        hub_links=tuple(
+            href
+            for x in links
+            if x.get("rel") == "hub" and (href := absolute_http_url(x.get("href"), url))
+        ),
+    )
+
+
+def _bozo_reason(result: Mapping[str, Any]) -> str:
+    if not result.get("bozo"):
+        return ""
+    error = result.get("bozo_exception")
+    if error is None:
+        return "the document is not well-formed"
+    return f"{type(error).__name__}: {error}"
+
+
+def _item(
+    entry: dict[str, Any], *, url: str, feed_name: str, feed_lang: str | None, now: datetime
+) -> Item | None:
+    title = _detail_text(entry, "title", multiline=False)
+    summary = _detail_text(entry, "summary")
+    contents = [
+        text for detail in entry.get("content") or [] if (text := _text_of(detail, multiline=True))
+    ]
+    link = absolute_http_url(entry.get("link"), url)
+    if not (title or summary or contents or link):
+        return None
+    guid = str(entry.get("id") or "").strip()
+    return Item(
+        title=title,
+        summary=summary,
+        content="\n".join(dict.fromkeys(contents)),
+        link=link,
+        guid=guid or None,
+        published=sane_datetime(_struct_time(entry), now),
+        tags=_tags(entry.get("tags") or []),
+        lang=_entry_lang(entry) or feed_lang,
+        feed_url=url,
+        feed_name=feed_name,
+    )
+
+
+def _detail_text(container: Mapping[str, Any], key: str, *, multiline: bool = True) -> str:
+    detail = container.get(f"{key}_detail")
+    if isinstance(detail, Mapping):
+        return _text_of(detail, multiline=multiline)
+    value = container.get(key)
+    return plain_text(value, multiline=multiline) if isinstance(value, str) else ""
+
+
+def _text_of(detail: Mapping[str, Any], *, multiline: bool) -> str:
+    value = detail.get("value")
+    if not isinstance(value, str) or not value:
+        return ""
+    if str(detail.get("type", "")).lower() in _HTML_TYPES:
+        return html_to_text(value, multiline=multiline)
+    return plain_text(value, multiline=multiline)
+
+
+def _struct_time(entry: dict[str, Any]) -> datetime | None:
+    # dict.get, not entry.get: FeedParserDict maps a missing `updated_parsed` to
+    # `published_parsed` with a DeprecationWarning; we ask for each one by its own name.
+    for key in ("published_parsed", "updated_parsed"):
+        value = dict.get(entry, key)
+        if isinstance(value, time.struct_time):
+            try:
+                return datetime(*value[:6], tzinfo=UTC)
+            except (ValueError, OverflowError):
+                return None
+    return None
+
+
+def _tags(tags: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    found: dict[str, None] = {}
+    for tag in tags:
+        raw = tag.get("term") or tag.get("label")
+        if isinstance(raw, str) and (text := plain_text(raw, multiline=False)):
+            found[text] = None
+    return tuple(found)
+
+
+def _entry_lang(entry: Mapping[str, Any]) -> str | None:
+    for key in ("title_detail", "summary_detail"):
+        detail = entry.get(key)
+        if isinstance(detail, Mapping) and (lang := _lang(detail.get("language"))):
+            return lang
+    return _lang(entry.get("language"))
+
+
+def _lang(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return value.strip().lower() or None
+
+
+def _ttl(value: object) -> timedelta | None:
+    try:
+        minutes = int(str(value).strip())
+    except ValueError:
+        return None
+    if minutes <= 0 or minutes > 60 * 24 * 365:
+        return None
+    return timedelta(minutes=minutes)
