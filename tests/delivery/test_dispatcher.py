@@ -1,0 +1,157 @@
+"""The outbox dispatcher against a real receiver on 127.0.0.1 and a real store."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor.config import WebhookConfig
+from monitor.delivery.dispatcher import (
+    Dispatcher,
+    classify,
+    make_delivery_client,
+    next_attempt,
+    parse_retry_after,
+)
+from monitor.errors import PermanentDeliveryError, TransientDeliveryError
+from monitor.models import Item
+from monitor.store import NewAlert, SeenItem, Store
+from tests.support.receiver import SECRET, SignedReceiver
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "expected"),
+    [(1, timedelta(seconds=5)), (2, timedelta(minutes=5)), (3, timedelta(minutes=30)), (4, None)],
+)
+def test_next_attempt_follows_the_schedule_with_bounded_jitter(
+    attempts: int, expected: timedelta | None
+) -> None:
+    schedule = [timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30)]
+    for seed in range(20):
+        when = next_attempt(schedule, attempts, NOW, None, random.Random(seed))
+        if expected is None:
+            assert when is None
+        else:
+            assert when is not None and expected <= when - NOW <= expected * 1.1
+
+
+def test_retry_after_is_never_undercut() -> None:
+    when = next_attempt([timedelta(seconds=5)], 1, NOW, timedelta(minutes=2), random.Random(1))
+    assert when == NOW + timedelta(minutes=2)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("120", timedelta(seconds=120)),
+        ("Sun, 01 Mar 2026 12:01:00 GMT", timedelta(minutes=1)),
+        ("Sun, 01 Mar 2026 11:00:00 GMT", timedelta(0)),
+        ("soon", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after(header: str | None, expected: timedelta | None) -> None:
+    assert parse_retry_after(header, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(200, None), (204, None), (301, TransientDeliveryError), (404, PermanentDeliveryError),
+     (410, PermanentDeliveryError), (408, TransientDeliveryError), (429, TransientDeliveryError),
+     (500, TransientDeliveryError), (503, TransientDeliveryError)],
+)
+def test_only_2xx_is_success(status: int, kind: type[Exception] | None) -> None:
+    outcome = classify(httpx.Response(status), NOW)
+    assert outcome.delivered is (kind is None)
+    if kind is not None:
+        assert isinstance(outcome.error, kind)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with make_delivery_client() as c:
+        yield c
+
+
+def _store_with_alerts(tmp_path: Path, count: int) -> Store:
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    store.sync_feeds([("http://feed", None)], NOW)
+    (feed,) = store.claim_feeds(NOW, timedelta(minutes=1))
+    seen = [
+        SeenItem(Item(title=f"t{i}", guid=f"g{i}"),
+                 (NewAlert(f"alrt_{i}", "r", "high", 90.0, {"data": {"id": f"alrt_{i}"}},
+                           ("hook",)),))
+        for i in range(count)
+    ]
+    store.record_poll(feed.id, NOW, next_check_at=NOW, etag=None, last_modified=None,
+                      title=None, seen=seen)
+    return store
+
+
+def _hook(receiver: SignedReceiver, retry: list[str]) -> dict[str, WebhookConfig]:
+    return {"hook": WebhookConfig.model_validate(
+        {"name": "hook", "url": receiver.url, "secret": SECRET, "retry": retry, "timeout": "5s"}
+    )}
+
+
+async def test_delivers_each_alert_signed(
+    tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
+) -> None:
+    store = _store_with_alerts(tmp_path, 3)
+    summary = await Dispatcher(store, client, _hook(receiver, ["1h"])).deliver_due()
+    assert summary.delivered == 3
+    assert sorted(d.webhook_id for d in receiver.deliveries) == ["alrt_0", "alrt_1", "alrt_2"]
+    assert all(d.valid_signature for d in receiver.deliveries)
+    assert await Dispatcher(store, client, _hook(receiver, ["1h"])).deliver_due() == summary.__class__()
+    store.close()
+
+
+async def test_failures_retry_with_the_same_webhook_id_then_fail_visibly(
+    tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
+) -> None:
+    store = _store_with_alerts(tmp_path, 1)
+    receiver.answer([503, (429, {"Retry-After": "0"}), 500])
+    dispatcher = Dispatcher(store, client, _hook(receiver, ["0s", "0s"]))
+    for _ in range(3):
+        await dispatcher.deliver_due()
+    attempts = receiver.attempts()
+    assert len(attempts) == 3
+    assert {a.headers["webhook-id"] for a in attempts} == {"alrt_0"}
+    assert receiver.deliveries == []
+    (row,) = store.recent_alerts()
+    assert (row.state, row.attempts, row.last_error) == ("failed", 3, "HTTP 500 Internal Server Error")
+    store.close()
+
+
+async def test_a_redirect_is_a_failure_and_is_not_followed(
+    tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
+) -> None:
+    store = _store_with_alerts(tmp_path, 1)
+    receiver.answer([(302, {"Location": receiver.server.url("/elsewhere")})])
+    await Dispatcher(store, client, _hook(receiver, ["1h"])).deliver_due()
+    assert receiver.server.requests_to("/elsewhere") == []
+    (row,) = store.recent_alerts()
+    assert row.state == "pending" and "redirects are not followed" in (row.last_error or "")
+    store.close()
+
+
+async def test_an_unreachable_receiver_keeps_the_alert_queued(
+    tmp_path: Path, client: httpx.AsyncClient
+) -> None:
+    store = _store_with_alerts(tmp_path, 1)
+    hook = WebhookConfig.model_validate(
+        {"name": "hook", "url": "http://127.0.0.1:9/hook", "secret": SECRET, "retry": ["1h"]}
+    )
+    summary = await Dispatcher(store, client, {"hook": hook}).deliver_due()
+    assert (summary.delivered, summary.retrying) == (0, 1)
+    (row,) = store.recent_alerts()
+    assert row.state == "pending" and "connection failed" in (row.last_error or "")
+    assert "127.0.0.1:9" not in (row.last_error or "")
+    store.close()
