@@ -1,0 +1,60 @@
+"""`monitor match`: the contract's dry run over JSON Lines, with the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import REPO, run_cli
+
+CONFIG = str(REPO / "config")
+ITEMS = [
+    {"id": "i-1", "title": "Kolokoltsev holds talks in Havana with Cuban Interior Minister",
+     "summary": "Russia&#8217;s interior minister met <b>Lázaro Alberto Álvarez Casas</b>.",
+     "published": "2026-03-01T09:30:00Z", "lang": "en"},
+    {"link": "https://example.org/cubs", "title": "Cubs beat Cardinals at Wrigley Field",
+     "description": "Baseball."},
+    {"title": "США ужесточили санкции против Кубы",
+     "content": "Министерство финансов США расширило ограничительный список для Гаваны."},
+]
+
+
+def _jsonl(items: list[dict[str, str]]) -> str:
+    return "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
+
+
+def test_match_writes_one_line_per_item_and_rule(tmp_path: Path) -> None:
+    result = run_cli("match", "--config", CONFIG, cwd=tmp_path, input_text=_jsonl(ITEMS))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    found = {(line["item_id"], line["rule_id"]) for line in lines}
+    assert ("i-1", "russia-cuba-contacts") in found
+    assert not any(item_id == "https://example.org/cubs" for item_id, _ in found)
+    hashed = [line for line in lines if line["rule_id"] == "us-pressure-on-cuba"]
+    assert hashed and len(hashed[0]["item_id"]) == 32  # no id, no link: a stable hash
+    for line in lines:
+        assert set(line) == {"item_id", "rule_id", "score", "matches"}
+        assert isinstance(line["score"], float)
+        for hit in line["matches"]:
+            assert {"term", "field", "text", "score"} <= set(hit)
+    again = run_cli("match", "--config", CONFIG, cwd=tmp_path, input_text=_jsonl(ITEMS))
+    assert again.stdout == result.stdout  # deterministic, touches no state
+    assert not (tmp_path / "data").exists()
+
+
+def test_match_reads_a_file_and_explains(tmp_path: Path) -> None:
+    source = tmp_path / "items.jsonl"
+    source.write_text(_jsonl(ITEMS[:1]), encoding="utf-8")
+    result = run_cli("match", "--config", CONFIG, "--explain", str(source), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "russia-cuba-contacts" in result.stdout
+    assert "Kolokoltsev" in result.stdout
+
+
+def test_bad_input_lines_are_named_and_exit_2(tmp_path: Path) -> None:
+    text = _jsonl(ITEMS[:1]) + "{not json\n" + json.dumps({"summary": "no title"}) + "\n"
+    result = run_cli("match", "--config", CONFIG, cwd=tmp_path, input_text=text)
+    assert result.returncode == 2
+    assert "<stdin>:2: not JSON" in result.stderr
+    assert "<stdin>:3: `title` (a non-empty string) is required" in result.stderr
+    assert '"item_id": "i-1"' in result.stdout  # good lines are still answered

@@ -1,0 +1,213 @@
+"""Config and rule files: valid ones load, every kind of mistake is reported as PATH:LINE:COL."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from monitor.config import load_config
+from monitor.errors import ConfigError
+from tests.conftest import REPO, run_cli
+from tests.support.receiver import SECRET
+
+RULES = """\
+version: 1
+rules:
+  - id: havana-watch
+    title: Havana in the news
+    match:
+      any: [Havana, La Habana]
+"""
+
+
+def _write(tmp_path: Path, config: str, rules: dict[str, str] | None = None) -> Path:
+    (tmp_path / "monitor.yaml").write_text(textwrap.dedent(config), encoding="utf-8")
+    folder = tmp_path / "rules"
+    folder.mkdir(exist_ok=True)
+    for name, text in (rules or {"main.yaml": RULES}).items():
+        (folder / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    return tmp_path
+
+
+def _problems(tmp_path: Path, config: str, rules: dict[str, str] | None = None,
+              environ: dict[str, str] | None = None) -> list[str]:
+    directory = _write(tmp_path, config, rules)
+    with pytest.raises(ConfigError) as caught:
+        load_config(directory, environ or {})
+    return [str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems]
+
+
+def test_the_shipped_config_is_valid_and_real() -> None:
+    config = load_config(REPO / "config", {})
+    feeds = config.settings.feeds
+    assert 15 <= len(feeds) <= 30
+    assert all(f.url.startswith(("http://", "https://")) for f in feeds)
+    assert config.settings.defaults.backfill == timedelta(hours=24)
+    rule_ids = {rule.id for rule in config.matcher.rules}
+    assert {"russia-cuba-contacts", "us-pressure-on-cuba"} <= rule_ids
+    assert config.storage_url == "sqlite:///data/monitor.db"
+
+
+def test_environment_substitution_and_storage_override(tmp_path: Path) -> None:
+    directory = _write(tmp_path, """\
+        webhooks:
+          - name: analysts
+            url: https://hooks.example.org/${HOOK_PATH}
+            secret: ${HOOK_SECRET}
+            retry: [1s, 1m]
+        """)
+    env = {"HOOK_PATH": "p/1", "HOOK_SECRET": SECRET, "MONITOR_STORAGE": "sqlite:///x.db"}
+    config = load_config(directory, env)
+    (hook,) = config.settings.webhooks
+    assert hook.url == "https://hooks.example.org/p/1"
+    assert hook.secret is not None and hook.secret.get_secret_value() == SECRET
+    assert hook.retry == [timedelta(seconds=1), timedelta(minutes=1)]
+    assert config.storage_url == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        pytest.param(
+            "feeds:\n  - url: https://a.example/rss\n    intervall: 5m\n",
+            "monitor.yaml:3:5: unknown key 'intervall'; did you mean 'interval'?",
+            id="unknown-key",
+        ),
+        pytest.param(
+            "defaults:\n  interval: [5m]\n",
+            "monitor.yaml:2:13: defaults.interval: a duration is written as text",
+            id="wrong-type",
+        ),
+        pytest.param(
+            "defaults:\n  interval: 10 minutes\n",
+            "monitor.yaml:2:13: defaults.interval: invalid duration '10 minutes'",
+            id="bad-duration",
+        ),
+        pytest.param(
+            "defaults:\n  backfill: yesterday\n",
+            "monitor.yaml:2:13: defaults.backfill: invalid backfill 'yesterday'",
+            id="bad-backfill",
+        ),
+        pytest.param(
+            "feeds:\n  - url: https://a.example/${FEED_TOKEN}\n",
+            "monitor.yaml:2:10: environment variable FEED_TOKEN is not set",
+            id="missing-env",
+        ),
+        pytest.param(
+            "feeds: []\nfeeds: []\n",
+            "monitor.yaml:2:1: duplicate key 'feeds'",
+            id="duplicate-key",
+        ),
+        pytest.param(
+            "feeds:\n  - url: [unclosed\n",
+            "monitor.yaml:3:1: invalid YAML",
+            id="yaml-syntax",
+        ),
+        pytest.param(
+            "feeds:\n  - name: no url\n",
+            "monitor.yaml:2:5: missing required key 'feeds.0.url'",
+            id="missing-key",
+        ),
+        pytest.param(
+            "feeds:\n  - url: ftp://a.example/rss\n",
+            "monitor.yaml:2:10: feeds.0.url: 'ftp://a.example/rss' is not an http:// or https:// URL",
+            id="bad-url",
+        ),
+        pytest.param(
+            "feeds:\n  - url: https://a.example/rss\n  - url: https://a.example/rss\n",
+            "monitor.yaml:3:10: duplicate feed url 'https://a.example/rss' (first at item 1)",
+            id="duplicate-feed",
+        ),
+        pytest.param(
+            f"webhooks:\n  - name: h\n    url: https://h.example/\n    secret: {SECRET}\n"
+            "    rules: [havana-watch, havanna-watch]\n",
+            "monitor.yaml:5:29: webhooks.0.rules: unknown rule id 'havanna-watch'; "
+            "did you mean 'havana-watch'?",
+            id="unknown-rule-in-webhook",
+        ),
+        pytest.param(
+            "webhooks:\n  - name: h\n    url: https://h.example/\n",
+            "monitor.yaml:2:5: webhooks.0: format `standard` signs every alert and needs a "
+            "`secret`",
+            id="missing-secret",
+        ),
+        pytest.param(
+            "webhooks:\n  - name: h\n    url: https://h.example/\n    format: slackk\n"
+            f"    secret: {SECRET}\n",
+            "monitor.yaml:4:13: webhooks.0.format: Input should be 'standard'",
+            id="unknown-format",
+        ),
+    ],
+)
+def test_config_problems_name_file_line_and_column(
+    tmp_path: Path, config: str, expected: str
+) -> None:
+    problems = _problems(tmp_path, config)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_a_duplicate_rule_id_across_files_points_at_the_second(tmp_path: Path) -> None:
+    second = RULES.replace("Havana in the news", "Again")
+    problems = _problems(tmp_path, "feeds: []\n", {"a.yaml": RULES, "b.yaml": second})
+    assert any(p.startswith("rules/b.yaml:3:") and "havana-watch" in p for p in problems), problems
+
+
+def test_every_problem_is_reported_in_one_pass(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        "feeds:\n  - url: https://a.example/rss\n    intervall: 5m\n  - url: nope\n",
+    )
+    assert len(problems) == 2
+
+
+def test_rule_file_problems_have_positions(tmp_path: Path) -> None:
+    broken = RULES.replace("    title: Havana in the news\n", "    titel: Havana\n")
+    problems = _problems(tmp_path, "feeds: []\n", {"main.yaml": broken})
+    assert any(p.startswith("rules/main.yaml:4:5: unknown key 'titel'") for p in problems), problems
+
+
+def test_check_cli_exits_2_with_positions_and_0_when_valid(tmp_path: Path) -> None:
+    _write(tmp_path, "defaults:\n  interval: soon\n")
+    broken = run_cli("check", "--config", str(tmp_path), cwd=tmp_path)
+    assert broken.returncode == 2
+    assert f"{tmp_path}/monitor.yaml:2:13: defaults.interval: invalid duration" in broken.stderr
+    assert "1 problem found" in broken.stderr
+
+    valid = run_cli("check", "--config", str(REPO / "config"), cwd=tmp_path)
+    assert valid.returncode == 0, valid.stderr
+    assert "valid" in valid.stdout
+
+
+def test_run_with_an_invalid_config_exits_2(tmp_path: Path) -> None:
+    _write(tmp_path, "feeds: 3\n")
+    result = run_cli("run", "--once", "--config", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "monitor.yaml:1:8: feeds: Input should be a valid list" in result.stderr
+
+
+def test_schema_validates_the_shipped_files(tmp_path: Path) -> None:
+    config_schema = json.loads(run_cli("schema", "config", cwd=tmp_path).stdout)
+    rules_schema = json.loads(run_cli("schema", "rules", cwd=tmp_path).stdout)
+    both = json.loads(run_cli("schema", cwd=tmp_path).stdout)
+    shipped = yaml.safe_load((REPO / "config" / "monitor.yaml").read_text(encoding="utf-8"))
+    jsonschema.validate(shipped, config_schema)
+    jsonschema.validate(shipped, both)
+    for path in sorted((REPO / "config" / "rules").glob("*.yaml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        jsonschema.validate(document, rules_schema)
+        jsonschema.validate(document, both)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"feeds": [{"url": "https://a", "intervall": "5m"}]}, config_schema)
+
+
+def test_the_schema_files_shipped_for_editors_are_current(tmp_path: Path) -> None:
+    for kind, name in (("config", "monitor.schema.json"), ("rules", "rules.schema.json")):
+        printed = json.loads(run_cli("schema", kind, cwd=tmp_path).stdout)
+        shipped = json.loads((REPO / "config" / "schema" / name).read_text(encoding="utf-8"))
+        assert printed == shipped, f"regenerate with: monitor schema {kind} > config/schema/{name}"
