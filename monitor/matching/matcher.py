@@ -1,0 +1,273 @@
+"""Matching one item against every compiled rule, with the evidence.
+
+    item fields --tokenize--> words --Lexicon.lookup--> atoms --phrases--> term occurrences
+                --rule trees (all/any/not/near)--> Match(hits = the occurrences that decided)
+
+Term occurrences are computed once per item and shared by every rule; a rule none of whose
+positive terms occurred is skipped without walking its tree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from itertools import product
+
+from monitor.matching.lexicon import Lexicon
+from monitor.matching.normalize import tokenize
+from monitor.models import Item, Match, TermHit
+
+MAX_NEAR_COMBINATIONS = 4096  # bounds the proximity search on pathological items
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInfo:
+    """What the rest of monitor needs to know about a rule."""
+
+    id: str
+    title: str
+    severity: str
+    feeds: tuple[str, ...]  # empty: every feed
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTerm:
+    label: str  # the term as the rule file writes it
+    phrases: tuple[tuple[int, ...], ...]  # atom ids, one tuple per brace variant
+    unless: tuple[tuple[int, ...], ...]  # phrases that cancel an overlapping hit
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Occurrence:
+    term: int
+    field: str
+    first: int  # word positions, last exclusive
+    last: int
+    start: int  # character offsets in the field's original text
+    end: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class TermNode:
+    terms: tuple[int, ...]  # a literal term is one; a `$set` is all of its terms
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class AllNode:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyNode:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NotNode:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NearNode:
+    children: tuple[Node, ...]
+    within: int
+
+
+Node = TermNode | AllNode | AnyNode | NotNode | NearNode
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    info: RuleInfo
+    fields: tuple[str, ...]
+    root: Node
+    triggers: frozenset[int]  # terms of which at least one must occur for the rule to match
+    feed_patterns: tuple[re.Pattern[str], ...] = field(default=())
+
+
+Hits = list[Occurrence]
+
+
+class _Evaluation:
+    """One rule over one item's occurrences."""
+
+    def __init__(self, occurrences: dict[int, Hits], fields: tuple[str, ...]) -> None:
+        self._occurrences = occurrences
+        self._fields = fields
+
+    def run(self, node: Node) -> Hits | None:
+        """The occurrences that make `node` true, or None when it is false."""
+        if isinstance(node, TermNode):
+            return self._term(node)
+        if isinstance(node, AllNode):
+            hits: Hits = []
+            for child in node.children:
+                found = self.run(child)
+                if found is None:
+                    return None
+                hits.extend(found)
+            return hits
+        if isinstance(node, AnyNode):
+            results = [found for child in node.children if (found := self.run(child)) is not None]
+            return [hit for found in results for hit in found] if results else None
+        if isinstance(node, NotNode):
+            return None if any(self.run(child) is not None for child in node.children) else []
+        return self._near(node)
+
+    def _term(self, node: TermNode) -> Hits | None:
+        hits = [
+            occurrence
+            for term in node.terms
+            for occurrence in self._occurrences.get(term, ())
+            if occurrence.field in self._fields
+        ]
+        return hits or None
+
+    def _near(self, node: NearNode) -> Hits | None:
+        operands: list[Hits] = []
+        for child in node.children:
+            found = self.run(child)
+            if not found:
+                return None
+            operands.append(found)
+        best: tuple[int, tuple[Occurrence, ...]] | None = None
+        for field_name in {hit.field for hit in operands[0]}:
+            per_field = [[hit for hit in hits if hit.field == field_name] for hits in operands]
+            if not all(per_field):
+                continue
+            for count, combination in enumerate(product(*per_field)):
+                if count >= MAX_NEAR_COMBINATIONS:
+                    break
+                gap = max(hit.first for hit in combination) - min(hit.last for hit in combination)
+                if gap <= node.within and (best is None or (gap, combination) < best):
+                    best = (gap, combination)
+        return list(best[1]) if best is not None else None
+
+
+class Matcher:
+    """Compiled rules, ready to match items. Build it with `compile_rules`."""
+
+    def __init__(
+        self, lexicon: Lexicon, terms: list[CompiledTerm], rules: list[CompiledRule]
+    ) -> None:
+        self.rules: tuple[RuleInfo, ...] = tuple(rule.info for rule in rules)
+        self._lexicon = lexicon
+        self._terms = terms
+        self._rules = rules
+        self._fields = tuple(
+            name
+            for name in ("title", "summary", "content", "tags")
+            if any(name in rule.fields for rule in rules)
+        )
+        self._starts: dict[int, list[tuple[int, tuple[int, ...], bool]]] = defaultdict(list)
+        for term_id, term in enumerate(terms):
+            for phrase in term.phrases:
+                self._starts[phrase[0]].append((term_id, phrase, False))
+            for phrase in term.unless:
+                self._starts[phrase[0]].append((term_id, phrase, True))
+
+    def match(self, item: Item) -> list[Match]:
+        """One `Match` per rule the item satisfies, in rule order."""
+        occurrences = self.occurrences(item)
+        if not occurrences:
+            return []
+        matches: list[Match] = []
+        for rule in self._rules:
+            if not _in_scope(rule, item.feed_url):
+                continue
+            if rule.triggers.isdisjoint(occurrences):
+                continue
+            hits = _Evaluation(occurrences, rule.fields).run(rule.root)
+            if hits is None:
+                continue
+            matches.append(self._to_match(rule, item, hits))
+        return matches
+
+    def occurrences(self, item: Item) -> dict[int, Hits]:
+        """Every term occurrence in the item, by term id."""
+        found: dict[int, Hits] = defaultdict(list)
+        for name in self._fields:
+            text = item.field_text(name)
+            if text:
+                self._scan(name, text, found)
+        return found
+
+    def _scan(self, field_name: str, text: str, found: dict[int, Hits]) -> None:
+        tokens = tokenize(text)
+        words = [dict(self._lexicon.lookup(token)) for token in tokens]
+        hits: dict[tuple[int, int], Occurrence] = {}
+        vetoes: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for position, atoms in enumerate(words):
+            for atom_id in atoms:
+                for term_id, phrase, is_veto in self._starts.get(atom_id, ()):
+                    score = _phrase_score(words, position, phrase)
+                    if score is None:
+                        continue
+                    last = position + len(phrase)
+                    if is_veto:
+                        vetoes[term_id].append((position, last))
+                        continue
+                    known = hits.get((term_id, position))
+                    if known is None or score > known.score or last > known.last:
+                        hits[(term_id, position)] = Occurrence(
+                            term_id, field_name, position, last,
+                            tokens[position].start, tokens[last - 1].end, score,
+                        )  # fmt: skip
+        for (term_id, _), occurrence in sorted(hits.items()):
+            spans = vetoes.get(term_id, ())
+            if any(a < occurrence.last and occurrence.first < b for a, b in spans):
+                continue
+            found[term_id].append(occurrence)
+
+    def _to_match(self, rule: CompiledRule, item: Item, hits: Hits) -> Match:
+        best: dict[tuple[str, int, int], Occurrence] = {}
+        for hit in hits:  # one hit per span: the best-scoring term that found it
+            span = (hit.field, hit.start, hit.end)
+            if span not in best or (-hit.score, hit.term) < (-best[span].score, best[span].term):
+                best[span] = hit
+        unique = sorted(best.values(), key=lambda h: (self._fields.index(h.field), h.start, h.end))
+        term_hits = tuple(
+            TermHit(
+                term=self._terms[hit.term].label,
+                field=hit.field,
+                text=item.field_text(hit.field)[hit.start : hit.end],
+                start=hit.start,
+                end=hit.end,
+                score=hit.score,
+            )
+            for hit in unique
+        )
+        score = sum(hit.score for hit in unique) / len(unique) if unique else 100.0
+        return Match(
+            rule_id=rule.info.id,
+            rule_title=rule.info.title,
+            severity=rule.info.severity,
+            score=round(score, 1),
+            hits=term_hits,
+        )
+
+
+def _phrase_score(
+    words: list[dict[int, float]], position: int, phrase: tuple[int, ...]
+) -> float | None:
+    """The mean atom score when `phrase` matches the words from `position` on, else None."""
+    if position + len(phrase) > len(words):
+        return None
+    total = 0.0
+    for offset, atom_id in enumerate(phrase):
+        score = words[position + offset].get(atom_id)
+        if score is None:
+            return None
+        total += score
+    return total / len(phrase)
+
+
+def _in_scope(rule: CompiledRule, feed_url: str) -> bool:
+    """Whether the rule watches this feed. An item with no feed URL (a `monitor match` dry run)
+    is in every rule's scope."""
+    if not rule.feed_patterns or not feed_url:
+        return True
+    return any(pattern.fullmatch(feed_url) for pattern in rule.feed_patterns)

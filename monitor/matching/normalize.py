@@ -1,0 +1,109 @@
+"""Text folding and tokenizing, keeping every word's offsets into the original text.
+
+Matching compares *folded* words: case-folded, accents and other combining marks removed
+(Álvarez = alvarez, Гаване = гаване, ё = е), HTML tags skipped and entities decoded. Each
+word also has a Latin *key* (Cyrillic and other scripts transliterated by anyascii), so a Latin
+alias reaches Cyrillic text and back: Kolokoltsev ~ Колокольцевым, Путин ~ Putin.
+
+The offsets of a `Token` always point into the text as the item has it, entities and all,
+so an explanation can quote and highlight the original.
+"""
+
+# ruff: noqa: RUF002  -- Cyrillic examples are the point, not look-alike typos
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+from anyascii import anyascii
+
+# A word: letters, digits and combining marks (so text in decomposed form stays one word).
+_WORD = re.compile(r"(?:\w|[\u0300-\u036f])+")
+# Markup that RSS descriptions carry: tags are skipped, entities decoded.
+_MARKUP = re.compile(
+    r"<[^<>]{0,500}>|&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
+)
+_NOT_KEY = re.compile(r"[^0-9a-z]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One word of a text: folded, with accents folded but case kept, and its offsets."""
+
+    folded: str  # case- and accent-folded: the form terms are compared with
+    cased: str  # accent-folded, case kept: for case-sensitive terms such as `US`
+    start: int  # offsets into the original text
+    end: int
+
+
+def strip_marks(text: str) -> str:
+    """Remove accents and other combining marks, keeping the base letters (NFKD, then NFC)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFC", kept)
+
+
+@lru_cache(maxsize=65536)
+def fold(word: str) -> str:
+    """Case- and accent-fold one word: `Álvarez` → `alvarez`, `Кубой` → `кубои`."""
+    return strip_marks(word.casefold())
+
+
+@lru_cache(maxsize=65536)
+def latin_key(folded: str) -> str:
+    """The Latin transliteration of a folded word, letters and digits only: `колокольцев` →
+    `kolokoltsev`. Latin words map to themselves."""
+    return _NOT_KEY.sub("", anyascii(folded).lower())
+
+
+def is_latin(folded: str) -> bool:
+    return folded.isascii()
+
+
+def _clean(text: str) -> tuple[str, list[int] | None]:
+    """Text with tags blanked and entities decoded, and for each of its characters the offset
+    of the original character it came from (None when nothing changed)."""
+    if "<" not in text and "&" not in text:
+        return text, None
+    out: list[str] = []
+    origin: list[int] = []
+    pos = 0
+    for markup in _MARKUP.finditer(text):
+        out.append(text[pos : markup.start()])
+        origin.extend(range(pos, markup.start()))
+        token = markup.group()
+        decoded = " " if token.startswith("<") else html.unescape(token)
+        out.append(decoded)
+        origin.extend([markup.start()] * len(decoded))
+        pos = markup.end()
+    out.append(text[pos:])
+    origin.extend(range(pos, len(text)))
+    origin.append(len(text))
+    return "".join(out), origin
+
+
+def _end_offset(origin: list[int], text: str, clean_end: int) -> int:
+    """The original offset just past the clean character before `clean_end`."""
+    last = origin[clean_end - 1]
+    if text.startswith("&", last):
+        semicolon = text.find(";", last)
+        return semicolon + 1 if semicolon >= 0 else last + 1
+    return last + 1
+
+
+def tokenize(text: str) -> list[Token]:
+    """The words of `text`, folded, with offsets into `text` itself."""
+    clean, origin = _clean(text)
+    tokens: list[Token] = []
+    for word in _WORD.finditer(clean):
+        raw = word.group()
+        if origin is None:
+            start, end = word.start(), word.end()
+        else:
+            start, end = origin[word.start()], _end_offset(origin, text, word.end())
+        tokens.append(Token(folded=fold(raw), cased=strip_marks(raw), start=start, end=end))
+    return tokens

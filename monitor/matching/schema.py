@@ -1,0 +1,284 @@
+"""The rule file, as users write it in YAML: pydantic models whose JSON Schema editors use.
+
+A condition is written as a plain string (a term, or `$name` for a term set) or as a mapping:
+either a term with options (`term:`) or a group (`all:`, `any:`, `not:`, `near:` + `within:`).
+At run time both mappings validate into one flat `Condition`, so validation errors point
+straight at the YAML key (`("rules", 0, "match", "all", 1, "threshold")`) with no union-branch
+names in between; the JSON Schema still offers editors the two precise shapes, `TermSpec` and
+`Group`. The semantics (references, duplicates, reachability) are checked in `rules.py`.
+"""
+
+# ruff: noqa: RUF001  -- Cyrillic examples are the point, not look-alike typos
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+FieldName = Literal["title", "summary", "content", "tags"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+RULE_ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+SET_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+TERM_KEYS = ("term", "fuzzy", "threshold", "prefix", "whole_word", "case_sensitive", "translit")
+GROUP_KEYS = ("all", "any", "not", "near")
+
+
+def _term_shorthand(value: object) -> object:
+    """A plain string is a term (or a `$set` reference) with default options."""
+    if isinstance(value, str):
+        return {"term": value}
+    return value
+
+
+class _TermOptions(BaseModel):
+    """How one term is compared with the words of an item."""
+
+    term: Annotated[
+        str,
+        Field(
+            min_length=1,
+            title="Term",
+            description=(
+                "A word or phrase, compared case- and accent-insensitively, whole words only. "
+                "`Kreml*` matches words that start with `kreml`; `Куб{а,ы,е,у,ой}` is five "
+                "terms (brace alternatives, handy for inflected forms); `$name` refers to "
+                "the term set `name`."
+            ),
+            examples=["Havana", "La Habana", "Kolokoltsev", "Росси{я,и,ю,ей}", "sanction*"],
+        ),
+    ]
+    fuzzy: Annotated[
+        bool | None,
+        Field(
+            title="Fuzzy",
+            description=(
+                "Allow typos and transliteration variants. Default: on for words of 6 letters "
+                "or more (the threshold grows stricter as words get shorter), off for "
+                "shorter words, so `Cubs` never matches `Cuba`."
+            ),
+        ),
+    ] = None
+    threshold: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=100,
+            title="Fuzzy threshold",
+            description=(
+                "Minimum rapidfuzz ratio (0-100) for a fuzzy match; setting it turns `fuzzy` "
+                "on. Default depends on word length: 90 for 6-7 letters, 87 for 8-9, 85 above."
+            ),
+        ),
+    ] = None
+    prefix: Annotated[
+        bool,
+        Field(
+            title="Prefix",
+            description="Match words that start with the term (same as a trailing `*`).",
+        ),
+    ] = False
+    whole_word: Annotated[
+        bool,
+        Field(
+            title="Whole word",
+            description="Off: the term may match inside a longer word (`antiterror` in "
+            "`antiterrorist`).",
+        ),
+    ] = True
+    case_sensitive: Annotated[
+        bool,
+        Field(
+            title="Case-sensitive",
+            description="Compare letter case too: `US` then does not match the word `us`.",
+        ),
+    ] = False
+    translit: Annotated[
+        bool,
+        Field(
+            title="Transliterate",
+            description="Also match the term in another script (Latin ↔ Cyrillic).",
+        ),
+    ] = True
+    unless: Annotated[
+        list[str],
+        Field(
+            title="Unless part of",
+            description=(
+                "Phrases that cancel a hit of this term where they overlap it: "
+                "`{term: Havana, unless: [Havana Illinois, Little Havana]}`."
+            ),
+        ),
+    ] = []
+
+
+class TermSpec(_TermOptions):
+    """A term with options."""
+
+    model_config = ConfigDict(extra="forbid", title="Term")
+
+
+class _GroupFields(BaseModel):
+    all: Annotated[
+        list[Node] | None,
+        Field(min_length=1, title="All of", description="Every condition must hold."),
+    ] = None
+    any: Annotated[
+        list[Node] | None,
+        Field(min_length=1, title="Any of", description="At least one condition must hold."),
+    ] = None
+    not_: Annotated[
+        list[Node] | None,
+        Field(
+            alias="not",
+            min_length=1,
+            title="None of",
+            description="No condition may hold (exclusions).",
+        ),
+    ] = None
+    near: Annotated[
+        list[Node] | None,
+        Field(
+            min_length=2,
+            title="Near",
+            description=(
+                "Terms, term sets or `any` groups that must all occur in the same field "
+                "within `within` words of each other."
+            ),
+        ),
+    ] = None
+    within: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=1000,
+            title="Within",
+            description="For `near`: the most words allowed between the terms (default 8).",
+        ),
+    ] = None
+
+
+class Group(_GroupFields):
+    """A boolean group. Several keys in one mapping must all hold."""
+
+    model_config = ConfigDict(extra="forbid", title="Group", populate_by_name=True)
+
+
+class Condition(_GroupFields, _TermOptions):
+    """What `TermSpec` and `Group` validate into: exactly one of a term or a group."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    term: str | None = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _term_or_group(self) -> Self:
+        groups = [key for key in GROUP_KEYS if self.group(key) is not None]
+        if self.term is None and not groups:
+            raise ValueError("a condition needs `term` or one of `all`, `any`, `not`, `near`")
+        if self.term is not None and groups:
+            raise ValueError(
+                f"a condition is a term or a group, not both (`term` and `{groups[0]}`)"
+            )
+        if self.within is not None and self.near is None:
+            raise ValueError("`within` only goes with `near`")
+        if self.term is None:
+            options = [
+                key for key in self.model_fields_set if key in TERM_KEYS[1:] or key == "unless"
+            ]
+            if options:
+                raise ValueError(f"`{options[0]}` is a term option; this condition is a group")
+        return self
+
+    def group(self, key: str) -> list[Condition] | None:
+        value: list[Condition] | None = self.not_ if key == "not" else getattr(self, key)
+        return value
+
+
+Node = Annotated[
+    Condition,
+    BeforeValidator(_term_shorthand, json_schema_input_type=str | TermSpec | Group),
+]
+TermEntry = Annotated[
+    TermSpec,
+    BeforeValidator(_term_shorthand, json_schema_input_type=str | TermSpec),
+]
+
+
+class Rule(BaseModel):
+    """One watch rule: when an item matches `match`, an alert goes out."""
+
+    model_config = ConfigDict(extra="forbid", title="Rule")
+
+    id: Annotated[
+        str,
+        Field(
+            pattern=RULE_ID_PATTERN,
+            title="Rule id",
+            description="Stable kebab-case id, unique across all rule files; alerts carry it.",
+            examples=["russia-cuba-contacts"],
+        ),
+    ]
+    title: Annotated[str, Field(min_length=1, title="Title", description="One line for people.")]
+    description: Annotated[
+        str, Field(title="Description", description="What the rule is for, and what it is not.")
+    ] = ""
+    severity: Annotated[
+        Severity, Field(title="Severity", description="low, medium, high or critical.")
+    ] = "medium"
+    feeds: Annotated[
+        list[str],
+        Field(
+            title="Feeds",
+            description=(
+                "Only items from these feed URLs (glob patterns allowed: "
+                "`https://*.example.org/*`). Empty: every feed."
+            ),
+        ),
+    ] = []
+    fields: Annotated[
+        list[FieldName],
+        Field(
+            min_length=1,
+            title="Fields",
+            description="Which fields of an item to search. Default: all four.",
+        ),
+    ] = ["title", "summary", "content", "tags"]
+    match: Annotated[
+        Node,
+        Field(
+            title="Match",
+            description="The condition an item must meet: a term, `$set`, or a group.",
+        ),
+    ]
+
+
+class RuleFile(BaseModel):
+    """A rule file: named term sets and the rules that use them."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        title="monitor rule file",
+        json_schema_extra={
+            "$comment": "https://github.com/monitor/monitor/blob/main/docs/rules.md"
+        },
+    )
+
+    version: Annotated[
+        Literal[1], Field(title="Version", description="Format version of this file: 1.")
+    ] = 1
+    terms: Annotated[
+        dict[Annotated[str, Field(pattern=SET_NAME_PATTERN)], list[TermEntry]],
+        Field(
+            title="Term sets",
+            description=(
+                "Named lists of terms, shared by every rule in every rule file; a rule "
+                "refers to one as `$name`. A set may include another set."
+            ),
+        ),
+    ] = {}
+    rules: Annotated[list[Rule], Field(title="Rules")] = []
+
+
+Group.model_rebuild()
+Condition.model_rebuild()
