@@ -14,6 +14,7 @@ be told from a long chain and the stored URL updated only for a run of permanent
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -194,13 +195,23 @@ async def _follow(
     raise PermanentFeedError(f"more than {limits.max_redirects} redirects (last to {trail.url})")
 
 
-def _request_headers(validators: Validators) -> dict[str, str]:
-    headers = {"Accept-Encoding": ACCEPT_ENCODING}  # we decode, so we choose what we accept
-    if validators.etag:
-        headers["If-None-Match"] = validators.etag
-    if validators.last_modified:
-        headers["If-Modified-Since"] = validators.last_modified
+def _request_headers(validators: Validators) -> dict[bytes, bytes]:
+    headers = {b"Accept-Encoding": ACCEPT_ENCODING.encode()}  # we decode, so we choose
+    for name, value in (
+        (b"If-None-Match", validators.etag),
+        (b"If-Modified-Since", validators.last_modified),
+    ):
+        if value and not any(char in value for char in "\r\n\x00"):
+            headers[name] = _header_bytes(value)
     return headers
+
+
+def _header_bytes(value: str) -> bytes:
+    """A validator's bytes as the server sent them: httpx decodes as UTF-8 when it can."""
+    try:
+        return value.encode("ascii")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
 
 
 def _redirect_target(response: httpx.Response) -> str | None:
@@ -297,14 +308,31 @@ def _transport_error(error: Exception) -> FeedError:
     if isinstance(error, (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)):
         return PermanentFeedError(f"invalid feed URL: {text}")
     if isinstance(error, httpx.ConnectError):
-        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-            return PermanentFeedError(f"TLS certificate not valid: {text}")
-        if "refused" in text.lower():
-            return TransientFeedError("connection refused")
-        return TransientFeedError(f"could not connect: {text}")
+        return _connect_error(error, text)
     if isinstance(error, httpx.RemoteProtocolError):
         return TransientFeedError(f"the server broke the HTTP protocol: {text}")
     return TransientFeedError(f"network error: {text}")
+
+
+def _connect_error(error: httpx.ConnectError, text: str) -> FeedError:
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return PermanentFeedError(f"TLS certificate not valid: {text}")
+    causes = _causes(error)
+    if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+        return TransientFeedError("connection refused")
+    if any(isinstance(cause, socket.gaierror) for cause in causes):
+        return TransientFeedError(f"host not found: {text}")
+    return TransientFeedError(f"could not connect: {text}")
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The exception and what caused it, innermost last (anyio wraps the OSError)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
 
 
 def format_size(size: int) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 import feedparser
 
 from monitor.errors import PermanentFeedError
+from monitor.feeds.charset import second_opinion
 from monitor.feeds.jsonfeed import parse_json_feed
 from monitor.feeds.normalize import absolute_http_url, html_to_text, plain_text, sane_datetime
 from monitor.feeds.sniff import Kind, feed_links, sniff
@@ -124,6 +125,10 @@ def _parse_xml(
     response_headers = {
         name: value for name, value in headers.items() if name not in ("content-encoding",)
     }
+    guess = second_opinion(body, headers.get("content-type", ""))
+    if guess is not None:
+        body = guess.body
+        response_headers["content-type"] = guess.content_type
     location = absolute_http_url(headers.get("content-location"), url)
     response_headers["content-location"] = location or url
     result = feedparser.parse(
@@ -148,7 +153,9 @@ def _parse_xml(
             skipped += 1
         else:
             items.append(item)
-    warnings = [bozo] if bozo else []
+    warnings = [guess.warning] if guess else []
+    if bozo:
+        warnings.append(bozo)
     if skipped:
         warnings.append(f"skipped {skipped} entries with no title, link or text")
     links: Sequence[dict[str, str]] = feed.get("links") or []

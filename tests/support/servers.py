@@ -38,7 +38,8 @@ RawWriter = Callable[[BaseHTTPRequestHandler], None]
 
 
 class LocalServer:
-    def __init__(self) -> None:
+    def __init__(self, *, poll_interval: float = 0.5) -> None:
+        """`poll_interval`: how often serve_forever looks for shutdown (close() waits as long)."""
         self._handlers: dict[str, Handler | RawWriter] = {}
         self._raw: set[str] = set()
         self.requests: list[RecordedRequest] = []
@@ -89,7 +90,9 @@ class LocalServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(poll_interval,), daemon=True
+        )
         self._thread.start()
 
     def url(self, path: str = "/") -> str:
