@@ -57,7 +57,9 @@ def feed(index: int, items: int) -> bytes:
 
 
 def serve(documents: dict[str, bytes]) -> ThreadingHTTPServer:
-    etags = {path: '"' + hashlib.sha1(body).hexdigest()[:16] + '"' for path, body in documents.items()}
+    etags = {
+        path: '"' + hashlib.sha1(body).hexdigest()[:16] + '"' for path, body in documents.items()
+    }
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -100,9 +102,21 @@ def run(config: Path) -> tuple[float, int, str]:
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result = subprocess.run(
-        [sys.executable, "-m", "monitor", "--log-level", "error", "run", "--once",
-         "--config", str(config)],
-        capture_output=True, text=True, check=True, cwd=config,
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "--log-level",
+            "error",
+            "run",
+            "--once",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=config,
     )
     elapsed = time.perf_counter() - started
     peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)

@@ -28,53 +28,73 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monitor", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"monitor {__version__}")
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"],
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
         help="how much to log on stderr (default: info)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument(
-            "--config", type=Path, default=Path("config"), metavar="DIR",
+            "--config",
+            type=Path,
+            default=Path("config"),
+            metavar="DIR",
             help="folder holding monitor.yaml (default: ./config)",
         )
         return p
 
-    run = with_config(sub.add_parser(
-        "run", help="run the daemon (or one cycle with --once)",
-        description="Poll feeds on schedule, match new items, deliver alerts. Stops cleanly on "
-        "SIGTERM/SIGINT. Exit codes: 0 clean stop or cycle done, 2 invalid config.",
-    ))
+    run = with_config(
+        sub.add_parser(
+            "run",
+            help="run the daemon (or one cycle with --once)",
+            description="Poll feeds on schedule, match new items, deliver alerts. Stops cleanly on "
+            "SIGTERM/SIGINT. Exit codes: 0 clean stop or cycle done, 2 invalid config.",
+        )
+    )
     run.add_argument(
-        "--once", action="store_true",
+        "--once",
+        action="store_true",
         help="poll every feed once, deliver what is due, print a one-line summary and exit",
     )
     run.add_argument(
-        "--max-wait", type=_duration, default=parse_duration("30s"), metavar="DURATION",
+        "--max-wait",
+        type=_duration,
+        default=parse_duration("30s"),
+        metavar="DURATION",
         help="with --once: keep retrying failed deliveries while a retry falls due within this "
         "time (default: 30s); what is left stays queued for the next run",
     )
 
-    with_config(sub.add_parser(
-        "check", help="validate config and rules",
-        description="Validate monitor.yaml and every rule file; print each problem as "
-        "PATH:LINE:COL: message. Exit codes: 0 valid, 2 invalid.",
-    ))
+    with_config(
+        sub.add_parser(
+            "check",
+            help="validate config and rules",
+            description="Validate monitor.yaml and every rule file; print each problem as "
+            "PATH:LINE:COL: message. Exit codes: 0 valid, 2 invalid.",
+        )
+    )
 
-    match = with_config(sub.add_parser(
-        "match", help="dry-run the rules over items given as JSON Lines",
-        description="Read items as JSON Lines (FILE or stdin; keys: title, summary|description|"
-        "content, id, link, published, lang) and write one JSON line per (item, rule) match. "
-        "Touches no state. Exit codes: 0, 2 invalid config or input.",
-    ))
+    match = with_config(
+        sub.add_parser(
+            "match",
+            help="dry-run the rules over items given as JSON Lines",
+            description="Read items as JSON Lines (FILE or stdin; keys: title, summary|description|"
+            "content, id, link, published, lang) and write one JSON line per (item, rule) match. "
+            "Touches no state. Exit codes: 0, 2 invalid config or input.",
+        )
+    )
     match.add_argument("file", nargs="?", type=Path, metavar="FILE", help="default: stdin")
     match.add_argument(
-        "--explain", action="store_true",
+        "--explain",
+        action="store_true",
         help="print a readable explanation of each match instead of JSON",
     )
 
     schema = sub.add_parser(
-        "schema", help="print the JSON Schema of the config and rule files",
+        "schema",
+        help="print the JSON Schema of the config and rule files",
         description="Print the JSON Schema for editors: `config` (monitor.yaml), `rules` (a rule "
         "file), or by default one schema that accepts either.",
     )

@@ -14,6 +14,7 @@ from monitor import daemon
 from monitor.config import (
     CONFIG_FILE,
     LoadedConfig,
+    combined_schema,
     config_schema,
     load_config,
     rules_schema,
@@ -72,7 +73,7 @@ def run(directory: Path, *, once: bool, max_wait: timedelta) -> int:
         else:
             asyncio.run(daemon.run_daemon(config))
     except StoreError as exc:
-        log.error("storage: %s", exc)
+        log.error("storage: %s", exc)  # noqa: TRY400 - users need the message, not a traceback
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_OK
@@ -85,11 +86,7 @@ def schema(kind: str | None, out: IO[str]) -> int:
     elif kind == "rules":
         document = rules_schema()
     else:
-        document = {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": "monitor config or rule file",
-            "anyOf": [config_schema(), rules_schema()],
-        }
+        document = combined_schema()
     json.dump(document, out, indent=2, ensure_ascii=False)
     out.write("\n")
     return EXIT_OK
@@ -117,8 +114,12 @@ def match(directory: Path, file: Path | None, *, explain: bool) -> int:
                     print(explain_match(item, found))
                     print()
                 else:
-                    line = {"item_id": item_id, "rule_id": found.rule_id,
-                            "score": round(found.score, 1), "matches": found.matches_json()}
+                    line = {
+                        "item_id": item_id,
+                        "rule_id": found.rule_id,
+                        "score": round(found.score, 1),
+                        "matches": found.matches_json(),
+                    }
                     print(json.dumps(line, ensure_ascii=False))
     return EXIT_INVALID if errors else EXIT_OK
 
@@ -142,8 +143,10 @@ def item_from_json(raw: str) -> tuple[Item | None, str, str]:
     title = data.get("title")
     if not isinstance(title, str) or not title.strip():
         return None, "", "`title` (a non-empty string) is required"
-    fields = {key: data.get(key) for key in ("summary", "description", "content", "id", "link",
-                                             "lang", "published")}
+    fields = {
+        key: data.get(key)
+        for key in ("summary", "description", "content", "id", "link", "lang", "published")
+    }
     for key, value in fields.items():
         if value is not None and not isinstance(value, str):
             return None, "", f"`{key}` must be a string"

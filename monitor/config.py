@@ -40,6 +40,7 @@ M = TypeVar("M", bound=BaseModel)
 CONFIG_FILE = "monitor.yaml"
 DEFAULT_STORAGE = "sqlite:///data/monitor.db"
 STORAGE_ENV = "MONITOR_STORAGE"
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DEFAULT_RETRY = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
 _DURATION_PATTERN = r"^\s*(\d+(\.\d+)?\s*[smhdwSMHDW]\s*)+$"
 
@@ -47,10 +48,13 @@ _DURATION_PATTERN = r"^\s*(\d+(\.\d+)?\s*[smhdwSMHDW]\s*)+$"
 def _duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
+    # pydantic reports ValueError as a validation problem (TypeError would escape): hence TRY004
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError("a duration is written as text like 30s, 10m, 2h or 1d")
+        raise ValueError("a duration is written as text like 30s, 10m, 2h or 1d")  # noqa: TRY004
     if isinstance(value, int | float):
-        raise ValueError(f"duration {value!r} has no unit: write {value}s, {value}m, {value}h…")
+        raise ValueError(  # noqa: TRY004
+            f"duration {value!r} has no unit: write {value}s, {value}m, {value}h…"
+        )
     return parse_duration(value)
 
 
@@ -105,8 +109,12 @@ class _Strict(BaseModel):
 class Defaults(_Strict):
     """Values for feeds that do not set their own."""
 
-    interval: Duration = Field(default=timedelta(minutes=10), description="Poll interval.")
-    backfill: Backfill = Field(default=timedelta(hours=24))
+    interval: Duration = Field(
+        default=timedelta(minutes=10),
+        description="Poll interval.",
+        json_schema_extra={"default": "10m"},
+    )
+    backfill: Backfill = Field(default=timedelta(hours=24), json_schema_extra={"default": "24h"})
 
 
 class FeedConfig(_Strict):
@@ -136,8 +144,13 @@ class WebhookConfig(_Strict):
     retry: list[Duration] = Field(
         default_factory=lambda: [parse_duration(d) for d in DEFAULT_RETRY],
         description="Waits between attempts; after the last, the alert is kept as failed.",
+        json_schema_extra={"default": list(DEFAULT_RETRY)},
     )
-    timeout: Duration = Field(default=timedelta(seconds=15), description="Per attempt.")
+    timeout: Duration = Field(
+        default=timedelta(seconds=15),
+        description="Per attempt.",
+        json_schema_extra={"default": "15s"},
+    )
 
     _check_url = field_validator("url")(_http_url)
 
@@ -163,7 +176,8 @@ def secret_bytes(secret: SecretStr) -> bytes:
     if len(key) < 16:
         raise ValueError(
             "a secret is `whsec_` followed by base64 of at least 16 random bytes; make one with: "
-            "python -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(32)).decode())\""
+            'python -c "import base64,os;'
+            "print('whsec_'+base64.b64encode(os.urandom(32)).decode())\""
         )
     return key
 
@@ -207,7 +221,7 @@ class LoadedConfig:
 
 
 def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Read, validate and compile `DIR/monitor.yaml` and its rules; raise ConfigError listing all."""
+    """Read, validate and compile DIR/monitor.yaml and its rules; ConfigError lists all problems."""
     env = os.environ if environ is None else environ
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
@@ -401,7 +415,7 @@ def _check_webhook_rules(
 def config_schema() -> dict[str, Any]:
     """JSON Schema of `monitor.yaml`."""
     schema = MonitorConfig.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$schema"] = SCHEMA_DIALECT
     schema["title"] = "monitor.yaml"
     return schema
 
@@ -409,6 +423,25 @@ def config_schema() -> dict[str, Any]:
 def rules_schema() -> dict[str, Any]:
     """JSON Schema of a rule file."""
     schema = RuleFile.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$schema"] = SCHEMA_DIALECT
     schema["title"] = "monitor rule file"
     return schema
+
+
+def combined_schema() -> dict[str, Any]:
+    """One schema that accepts either file: both schemas' definitions hoisted to the top."""
+    parts = {"ConfigFile": config_schema(), "RuleFile": rules_schema()}
+    definitions: dict[str, Any] = {}
+    for name, part in parts.items():
+        part.pop("$schema")
+        for key, value in part.pop("$defs", {}).items():
+            if key in definitions:
+                raise RuntimeError(f"schema definition {key!r} is defined twice")
+            definitions[key] = value
+        definitions[name] = part
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "title": "monitor config or rule file",
+        "$defs": definitions,
+        "anyOf": [{"$ref": "#/$defs/ConfigFile"}, {"$ref": "#/$defs/RuleFile"}],
+    }

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from sqlalchemy.engine import make_url
 
 from monitor.config import LoadedConfig
@@ -117,12 +116,16 @@ async def run_daemon(config: LoadedConfig, stop: asyncio.Event | None = None) ->
             await asyncio.to_thread(pipeline.sync_feeds)
             log.info(
                 "monitor running: %d feeds, %d rules, %d webhooks, storage %s",
-                len(config.settings.feeds), len(config.matcher.rules),
-                len(config.settings.webhooks), describe_storage(config.storage_url),
+                len(config.settings.feeds),
+                len(config.matcher.rules),
+                len(config.settings.webhooks),
+                describe_storage(config.storage_url),
             )
             if config.settings.http:
-                log.warning("http: %s is configured but not served yet in this version",
-                            config.settings.http)
+                log.warning(
+                    "http: %s is configured but not served yet in this version",
+                    config.settings.http,
+                )
             scheduler = Scheduler(pipeline)
             scheduler.start()
             await stop.wait()

@@ -4,7 +4,7 @@ Errors that cross a stage boundary travel as values (a `FetchFailed`, a `Deliver
 carry one of these; they are raised only inside a stage or where the program must stop.
 
     MonitorError
-    ├── ConfigError                  config or rules invalid: `monitor` exits 2 and prints each problem
+    ├── ConfigError                  config or rules invalid: exits 2, each problem printed
     ├── FeedError                    one feed failed; contained to that feed, recorded in the store
     │   ├── TransientFeedError       timeout, refused connection, 5xx, 429: retried with backoff
     │   └── PermanentFeedError       404, 410, not a feed, too large, hostile: retried rarely, shown

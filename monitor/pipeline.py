@@ -22,7 +22,10 @@ class Pipeline:
     """Feeds and deliveries for one loaded config, sharing one HTTP client per direction."""
 
     def __init__(
-        self, config: LoadedConfig, store: Store, feed_client: httpx.AsyncClient,
+        self,
+        config: LoadedConfig,
+        store: Store,
+        feed_client: httpx.AsyncClient,
         delivery_client: httpx.AsyncClient,
     ) -> None:
         self.config = config
@@ -46,8 +49,9 @@ class Pipeline:
             try:
                 return await refresh_feed(self.context, feed, settings)
             except Exception as exc:  # one feed must never take the others down
-                log.exception("%s: unexpected error while refreshing", feed.url,
-                              extra={"feed_url": feed.url})
+                log.exception(
+                    "%s: unexpected error while refreshing", feed.url, extra={"feed_url": feed.url}
+                )
                 return RefreshOutcome(feed.url, "failed", error=f"internal error: {exc!r}")
 
     async def pending_count(self) -> int:

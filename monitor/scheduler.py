@@ -33,8 +33,14 @@ class Scheduler:
         now = datetime.now(UTC)
         for job, name in ((self._tick_feeds, "feeds"), (self._tick_deliveries, "deliveries")):
             self._scheduler.add_job(
-                job, "interval", seconds=TICK_SECONDS, id=name, next_run_time=now,
-                max_instances=1, coalesce=True, misfire_grace_time=None,
+                job,
+                "interval",
+                seconds=TICK_SECONDS,
+                id=name,
+                next_run_time=now,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
             )
         self._scheduler.start()
 
@@ -48,8 +54,11 @@ class Scheduler:
         for task in pending:
             task.cancel()
         if pending:
-            log.warning("cancelled %d unfinished tasks; their leases expire and the work is "
-                        "picked up by the next run", len(pending))
+            log.warning(
+                "cancelled %d unfinished tasks; their leases expire and the work is "
+                "picked up by the next run",
+                len(pending),
+            )
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _tick_feeds(self) -> None:

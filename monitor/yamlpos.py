@@ -75,7 +75,10 @@ class _Builder:
         result: dict[object, object] = {}
         for key_node, value_node in node.value:
             key = self.constructor.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | bool | float) or key_node.tag == "tag:yaml.org,2002:merge":
+            if (
+                not isinstance(key, str | int | bool | float)
+                or key_node.tag == "tag:yaml.org,2002:merge"
+            ):
                 self.document.problems.append(
                     (_position(key_node), f"unsupported key {key_node.value!r}")
                 )
@@ -101,9 +104,7 @@ class _Builder:
         return _ENV_REF.sub(replace, text)
 
 
-def load_positioned(
-    path: Path, environ: Mapping[str, str] | None = None
-) -> PositionedDocument:
+def load_positioned(path: Path, environ: Mapping[str, str] | None = None) -> PositionedDocument:
     """Read one YAML file. Syntax errors and duplicate keys land in `problems`, never raise."""
     document = PositionedDocument(path=path, data=None)
     try:

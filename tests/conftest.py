@@ -49,8 +49,10 @@ def postgresql_server() -> str:
     if problem:
         if os.environ.get("MONITOR_REQUIRE_POSTGRESQL"):
             pytest.fail(f"PostgreSQL required but unreachable at {POSTGRESQL}: {problem}")
-        pytest.skip(f"PostgreSQL unreachable at {POSTGRESQL} ({problem}); "
-                    "set MONITOR_TEST_POSTGRESQL or start it")
+        pytest.skip(
+            f"PostgreSQL unreachable at {POSTGRESQL} ({problem}); "
+            "set MONITOR_TEST_POSTGRESQL or start it"
+        )
     return POSTGRESQL
 
 
@@ -78,13 +80,21 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, input_text: str | None = None,
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    input_text: str | None = None,
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `monitor` CLI in a subprocess."""
     full_env = {**os.environ, "PYTHONWARNINGS": "error::DeprecationWarning:monitor", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "monitor", *args],
-        cwd=cwd, env=full_env, input=input_text, capture_output=True, text=True,
-        timeout=timeout, check=False,
+        cwd=cwd,
+        env=full_env,
+        input=input_text,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

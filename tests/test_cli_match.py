@@ -9,13 +9,22 @@ from tests.conftest import REPO, run_cli
 
 CONFIG = str(REPO / "config")
 ITEMS = [
-    {"id": "i-1", "title": "Kolokoltsev holds talks in Havana with Cuban Interior Minister",
-     "summary": "Russia&#8217;s interior minister met <b>Lázaro Alberto Álvarez Casas</b>.",
-     "published": "2026-03-01T09:30:00Z", "lang": "en"},
-    {"link": "https://example.org/cubs", "title": "Cubs beat Cardinals at Wrigley Field",
-     "description": "Baseball."},
-    {"title": "США ужесточили санкции против Кубы",
-     "content": "Министерство финансов США расширило ограничительный список для Гаваны."},
+    {
+        "id": "i-1",
+        "title": "Kolokoltsev holds talks in Havana with Cuban Interior Minister",
+        "summary": "Russia&#8217;s interior minister met <b>Lázaro Alberto Álvarez Casas</b>.",
+        "published": "2026-03-01T09:30:00Z",
+        "lang": "en",
+    },
+    {
+        "link": "https://example.org/cubs",
+        "title": "Cubs beat Cardinals at Wrigley Field",
+        "description": "Baseball.",
+    },
+    {
+        "title": "США ужесточили санкции против Кубы",
+        "content": "Министерство финансов США расширило ограничительный список для Гаваны.",
+    },
 ]
 
 
@@ -31,7 +40,8 @@ def test_match_writes_one_line_per_item_and_rule(tmp_path: Path) -> None:
     assert ("i-1", "russia-cuba-contacts") in found
     assert not any(item_id == "https://example.org/cubs" for item_id, _ in found)
     hashed = [line for line in lines if line["rule_id"] == "us-pressure-on-cuba"]
-    assert hashed and len(hashed[0]["item_id"]) == 32  # no id, no link: a stable hash
+    assert hashed
+    assert len(hashed[0]["item_id"]) == 32
     for line in lines:
         assert set(line) == {"item_id", "rule_id", "score", "matches"}
         assert isinstance(line["score"], float)

@@ -35,8 +35,12 @@ def _write(tmp_path: Path, config: str, rules: dict[str, str] | None = None) -> 
     return tmp_path
 
 
-def _problems(tmp_path: Path, config: str, rules: dict[str, str] | None = None,
-              environ: dict[str, str] | None = None) -> list[str]:
+def _problems(
+    tmp_path: Path,
+    config: str,
+    rules: dict[str, str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> list[str]:
     directory = _write(tmp_path, config, rules)
     with pytest.raises(ConfigError) as caught:
         load_config(directory, environ or {})
@@ -55,18 +59,22 @@ def test_the_shipped_config_is_valid_and_real() -> None:
 
 
 def test_environment_substitution_and_storage_override(tmp_path: Path) -> None:
-    directory = _write(tmp_path, """\
+    directory = _write(
+        tmp_path,
+        """\
         webhooks:
           - name: analysts
             url: https://hooks.example.org/${HOOK_PATH}
             secret: ${HOOK_SECRET}
             retry: [1s, 1m]
-        """)
+        """,
+    )
     env = {"HOOK_PATH": "p/1", "HOOK_SECRET": SECRET, "MONITOR_STORAGE": "sqlite:///x.db"}
     config = load_config(directory, env)
     (hook,) = config.settings.webhooks
     assert hook.url == "https://hooks.example.org/p/1"
-    assert hook.secret is not None and hook.secret.get_secret_value() == SECRET
+    assert hook.secret is not None
+    assert hook.secret.get_secret_value() == SECRET
     assert hook.retry == [timedelta(seconds=1), timedelta(minutes=1)]
     assert config.storage_url == "sqlite:///x.db"
 
@@ -116,7 +124,7 @@ def test_environment_substitution_and_storage_override(tmp_path: Path) -> None:
         ),
         pytest.param(
             "feeds:\n  - url: ftp://a.example/rss\n",
-            "monitor.yaml:2:10: feeds.0.url: 'ftp://a.example/rss' is not an http:// or https:// URL",
+            "monitor.yaml:2:10: feeds.0.url: 'ftp://a.example/rss' is not an http:// or https://",
             id="bad-url",
         ),
         pytest.param(
@@ -127,7 +135,7 @@ def test_environment_substitution_and_storage_override(tmp_path: Path) -> None:
         pytest.param(
             f"webhooks:\n  - name: h\n    url: https://h.example/\n    secret: {SECRET}\n"
             "    rules: [havana-watch, havanna-watch]\n",
-            "monitor.yaml:5:29: webhooks.0.rules: unknown rule id 'havanna-watch'; "
+            "monitor.yaml:5:27: webhooks.0.rules: unknown rule id 'havanna-watch'; "
             "did you mean 'havana-watch'?",
             id="unknown-rule-in-webhook",
         ),
@@ -191,19 +199,24 @@ def test_run_with_an_invalid_config_exits_2(tmp_path: Path) -> None:
     assert "monitor.yaml:1:8: feeds: Input should be a valid list" in result.stderr
 
 
+def _validator(schema: dict[str, object]) -> jsonschema.Draft202012Validator:
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
 def test_schema_validates_the_shipped_files(tmp_path: Path) -> None:
     config_schema = json.loads(run_cli("schema", "config", cwd=tmp_path).stdout)
     rules_schema = json.loads(run_cli("schema", "rules", cwd=tmp_path).stdout)
     both = json.loads(run_cli("schema", cwd=tmp_path).stdout)
     shipped = yaml.safe_load((REPO / "config" / "monitor.yaml").read_text(encoding="utf-8"))
-    jsonschema.validate(shipped, config_schema)
-    jsonschema.validate(shipped, both)
+    _validator(config_schema).validate(shipped)
+    _validator(both).validate(shipped)
     for path in sorted((REPO / "config" / "rules").glob("*.yaml")):
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        jsonschema.validate(document, rules_schema)
-        jsonschema.validate(document, both)
+        _validator(rules_schema).validate(document)
+        _validator(both).validate(document)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"feeds": [{"url": "https://a", "intervall": "5m"}]}, config_schema)
+        _validator(config_schema).validate({"feeds": [{"url": "https://a", "intervall": "5m"}]})
 
 
 def test_the_schema_files_shipped_for_editors_are_current(tmp_path: Path) -> None:

@@ -24,7 +24,10 @@ def test_daemon_polls_delivers_and_stops_cleanly_on_sigterm(
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "monitor", "run", "--config", str(config)],
-        cwd=config, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=config,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ},
     )
     try:

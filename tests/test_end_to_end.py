@@ -45,8 +45,10 @@ def test_once_delivers_signed_alerts_for_matching_items_and_nothing_twice(
     serve_feed(server, "/prensa.xml", feed_document("prensa-es.xml"))
     config = write_config(
         tmp_path / "config",
-        feeds=[{"url": server.url("/wire.xml"), "name": "Test Wire"},
-               {"url": server.url("/prensa.xml")}],
+        feeds=[
+            {"url": server.url("/wire.xml"), "name": "Test Wire"},
+            {"url": server.url("/prensa.xml")},
+        ],
         webhooks=[_hook(receiver)],
     )
 
@@ -61,14 +63,17 @@ def test_once_delivers_signed_alerts_for_matching_items_and_nothing_twice(
     assert contact.body["type"] == "alert.created"
     data = contact.body["data"]
     assert isinstance(data, dict)
-    assert data["id"] == contact.webhook_id and data["id"].startswith("alrt_")
+    assert data["id"] == contact.webhook_id
+    assert data["id"].startswith("alrt_")
     assert data["item"]["guid"] == "wire-1001"
     assert data["item"]["feed"] == {"url": server.url("/wire.xml"), "name": "Test Wire"}
     assert "Álvarez Casas" in data["item"]["summary"]
-    assert "<p>" not in data["item"]["summary"] and "&#8217;" not in data["item"]["summary"]
+    assert "<p>" not in data["item"]["summary"]
+    assert "&#8217;" not in data["item"]["summary"]
     assert data["item"]["published"].endswith("Z")
     assert data["rule"]["severity"] in ("low", "medium", "high", "critical")
-    assert data["score"] > 0 and data["matches"]
+    assert data["score"] > 0
+    assert data["matches"]
     for hit in data["matches"]:
         assert {"term", "field", "text", "score"} <= set(hit)
 
@@ -83,8 +88,9 @@ def test_a_new_item_on_a_later_poll_alerts_once(
     tmp_path: Path, server: LocalServer, receiver: SignedReceiver
 ) -> None:
     serve_feed(server, "/wire.xml", feed_document("havana-wire.xml"))
-    config = write_config(tmp_path / "config", feeds=[{"url": server.url("/wire.xml")}],
-                          webhooks=[_hook(receiver)])
+    config = write_config(
+        tmp_path / "config", feeds=[{"url": server.url("/wire.xml")}], webhooks=[_hook(receiver)]
+    )
     _once(config)
     serve_feed(server, "/wire.xml", feed_document("later-item.xml"))
 
@@ -101,14 +107,20 @@ def test_a_new_item_on_a_later_poll_alerts_once(
     [("24h", 0), ("all", 1), ("none", 0)],
 )
 def test_backfill_decides_what_a_new_feed_may_alert_on(
-    tmp_path: Path, server: LocalServer, receiver: SignedReceiver, backfill: str,
+    tmp_path: Path,
+    server: LocalServer,
+    receiver: SignedReceiver,
+    backfill: str,
     expected_alerts: int,
 ) -> None:
     # prensa-es.xml: a matching item from 72 hours ago and a fresh one that matches no rule
     serve_feed(server, "/prensa.xml", feed_document("prensa-es.xml"))
-    config = write_config(tmp_path / "config", feeds=[{"url": server.url("/prensa.xml")}],
-                          webhooks=[_hook(receiver)],
-                          defaults={"interval": "10m", "backfill": backfill})
+    config = write_config(
+        tmp_path / "config",
+        feeds=[{"url": server.url("/prensa.xml")}],
+        webhooks=[_hook(receiver)],
+        defaults={"interval": "10m", "backfill": backfill},
+    )
     summary = _once(config)
     assert (summary["new"], summary["alerts"]) == (2, expected_alerts)
     assert len(receiver.deliveries) == expected_alerts
@@ -118,8 +130,11 @@ def test_receiver_down_then_up_a_later_run_delivers_everything(
     tmp_path: Path, server: LocalServer, receiver: SignedReceiver
 ) -> None:
     serve_feed(server, "/wire.xml", feed_document("havana-wire.xml"))
-    config = write_config(tmp_path / "config", feeds=[{"url": server.url("/wire.xml")}],
-                          webhooks=[_hook(receiver, retry=["1s", "1s"])])
+    config = write_config(
+        tmp_path / "config",
+        feeds=[{"url": server.url("/wire.xml")}],
+        webhooks=[_hook(receiver, retry=["1s", "1s"])],
+    )
     receiver.answer([503, 503])
 
     down = _once(config, "--max-wait", "0s")
@@ -141,16 +156,19 @@ def test_503_twice_then_200_is_delivered_once_with_one_webhook_id(
     tmp_path: Path, server: LocalServer, receiver: SignedReceiver
 ) -> None:
     serve_feed(server, "/wire.xml", feed_document("later-item.xml"))
-    config = write_config(tmp_path / "config", feeds=[{"url": server.url("/wire.xml")}],
-                          webhooks=[_hook(receiver, retry=["0s", "0s", "0s"],
-                                          rules=["russia-cuba-contacts"])])
+    config = write_config(
+        tmp_path / "config",
+        feeds=[{"url": server.url("/wire.xml")}],
+        webhooks=[_hook(receiver, retry=["0s", "0s", "0s"], rules=["russia-cuba-contacts"])],
+    )
     receiver.answer([503, 503, 503, 503])  # two alerts: each fails twice, then succeeds
 
     summary = _once(config, "--max-wait", "10s")
 
     assert (summary["alerts"], summary["delivered"]) == (2, 2)
     ids = [a.headers["webhook-id"] for a in receiver.attempts()]
-    assert len(ids) == 6 and all(ids.count(i) == 3 for i in set(ids))
+    assert len(ids) == 6
+    assert all(ids.count(i) == 3 for i in set(ids))
     assert sorted(d.webhook_id for d in receiver.deliveries) == sorted(set(ids))
 
 
@@ -159,10 +177,14 @@ def test_broken_feeds_are_contained_and_good_feeds_still_alert(
 ) -> None:
     serve_feed(server, "/wire.xml", feed_document("havana-wire.xml"))
     server.static("/down.xml", b"oops", status=500)
-    server.static("/page.html", b"<!doctype html><html><head><title>x</title></head><body>hi",
-                  headers={"Content-Type": "text/html"})
-    server.static("/junk.bin", bytes(range(256)) * 64,
-                  headers={"Content-Type": "application/octet-stream"})
+    server.static(
+        "/page.html",
+        b"<!doctype html><html><head><title>x</title></head><body>hi",
+        headers={"Content-Type": "text/html"},
+    )
+    server.static(
+        "/junk.bin", bytes(range(256)) * 64, headers={"Content-Type": "application/octet-stream"}
+    )
     feeds = [{"url": server.url(p)} for p in ("/wire.xml", "/down.xml", "/page.html", "/junk.bin")]
     feeds.append({"url": "http://127.0.0.1:9/refused.xml"})
     config = write_config(tmp_path / "config", feeds=feeds, webhooks=[_hook(receiver)])
@@ -174,4 +196,5 @@ def test_broken_feeds_are_contained_and_good_feeds_still_alert(
     assert (summary["feeds"], summary["fetched"], summary["failed"]) == (5, 1, 4)
     assert summary["delivered"] == 2
     assert "Traceback" not in result.stderr
-    assert "/down.xml" in result.stderr and "500" in result.stderr
+    assert "/down.xml" in result.stderr
+    assert "500" in result.stderr

@@ -53,7 +53,10 @@ class DispatchSummary:
 
 
 def next_attempt(
-    retry: list[timedelta], attempts_made: int, now: datetime, retry_after: timedelta | None,
+    retry: list[timedelta],
+    attempts_made: int,
+    now: datetime,
+    retry_after: timedelta | None,
     rng: random.Random | None = None,
 ) -> datetime | None:
     """When to try again after `attempts_made` attempts, or None when the schedule is spent."""
@@ -81,11 +84,13 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     return max(moment - now, timedelta(0))
 
 
-def classify(response: httpx.Response, now: datetime) -> DeliveryOutcome:
+def classify(
+    response: httpx.Response, now: datetime
+) -> tuple[DeliveryError | None, timedelta | None]:
+    """The error an answer means (None for 2xx) and the `Retry-After` it asks for."""
     status = response.status_code
-    elapsed = response.elapsed.total_seconds() if response.is_closed else 0.0
     if 200 <= status < 300:
-        return DeliveryOutcome(status, None, None, elapsed)
+        return None, None
     reason = f"HTTP {status} {response.reason_phrase}".strip()
     retry_after = parse_retry_after(response.headers.get("retry-after"), now)
     error: DeliveryError
@@ -95,7 +100,7 @@ def classify(response: httpx.Response, now: datetime) -> DeliveryOutcome:
         error = TransientDeliveryError(reason)
     else:
         error = PermanentDeliveryError(reason)
-    return DeliveryOutcome(status, error, retry_after, elapsed)
+    return error, retry_after
 
 
 async def attempt(
@@ -119,10 +124,8 @@ async def attempt(
         # the message names the kind of failure, never the URL (which may carry a token)
         error = TransientDeliveryError(f"{type(exc).__name__}: connection failed")
         return DeliveryOutcome(None, error, None, time.monotonic() - started)
-    outcome = classify(response, now)
-    return DeliveryOutcome(
-        outcome.status_code, outcome.error, outcome.retry_after, time.monotonic() - started
-    )
+    error, retry_after = classify(response, now)
+    return DeliveryOutcome(response.status_code, error, retry_after, time.monotonic() - started)
 
 
 def make_delivery_client() -> httpx.AsyncClient:
@@ -186,7 +189,11 @@ class Dispatcher:
             duration_ms=round(outcome.duration * 1000),
         )
         await asyncio.to_thread(
-            self.store.record_attempt, delivery.id, now, record, state=state,
+            self.store.record_attempt,
+            delivery.id,
+            now,
+            record,
+            state=state,
             next_attempt_at=next_at,
         )
         _log_attempt(delivery, attempts_made, state, outcome, next_at)
@@ -198,17 +205,37 @@ def _kind(error: DeliveryError) -> str:
 
 
 def _log_attempt(
-    delivery: DueDelivery, attempts: int, state: str, outcome: DeliveryOutcome,
+    delivery: DueDelivery,
+    attempts: int,
+    state: str,
+    outcome: DeliveryOutcome,
     next_at: datetime | None,
 ) -> None:
     extra = {"alert_id": delivery.alert_id, "webhook": delivery.webhook, "attempt": attempts}
     if state == DELIVERED:
-        log.info("delivered %s to %s (HTTP %s)", delivery.alert_id, delivery.webhook,
-                 outcome.status_code, extra=extra)
+        log.info(
+            "delivered %s to %s (HTTP %s)",
+            delivery.alert_id,
+            delivery.webhook,
+            outcome.status_code,
+            extra=extra,
+        )
     elif state == PENDING and next_at is not None:
-        log.warning("delivery of %s to %s failed (%s); attempt %d, next at %s",
-                    delivery.alert_id, delivery.webhook, outcome.error, attempts,
-                    next_at.strftime("%H:%M:%S"), extra=extra)
+        log.warning(
+            "delivery of %s to %s failed (%s); attempt %d, next at %s",
+            delivery.alert_id,
+            delivery.webhook,
+            outcome.error,
+            attempts,
+            next_at.strftime("%H:%M:%S"),
+            extra=extra,
+        )
     else:
-        log.error("delivery of %s to %s failed for good after %d attempts (%s); kept as failed",
-                  delivery.alert_id, delivery.webhook, attempts, outcome.error, extra=extra)
+        log.error(
+            "delivery of %s to %s failed for good after %d attempts (%s); kept as failed",
+            delivery.alert_id,
+            delivery.webhook,
+            attempts,
+            outcome.error,
+            extra=extra,
+        )

@@ -32,9 +32,7 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def alert_created(
-    alert_id: str, item: Item, match: Match, now: datetime
-) -> dict[str, object]:
+def alert_created(alert_id: str, item: Item, match: Match, now: datetime) -> dict[str, object]:
     """The `alert.created` event of the contract."""
     return {
         "type": "alert.created",

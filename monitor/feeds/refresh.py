@@ -11,7 +11,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -36,7 +36,7 @@ class RefreshContext:
     store: Store
     client: httpx.AsyncClient
     config: LoadedConfig
-    limits: FetchLimits = FetchLimits()
+    limits: FetchLimits = field(default_factory=FetchLimits)
 
     @property
     def matcher(self) -> Matcher:
@@ -62,6 +62,13 @@ async def refresh_feed(
     fetched = await fetch_feed(ctx.client, feed.url, validators, ctx.limits)
     if isinstance(fetched, FetchFailed):
         return await _record_failure(ctx, feed, interval, str(fetched.error), fetched.retry_after)
+    if fetched.permanent_redirect:
+        log.warning(
+            "%s moved permanently to %s; update the feed's url in the config",
+            feed.url,
+            fetched.permanent_redirect,
+            extra={"feed_url": feed.url},
+        )
     if isinstance(fetched, NotModified):
         await asyncio.to_thread(
             ctx.store.record_poll,
@@ -110,7 +117,8 @@ def next_check(now: datetime, interval: timedelta, rng: random.Random | None = N
 
 def backoff(interval: timedelta, errors: int, retry_after: timedelta | None) -> timedelta:
     """Wait after the `errors`-th failure in a row: doubling from the interval, capped at a day."""
-    wait = min(interval * (2 ** min(errors - 1, 16)), MAX_BACKOFF)
+    doubling: int = 2 ** min(errors - 1, 16)
+    wait = min(interval * doubling, MAX_BACKOFF)
     wait = max(wait, interval)
     if retry_after is not None:
         wait = max(wait, min(retry_after, MAX_BACKOFF))

@@ -18,7 +18,7 @@ _MIGRATION_LOCK = 7_262_011  # pg_advisory_xact_lock key: replicas starting at o
 
 
 def normalize_url(url: str) -> str:
-    """`postgresql://` uses psycopg 3; a relative SQLite path is relative to the working directory."""
+    """`postgresql://` means psycopg 3; relative SQLite paths are relative to the working dir."""
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")

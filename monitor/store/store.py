@@ -131,8 +131,12 @@ class Store:
                 if row is None:
                     db.execute(
                         sa.insert(feeds).values(
-                            url=url, name=name, next_check_at=now, error_count=0,
-                            active=True, created_at=now,
+                            url=url,
+                            name=name,
+                            next_check_at=now,
+                            error_count=0,
+                            active=True,
+                            created_at=now,
                         )
                     )
                 elif not row.active or row.name != name:
@@ -216,9 +220,14 @@ class Store:
                 for alert in entry.alerts:
                     created += self._insert_alert(db, item_id, alert, now)
             values: dict[str, object] = {
-                "etag": etag, "last_modified": last_modified, "next_check_at": next_check_at,
-                "lease_until": None, "last_checked_at": now, "last_success_at": now,
-                "error_count": 0, "last_error": None,
+                "etag": etag,
+                "last_modified": last_modified,
+                "next_check_at": next_check_at,
+                "lease_until": None,
+                "last_checked_at": now,
+                "last_success_at": now,
+                "error_count": 0,
+                "last_error": None,
                 "first_polled_at": sa.func.coalesce(feeds.c.first_polled_at, now),
             }
             if title:
@@ -234,8 +243,11 @@ class Store:
                 sa.update(feeds)
                 .where(feeds.c.id == feed_id)
                 .values(
-                    error_count=feeds.c.error_count + 1, last_error=error[:2000],
-                    last_checked_at=now, next_check_at=next_check_at, lease_until=None,
+                    error_count=feeds.c.error_count + 1,
+                    last_error=error[:2000],
+                    last_checked_at=now,
+                    next_check_at=next_check_at,
+                    lease_until=None,
                 )
             )
 
@@ -244,9 +256,14 @@ class Store:
             with db.begin_nested():
                 result = db.execute(
                     sa.insert(items).values(
-                        feed_id=feed_id, dedupe_key=item.dedupe_key()[:512], guid=item.guid,
-                        link=item.link, title=item.title, content_hash=item.content_hash(),
-                        published_at=item.published, first_seen_at=now,
+                        feed_id=feed_id,
+                        dedupe_key=item.dedupe_key()[:512],
+                        guid=item.guid,
+                        link=item.link,
+                        title=item.title,
+                        content_hash=item.content_hash(),
+                        published_at=item.published,
+                        first_seen_at=now,
                     )
                 )
         except IntegrityError:
@@ -259,8 +276,11 @@ class Store:
             with db.begin_nested():
                 db.execute(
                     sa.insert(alerts).values(
-                        id=alert.id, item_id=item_id, rule_id=alert.rule_id,
-                        severity=alert.severity, score=round(alert.score * 10),
+                        id=alert.id,
+                        item_id=item_id,
+                        rule_id=alert.rule_id,
+                        severity=alert.severity,
+                        score=round(alert.score * 10),
                         payload=json.dumps(alert.payload, ensure_ascii=False, sort_keys=True),
                         created_at=now,
                     )
@@ -270,8 +290,12 @@ class Store:
         for webhook in alert.webhooks:
             db.execute(
                 sa.insert(deliveries).values(
-                    alert_id=alert.id, webhook=webhook, state=PENDING, attempts=0,
-                    next_attempt_at=now, created_at=now,
+                    alert_id=alert.id,
+                    webhook=webhook,
+                    state=PENDING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
                 )
             )
         return 1
@@ -331,16 +355,22 @@ class Store:
         with self._begin() as db:
             db.execute(
                 sa.insert(delivery_attempts).values(
-                    delivery_id=delivery_id, attempted_at=now, status_code=attempt.status_code,
-                    outcome=attempt.outcome, error=attempt.error, duration_ms=attempt.duration_ms,
+                    delivery_id=delivery_id,
+                    attempted_at=now,
+                    status_code=attempt.status_code,
+                    outcome=attempt.outcome,
+                    error=attempt.error,
+                    duration_ms=attempt.duration_ms,
                 )
             )
             db.execute(
                 sa.update(deliveries)
                 .where(deliveries.c.id == delivery_id)
                 .values(
-                    state=state, attempts=deliveries.c.attempts + 1,
-                    next_attempt_at=next_attempt_at, lease_until=None,
+                    state=state,
+                    attempts=deliveries.c.attempts + 1,
+                    next_attempt_at=next_attempt_at,
+                    lease_until=None,
                     last_error=attempt.error,
                     delivered_at=now if state == DELIVERED else None,
                 )
@@ -361,8 +391,13 @@ class Store:
     def recent_alerts(self, limit: int = 50) -> list[AlertRow]:
         query = (
             sa.select(
-                alerts.c.id, alerts.c.rule_id, alerts.c.created_at, items.c.title,
-                deliveries.c.webhook, deliveries.c.state, deliveries.c.attempts,
+                alerts.c.id,
+                alerts.c.rule_id,
+                alerts.c.created_at,
+                items.c.title,
+                deliveries.c.webhook,
+                deliveries.c.state,
+                deliveries.c.attempts,
                 deliveries.c.last_error,
             )
             .join(items, items.c.id == alerts.c.item_id)
@@ -373,8 +408,14 @@ class Store:
         with self.engine.connect() as db:
             return [
                 AlertRow(
-                    row.id, row.rule_id, row.webhook, row.state, row.attempts or 0,
-                    row.created_at, row.title, row.last_error,
+                    row.id,
+                    row.rule_id,
+                    row.webhook,
+                    row.state,
+                    row.attempts or 0,
+                    row.created_at,
+                    row.title,
+                    row.last_error,
                 )
                 for row in db.execute(query)
             ]
@@ -415,9 +456,16 @@ def _lease_free(column: sa.ColumnElement[datetime], now: datetime) -> sa.ColumnE
 
 def _feed_state(row: sa.Row[tuple[object, ...]]) -> FeedState:
     return FeedState(
-        id=row.id, url=row.url, name=row.name, title=row.title, etag=row.etag,
-        last_modified=row.last_modified, next_check_at=row.next_check_at,
-        error_count=row.error_count, last_error=row.last_error,
-        first_polled_at=row.first_polled_at, last_success_at=row.last_success_at,
+        id=row.id,
+        url=row.url,
+        name=row.name,
+        title=row.title,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        next_check_at=row.next_check_at,
+        error_count=row.error_count,
+        last_error=row.last_error,
+        first_polled_at=row.first_polled_at,
+        last_success_at=row.last_success_at,
         last_checked_at=row.last_checked_at,
     )

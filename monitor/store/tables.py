@@ -1,10 +1,10 @@
 """The schema, as SQLAlchemy Core tables. Alembic migrations (store/migrations) create it.
 
-    feeds             one row per polled URL: validators, schedule, errors, lease
-    items             every item seen, per feed; (feed_id, dedupe_key) is unique
-    alerts            one per (item, rule) that matched; its id is the webhook-id
-    deliveries        the outbox: one per (alert, webhook), with state and next attempt
-    delivery_attempts every attempt made, with its outcome
+feeds             one row per polled URL: validators, schedule, errors, lease
+items             every item seen, per feed; (feed_id, dedupe_key) is unique
+alerts            one per (item, rule) that matched; its id is the webhook-id
+deliveries        the outbox: one per (alert, webhook), with state and next attempt
+delivery_attempts every attempt made, with its outcome
 """
 
 from __future__ import annotations

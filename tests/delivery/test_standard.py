@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from pydantic import SecretStr
@@ -13,13 +14,15 @@ from monitor.delivery.standard import build_request, sign
 from monitor.store import DueDelivery
 from tests.support.receiver import SECRET, expected_signature
 
-PAYLOAD = json.dumps({"type": "alert.created", "data": {"id": "alrt_1", "title": "Гавана"}},
-                     ensure_ascii=False)
+PAYLOAD = json.dumps(
+    {"type": "alert.created", "data": {"id": "alrt_1", "title": "Гавана"}}, ensure_ascii=False
+)
 
 
 def _hook(**overrides: object) -> WebhookConfig:
-    return WebhookConfig.model_validate({"name": "h", "url": "http://127.0.0.1:1/hook",
-                                         "secret": SECRET, **overrides})
+    return WebhookConfig.model_validate(
+        {"name": "h", "url": "http://127.0.0.1:1/hook", "secret": SECRET, **overrides}
+    )
 
 
 def test_request_carries_the_alert_id_timestamp_and_a_valid_signature() -> None:
@@ -34,8 +37,6 @@ def test_request_carries_the_alert_id_timestamp_and_a_valid_signature() -> None:
 
 
 def test_the_reference_implementation_accepts_our_signature_and_rejects_tampering() -> None:
-    import time
-
     delivery = DueDelivery(1, "alrt_2", "h", 0, PAYLOAD)
     request = build_request(_hook(), delivery, int(time.time()))
     assert Webhook(SECRET).verify(request.body, request.headers)["data"]["id"] == "alrt_1"
@@ -48,7 +49,8 @@ def test_sign_matches_a_known_vector() -> None:
     key = secret_bytes(SecretStr(SECRET))
     signature = sign(key, "msg_1", 1_700_000_000, b'{"a":1}')
     assert signature == expected_signature(SECRET, "msg_1", "1700000000", b'{"a":1}')
-    assert signature.startswith("v1,") and len(signature) == 3 + 44
+    assert signature.startswith("v1,")
+    assert len(signature) == 3 + 44
 
 
 @pytest.mark.parametrize(

@@ -28,8 +28,13 @@ def _alert(alert_id: str, webhooks: tuple[str, ...] = ("hook",)) -> NewAlert:
 
 def _poll(store: Store, feed_id: int, seen: list[SeenItem], now: datetime = NOW) -> tuple[int, int]:
     result = store.record_poll(
-        feed_id, now, next_check_at=now + timedelta(minutes=10), etag='"v1"',
-        last_modified="Sun, 01 Mar 2026 11:00:00 GMT", title="Feed", seen=seen,
+        feed_id,
+        now,
+        next_check_at=now + timedelta(minutes=10),
+        etag='"v1"',
+        last_modified="Sun, 01 Mar 2026 11:00:00 GMT",
+        title="Feed",
+        seen=seen,
     )
     return result.new_items, result.alerts_created
 
@@ -131,6 +136,7 @@ def test_a_delivery_held_by_a_dead_worker_is_taken_over(store: Store) -> None:
 def test_datetimes_come_back_aware_utc_and_naive_ones_are_refused(store: Store) -> None:
     store.sync_feeds([("http://a/1", None)], NOW)
     (feed,) = store.feeds()
-    assert feed.next_check_at == NOW and feed.next_check_at.tzinfo is not None
+    assert feed.next_check_at == NOW
+    assert feed.next_check_at.tzinfo is not None
     with pytest.raises(sa.exc.StatementError, match="naive datetime"):
-        store.sync_feeds([("http://a/2", None)], datetime(2026, 1, 1))  # noqa: DTZ001
+        store.sync_feeds([("http://a/2", None)], datetime(2026, 1, 1))

@@ -35,8 +35,9 @@ def serve_feed(server: LocalServer, path: str, body: bytes) -> None:
     def handler(request: RecordedRequest) -> Reply:
         if request.headers.get("if-none-match") == etag:
             return Reply(304, b"", {"ETag": etag})
-        return Reply(200, body, {"Content-Type": "application/rss+xml; charset=utf-8",
-                                 "ETag": etag})
+        return Reply(
+            200, body, {"Content-Type": "application/rss+xml; charset=utf-8", "ETag": etag}
+        )
 
     server.route(path, handler)
 

@@ -23,8 +23,9 @@ SECRET = "whsec_" + base64.b64encode(b"monitor-test-secret-0123456789ab").decode
 
 def expected_signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
     key = base64.b64decode(secret.removeprefix("whsec_"))
-    digest = hmac.new(key, msg_id.encode() + b"." + timestamp.encode() + b"." + body,
-                      hashlib.sha256).digest()
+    digest = hmac.new(
+        key, msg_id.encode() + b"." + timestamp.encode() + b"." + body, hashlib.sha256
+    ).digest()
     return "v1," + base64.b64encode(digest).decode()
 
 
@@ -67,9 +68,7 @@ class SignedReceiver:
         with self._lock:
             status, headers = self._statuses.pop(0) if self._statuses else (200, {})
             if 200 <= status < 300:
-                self.deliveries.append(
-                    Delivery(msg_id, timestamp, json.loads(request.body), valid)
-                )
+                self.deliveries.append(Delivery(msg_id, timestamp, json.loads(request.body), valid))
         return Reply(status, b"{}", {"Content-Type": "application/json", **headers})
 
     def attempts(self) -> list[RecordedRequest]:

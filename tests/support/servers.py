@@ -1,13 +1,13 @@
 """A real HTTP server on 127.0.0.1 for tests: feeds, webhook receivers, hostile publishers.
 
-    server = LocalServer()            # binds 127.0.0.1 on a free port, serves from a thread
-    server.static("/feed.xml", body, headers={"Content-Type": "application/rss+xml"})
-    server.route("/hook", handler)    # handler(request: RecordedRequest) -> Reply
-    server.raw("/drip", writer)       # writer(handler: BaseHTTPRequestHandler) writes raw bytes
-    server.url("/feed.xml")
-    server.requests                   # every request received, in order
-    server.wait_for(lambda reqs: len(reqs) >= 3, timeout=5)   # event-driven, no sleeps
-    server.close()
+server = LocalServer()            # binds 127.0.0.1 on a free port, serves from a thread
+server.static("/feed.xml", body, headers={"Content-Type": "application/rss+xml"})
+server.route("/hook", handler)    # handler(request: RecordedRequest) -> Reply
+server.raw("/drip", writer)       # writer(handler: BaseHTTPRequestHandler) writes raw bytes
+server.url("/feed.xml")
+server.requests                   # every request received, in order
+server.wait_for(lambda reqs: len(reqs) >= 3, timeout=5)   # event-driven, no sleeps
+server.close()
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class LocalServer:
         class _RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
             def _handle(self) -> None:
