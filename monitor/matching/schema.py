@@ -259,9 +259,7 @@ class RuleFile(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         title="monitor rule file",
-        json_schema_extra={
-            "$comment": "https://github.com/monitor/monitor/blob/main/docs/rules.md"
-        },
+        json_schema_extra={"$comment": "The rule language is documented in docs/rules.md."},
     )
 
     version: Annotated[
