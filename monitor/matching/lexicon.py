@@ -7,8 +7,6 @@ rarely hits the first letter, and requiring it is what keeps Prussia from matchi
 vocabulary repeats, so results are cached per word: a steady-state match does no fuzzy work.
 """
 
-# ruff: noqa: RUF002  -- Cyrillic examples are the point, not look-alike typos
-
 from __future__ import annotations
 
 import re

@@ -9,8 +9,6 @@ The offsets of a `Token` always point into the text as the item has it, entities
 so an explanation can quote and highlight the original.
 """
 
-# ruff: noqa: RUF002  -- Cyrillic examples are the point, not look-alike typos
-
 from __future__ import annotations
 
 import html

@@ -8,8 +8,6 @@ names in between; the JSON Schema still offers editors the two precise shapes, `
 `Group`. The semantics (references, duplicates, reachability) are checked in `rules.py`.
 """
 
-# ruff: noqa: RUF001  -- Cyrillic examples are the point, not look-alike typos
-
 from __future__ import annotations
 
 from typing import Annotated, Literal, Self
