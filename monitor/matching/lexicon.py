@@ -21,7 +21,7 @@ from monitor.matching.normalize import Token, fold, latin_key, strip_marks
 Mode = Literal["exact", "prefix", "fuzzy", "substring"]
 
 CACHE_LIMIT = 200_000  # words; cleared when full, which keeps the cache bounded and deterministic
-_BRACES = re.compile(r"\{([^{}]*)\}")
+_ALTERNATIVES = re.compile(r"\(([^()]*)\)")
 
 
 def default_threshold(word: str) -> float | None:
@@ -40,16 +40,18 @@ def default_threshold(word: str) -> float | None:
     return 85.0
 
 
-def expand_braces(text: str) -> list[str]:
-    """`Куб{а,ы}` → [`Куба`, `Кубы`]; several groups multiply; `{,s}` allows an empty form."""
-    found = _BRACES.search(text)
+def expand_alternatives(text: str) -> list[str]:
+    """`Куб(а|ы)` → [`Куба`, `Кубы`]; several groups multiply; `(|s)` allows an empty form.
+
+    Parentheses and `|` need no quoting in YAML, even inside a `[flow, list]`."""
+    found = _ALTERNATIVES.search(text)
     if found is None:
         return [text]
     head, tail = text[: found.start()], text[found.end() :]
     return [
         expanded
-        for choice in found.group(1).split(",")
-        for expanded in expand_braces(head + choice + tail)
+        for choice in found.group(1).split("|")
+        for expanded in expand_alternatives(head + choice + tail)
     ]
 
 
@@ -226,4 +228,12 @@ def case_key(word: str) -> str:
     return strip_marks(word)
 
 
-__all__ = ["Atom", "Lexicon", "atom_for", "case_key", "default_threshold", "expand_braces", "fold"]
+__all__ = [
+    "Atom",
+    "Lexicon",
+    "atom_for",
+    "case_key",
+    "default_threshold",
+    "expand_alternatives",
+    "fold",
+]

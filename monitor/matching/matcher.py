@@ -34,7 +34,7 @@ class RuleInfo:
 @dataclass(frozen=True, slots=True)
 class CompiledTerm:
     label: str  # the term as the rule file writes it
-    phrases: tuple[tuple[int, ...], ...]  # atom ids, one tuple per brace variant
+    phrases: tuple[tuple[int, ...], ...]  # atom ids, one tuple per alternative form
     unless: tuple[tuple[int, ...], ...]  # phrases that cancel an overlapping hit
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.matching.lexicon import Lexicon, atom_for, expand_braces
+from monitor.matching.lexicon import Lexicon, atom_for, expand_alternatives
 from monitor.matching.matcher import (
     AllNode,
     AnyNode,
@@ -123,8 +123,8 @@ class _Compiler:
         if re.search(r"\*(?=[^\s*])|\*\*", body):
             self.problem(path, loc, f"`*` may only end a word: `{text}`")
             return None
-        if body.count("{") != body.count("}") or re.search(r"\{[^}]*\{", body):
-            self.problem(path, loc, f"unbalanced or nested braces in `{text}`")
+        if body.count("(") != body.count(")") or re.search(r"\([^)]*\(|\)[^(]*\)", body):
+            self.problem(path, loc, f"unbalanced or nested parentheses in `{text}`")
             return None
         prefix = spec.prefix
         key = (body, prefix, spec.fuzzy, spec.threshold, spec.whole_word,
@@ -133,7 +133,7 @@ class _Compiler:
             return self._term_ids[key]
         phrases = tuple(
             phrase
-            for variant in expand_braces(body)
+            for variant in expand_alternatives(body)
             if (phrase := self.phrase(variant, spec, prefix))
         )
         if not phrases:

@@ -40,11 +40,11 @@ class _TermOptions(BaseModel):
             title="Term",
             description=(
                 "A word or phrase, compared case- and accent-insensitively, whole words only. "
-                "`Kreml*` matches words that start with `kreml`; `Куб{а,ы,е,у,ой}` is five "
-                "terms (brace alternatives, handy for inflected forms); `$name` refers to "
+                "`Kreml*` matches words that start with `kreml`; `Куб(а|ы|е|у|ой)` is five "
+                "terms (alternatives, handy for inflected forms); `$name` refers to "
                 "the term set `name`."
             ),
-            examples=["Havana", "La Habana", "Kolokoltsev", "Росси{я,и,ю,ей}", "sanction*"],
+            examples=["Havana", "La Habana", "Kolokoltsev", "Росси(я|и|ю|ей)", "sanction*"],
         ),
     ]
     fuzzy: Annotated[
