@@ -198,3 +198,21 @@ def test_broken_feeds_are_contained_and_good_feeds_still_alert(
     assert "Traceback" not in result.stderr
     assert "/down.xml" in result.stderr
     assert "500" in result.stderr
+
+
+def test_the_same_pipeline_runs_on_postgresql(
+    tmp_path: Path, server: LocalServer, receiver: SignedReceiver, postgresql_url: str
+) -> None:
+    serve_feed(server, "/wire.xml", feed_document("havana-wire.xml"))
+    config = write_config(
+        tmp_path / "config",
+        feeds=[{"url": server.url("/wire.xml")}],
+        webhooks=[_hook(receiver)],
+        storage=postgresql_url,
+    )
+    first = _once(config)
+    second = _once(config)
+    assert (first["new"], first["alerts"], first["delivered"]) == (4, 2, 2)
+    assert (second["unchanged"], second["alerts"], second["delivered"]) == (1, 0, 0)
+    assert len(receiver.deliveries) == 2
+    assert not (config / "data").exists()  # nothing went to SQLite

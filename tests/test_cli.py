@@ -1,0 +1,35 @@
+"""The command line itself: help texts, version, `python -m monitor`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from monitor import __version__
+from tests.conftest import run_cli
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    result = run_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("run", "check", "match", "schema"):
+        assert command in result.stdout
+
+
+def test_run_help_documents_once_and_max_wait(tmp_path: Path) -> None:
+    result = run_cli("run", "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for option in ("--once", "--max-wait", "--config"):
+        assert option in result.stdout
+
+
+def test_version_and_bad_arguments(tmp_path: Path) -> None:
+    assert run_cli("--version", cwd=tmp_path).stdout.strip() == f"monitor {__version__}"
+    bad = run_cli("run", "--once", "--max-wait", "soon", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "invalid duration 'soon'" in bad.stderr
+
+
+def test_a_missing_config_folder_is_a_config_error(tmp_path: Path) -> None:
+    result = run_cli("check", "--config", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{tmp_path}/nowhere/monitor.yaml: no such file" in result.stderr
