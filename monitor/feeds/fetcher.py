@@ -103,23 +103,27 @@ def make_client(
     follow_redirects=True per request and still get `limits.max_redirects`.
     """
     return httpx.AsyncClient(
+        timeout=_timeout(limits),
         headers={
             "User-Agent": user_agent or USER_AGENT,
             "Accept": ACCEPT,
             "Accept-Encoding": ACCEPT_ENCODING,
         },
-        timeout=httpx.Timeout(
-            connect=limits.connect_timeout,
-            read=limits.read_timeout,
-            write=limits.read_timeout,
-            pool=limits.deadline,
-        ),
         limits=httpx.Limits(
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
         ),
         follow_redirects=False,
         max_redirects=limits.max_redirects,
+    )
+
+
+def _timeout(limits: FetchLimits) -> httpx.Timeout:
+    return httpx.Timeout(
+        connect=limits.connect_timeout,
+        read=limits.read_timeout,
+        write=limits.read_timeout,
+        pool=limits.deadline,
     )
 
 
@@ -178,7 +182,7 @@ async def _follow(
     permanent_so_far = True
     for _hop in range(limits.max_redirects + 1):
         async with client.stream(
-            "GET", trail.url, headers=_request_headers(validators)
+            "GET", trail.url, headers=_request_headers(validators), timeout=_timeout(limits)
         ) as response:
             trail.status = response.status_code
             trail.headers = {name.lower(): value for name, value in response.headers.items()}

@@ -76,7 +76,8 @@ def html_to_text(markup: str, *, multiline: bool = True) -> str:
     extractor = _TextExtractor()
     extractor.feed(markup)
     extractor.close()
-    return plain_text("".join(extractor.parts), multiline=multiline, unescape=False)
+    # Unescaped once more: `&amp;amp;` is a publisher's double escaping far more often than prose.
+    return plain_text("".join(extractor.parts), multiline=multiline)
 
 
 def plain_text(text: str, *, multiline: bool = True, unescape: bool = True) -> str:

@@ -1,0 +1,110 @@
+"""Table tests for the text, link and date normalization every Item goes through."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from monitor.feeds.normalize import (
+    MAX_FIELD_CHARS,
+    absolute_http_url,
+    html_to_text,
+    plain_text,
+    sane_datetime,
+)
+from monitor.feeds.sniff import Kind, sniff
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("markup", "multiline", "text"),
+    [
+        ("<p>one</p><p>two</p>", True, "one\ntwo"),
+        ("<p>one</p><p>two</p>", False, "one two"),
+        ("a<br>b<br/>c", True, "a\nb\nc"),
+        ("<td>cell</td><td>next</td>", False, "cell next"),
+        ("<b>bold</b>face", False, "boldface"),  # inline elements do not separate words
+        ("x<script>var s = '<p>';</script>y<style>p {}</style>z", False, "xyz"),
+        ("AT&amp;T &#8220;q&#8221; &eacute; &nbsp;end", False, "AT&T \u201cq\u201d é end"),
+        ("double &amp;amp; escaped", False, "double & escaped"),
+        ("  lots   of\t\tspace \n\n\n here ", True, "lots of space\nhere"),
+        ("5 < 6 and 7 > 3", False, "5 < 6 and 7 > 3"),
+        ("<img src=x alt='a chart'>after", False, "a chart after"),
+        ("unclosed <div>text", False, "unclosed text"),
+        ("ctrl\x00\x08chars\ufeff", False, "ctrlchars\ufeff"),
+        ("e\u0301", False, "\u00e9"),
+    ],
+)
+def test_html_to_text(markup: str, multiline: bool, text: str) -> None:
+    assert html_to_text(markup, multiline=multiline) == text
+
+
+def test_plain_text_keeps_angle_brackets_and_decodes_entities() -> None:
+    assert plain_text("<not a tag> &amp; \u00a0 x", multiline=False) == "<not a tag> & x"
+
+
+def test_fields_are_capped() -> None:
+    assert len(plain_text("x" * (MAX_FIELD_CHARS + 10))) == MAX_FIELD_CHARS
+
+
+@pytest.mark.parametrize(
+    ("href", "base", "expected"),
+    [
+        ("/a", "https://h.example/feed", "https://h.example/a"),
+        ("b", "https://h.example/dir/feed", "https://h.example/dir/b"),
+        ("//cdn.example/x", "https://h.example/", "https://cdn.example/x"),
+        ("  https://h.example/x  ", "", "https://h.example/x"),
+        ("javascript:alert(1)", "https://h.example/", None),
+        ("data:text/html,hi", "https://h.example/", None),
+        ("file:///etc/passwd", "https://h.example/", None),
+        ("", "https://h.example/", None),
+        (None, "https://h.example/", None),
+        ("http://[bad", "https://h.example/", None),
+    ],
+)
+def test_absolute_http_url(href: str | None, base: str, expected: str | None) -> None:
+    assert absolute_http_url(href, base) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        (datetime(2026, 11, 27, 9, 0), datetime(2026, 11, 27, 9, 0, tzinfo=UTC)),
+        (
+            datetime(2026, 11, 27, 9, 0, tzinfo=timezone(timedelta(hours=-5))),
+            datetime(2026, 11, 27, 14, 0, tzinfo=UTC),
+        ),
+        (datetime(1970, 1, 1, tzinfo=UTC), None),
+        (datetime(2026, 11, 29, 11, 0, tzinfo=UTC), datetime(2026, 11, 29, 11, 0, tzinfo=UTC)),
+        (datetime(2026, 12, 30, tzinfo=UTC), None),
+    ],
+)
+def test_sane_datetime(value: datetime | None, expected: datetime | None) -> None:
+    assert sane_datetime(value, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "kind"),
+    [
+        (b"", "", Kind.EMPTY),
+        (b'<?xml version="1.0"?>\n<rss version="2.0"/>', "text/html", Kind.XML),
+        (b"\xef\xbb\xbf<feed xmlns='http://www.w3.org/2005/Atom'/>", "", Kind.XML),
+        ('<?xml version="1.0" encoding="utf-16"?><rss/>'.encode("utf-16"), "", Kind.XML),
+        ('<rss version="2.0"/>'.encode("utf-16-le"), "", Kind.XML),  # no BOM
+        (b"<!-- c --><!DOCTYPE rss [<!ENTITY a 'b'>]><rss/>", "", Kind.XML),
+        (b"<rdf:RDF xmlns:rdf='x'/>", "", Kind.XML),
+        (b"<!doctype html><html><body>x</body></html>", "", Kind.HTML),
+        (b"\n\n<HTML><HEAD></HEAD></HTML>", "application/rss+xml", Kind.HTML),
+        (b"<div>fragment</div>", "text/html; charset=utf-8", Kind.HTML),
+        (b"<div>fragment</div>", "application/xml", Kind.XML),
+        (b'{"version": "x"}', "", Kind.JSON),
+        (b'  ["a"]', "text/plain", Kind.JSON),
+        (b"\x89PNG\r\n\x1a\n", "image/png", Kind.BINARY),
+        (bytes(range(32)) * 10, "", Kind.BINARY),
+    ],
+)
+def test_sniff(body: bytes, content_type: str, kind: Kind) -> None:
+    assert sniff(body, content_type)[0] is kind
