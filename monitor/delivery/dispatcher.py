@@ -26,7 +26,7 @@ from monitor.errors import DeliveryError, PermanentDeliveryError, TransientDeliv
 from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, DueDelivery, Store
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(minutes=2)  # longer than any attempt may take; then another worker may retry
+MIN_LEASE = timedelta(minutes=2)  # a claim outlives any attempt; then another worker may retry
 MAX_CONCURRENT = 16
 JITTER = 0.1  # each wait is stretched by up to 10 %, so retries of many alerts spread out
 
@@ -118,12 +118,12 @@ async def attempt(
             timeout=hook.timeout.total_seconds(),
         )
     except httpx.TimeoutException:
-        error = TransientDeliveryError(f"timed out after {hook.timeout.total_seconds():g}s")
-        return DeliveryOutcome(None, error, None, time.monotonic() - started)
+        timeout = TransientDeliveryError(f"timed out after {hook.timeout.total_seconds():g}s")
+        return DeliveryOutcome(None, timeout, None, time.monotonic() - started)
     except httpx.HTTPError as exc:
         # the message names the kind of failure, never the URL (which may carry a token)
-        error = TransientDeliveryError(f"{type(exc).__name__}: connection failed")
-        return DeliveryOutcome(None, error, None, time.monotonic() - started)
+        failed = TransientDeliveryError(f"{type(exc).__name__}: connection failed")
+        return DeliveryOutcome(None, failed, None, time.monotonic() - started)
     error, retry_after = classify(response, now)
     return DeliveryOutcome(response.status_code, error, retry_after, time.monotonic() - started)
 
@@ -147,6 +147,8 @@ class Dispatcher:
         self.store = store
         self.client = client
         self.webhooks = dict(webhooks)
+        longest = max((hook.timeout for hook in self.webhooks.values()), default=MIN_LEASE)
+        self.lease = max(MIN_LEASE, longest * 2)
 
     async def deliver_due(self) -> DispatchSummary:
         """Claim every due delivery, send them (several at once), record each outcome."""
@@ -154,7 +156,9 @@ class Dispatcher:
         semaphore = asyncio.Semaphore(MAX_CONCURRENT)
         while True:
             now = datetime.now(UTC)
-            due = await asyncio.to_thread(self.store.claim_deliveries, now, LEASE, self.webhooks)
+            due = await asyncio.to_thread(
+                self.store.claim_deliveries, now, self.lease, self.webhooks
+            )
             if not due:
                 return totals
 
