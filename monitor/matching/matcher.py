@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import product
 
@@ -53,6 +54,9 @@ class Occurrence:
 class TermNode:
     terms: tuple[int, ...]  # a literal term is one; a `$set` is all of its terms
     label: str
+    # terms of the set that have `unless` phrases: those phrases cancel every term of the set
+    # (`Cuban American` stops the fuzzy `Cubans` too, not only `Cuban`)
+    vetoed_by: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +93,23 @@ class CompiledRule:
 
 
 Hits = list[Occurrence]
+Span = tuple[str, int, int]  # field, first word, last word (exclusive)
+
+
+@dataclass(slots=True)
+class ItemTerms:
+    """Every term occurrence in one item, and the spans of each term's `unless` phrases."""
+
+    hits: dict[int, Hits] = field(default_factory=lambda: defaultdict(list))
+    vetoes: dict[int, list[Span]] = field(default_factory=lambda: defaultdict(list))
 
 
 class _Evaluation:
     """One rule over one item's occurrences."""
 
-    def __init__(self, occurrences: dict[int, Hits], fields: tuple[str, ...]) -> None:
-        self._occurrences = occurrences
+    def __init__(self, found: ItemTerms, fields: tuple[str, ...]) -> None:
+        self._occurrences = found.hits
+        self._vetoes = found.vetoes
         self._fields = fields
 
     def run(self, node: Node) -> Hits | None:
@@ -124,6 +138,9 @@ class _Evaluation:
             for occurrence in self._occurrences.get(term, ())
             if occurrence.field in self._fields
         ]
+        if hits and node.vetoed_by:
+            spans = [span for term in node.vetoed_by for span in self._vetoes.get(term, ())]
+            hits = [hit for hit in hits if not _overlaps(hit, spans)]
         return hits or None
 
     def _near(self, node: NearNode) -> Hits | None:
@@ -171,31 +188,31 @@ class Matcher:
 
     def match(self, item: Item) -> list[Match]:
         """One `Match` per rule the item satisfies, in rule order."""
-        occurrences = self.occurrences(item)
-        if not occurrences:
+        found = self.occurrences(item)
+        if not found.hits:
             return []
         matches: list[Match] = []
         for rule in self._rules:
             if not _in_scope(rule, item.feed_url):
                 continue
-            if rule.triggers.isdisjoint(occurrences):
+            if rule.triggers.isdisjoint(found.hits):
                 continue
-            hits = _Evaluation(occurrences, rule.fields).run(rule.root)
+            hits = _Evaluation(found, rule.fields).run(rule.root)
             if hits is None:
                 continue
             matches.append(self._to_match(rule, item, hits))
         return matches
 
-    def occurrences(self, item: Item) -> dict[int, Hits]:
+    def occurrences(self, item: Item) -> ItemTerms:
         """Every term occurrence in the item, by term id."""
-        found: dict[int, Hits] = defaultdict(list)
+        found = ItemTerms()
         for name in self._fields:
             text = item.field_text(name)
             if text:
                 self._scan(name, text, found)
         return found
 
-    def _scan(self, field_name: str, text: str, found: dict[int, Hits]) -> None:
+    def _scan(self, field_name: str, text: str, found: ItemTerms) -> None:
         tokens = tokenize(text)
         words = [dict(self._lexicon.lookup(token)) for token in tokens]
         hits: dict[tuple[int, int], Occurrence] = {}
@@ -216,11 +233,12 @@ class Matcher:
                             term_id, field_name, position, last,
                             tokens[position].start, tokens[last - 1].end, score,
                         )  # fmt: skip
+        for term_id, spans in vetoes.items():
+            found.vetoes[term_id].extend((field_name, first, last) for first, last in spans)
         for (term_id, _), occurrence in sorted(hits.items()):
-            spans = vetoes.get(term_id, ())
-            if any(a < occurrence.last and occurrence.first < b for a, b in spans):
+            if _overlaps(occurrence, found.vetoes.get(term_id, ())):
                 continue
-            found[term_id].append(occurrence)
+            found.hits[term_id].append(occurrence)
 
     def _to_match(self, rule: CompiledRule, item: Item, hits: Hits) -> Match:
         best: dict[tuple[str, int, int], Occurrence] = {}
@@ -271,3 +289,9 @@ def _in_scope(rule: CompiledRule, feed_url: str) -> bool:
     if not rule.feed_patterns or not feed_url:
         return True
     return any(pattern.fullmatch(feed_url) for pattern in rule.feed_patterns)
+
+
+def _overlaps(hit: Occurrence, spans: Iterable[Span]) -> bool:
+    return any(
+        name == hit.field and first < hit.last and hit.first < last for name, first, last in spans
+    )

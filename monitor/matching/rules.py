@@ -177,7 +177,10 @@ class _Compiler:
         if cond.term is not None:
             if cond.term.startswith("$"):
                 ids = self.reference(path, loc, cond)
-                return None if ids is None else TermNode(ids, cond.term)
+                if ids is None:
+                    return None
+                vetoed_by = tuple(term for term in ids if self.terms[term].unless)
+                return TermNode(ids, cond.term, vetoed_by)
             term_id = self.term(path, loc, cond)
             return None if term_id is None else TermNode((term_id,), cond.term)
         parts: list[Node] = []

@@ -167,7 +167,7 @@ class Condition(_GroupFields, _TermOptions):
     """What `TermSpec` and `Group` validate into: exactly one of a term or a group."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    term: str | None = None  # type: ignore[assignment]
+    term: Annotated[str | None, Field(min_length=1)] = None  # type: ignore[assignment]
 
     @model_validator(mode="after")
     def _term_or_group(self) -> Self:

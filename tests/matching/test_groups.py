@@ -218,3 +218,16 @@ def test_matching_is_deterministic() -> None:
 
 def test_an_item_with_no_text_matches_nothing() -> None:
     assert matcher_for("$cuba", TERMS).match(Item(title="")) == []
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("Cuban-American chef", []),  # the fuzzy `Cubans` is cancelled too, not only `Cuban`
+        ("Cubans and Cuban Americans", ["Cubans"]),
+        ("Cuban officials", ["Cuban"]),
+    ],
+)
+def test_unless_in_a_set_cancels_every_term_of_the_set(title: str, expected: list[str]) -> None:
+    terms = {"cuba": [{"term": "Cuban", "unless": ["Cuban American"]}, "Cubans"]}
+    assert hits(matcher_for("$cuba", terms), title) == expected
