@@ -77,7 +77,8 @@ def test_json_schema_documents_every_property() -> None:
     for name, definition in schema["$defs"].items():
         assert definition.get("description"), name
         for prop, spec in definition["properties"].items():
-            assert spec.get("title") and spec.get("description"), (name, prop)
+            assert spec.get("title"), (name, prop)
+            assert spec.get("description"), (name, prop)
     assert set(schema["$defs"]) == {"Rule", "TermSpec", "Group"}
     assert set(schema["$defs"]["Group"]["properties"]) == {"all", "any", "not", "near", "within"}
 
