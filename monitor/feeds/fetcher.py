@@ -14,6 +14,7 @@ be told from a long chain and the stored URL updated only for a run of permanent
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import time
 from collections.abc import Mapping
@@ -68,6 +69,11 @@ class Fetched:
     validators: Validators
     permanent_redirect: str | None  # where a leading run of 301/308 led: the feed's new URL
     elapsed: float  # seconds
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the body: skip parsing a body identical to the last one (no validators)."""
+        return hashlib.sha256(self.body).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ class JsonFeed:
     warnings: tuple[str, ...]
 
 
-def parse_json_feed(body: bytes, *, url: str, feed_name: str, now: datetime) -> JsonFeed:
+def parse_json_feed(body: bytes, *, url: str, base: str, feed_name: str, now: datetime) -> JsonFeed:
     """Map a JSON Feed document to Items; raise PermanentFeedError when it is not one."""
     try:
         # json detects UTF-8/16/32 itself; strict=False lets raw tabs and newlines into strings
@@ -63,7 +63,9 @@ def parse_json_feed(body: bytes, *, url: str, feed_name: str, now: datetime) -> 
         if not isinstance(raw, dict):
             skipped += 1
             continue
-        items.append(_item(raw, url=url, feed_name=feed_name or title, lang=feed_lang, now=now))
+        items.append(
+            _item(raw, url=url, base=base, feed_name=feed_name or title, lang=feed_lang, now=now)
+        )
     if skipped:
         warnings.append(f"skipped {skipped} JSON Feed items that are not objects")
     hubs = document.get("hubs")
@@ -71,13 +73,13 @@ def parse_json_feed(body: bytes, *, url: str, feed_name: str, now: datetime) -> 
         link
         for hub in (hubs if isinstance(hubs, list) else [])
         if isinstance(hub, dict)
-        and (link := absolute_http_url(_string(hub.get("url")), url)) is not None
+        and (link := absolute_http_url(_string(hub.get("url")), base)) is not None
     )
     return JsonFeed(
         version="json" + version.rsplit("/", 1)[-1].replace(".", "")[:4],
         title=title,
-        link=absolute_http_url(_string(document.get("home_page_url")), url),
-        self_link=absolute_http_url(_string(document.get("feed_url")), url),
+        link=absolute_http_url(_string(document.get("home_page_url")), base),
+        self_link=absolute_http_url(_string(document.get("feed_url")), base),
         hub_links=hub_links,
         items=items,
         warnings=tuple(warnings),
@@ -85,7 +87,7 @@ def parse_json_feed(body: bytes, *, url: str, feed_name: str, now: datetime) -> 
 
 
 def _item(
-    raw: dict[str, Any], *, url: str, feed_name: str, lang: str | None, now: datetime
+    raw: dict[str, Any], *, url: str, base: str, feed_name: str, lang: str | None, now: datetime
 ) -> Item:
     content_text = _string(raw.get("content_text"))
     if content_text:
@@ -104,7 +106,7 @@ def _item(
         title=html_to_text(_string(raw.get("title")), multiline=False),
         summary=html_to_text(_string(raw.get("summary"))),
         content=content,
-        link=absolute_http_url(_string(raw.get("url")) or _string(raw.get("external_url")), url),
+        link=absolute_http_url(_string(raw.get("url")) or _string(raw.get("external_url")), base),
         guid=guid or None,
         published=sane_datetime(published, now),
         tags=tuple(

@@ -57,19 +57,25 @@ def parse_feed(
     url: str,
     headers: Mapping[str, str],
     feed_name: str = "",
+    base_url: str | None = None,
     now: datetime | None = None,
 ) -> ParsedFeed | ParseFailed:
-    """Parse a fetched body; never raises for anything the body contains."""
+    """Parse a fetched body; never raises for anything the body contains.
+
+    `url` is the feed's URL as configured (it becomes Item.feed_url); relative links resolve
+    against `base_url`, the URL the body really came from after redirects (default: `url`).
+    """
     now = now or datetime.now(UTC)
+    base = base_url or url
     headers = {name.lower(): value for name, value in headers.items()}
     content_type = headers.get("content-type", "")
     kind, what = sniff(body, content_type)
     if kind is Kind.JSON:
-        return _parse_json(body, url=url, feed_name=feed_name, now=now)
+        return _parse_json(body, url=url, base=base, feed_name=feed_name, now=now)
     if kind is not Kind.XML:
-        return _refuse(kind, what, body, url)
+        return _refuse(kind, what, body, base)
     try:
-        return _parse_xml(body, url=url, headers=headers, feed_name=feed_name, now=now)
+        return _parse_xml(body, url=url, base=base, headers=headers, feed_name=feed_name, now=now)
     except RecursionError:
         return _failed("not a feed: the document is nested too deeply")
     except Exception as error:  # a library bug on hostile bytes must stay one feed's problem
@@ -102,10 +108,10 @@ def _html_failure(body: bytes, url: str) -> ParseFailed:
 
 
 def _parse_json(
-    body: bytes, *, url: str, feed_name: str, now: datetime
+    body: bytes, *, url: str, base: str, feed_name: str, now: datetime
 ) -> ParsedFeed | ParseFailed:
     try:
-        document = parse_json_feed(body, url=url, feed_name=feed_name, now=now)
+        document = parse_json_feed(body, url=url, base=base, feed_name=feed_name, now=now)
     except PermanentFeedError as error:
         return ParseFailed(error)
     return ParsedFeed(
@@ -120,7 +126,7 @@ def _parse_json(
 
 
 def _parse_xml(
-    body: bytes, *, url: str, headers: dict[str, str], feed_name: str, now: datetime
+    body: bytes, *, url: str, base: str, headers: dict[str, str], feed_name: str, now: datetime
 ) -> ParsedFeed | ParseFailed:
     response_headers = {
         name: value for name, value in headers.items() if name not in ("content-encoding",)
@@ -129,8 +135,8 @@ def _parse_xml(
     if guess is not None:
         body = guess.body
         response_headers["content-type"] = guess.content_type
-    location = absolute_http_url(headers.get("content-location"), url)
-    response_headers["content-location"] = location or url
+    location = absolute_http_url(headers.get("content-location"), base)
+    response_headers["content-location"] = location or base
     result = feedparser.parse(
         io.BytesIO(body),  # never the bytes: feedparser would try them as a file name
         response_headers=response_headers,
@@ -148,7 +154,9 @@ def _parse_xml(
     items = []
     skipped = 0
     for entry in entries:
-        item = _item(entry, url=url, feed_name=feed_name or title, feed_lang=feed_lang, now=now)
+        item = _item(
+            entry, url=url, base=base, feed_name=feed_name or title, feed_lang=feed_lang, now=now
+        )
         if item is None:
             skipped += 1
         else:
@@ -161,18 +169,18 @@ def _parse_xml(
     links: Sequence[dict[str, str]] = feed.get("links") or []
     return ParsedFeed(
         title=title,
-        link=absolute_http_url(feed.get("link"), url),
+        link=absolute_http_url(feed.get("link"), base),
         items=items,
         ttl=_ttl(feed.get("ttl")),
         warnings=tuple(warnings),
         version=str(result.get("version") or ""),
         self_link=next(
-            (absolute_http_url(x.get("href"), url) for x in links if x.get("rel") == "self"), None
+            (absolute_http_url(x.get("href"), base) for x in links if x.get("rel") == "self"), None
         ),
         hub_links=tuple(
             href
             for x in links
-            if x.get("rel") == "hub" and (href := absolute_http_url(x.get("href"), url))
+            if x.get("rel") == "hub" and (href := absolute_http_url(x.get("href"), base))
         ),
     )
 
@@ -187,14 +195,20 @@ def _bozo_reason(result: Mapping[str, Any]) -> str:
 
 
 def _item(
-    entry: dict[str, Any], *, url: str, feed_name: str, feed_lang: str | None, now: datetime
+    entry: dict[str, Any],
+    *,
+    url: str,
+    base: str,
+    feed_name: str,
+    feed_lang: str | None,
+    now: datetime,
 ) -> Item | None:
     title = _detail_text(entry, "title", multiline=False)
     summary = _detail_text(entry, "summary")
     contents = [
         text for detail in entry.get("content") or [] if (text := _text_of(detail, multiline=True))
     ]
-    link = absolute_http_url(entry.get("link"), url)
+    link = absolute_http_url(entry.get("link"), base)
     if not (title or summary or contents or link):
         return None
     guid = str(entry.get("id") or "").strip()

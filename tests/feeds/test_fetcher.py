@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -46,6 +47,7 @@ async def test_plain_get_returns_body_headers_and_validators(
     assert result.validators == Validators('W/"abc"', "Fri, 27 Nov 2026 10:00:00 GMT")
     assert result.permanent_redirect is None
     assert 0 <= result.elapsed < limits.deadline
+    assert result.digest == hashlib.sha256(body).hexdigest()
     (request,) = server.requests_to("/feed.xml")
     assert "if-none-match" not in request.headers
     assert "if-modified-since" not in request.headers

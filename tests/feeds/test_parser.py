@@ -271,3 +271,17 @@ def test_links_that_are_not_http_are_dropped() -> None:
     result = parse_feed(body, url=URL, headers=RSS, now=NOW)
     assert isinstance(result, ParsedFeed)
     assert [item.link for item in result.items] == [None, None]
+
+
+def test_links_resolve_against_the_final_url_while_items_keep_the_configured_one() -> None:
+    result = parse_feed(
+        feed_file("rss20.xml"),
+        url="https://old.example.org/rss",
+        base_url="https://moved.example.org/feeds/rss",
+        headers=RSS,
+        now=NOW,
+    )
+    assert isinstance(result, ParsedFeed)
+    first = result.items[0]
+    assert first.link == "https://moved.example.org/world/2026/11/27/delegation"
+    assert first.feed_url == "https://old.example.org/rss"
