@@ -78,6 +78,7 @@ class NotNode:
 class NearNode:
     children: tuple[Node, ...]
     within: int
+    ordered: bool = False  # the operands must occur in the order written
 
 
 Node = TermNode | AllNode | AnyNode | NotNode | NearNode
@@ -150,18 +151,24 @@ class _Evaluation:
             if not found:
                 return None
             operands.append(found)
-        best: tuple[int, tuple[Occurrence, ...]] | None = None
-        for field_name in {hit.field for hit in operands[0]}:
+        best: tuple[int, float, tuple[Occurrence, ...]] | None = None
+        for field_name in sorted({hit.field for hit in operands[0]}):
             per_field = [[hit for hit in hits if hit.field == field_name] for hits in operands]
             if not all(per_field):
                 continue
             for count, combination in enumerate(product(*per_field)):
                 if count >= MAX_NEAR_COMBINATIONS:
                     break
+                if node.ordered and any(
+                    a.last > b.first for a, b in zip(combination, combination[1:], strict=False)
+                ):
+                    continue
                 gap = max(hit.first for hit in combination) - min(hit.last for hit in combination)
-                if gap <= node.within and (best is None or (gap, combination) < best):
-                    best = (gap, combination)
-        return list(best[1]) if best is not None else None
+                # the closest combination; among equals, the best-scoring
+                key = (gap, -sum(hit.score for hit in combination), combination)
+                if gap <= node.within and (best is None or key < best):
+                    best = key
+        return list(best[2]) if best is not None else None
 
 
 class Matcher:

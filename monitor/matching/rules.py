@@ -198,7 +198,7 @@ class _Compiler:
                 broken = True
                 continue
             nodes = tuple(node for node in compiled if node is not None)
-            part = self.group(path, (*loc, key), key, nodes, cond.within)
+            part = self.group(path, (*loc, key), key, nodes, cond)
             if part is None:
                 broken = True
             else:
@@ -208,7 +208,7 @@ class _Compiler:
         return parts[0] if len(parts) == 1 else AllNode(_flatten(tuple(parts)))
 
     def group(
-        self, path: Path, loc: Loc, key: str, nodes: tuple[Node, ...], within: int | None
+        self, path: Path, loc: Loc, key: str, nodes: tuple[Node, ...], cond: Condition
     ) -> Node | None:
         if key == "all":
             return AllNode(_flatten(nodes))
@@ -216,11 +216,10 @@ class _Compiler:
             return AnyNode(nodes)
         if key == "not":
             return NotNode(nodes)
-        return self.near(path, loc, nodes, within)
+        return self.near(path, loc, nodes, cond)
 
-    def near(
-        self, path: Path, loc: Loc, nodes: tuple[Node, ...], within: int | None
-    ) -> Node | None:
+    def near(self, path: Path, loc: Loc, nodes: tuple[Node, ...], cond: Condition) -> Node | None:
+        within = cond.within
         for index, node in enumerate(nodes):
             if not _is_near_operand(node):
                 message = "`near` takes terms, `$sets` or `any` groups of terms"
@@ -232,7 +231,7 @@ class _Compiler:
         if within is not None and not 0 <= within <= 1000:
             self.problem(path, (*loc[:-1], "within"), "`within` must be between 0 and 1000 words")
             return None
-        return NearNode(nodes, DEFAULT_WITHIN if within is None else within)
+        return NearNode(nodes, DEFAULT_WITHIN if within is None else within, bool(cond.ordered))
 
     # -- rules -------------------------------------------------------------------------------
 

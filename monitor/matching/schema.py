@@ -155,6 +155,14 @@ class _GroupFields(BaseModel):
             description="For `near`: the most words allowed between the terms (default 8).",
         ),
     ] = None
+    ordered: Annotated[
+        bool | None,
+        Field(
+            title="Ordered",
+            description="For `near`: the terms must also occur in the order written "
+            "(`near: [sanction*, $cuba], ordered: true` finds sanctions on Cuba).",
+        ),
+    ] = None
 
 
 class Group(_GroupFields):
@@ -180,6 +188,8 @@ class Condition(_GroupFields, _TermOptions):
             )
         if self.within is not None and self.near is None:
             raise ValueError("`within` only goes with `near`")
+        if self.ordered is not None and self.near is None:
+            raise ValueError("`ordered` only goes with `near`")
         if self.term is None:
             options = [
                 key for key in self.model_fields_set if key in TERM_KEYS[1:] or key == "unless"

@@ -231,3 +231,30 @@ def test_an_item_with_no_text_matches_nothing() -> None:
 def test_unless_in_a_set_cancels_every_term_of_the_set(title: str, expected: list[str]) -> None:
     terms = {"cuba": [{"term": "Cuban", "unless": ["Cuban American"]}, "Cubans"]}
     assert hits(matcher_for("$cuba", terms), title) == expected
+
+
+ORDERED = {"near": ["sanction*", "$cuba"], "within": 2, "ordered": True}
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("new sanctions on Cuba", True),
+        ("sanctions against the Cuban military", True),
+        ("Cuba condemns sanctions", False),  # the right words, the wrong order
+        ("sanctions on Venezuela's oil and Cuba", False),  # too far
+    ],
+)
+def test_ordered_near(title: str, expected: bool) -> None:
+    assert matches(matcher_for(ORDERED, TERMS), title) is expected
+
+
+def test_unordered_near_takes_either_order() -> None:
+    assert matches(matcher_for({**ORDERED, "ordered": False}, TERMS), "Cuba condemns sanctions")
+
+
+def test_near_prefers_exact_hits_among_equally_close_ones() -> None:
+    terms = {"russia": ["Russia", "Russian"], "cuba": ["Cuba"]}
+    matcher = matcher_for({"near": ["$russia", "$cuba"], "within": 3}, terms)
+    (match,) = matcher.match(Item(title="Russian businessmen in Cuba"))
+    assert [(h.term, h.score) for h in match.hits] == [("Russian", 100.0), ("Cuba", 100.0)]
