@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import product
+from itertools import pairwise, product
 
 from monitor.matching.lexicon import Lexicon
 from monitor.matching.normalize import tokenize
@@ -159,9 +159,7 @@ class _Evaluation:
             for count, combination in enumerate(product(*per_field)):
                 if count >= MAX_NEAR_COMBINATIONS:
                     break
-                if node.ordered and any(
-                    a.last > b.first for a, b in zip(combination, combination[1:], strict=False)
-                ):
+                if node.ordered and any(a.last > b.first for a, b in pairwise(combination)):
                     continue
                 gap = max(hit.first for hit in combination) - min(hit.last for hit in combination)
                 # the closest combination; among equals, the best-scoring

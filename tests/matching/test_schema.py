@@ -80,7 +80,14 @@ def test_json_schema_documents_every_property() -> None:
             assert spec.get("title"), (name, prop)
             assert spec.get("description"), (name, prop)
     assert set(schema["$defs"]) == {"Rule", "TermSpec", "Group"}
-    assert set(schema["$defs"]["Group"]["properties"]) == {"all", "any", "not", "near", "within", "ordered"}
+    assert set(schema["$defs"]["Group"]["properties"]) == {
+        "all",
+        "any",
+        "not",
+        "near",
+        "within",
+        "ordered",
+    }
 
 
 @pytest.mark.parametrize(
