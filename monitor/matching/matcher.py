@@ -159,7 +159,7 @@ class _Evaluation:
             for count, combination in enumerate(product(*per_field)):
                 if count >= MAX_NEAR_COMBINATIONS:
                     break
-                if node.ordered and any(a.last > b.first for a, b in pairwise(combination)):
+                if not _separate(combination, node.ordered):
                     continue
                 gap = max(hit.first for hit in combination) - min(hit.last for hit in combination)
                 # the closest combination; among equals, the best-scoring
@@ -300,3 +300,12 @@ def _overlaps(hit: Occurrence, spans: Iterable[Span]) -> bool:
     return any(
         name == hit.field and first < hit.last and hit.first < last for name, first, last in spans
     )
+
+
+def _separate(hits: tuple[Occurrence, ...], ordered: bool) -> bool:
+    """Whether no two hits share a word (one word cannot stand for two operands of `near`),
+    and, when `ordered`, whether they come in operand order."""
+    if ordered:
+        return all(a.last <= b.first for a, b in pairwise(hits))
+    spans = sorted((hit.first, hit.last) for hit in hits)
+    return all(a[1] <= b[0] for a, b in pairwise(spans))

@@ -258,3 +258,10 @@ def test_near_prefers_exact_hits_among_equally_close_ones() -> None:
     matcher = matcher_for({"near": ["$russia", "$cuba"], "within": 3}, terms)
     (match,) = matcher.match(Item(title="Russian businessmen in Cuba"))
     assert [(h.term, h.score) for h in match.hits] == [("Russian", 100.0), ("Cuba", 100.0)]
+
+
+def test_one_word_cannot_stand_for_two_operands_of_near() -> None:
+    terms = {"states": ["Cuba", "Venezuela"], "cuba": ["Cuba"]}
+    matcher = matcher_for({"near": ["$cuba", "$states"], "within": 1}, terms)
+    assert not matches(matcher, "Cuba suffers blackout")
+    assert matches(matcher, "Cuba and Venezuela")
