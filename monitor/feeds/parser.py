@@ -15,6 +15,7 @@ Relative-URI resolution and sanitizing inside HTML are turned off: items keep on
 from __future__ import annotations
 
 import io
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from monitor.feeds.sniff import Kind, feed_links, sniff
 from monitor.models import Item
 
 _HTML_TYPES = frozenset(("text/html", "application/xhtml+xml"))
+_SKIP_SCAN = 256 * 1024  # channel elements come before (or among) the first items
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class ParsedFeed:
     version: str = ""  # feedparser's name for the format: rss20, atom10, rss10, json11, ...
     self_link: str | None = None  # rel="self": the feed's own URL, for WebSub
     hub_links: tuple[str, ...] = ()  # rel="hub": WebSub hubs the publisher pushes to
+    skip_hours: frozenset[int] = frozenset()  # RSS <skipHours>: hours (0-23, GMT) not to poll
+    skip_days: frozenset[str] = frozenset()  # RSS <skipDays>: "Monday" ... "Sunday"
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,9 @@ def _parse_xml(
     if skipped:
         warnings.append(f"skipped {skipped} entries with no title, link or text")
     links: Sequence[dict[str, str]] = feed.get("links") or []
+    skip_hours, skip_days = (
+        _skips(body) if str(result.get("version", "")).startswith("rss") else ((), ())
+    )
     return ParsedFeed(
         title=title,
         link=absolute_http_url(feed.get("link"), base),
@@ -182,7 +189,30 @@ def _parse_xml(
             for x in links
             if x.get("rel") == "hub" and (href := absolute_http_url(x.get("href"), base))
         ),
+        skip_hours=frozenset(skip_hours),
+        skip_days=frozenset(skip_days),
     )
+
+
+_SKIP_HOURS = re.compile(rb"<skipHours\b[^>]*>(.{0,2000}?)</skipHours>", re.S | re.I)
+_SKIP_DAYS = re.compile(rb"<skipDays\b[^>]*>(.{0,2000}?)</skipDays>", re.S | re.I)
+_HOUR = re.compile(rb"<hour>\s*(\d{1,2})\s*</hour>", re.I)
+_DAY = re.compile(rb"<day>\s*([A-Za-z]+)\s*</day>", re.I)
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _skips(body: bytes) -> tuple[list[int], list[str]]:
+    """RSS 2.0 skipHours/skipDays, which feedparser does not read (ASCII markup, any charset)."""
+    head = body[:_SKIP_SCAN]
+    hours: list[int] = []
+    days: list[str] = []
+    if block := _SKIP_HOURS.search(head):
+        hours = [int(hour) % 24 for hour in _HOUR.findall(block.group(1)) if int(hour) <= 24]
+    if block := _SKIP_DAYS.search(head):
+        names = {day.lower(): day for day in _DAYS}
+        found = (names.get(day.decode("ascii").lower()) for day in _DAY.findall(block.group(1)))
+        days = [day for day in found if day]
+    return hours, days
 
 
 def _bozo_reason(result: Mapping[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -285,3 +286,25 @@ def test_links_resolve_against_the_final_url_while_items_keep_the_configured_one
     first = result.items[0]
     assert first.link == "https://moved.example.org/world/2026/11/27/delegation"
     assert first.feed_url == "https://old.example.org/rss"
+
+
+def test_skip_hours_and_days() -> None:
+    body = (
+        b'<rss version="2.0"><channel><title>t</title>'
+        b"<skipHours><hour>0</hour><hour> 1 </hour><hour>24</hour><hour>99</hour></skipHours>"
+        b"<skipDays><day>Saturday</day><day>sunday</day><day>Caturday</day></skipDays>"
+        b"<item><title>x</title></item></channel></rss>"
+    )
+    result = parse_feed(body, url=URL, headers=RSS, now=NOW)
+    assert isinstance(result, ParsedFeed)
+    assert result.skip_hours == frozenset({0, 1})
+    assert result.skip_days == frozenset({"Saturday", "Sunday"})
+
+
+def test_results_survive_pickling_for_a_process_pool() -> None:
+    feed = parsed("rss20.xml")
+    assert pickle.loads(pickle.dumps(feed)) == feed
+    failure = failed(b"<html><body>no</body></html>")
+    restored = pickle.loads(pickle.dumps(failure))
+    assert str(restored.error) == str(failure.error)
+    assert type(restored.error) is PermanentFeedError
