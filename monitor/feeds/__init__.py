@@ -4,7 +4,8 @@
     parser.parse_feed    bytes -> ParsedFeed | ParseFailed            (feedparser, JSON Feed)
     refresh              the one pipeline function for a feed (fetch, parse, store, alert)
 
-Helpers: sniff (what a body is), compression (capped Content-Encoding), jsonfeed, normalize
+Helpers: sniff (what a body is), compression (capped Content-Encoding), caching (Retry-After,
+max-age, Expires), charset (a second opinion on wrongly declared charsets), jsonfeed, normalize
 (plain text, absolute links, sane dates).
 """
 
