@@ -118,17 +118,17 @@ def evaluate(
 
 
 def report(per_rule: dict[str, Tally], per_lang: dict[tuple[str, str], Tally], skipped: int) -> str:
-    lines = [f"{'rule':<24}{'lang':<6}{'P':>7}{'R':>7}{'F1':>7}   tp  fp  fn"]
+    lines = [f"{'rule':<28}{'lang':<6}{'P':>7}{'R':>7}{'F1':>7}   tp  fp  fn"]
     for rule_id, tally in per_rule.items():
         p, r, f = tally.scores()
         lines.append(
-            f"{rule_id:<24}{'all':<6}{p:7.3f}{r:7.3f}{f:7.3f} {tally.tp:4}{tally.fp:4}{tally.fn:4}"
+            f"{rule_id:<28}{'all':<6}{p:7.3f}{r:7.3f}{f:7.3f} {tally.tp:4}{tally.fp:4}{tally.fn:4}"
         )
         for (rid, lang), lang_tally in sorted(per_lang.items()):
             if rid == rule_id:
                 p, r, f = lang_tally.scores()
                 lines.append(
-                    f"{'':<24}{lang:<6}{p:7.3f}{r:7.3f}{f:7.3f} "
+                    f"{'':<28}{lang:<6}{p:7.3f}{r:7.3f}{f:7.3f} "
                     f"{lang_tally.tp:4}{lang_tally.fp:4}{lang_tally.fn:4}"
                 )
     worst = min((t.scores()[2] for t in per_rule.values()), default=0.0)

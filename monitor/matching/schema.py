@@ -66,7 +66,7 @@ class _TermOptions(BaseModel):
             title="Fuzzy threshold",
             description=(
                 "Minimum rapidfuzz ratio (0-100) for a fuzzy match; setting it turns `fuzzy` "
-                "on. Default depends on word length: 90 for 6-7 letters, 87 for 8-9, 85 above."
+                "on. Default depends on word length: 90 for 6-7 letters, 88 for 8-9, 85 above."
             ),
         ),
     ] = None

@@ -15,8 +15,10 @@ from tests.matching.support import DATA, REPO, SHARED_DEV
 
 RULES = REPO / "config" / "rules"
 SEEDED = ("russia-cuba-contacts", "us-pressure-on-cuba")
-# Measured with bench/eval_rules.py (docs/rules.md has the figures): 1.000 on dev and on the
-# held-out set; the floors leave room for rule edits that trade one item for generality.
+MORE = ("russia-venezuela-contacts", "russia-nicaragua-contacts", "cuba-security-services")
+# Measured with bench/eval_rules.py (docs/rules.md has the figures): 1.000 on dev, 0.933 to
+# 1.000 on the sets in tests/data/matching written after the rules (never tuned item by item);
+# the floors leave room for rule edits that trade one item for generality.
 DEV_FLOOR = 0.95
 HOLDOUT_FLOOR = 0.90
 
@@ -28,7 +30,7 @@ def matcher() -> Matcher:
 
 def test_seeded_rules_are_there(matcher: Matcher) -> None:
     ids = [rule.id for rule in matcher.rules]
-    assert set(SEEDED) <= set(ids)
+    assert set(SEEDED) | set(MORE) <= set(ids)
     assert len(ids) == len(set(ids))
 
 
@@ -60,14 +62,18 @@ def test_seed_events_match(matcher: Matcher, title: str, rule_id: str) -> None:
     assert rule_id in [m.rule_id for m in matcher.match(Item(title=title))]
 
 
-def _worst_f1(matcher: Matcher, path: Path) -> float:
+def _worst_f1(matcher: Matcher, path: Path, rules: tuple[str, ...] = SEEDED) -> float:
     per_rule, _, _ = evaluate(matcher, read_rows(path))
-    assert set(SEEDED) <= set(per_rule)
-    return min(per_rule[rule_id].scores()[2] for rule_id in SEEDED)
+    assert set(rules) <= set(per_rule)
+    return min(per_rule[rule_id].scores()[2] for rule_id in rules)
 
 
-def test_holdout_f1_floor(matcher: Matcher) -> None:
-    assert _worst_f1(matcher, DATA / "holdout.jsonl") >= HOLDOUT_FLOOR
+@pytest.mark.parametrize(
+    ("name", "rules"),
+    [("holdout.jsonl", SEEDED), ("holdout2.jsonl", SEEDED), ("more-rules.jsonl", MORE)],
+)
+def test_held_out_f1_floor(matcher: Matcher, name: str, rules: tuple[str, ...]) -> None:
+    assert _worst_f1(matcher, DATA / name, rules) >= HOLDOUT_FLOOR
 
 
 @pytest.mark.skipif(
