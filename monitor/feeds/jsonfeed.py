@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from monitor.errors import PermanentFeedError
+from monitor.feeds.bounds import MAX_ENTRIES, MAX_MARKUP_CHARS
 from monitor.feeds.normalize import absolute_http_url, html_to_text, plain_text, sane_datetime
 from monitor.models import Item
 
@@ -34,32 +35,19 @@ class JsonFeed:
 
 def parse_json_feed(body: bytes, *, url: str, base: str, feed_name: str, now: datetime) -> JsonFeed:
     """Map a JSON Feed document to Items; raise PermanentFeedError when it is not one."""
-    try:
-        # json detects UTF-8/16/32 itself; strict=False lets raw tabs and newlines into strings
-        document = json.loads(body, strict=False)
-    except RecursionError:
-        raise PermanentFeedError("not a feed: JSON nested too deeply") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise PermanentFeedError(f"not a feed: invalid JSON ({error})") from None
-    if not isinstance(document, dict):
-        raise PermanentFeedError("not a feed: a JSON document that is not a JSON Feed")
-    version = document.get("version")
+    document = _load(body)
     raw_items = document.get("items")
     warnings: list[str] = []
-    if not isinstance(version, str) or not version.startswith(VERSION_PREFIXES):
-        if not isinstance(raw_items, list) or not _looks_like_json_feed(document):
-            raise PermanentFeedError(
-                "not a feed: a JSON document that is not a JSON Feed (no jsonfeed.org version)"
-            )
-        warnings.append(f"JSON Feed version {version!r} is not a jsonfeed.org URL")
-        version = str(version)
+    version = _version(document, warnings)
     if not isinstance(raw_items, list):
         raise PermanentFeedError("not a feed: JSON Feed without an items list")
     title = plain_text(_string(document.get("title")), multiline=False)
     feed_lang = _lang(document.get("language"))
     items: list[Item] = []
     skipped = 0
-    for raw in raw_items:
+    if len(raw_items) > MAX_ENTRIES:
+        warnings.append(f"kept the first {MAX_ENTRIES} of {len(raw_items)} entries")
+    for raw in raw_items[:MAX_ENTRIES]:
         if not isinstance(raw, dict):
             skipped += 1
             continue
@@ -86,6 +74,31 @@ def parse_json_feed(body: bytes, *, url: str, base: str, feed_name: str, now: da
     )
 
 
+def _load(body: bytes) -> dict[str, Any]:
+    try:
+        # json detects UTF-8/16/32 itself; strict=False lets raw tabs and newlines into strings
+        document = json.loads(body, strict=False)
+    except RecursionError:
+        raise PermanentFeedError("not a feed: JSON nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise PermanentFeedError(f"not a feed: invalid JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise PermanentFeedError("not a feed: a JSON document that is not a JSON Feed")
+    return document
+
+
+def _version(document: dict[str, Any], warnings: list[str]) -> str:
+    version = document.get("version")
+    if isinstance(version, str) and version.startswith(VERSION_PREFIXES):
+        return version
+    if not isinstance(document.get("items"), list) or not _looks_like_json_feed(document):
+        raise PermanentFeedError(
+            "not a feed: a JSON document that is not a JSON Feed (no jsonfeed.org version)"
+        )
+    warnings.append(f"JSON Feed version {version!r} is not a jsonfeed.org URL")
+    return str(version)
+
+
 def _item(
     raw: dict[str, Any], *, url: str, base: str, feed_name: str, lang: str | None, now: datetime
 ) -> Item:
@@ -93,7 +106,7 @@ def _item(
     if content_text:
         content = plain_text(content_text)
     else:
-        content = html_to_text(_string(raw.get("content_html")))
+        content = html_to_text(_string(raw.get("content_html"))[:MAX_MARKUP_CHARS])
     raw_id = raw.get("id")
     guid = (
         str(raw_id).strip()

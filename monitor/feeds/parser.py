@@ -25,6 +25,7 @@ from typing import Any
 import feedparser
 
 from monitor.errors import PermanentFeedError
+from monitor.feeds.bounds import MAX_ENTRIES, MAX_MARKUP_CHARS, keep_first_entries
 from monitor.feeds.charset import second_opinion
 from monitor.feeds.jsonfeed import parse_json_feed
 from monitor.feeds.normalize import absolute_http_url, html_to_text, plain_text, sane_datetime
@@ -141,6 +142,7 @@ def _parse_xml(
         response_headers["content-type"] = guess.content_type
     location = absolute_http_url(headers.get("content-location"), base)
     response_headers["content-location"] = location or base
+    body, entry_count = keep_first_entries(body)
     result = feedparser.parse(
         io.BytesIO(body),  # never the bytes: feedparser would try them as a file name
         response_headers=response_headers,
@@ -166,6 +168,8 @@ def _parse_xml(
         else:
             items.append(item)
     warnings = [guess.warning] if guess else []
+    if entry_count:
+        warnings.append(f"kept the first {MAX_ENTRIES} of {entry_count} entries")
     if bozo:
         warnings.append(bozo)
     if skipped:
@@ -268,6 +272,7 @@ def _text_of(detail: Mapping[str, Any], *, multiline: bool) -> str:
     value = detail.get("value")
     if not isinstance(value, str) or not value:
         return ""
+    value = value[:MAX_MARKUP_CHARS]
     if str(detail.get("type", "")).lower() in _HTML_TYPES:
         return html_to_text(value, multiline=multiline)
     return plain_text(value, multiline=multiline)

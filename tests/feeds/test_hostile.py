@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from monitor.errors import PermanentFeedError, TransientFeedError
+from monitor.feeds.bounds import MAX_ENTRIES
 from monitor.feeds.fetcher import Fetched, FetchFailed, FetchLimits, MiB, Validators, fetch_feed
 from monitor.feeds.parser import ParsedFeed, ParseFailed, parse_feed
 from tests.feeds import writers
@@ -319,4 +320,26 @@ async def test_huge_malformed_document_parses_in_bounded_time(
     _, parsed = await fetch_and_parse(client, server.url("/feed.xml"), limits)
     assert time.monotonic() - started < 20
     assert isinstance(parsed, ParsedFeed)
-    assert len(parsed.items) > 10_000
+    assert len(parsed.items) == MAX_ENTRIES  # 16,000 were sent
+    assert parsed.warnings[0].startswith(f"kept the first {MAX_ENTRIES} of ")
+
+
+async def test_external_dtd_and_entities_are_never_fetched(
+    server: LocalServer, client: httpx.AsyncClient, limits: FetchLimits
+) -> None:
+    """No request leaves for a DTD or an http:// entity (SSRF through the parser)."""
+    dtd = server.url("/evil.dtd")
+    body = (
+        f'<?xml version="1.0"?>\n<!DOCTYPE rss SYSTEM "{dtd}" [\n'
+        f'  <!ENTITY remote SYSTEM "{server.url("/entity")}">\n'
+        f'  <!ENTITY % pe SYSTEM "{server.url("/pe")}"> %pe;\n]>\n'
+        '<rss version="2.0"><channel><title>t</title>'
+        "<item><title>x &remote;</title><link>https://x/</link></item></channel></rss>"
+    ).encode()
+    server.static("/feed.xml", body, headers={"Content-Type": "application/rss+xml"})
+    server.static("/evil.dtd", f"<!ENTITY leak '{MARKER}'>".encode())
+    server.static("/entity", MARKER.encode())
+    server.static("/pe", f"<!ENTITY leak2 '{MARKER}'>".encode())
+    _, parsed = await fetch_and_parse(client, server.url("/feed.xml"), limits)
+    assert MARKER not in repr(parsed)
+    assert [request.path for request in server.requests] == ["/feed.xml"]

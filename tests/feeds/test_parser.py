@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.errors import PermanentFeedError
+from monitor.feeds.bounds import MAX_ENTRIES
 from monitor.feeds.parser import ParsedFeed, ParseFailed, parse_feed
 from monitor.models import Item
 from tests.feeds.conftest import feed_file
@@ -308,3 +309,25 @@ def test_results_survive_pickling_for_a_process_pool() -> None:
     restored = pickle.loads(pickle.dumps(failure))
     assert str(restored.error) == str(failure.error)
     assert type(restored.error) is PermanentFeedError
+
+
+@pytest.mark.parametrize("root", ["rss", "atom", "json"])
+def test_only_the_first_entries_of_a_huge_feed_are_kept(root: str) -> None:
+    count = MAX_ENTRIES + 5
+    if root == "rss":
+        items = b"".join(b"<item><title>n%d</title></item>\n" % i for i in range(count))
+        body = b'<rss version="2.0"><channel><title>big</title>\n' + items + b"</channel>\n</rss>\n"
+    elif root == "atom":
+        entries = b"".join(b"<entry><title>n%d</title></entry>" % i for i in range(count))
+        body = (
+            b'<feed xmlns="http://www.w3.org/2005/Atom"><title>big</title>' + entries + b"</feed>"
+        )
+    else:
+        items = ",".join(f'{{"id": "{i}", "title": "n{i}"}}' for i in range(count))
+        body = f'{{"version": "https://jsonfeed.org/version/1.1", "items": [{items}]}}'.encode()
+    result = parse_feed(body, url=URL, headers={}, now=NOW)
+    assert isinstance(result, ParsedFeed)
+    assert len(result.items) == MAX_ENTRIES
+    assert result.items[-1].title == f"n{MAX_ENTRIES - 1}"
+    assert f"kept the first {MAX_ENTRIES} of {count} entries" in result.warnings
+    assert not any(w.startswith("SAXParseException") for w in result.warnings)  # closed again
