@@ -16,7 +16,7 @@ from typing import Literal
 
 from rapidfuzz import fuzz, process
 
-from monitor.matching.normalize import Token, fold, latin_key, strip_marks
+from monitor.matching.normalize import Token, fold, latin_key, strip_marks, words
 
 Mode = Literal["exact", "prefix", "fuzzy", "substring"]
 
@@ -82,7 +82,9 @@ class Lexicon:
         self._substring: list[int] = []
         self._frozen: dict[str, tuple[list[str], list[int], float]] = {}
         self._prefix_lengths: dict[int, list[int]] = {}
-        self._cache: dict[str, tuple[tuple[int, float], ...]] = {}
+        self._cache: dict[str, dict[int, float]] = {}
+        self._cased_folded: dict[str, list[int]] = defaultdict(list)
+        self._word_atoms: dict[str, frozenset[int]] = {}
 
     def add(self, atom: Atom) -> int:
         known = self._ids.get(atom)
@@ -95,12 +97,14 @@ class Lexicon:
         self._frozen.clear()
         self._prefix_lengths.clear()
         self._cache.clear()
+        self._word_atoms.clear()
         return atom_id
 
     def _index(self, atom: Atom, atom_id: int) -> None:
         latin = latin_key(atom.key) if atom.translit and not atom.case_sensitive else ""
         if atom.case_sensitive:
             self._cased[atom.key].append(atom_id)
+            self._cased_folded[fold(atom.key)].append(atom_id)
         elif atom.mode == "substring":
             self._substring.append(atom_id)
         elif atom.mode == "prefix":
@@ -116,20 +120,43 @@ class Lexicon:
                 if latin:
                     self._fuzzy_latin[latin[0]].append(atom_id)
 
-    def lookup(self, token: Token) -> tuple[tuple[int, float], ...]:
-        """The atoms this item word satisfies, with scores (0-100), in atom order."""
-        found = self._cache.get(token.folded)
+    def atoms_in(self, text: str) -> set[int]:
+        """Every atom that some word of `text` may satisfy, case aside: a quick, conservative
+        first look that needs no offsets. An empty set means no term can occur in the text."""
+        present: set[int] = set()
+        cache = self._word_atoms
+        for word in set(words(text)):
+            atoms = cache.get(word)
+            if atoms is None:  # first sight of this word
+                if len(cache) >= CACHE_LIMIT:
+                    cache.clear()
+                folded = fold(word)
+                found = self._folded_lookup(folded)
+                atoms = frozenset((*found, *self._cased_folded.get(folded, ())))
+                cache[word] = atoms
+            if atoms:
+                present.update(atoms)
+        return present
+
+    def _folded_lookup(self, folded: str) -> dict[int, float]:
+        found = self._cache.get(folded)
         if found is None:
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
-            found = self._lookup(token.folded)
-            self._cache[token.folded] = found
-        cased = self._cased.get(token.cased) if self._cased else None
-        if cased:
-            return tuple(sorted({*found, *((atom_id, 100.0) for atom_id in cased)}))
+            found = self._lookup(folded)
+            self._cache[folded] = found
         return found
 
-    def _lookup(self, word: str) -> tuple[tuple[int, float], ...]:
+    def lookup(self, token: Token) -> dict[int, float]:
+        """The atoms this item word satisfies, with scores (0-100), in atom order. The dict is
+        shared by every lookup of the word: read it, never change it."""
+        found = self._folded_lookup(token.folded)
+        cased = self._cased.get(token.cased) if self._cased else None
+        if cased:
+            return dict(sorted({**found, **dict.fromkeys(cased, 100.0)}.items()))
+        return found
+
+    def _lookup(self, word: str) -> dict[int, float]:
         scores: dict[int, float] = {}
         latin = latin_key(word)
         for atom_id in (*self._exact.get(word, ()), *self._exact_latin.get(latin, ())):
@@ -143,7 +170,7 @@ class Lexicon:
         for atom_id in self._substring:
             if self.atoms[atom_id].key in word:
                 scores[atom_id] = 100.0
-        return tuple(sorted(scores.items()))
+        return dict(sorted(scores.items()))
 
     def _probe_prefixes(
         self, word: str, index: dict[str, list[int]], scores: dict[int, float]

@@ -57,6 +57,10 @@ class TermNode:
     # terms of the set that have `unless` phrases: those phrases cancel every term of the set
     # (`Cuban American` stops the fuzzy `Cubans` too, not only `Cuban`)
     vetoed_by: tuple[int, ...] = ()
+    term_set: frozenset[int] = field(default=frozenset(), compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "term_set", frozenset(self.terms))
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +137,12 @@ class _Evaluation:
         return self._near(node)
 
     def _term(self, node: TermNode) -> Hits | None:
+        # an item has few terms and a set may have hundreds: walk the item's
         hits = [
             occurrence
-            for term in node.terms
-            for occurrence in self._occurrences.get(term, ())
+            for term, occurrences in self._occurrences.items()
+            if term in node.term_set
+            for occurrence in occurrences
             if occurrence.field in self._fields
         ]
         if hits and node.vetoed_by:
@@ -185,21 +191,34 @@ class Matcher:
             if any(name in rule.fields for rule in rules)
         )
         self._starts: dict[int, list[tuple[int, tuple[int, ...], bool]]] = defaultdict(list)
+        # the quick first look: which terms may occur given the atoms present, and which rules
+        # may then match (each rule is filed under the smallest group of terms it requires)
+        self._maybe: dict[int, list[tuple[int, frozenset[int]]]] = defaultdict(list)
         for term_id, term in enumerate(terms):
             for phrase in term.phrases:
                 self._starts[phrase[0]].append((term_id, phrase, False))
+                self._maybe[phrase[0]].append((term_id, frozenset(phrase)))
             for phrase in term.unless:
                 self._starts[phrase[0]].append((term_id, phrase, True))
+        self._required = [_required(rule.root) for rule in rules]
+        self._anchors: dict[int, list[int]] = defaultdict(list)
+        self._always: set[int] = set()  # rules that require no term (none compile so; defensive)
+        for index, groups in enumerate(self._required):
+            if not groups:
+                self._always.add(index)
+            for term_id in min(groups, key=len, default=()):
+                self._anchors[term_id].append(index)
 
     def match(self, item: Item) -> list[Match]:
         """One `Match` per rule the item satisfies, in rule order."""
-        found = self.occurrences(item)
+        candidates, fields = self._candidates(item)
+        if not candidates:
+            return []
+        found = self.occurrences(item, fields)
         if not found.hits:
             return []
         matches: list[Match] = []
-        for rule in self._rules:
-            if not _in_scope(rule, item.feed_url):
-                continue
+        for rule in candidates:
             if rule.triggers.isdisjoint(found.hits):
                 continue
             hits = _Evaluation(found, rule.fields).run(rule.root)
@@ -208,10 +227,40 @@ class Matcher:
             matches.append(self._to_match(rule, item, hits))
         return matches
 
-    def occurrences(self, item: Item) -> ItemTerms:
-        """Every term occurrence in the item, by term id."""
-        found = ItemTerms()
+    def _candidates(self, item: Item) -> tuple[list[CompiledRule], list[str]]:
+        """The rules that may match, in rule order, from the words of the item alone: a rule
+        whose required terms cannot all occur (a word of each is missing) is not a candidate.
+        Most news items stop here, at the cost of one dict probe per distinct word. Also
+        returns the fields where some term may occur."""
+        atoms: set[int] = set()
+        fields: list[str] = []
         for name in self._fields:
+            text = item.field_text(name)
+            present = self._lexicon.atoms_in(text) if text else None
+            if present:
+                atoms |= present
+                fields.append(name)
+        if not atoms and not self._always:
+            return [], fields
+        terms = {
+            term_id
+            for atom_id in atoms
+            for term_id, needed in self._maybe.get(atom_id, ())
+            if needed <= atoms
+        }
+        indexes = {index for term_id in terms for index in self._anchors.get(term_id, ())}
+        candidates = [
+            self._rules[index]
+            for index in sorted(indexes | self._always)
+            if _in_scope(self._rules[index], item.feed_url)
+            and all(not group.isdisjoint(terms) for group in self._required[index])
+        ]
+        return candidates, fields
+
+    def occurrences(self, item: Item, fields: Iterable[str] | None = None) -> ItemTerms:
+        """Every term occurrence in the item (or in some of its fields), by term id."""
+        found = ItemTerms()
+        for name in self._fields if fields is None else fields:
             text = item.field_text(name)
             if text:
                 self._scan(name, text, found)
@@ -219,7 +268,7 @@ class Matcher:
 
     def _scan(self, field_name: str, text: str, found: ItemTerms) -> None:
         tokens = tokenize(text)
-        words = [dict(self._lexicon.lookup(token)) for token in tokens]
+        words = [self._lexicon.lookup(token) for token in tokens]
         hits: dict[tuple[int, int], Occurrence] = {}
         vetoes: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for position, atoms in enumerate(words):
@@ -309,3 +358,17 @@ def _separate(hits: tuple[Occurrence, ...], ordered: bool) -> bool:
         return all(a.last <= b.first for a, b in pairwise(hits))
     spans = sorted((hit.first, hit.last) for hit in hits)
     return all(a[1] <= b[0] for a, b in pairwise(spans))
+
+
+def _required(node: Node) -> list[frozenset[int]]:
+    """Groups of terms of which at least one each must occur for the node to hold."""
+    if isinstance(node, TermNode):
+        return [frozenset(node.terms)]
+    if isinstance(node, AllNode | NearNode):
+        return [group for child in node.children for group in _required(child)]
+    if isinstance(node, AnyNode):
+        groups = [_required(child) for child in node.children]
+        if not all(groups):
+            return []  # a branch with no term (an exclusion) can hold alone
+        return [frozenset().union(*(min(g, key=len) for g in groups))]
+    return []

@@ -20,11 +20,12 @@ from functools import lru_cache
 from anyascii import anyascii
 
 # A word: letters, digits and combining marks (so text in decomposed form stays one word).
-_WORD = re.compile(r"(?:\w|[\u0300-\u036f])+")
+WORD = re.compile(r"(?:\w|[\u0300-\u036f])+")
 # Markup that RSS descriptions carry: tags are skipped, entities decoded.
 _MARKUP = re.compile(
     r"<[^<>]{0,500}>|&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
 )
+_TAG = re.compile(r"<[^<>]{0,500}>")
 _NOT_KEY = re.compile(r"[^0-9a-z]+")
 
 
@@ -38,6 +39,7 @@ class Token:
     end: int
 
 
+@lru_cache(maxsize=65536)
 def strip_marks(text: str) -> str:
     """Remove accents and other combining marks, keeping the base letters (NFKD, then NFC)."""
     decomposed = unicodedata.normalize("NFKD", text)
@@ -60,6 +62,16 @@ def latin_key(folded: str) -> str:
 
 def is_latin(folded: str) -> bool:
     return folded.isascii()
+
+
+def words(text: str) -> list[str]:
+    """The words of `text`, case-folded but not accent-folded, without offsets: the quick first
+    look at an item (tags skipped, entities decoded)."""
+    if "<" in text:
+        text = _TAG.sub(" ", text)
+    if "&" in text:
+        text = html.unescape(text)
+    return WORD.findall(text.casefold())
 
 
 def _clean(text: str) -> tuple[str, list[int] | None]:
@@ -97,7 +109,7 @@ def tokenize(text: str) -> list[Token]:
     """The words of `text`, folded, with offsets into `text` itself."""
     clean, origin = _clean(text)
     tokens: list[Token] = []
-    for word in _WORD.finditer(clean):
+    for word in WORD.finditer(clean):
         raw = word.group()
         if origin is None:
             start, end = word.start(), word.end()
