@@ -15,7 +15,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -23,6 +22,7 @@ from monitor import __version__
 from monitor.config import WebhookConfig
 from monitor.delivery import standard
 from monitor.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from monitor.feeds.caching import retry_after as parse_retry_after
 from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, DueDelivery, Store
 
 log = logging.getLogger(__name__)
@@ -68,22 +68,6 @@ def next_attempt(
     return now + wait
 
 
-def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
-    """`Retry-After` as seconds or as an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return timedelta(seconds=int(text))
-    try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(moment - now, timedelta(0))
-
-
 def classify(
     response: httpx.Response, now: datetime
 ) -> tuple[DeliveryError | None, timedelta | None]:
@@ -92,7 +76,7 @@ def classify(
     if 200 <= status < 300:
         return None, None
     reason = f"HTTP {status} {response.reason_phrase}".strip()
-    retry_after = parse_retry_after(response.headers.get("retry-after"), now)
+    retry_after = parse_retry_after(response.headers, now)
     error: DeliveryError
     if 300 <= status < 400:
         error = TransientDeliveryError(f"{reason}: redirects are not followed; fix the webhook URL")

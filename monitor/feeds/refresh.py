@@ -81,7 +81,11 @@ async def refresh_feed(
         )
         return RefreshOutcome(feed.url, "unchanged")
     parsed = parse_feed(
-        fetched.body, url=feed.url, headers=fetched.headers, feed_name=settings.name or ""
+        fetched.body,
+        url=feed.url,
+        base_url=fetched.url,
+        headers=fetched.headers,
+        feed_name=settings.name or "",
     )
     if isinstance(parsed, ParseFailed):
         return await _record_failure(ctx, feed, interval, str(parsed.error), None)

@@ -59,7 +59,8 @@ def test_retry_after_is_never_undercut() -> None:
     ],
 )
 def test_parse_retry_after(header: str | None, expected: timedelta | None) -> None:
-    assert parse_retry_after(header, NOW) == expected
+    headers = {} if header is None else {"retry-after": header}
+    assert parse_retry_after(headers, NOW) == expected
 
 
 @pytest.mark.parametrize(
