@@ -50,9 +50,9 @@ def write_config(
     defaults: dict[str, object] | None = None,
     storage: str | None = None,
 ) -> Path:
-    """A config folder: monitor.yaml as given, and the shipped rules copied beside it."""
+    """A config folder: monitor.yaml as given, and the pipeline tests' fixed rules beside it."""
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(REPO / "config" / "rules", directory / "rules", dirs_exist_ok=True)
+    shutil.copytree(DATA / "rules", directory / "rules", dirs_exist_ok=True)
     document = {
         "version": 1,
         "storage": storage or f"sqlite:///{directory / 'data' / 'monitor.db'}",
