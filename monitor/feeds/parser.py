@@ -25,7 +25,12 @@ from typing import Any
 import feedparser
 
 from monitor.errors import PermanentFeedError
-from monitor.feeds.bounds import MAX_ENTRIES, MAX_MARKUP_CHARS, keep_first_entries
+from monitor.feeds.bounds import (
+    MAX_ENTRIES,
+    MAX_MARKUP_CHARS,
+    keep_first_entries,
+    shrink_if_ill_formed,
+)
 from monitor.feeds.charset import second_opinion
 from monitor.feeds.jsonfeed import parse_json_feed
 from monitor.feeds.normalize import absolute_http_url, html_to_text, plain_text, sane_datetime
@@ -143,6 +148,9 @@ def _parse_xml(
     location = absolute_http_url(headers.get("content-location"), base)
     response_headers["content-location"] = location or base
     body, entry_count = keep_first_entries(body)
+    shrunk = shrink_if_ill_formed(body)
+    if shrunk is not None:
+        original_size, body = len(body), shrunk
     result = feedparser.parse(
         io.BytesIO(body),  # never the bytes: feedparser would try them as a file name
         response_headers=response_headers,
@@ -170,6 +178,11 @@ def _parse_xml(
     warnings = [guess.warning] if guess else []
     if entry_count:
         warnings.append(f"kept the first {MAX_ENTRIES} of {entry_count} entries")
+    if shrunk is not None:
+        warnings.append(
+            f"ill-formed and {original_size / 2**20:.1f} MiB: read only its first "
+            f"{len(shrunk) / 2**20:.1f} MiB"
+        )
     if bozo:
         warnings.append(bozo)
     if skipped:

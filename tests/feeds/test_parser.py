@@ -331,3 +331,38 @@ def test_only_the_first_entries_of_a_huge_feed_are_kept(root: str) -> None:
     assert result.items[-1].title == f"n{MAX_ENTRIES - 1}"
     assert f"kept the first {MAX_ENTRIES} of {count} entries" in result.warnings
     assert not any(w.startswith("SAXParseException") for w in result.warnings)  # closed again
+
+
+def test_a_large_ill_formed_feed_is_read_only_in_part() -> None:
+    item = (
+        b"<item><title>t &bogus; %d</title><description>"
+        + b"word " * 60
+        + b"</description></item>\n"
+    )
+    items = b"".join(item % i for i in range(9_000))  # about 3 MiB, over MAX_LOOSE_BYTES
+    body = b'<rss version="2.0"><channel><title>loose</title>\n' + items + b"</channel></rss>"
+    result = parse_feed(body, url=URL, headers=RSS, now=NOW)
+    assert isinstance(result, ParsedFeed)
+    assert 5_000 < len(result.items) < 9_000
+    assert result.items[0].title == "t &bogus; 0"
+    assert any(w.startswith("ill-formed and 3.") for w in result.warnings)
+
+
+def test_a_large_well_formed_feed_is_read_whole() -> None:
+    item = b"<item><title>t %d</title><description>" + b"word " * 60 + b"</description></item>\n"
+    items = b"".join(item % i for i in range(9_000))  # about 3 MiB, well-formed
+    body = b'<rss version="2.0"><channel><title>big</title>\n' + items + b"</channel></rss>"
+    result = parse_feed(body, url=URL, headers=RSS, now=NOW)
+    assert isinstance(result, ParsedFeed)
+    assert len(result.items) == 9_000
+    assert result.warnings == ()
+
+
+def test_a_single_giant_ill_formed_entry_is_read_in_part() -> None:
+    description = b"word <b>x</b> " * 300_000  # 4 MiB of inline tags for the loose parser
+    body = b"<rss><channel><title>t &bogus;</title><item><title>only</title><description>"
+    body += description + b"</description></item></channel></rss>"
+    result = parse_feed(body, url=URL, headers=RSS, now=NOW)
+    assert isinstance(result, ParsedFeed)
+    (item,) = result.items
+    assert item.title == "only"  # its description, cut mid-way and never closed, may be lost
