@@ -10,6 +10,8 @@ body such as `/etc/passwd` as a file name and opens it); it strips the DOCTYPE a
 entities whose value is literal text, and expat never loads external entities, so neither XXE nor
 billion laughs gets through (tests/feeds/test_hostile.py proves both against a real server).
 Relative-URI resolution and sanitizing inside HTML are turned off: items keep only plain text.
+Before feedparser runs, charset.second_opinion corrects a false UTF-8 claim and bounds.py caps
+the entries (10,000) and the size of an ill-formed body (2 MiB), which bound time and memory.
 """
 
 from __future__ import annotations
@@ -138,66 +140,33 @@ def _parse_json(
 def _parse_xml(
     body: bytes, *, url: str, base: str, headers: dict[str, str], feed_name: str, now: datetime
 ) -> ParsedFeed | ParseFailed:
-    response_headers = {
-        name: value for name, value in headers.items() if name not in ("content-encoding",)
-    }
-    guess = second_opinion(body, headers.get("content-type", ""))
-    if guess is not None:
-        body = guess.body
-        response_headers["content-type"] = guess.content_type
-    location = absolute_http_url(headers.get("content-location"), base)
-    response_headers["content-location"] = location or base
-    body, entry_count = keep_first_entries(body)
-    shrunk = shrink_if_ill_formed(body)
-    if shrunk is not None:
-        original_size, body = len(body), shrunk
-    result = feedparser.parse(
-        io.BytesIO(body),  # never the bytes: feedparser would try them as a file name
-        response_headers=response_headers,
-        resolve_relative_uris=False,
-        sanitize_html=False,
-    )
-    bozo = _bozo_reason(result)
+    body, result, warnings = _run_feedparser(body, headers=headers, base=base)
     feed: dict[str, Any] = result.get("feed") or {}
     entries: list[dict[str, Any]] = result.get("entries") or []
-    if not entries and not result.get("version"):
-        reason = f" ({bozo})" if bozo else ""
+    version = str(result.get("version") or "")
+    if not entries and not version:
+        reason = f" ({warnings[-1]})" if result.get("bozo") else ""
         return _failed(f"not a feed: no RSS, Atom or RDF document found{reason}")
     title = _detail_text(feed, "title", multiline=False)
     feed_lang = _lang(feed.get("language")) or _lang(headers.get("content-language"))
     items = []
-    skipped = 0
     for entry in entries:
         item = _item(
             entry, url=url, base=base, feed_name=feed_name or title, feed_lang=feed_lang, now=now
         )
-        if item is None:
-            skipped += 1
-        else:
+        if item is not None:
             items.append(item)
-    warnings = [guess.warning] if guess else []
-    if entry_count:
-        warnings.append(f"kept the first {MAX_ENTRIES} of {entry_count} entries")
-    if shrunk is not None:
-        warnings.append(
-            f"ill-formed and {original_size / 2**20:.1f} MiB: read only its first "
-            f"{len(shrunk) / 2**20:.1f} MiB"
-        )
-    if bozo:
-        warnings.append(bozo)
-    if skipped:
-        warnings.append(f"skipped {skipped} entries with no title, link or text")
+    if len(items) < len(entries):
+        warnings.append(f"skipped {len(entries) - len(items)} entries with no title, link or text")
     links: Sequence[dict[str, str]] = feed.get("links") or []
-    skip_hours, skip_days = (
-        _skips(body) if str(result.get("version", "")).startswith("rss") else ((), ())
-    )
+    skip_hours, skip_days = _skips(body) if version.startswith("rss") else ((), ())
     return ParsedFeed(
         title=title,
         link=absolute_http_url(feed.get("link"), base),
         items=items,
         ttl=_ttl(feed.get("ttl")),
         warnings=tuple(warnings),
-        version=str(result.get("version") or ""),
+        version=version,
         self_link=next(
             (absolute_http_url(x.get("href"), base) for x in links if x.get("rel") == "self"), None
         ),
@@ -209,6 +178,42 @@ def _parse_xml(
         skip_hours=frozenset(skip_hours),
         skip_days=frozenset(skip_days),
     )
+
+
+def _run_feedparser(
+    body: bytes, *, headers: dict[str, str], base: str
+) -> tuple[bytes, dict[str, Any], list[str]]:
+    """feedparser on a bounded body with the response headers; what it read, said and warned."""
+    warnings: list[str] = []
+    response_headers = {
+        name: value for name, value in headers.items() if name != "content-encoding"
+    }
+    guess = second_opinion(body, headers.get("content-type", ""))
+    if guess is not None:
+        body = guess.body
+        response_headers["content-type"] = guess.content_type
+        warnings.append(guess.warning)
+    location = absolute_http_url(headers.get("content-location"), base)
+    response_headers["content-location"] = location or base
+    body, entry_count = keep_first_entries(body)
+    if entry_count:
+        warnings.append(f"kept the first {MAX_ENTRIES} of {entry_count} entries")
+    shrunk = shrink_if_ill_formed(body)
+    if shrunk is not None:
+        warnings.append(
+            f"ill-formed and {len(body) / 2**20:.1f} MiB: read only its first "
+            f"{len(shrunk) / 2**20:.1f} MiB"
+        )
+        body = shrunk
+    result: dict[str, Any] = feedparser.parse(
+        io.BytesIO(body),  # never the bytes: feedparser would try them as a file name
+        response_headers=response_headers,
+        resolve_relative_uris=False,
+        sanitize_html=False,
+    )
+    if bozo := _bozo_reason(result):
+        warnings.append(bozo)
+    return body, result, warnings
 
 
 _SKIP_HOURS = re.compile(rb"<skipHours\b[^>]*>(.{0,2000}?)</skipHours>", re.S | re.I)
