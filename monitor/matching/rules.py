@@ -335,5 +335,6 @@ def compile_rules(files: Sequence[tuple[Path, RuleFile]]) -> Matcher | list[Rule
     compiler.collect_sets(files)
     rules = compiler.rules(files)
     if compiler.problems:
-        return compiler.problems
+        order = {path: index for index, (path, _) in enumerate(files)}
+        return sorted(compiler.problems, key=lambda problem: order.get(problem.path, len(order)))
     return Matcher(compiler.lexicon, compiler.terms, rules)

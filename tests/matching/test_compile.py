@@ -181,6 +181,7 @@ def test_problems_pydantic_would_catch_first(
 def test_all_problems_are_returned_not_the_first() -> None:
     problems = load_rules(DATA / "rules-broken")
     assert isinstance(problems, list)
+    assert [p.path.name for p in problems] == ["first.yaml"] + ["second.yaml"] * 6  # file order
     found = {(p.path.name, p.loc) for p in problems}
     assert found == {
         ("first.yaml", ("terms", "loop-a")),
