@@ -10,12 +10,13 @@ import httpx
 
 from monitor.config import LoadedConfig
 from monitor.delivery.dispatcher import Dispatcher
+from monitor.feeds.fetcher import FetchLimits
 from monitor.feeds.refresh import RefreshContext, RefreshOutcome, feed_settings, refresh_feed
 from monitor.store import FeedState, Store
 
 log = logging.getLogger(__name__)
 FEED_LEASE = timedelta(minutes=5)  # a poll holds its feed this long at most; then others may
-MAX_FEEDS_IN_FLIGHT = 32
+MAX_FEEDS_IN_FLIGHT = FetchLimits().max_connections  # more would wait for the pool, on the clock
 
 
 class Pipeline:

@@ -22,13 +22,13 @@ POSTGRESQL = os.environ.get("MONITOR_TEST_POSTGRESQL", "postgresql+psycopg://127
 
 @pytest.fixture
 def server() -> Iterator[LocalServer]:
-    with LocalServer() as local:
+    with LocalServer(poll_interval=0.05) as local:
         yield local
 
 
 @pytest.fixture
 def receiver() -> Iterator[SignedReceiver]:
-    with LocalServer() as local:
+    with LocalServer(poll_interval=0.05) as local:
         yield SignedReceiver(local)
 
 
