@@ -22,7 +22,7 @@ from monitor.feeds.fetcher import FetchFailed, FetchLimits, NotModified, Validat
 from monitor.feeds.parser import ParseFailed, parse_feed
 from monitor.matching import Matcher
 from monitor.models import Item, Match
-from monitor.store import FeedState, NewAlert, SeenItem, Store
+from monitor.store import FeedState, NewAlert, PollResult, SeenItem, Store
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=24)
@@ -74,15 +74,7 @@ async def refresh_feed(
             extra={"feed_url": feed.url},
         )
     if isinstance(fetched, NotModified):
-        await asyncio.to_thread(
-            ctx.store.record_poll,
-            feed.id,
-            now,
-            next_check_at=next_check(now, interval),
-            etag=fetched.validators.etag,
-            last_modified=fetched.validators.last_modified,
-            title=None,
-        )
+        await _record_success(ctx, feed, now, interval, fetched.validators)
         return RefreshOutcome(feed.url, "unchanged")
     async with ctx.parse_slots:
         parsed = await asyncio.to_thread(
@@ -100,15 +92,8 @@ async def refresh_feed(
     seen = [
         SeenItem(item, _alerts_for(ctx, item, now) if item in alerting else ()) for item in fresh
     ]
-    result = await asyncio.to_thread(
-        ctx.store.record_poll,
-        feed.id,
-        now,
-        next_check_at=next_check(now, interval),
-        etag=fetched.validators.etag,
-        last_modified=fetched.validators.last_modified,
-        title=parsed.title,
-        seen=seen,
+    result = await _record_success(
+        ctx, feed, now, interval, fetched.validators, title=parsed.title, seen=seen
     )
     if result.new_items:
         log.info(
@@ -133,6 +118,28 @@ def backoff(interval: timedelta, errors: int, retry_after: timedelta | None) -> 
     if retry_after is not None:
         wait = max(wait, min(retry_after, MAX_BACKOFF))
     return wait
+
+
+async def _record_success(
+    ctx: RefreshContext,
+    feed: FeedState,
+    now: datetime,
+    interval: timedelta,
+    validators: Validators,
+    *,
+    title: str | None = None,
+    seen: Sequence[SeenItem] = (),
+) -> PollResult:
+    return await asyncio.to_thread(
+        ctx.store.record_poll,
+        feed.id,
+        now,
+        next_check_at=next_check(now, interval),
+        etag=validators.etag,
+        last_modified=validators.last_modified,
+        title=title,
+        seen=seen,
+    )
 
 
 async def _record_failure(
