@@ -20,6 +20,7 @@ from monitor.matching.normalize import tokenize
 from monitor.models import Item, Match, TermHit
 
 MAX_NEAR_COMBINATIONS = 4096  # bounds the proximity search on pathological items
+MAX_HITS_PER_TERM = 3  # evidence per term and field: enough to see why, short enough to read
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +301,18 @@ class Matcher:
             span = (hit.field, hit.start, hit.end)
             if span not in best or (-hit.score, hit.term) < (-best[span].score, best[span].term):
                 best[span] = hit
-        unique = sorted(best.values(), key=lambda h: (self._fields.index(h.field), h.start, h.end))
+        # a long article repeats names: keep the first few hits of each term in each field, in
+        # the order the rule found them (so the pair that satisfied a `near` stays)
+        kept: dict[Occurrence, None] = {}
+        seen: dict[tuple[int, str], int] = defaultdict(int)
+        for hit in hits:
+            key = (hit.term, hit.field)
+            if hit in kept or best[(hit.field, hit.start, hit.end)] is not hit:
+                continue
+            if seen[key] < MAX_HITS_PER_TERM:
+                seen[key] += 1
+                kept[hit] = None
+        unique = sorted(kept, key=lambda h: (self._fields.index(h.field), h.start, h.end))
         term_hits = tuple(
             TermHit(
                 term=self._terms[hit.term].label,

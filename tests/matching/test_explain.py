@@ -104,3 +104,13 @@ def test_explain_is_pure(matcher: Matcher) -> None:
     item = _items()[0]
     (match,) = matcher.match(item)
     assert explain(item, match) == explain(item, match)
+
+
+def test_long_texts_keep_a_few_hits_per_term(matcher: Matcher) -> None:
+    item = Item(title="Russia and Cuba", content=" ".join(["Havana and Moscow."] * 20))
+    (match,) = matcher.match(item)
+    per_term: dict[tuple[str, str], int] = {}
+    for hit in match.hits:
+        per_term[(hit.term, hit.field)] = per_term.get((hit.term, hit.field), 0) + 1
+    assert max(per_term.values()) == 3
+    assert ("Russia", "title") in per_term
