@@ -8,30 +8,18 @@ feed URLs and webhook names, webhook rule filters that name real rules) -> rules
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    PlainValidator,
-    SecretStr,
-    ValidationError,
-    WithJsonSchema,
-    field_validator,
-)
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from monitor.durations import format_duration, parse_duration
+from monitor.configtypes import Backfill, Duration, StrictModel, http_url
+from monitor.delivery.settings import WebhookConfig
 from monitor.errors import ConfigError, ConfigProblem
 from monitor.matching import Matcher, RuleFile, compile_rules
 from monitor.yamlpos import Loc, PositionedDocument, load_positioned
@@ -41,72 +29,9 @@ CONFIG_FILE = "monitor.yaml"
 DEFAULT_STORAGE = "sqlite:///data/monitor.db"
 STORAGE_ENV = "MONITOR_STORAGE"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-DEFAULT_RETRY = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
-_DURATION_PATTERN = r"^\s*(\d+(\.\d+)?\s*[smhdwSMHDW]\s*)+$"
 
 
-def _duration(value: object) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    # pydantic reports ValueError as a validation problem (TypeError would escape): hence TRY004
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError("a duration is written as text like 30s, 10m, 2h or 1d")  # noqa: TRY004
-    if isinstance(value, int | float):
-        raise ValueError(  # noqa: TRY004
-            f"duration {value!r} has no unit: write {value}s, {value}m, {value}h…"
-        )
-    return parse_duration(value)
-
-
-Duration = Annotated[
-    timedelta,
-    PlainValidator(_duration),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": _DURATION_PATTERN, "examples": ["30s", "10m"]}),
-]
-
-
-def _backfill(value: object) -> timedelta | str:
-    if isinstance(value, str) and value.strip().lower() in ("all", "none"):
-        return value.strip().lower()
-    try:
-        return _duration(value)
-    except ValueError:
-        raise ValueError(
-            f"invalid backfill {value!r}: write a duration like 24h, or `all`, or `none`"
-        ) from None
-
-
-Backfill = Annotated[
-    timedelta | str,
-    PlainValidator(_backfill),
-    PlainSerializer(lambda v: v if isinstance(v, str) else format_duration(v), return_type=str),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": _DURATION_PATTERN},
-                {"enum": ["all", "none"]},
-            ],
-            "description": "On a feed's first poll, alert only on items published within this "
-            "window; `all` alerts on every item, `none` on none.",
-        }
-    ),
-]
-
-_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
-
-
-def _http_url(value: str) -> str:
-    if not _URL.match(value):
-        raise ValueError(f"{value!r} is not an http:// or https:// URL")
-    return value
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Defaults(_Strict):
+class Defaults(StrictModel):
     """Values for feeds that do not set their own."""
 
     interval: Duration = Field(
@@ -117,7 +42,7 @@ class Defaults(_Strict):
     backfill: Backfill = Field(default=timedelta(hours=24), json_schema_extra={"default": "24h"})
 
 
-class FeedConfig(_Strict):
+class FeedConfig(StrictModel):
     """One feed to poll."""
 
     url: str = Field(description="The feed's URL (RSS, Atom, RDF or JSON Feed).")
@@ -125,64 +50,10 @@ class FeedConfig(_Strict):
     interval: Duration | None = Field(default=None, description="Overrides defaults.interval.")
     backfill: Backfill | None = Field(default=None, description="Overrides defaults.backfill.")
 
-    _check_url = field_validator("url")(_http_url)
+    _check_url = field_validator("url")(http_url)
 
 
-class WebhookConfig(_Strict):
-    """One place alerts are delivered to."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Stable name.")
-    url: str = Field(description="Where alerts are POSTed.")
-    format: Literal["standard"] = Field(
-        default="standard",
-        description="`standard`: JSON signed per the Standard Webhooks specification.",
-    )
-    secret: SecretStr | None = Field(
-        default=None, description="Standard Webhooks signing secret: `whsec_` + base64."
-    )
-    rules: list[str] | None = Field(default=None, description="Only these rule ids; default all.")
-    retry: list[Duration] = Field(
-        default_factory=lambda: [parse_duration(d) for d in DEFAULT_RETRY],
-        description="Waits between attempts; after the last, the alert is kept as failed.",
-        json_schema_extra={"default": list(DEFAULT_RETRY)},
-    )
-    timeout: Duration = Field(
-        default=timedelta(seconds=15),
-        description="Per attempt.",
-        json_schema_extra={"default": "15s"},
-    )
-
-    _check_url = field_validator("url")(_http_url)
-
-    @field_validator("secret")
-    @classmethod
-    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            secret_bytes(value)
-        return value
-
-    def __repr__(self) -> str:  # the URL may carry a token
-        return f"WebhookConfig(name={self.name!r}, format={self.format!r})"
-
-
-def secret_bytes(secret: SecretStr) -> bytes:
-    """The HMAC key of a `whsec_…` secret; ValueError says how to make a valid one."""
-    text = secret.get_secret_value().strip()
-    encoded = text.removeprefix("whsec_")
-    try:
-        key = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if len(key) < 16:
-        raise ValueError(
-            "a secret is `whsec_` followed by base64 of at least 16 random bytes; make one with: "
-            'python -c "import base64,os;'
-            "print('whsec_'+base64.b64encode(os.urandom(32)).decode())\""
-        )
-    return key
-
-
-class MonitorConfig(_Strict):
+class MonitorConfig(StrictModel):
     """`monitor.yaml`: storage, feeds, webhooks, and where the rules are."""
 
     version: Literal[1] = Field(default=1, description="Config format version.")
@@ -338,21 +209,7 @@ def _cross_check(settings: MonitorConfig, document: PositionedDocument) -> list[
             lambda i: ("webhooks", i, "name"),
             "webhook name",
         ),
-        *_missing_secrets(settings, document),
     ]
-
-
-def _missing_secrets(settings: MonitorConfig, document: PositionedDocument) -> list[ConfigProblem]:
-    found = []
-    for index, hook in enumerate(settings.webhooks):
-        if hook.format == "standard" and hook.secret is None:
-            pos = document.position_of(("webhooks", index))
-            message = (
-                f"webhooks.{index}: format `standard` signs every alert and needs a `secret` "
-                "(`whsec_` + base64)"
-            )
-            found.append(ConfigProblem(document.path, pos.line, pos.column, message))
-    return found
 
 
 def _rule_paths(

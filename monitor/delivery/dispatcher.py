@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from monitor import __version__
-from monitor.config import WebhookConfig
 from monitor.delivery import standard
+from monitor.delivery.settings import WebhookConfig
 from monitor.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from monitor.feeds.caching import retry_after as parse_retry_after
 from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, DueDelivery, Store

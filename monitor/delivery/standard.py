@@ -13,7 +13,7 @@ import hmac
 from dataclasses import dataclass
 
 from monitor import __version__
-from monitor.config import WebhookConfig, secret_bytes
+from monitor.delivery.settings import WebhookConfig, secret_bytes
 from monitor.store import DueDelivery
 
 NAME = "standard"

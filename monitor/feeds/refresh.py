@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from monitor.config import FeedConfig, LoadedConfig, WebhookConfig
+from monitor.config import FeedConfig, LoadedConfig
 from monitor.delivery.payload import alert_created, new_alert_id
+from monitor.delivery.settings import WebhookConfig
 from monitor.feeds.fetcher import FetchFailed, FetchLimits, NotModified, Validators, fetch_feed
 from monitor.feeds.parser import ParseFailed, parse_feed
 from monitor.matching import Matcher

@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.config import WebhookConfig
 from monitor.delivery.dispatcher import (
     Dispatcher,
     classify,
@@ -18,6 +17,7 @@ from monitor.delivery.dispatcher import (
     next_attempt,
     parse_retry_after,
 )
+from monitor.delivery.settings import WebhookConfig
 from monitor.errors import PermanentDeliveryError, TransientDeliveryError
 from monitor.models import Item
 from monitor.store import NewAlert, SeenItem, Store

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from monitor.config import WebhookConfig, secret_bytes
+from monitor.delivery.settings import WebhookConfig, secret_bytes
 from monitor.delivery.standard import build_request, sign
 from monitor.store import DueDelivery
 from tests.support.receiver import SECRET, expected_signature
