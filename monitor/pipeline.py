@@ -34,7 +34,7 @@ class Pipeline:
         self.context = RefreshContext(store=store, client=feed_client, config=config)
         self.settings = feed_settings(config)
         self.dispatcher = Dispatcher(
-            store, delivery_client, {hook.name: hook for hook in config.settings.webhooks}
+            store.outbox, delivery_client, {hook.name: hook for hook in config.settings.webhooks}
         )
         self._slots = asyncio.Semaphore(MAX_FEEDS_IN_FLIGHT)
 
@@ -56,5 +56,5 @@ class Pipeline:
                 return RefreshOutcome(feed.url, "failed", error=f"internal error: {exc!r}")
 
     async def pending_count(self) -> int:
-        counts = await asyncio.to_thread(self.store.delivery_counts)
+        counts = await asyncio.to_thread(self.store.outbox.delivery_counts)
         return counts.get("pending", 0)

@@ -23,7 +23,7 @@ from monitor.delivery import standard
 from monitor.delivery.settings import WebhookConfig
 from monitor.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from monitor.feeds.caching import retry_after as parse_retry_after
-from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, DueDelivery, Store
+from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, DueDelivery, Outbox
 
 log = logging.getLogger(__name__)
 MIN_LEASE = timedelta(minutes=2)  # a claim outlives any attempt; then another worker may retry
@@ -126,9 +126,9 @@ class Dispatcher:
     """Delivers due outbox rows for the configured webhooks."""
 
     def __init__(
-        self, store: Store, client: httpx.AsyncClient, webhooks: Mapping[str, WebhookConfig]
+        self, outbox: Outbox, client: httpx.AsyncClient, webhooks: Mapping[str, WebhookConfig]
     ) -> None:
-        self.store = store
+        self.outbox = outbox
         self.client = client
         self.webhooks = dict(webhooks)
         longest = max((hook.timeout for hook in self.webhooks.values()), default=MIN_LEASE)
@@ -141,7 +141,7 @@ class Dispatcher:
         while True:
             now = datetime.now(UTC)
             due = await asyncio.to_thread(
-                self.store.claim_deliveries, now, self.lease, self.webhooks
+                self.outbox.claim_deliveries, now, self.lease, self.webhooks
             )
             if not due:
                 return totals
@@ -158,7 +158,7 @@ class Dispatcher:
             )
 
     async def next_due(self) -> datetime | None:
-        return await asyncio.to_thread(self.store.next_delivery_at, self.webhooks)
+        return await asyncio.to_thread(self.outbox.next_delivery_at, self.webhooks)
 
     async def _deliver(self, delivery: DueDelivery) -> str:
         hook = self.webhooks[delivery.webhook]
@@ -177,7 +177,7 @@ class Dispatcher:
             duration_ms=round(outcome.duration * 1000),
         )
         await asyncio.to_thread(
-            self.store.record_attempt,
+            self.outbox.record_attempt,
             delivery.id,
             now,
             record,

@@ -1,18 +1,16 @@
-"""Storage: SQLAlchemy Core tables, Alembic migrations, and the `Store` that holds every query."""
+"""Storage: SQLAlchemy Core tables, Alembic migrations, the `Store` (feeds, items, alerts) and
+its `Outbox` (deliveries)."""
 
-from monitor.store.store import (
+from monitor.store.outbox import (
     DELIVERED,
     FAILED,
     PENDING,
     AlertRow,
     AttemptRecord,
     DueDelivery,
-    FeedState,
-    NewAlert,
-    PollResult,
-    SeenItem,
-    Store,
+    Outbox,
 )
+from monitor.store.store import FeedState, NewAlert, PollResult, SeenItem, Store
 
 __all__ = [
     "DELIVERED",
@@ -23,6 +21,7 @@ __all__ = [
     "DueDelivery",
     "FeedState",
     "NewAlert",
+    "Outbox",
     "PollResult",
     "SeenItem",
     "Store",

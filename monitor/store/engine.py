@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StoreError
@@ -69,3 +70,35 @@ def migrate(engine: Engine) -> None:
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot migrate the database: {exc}") from exc
+
+
+class Transaction:
+    """`with begin(engine) as db:` — a transaction whose driver errors become StoreError."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._context = engine.begin()
+
+    def __enter__(self) -> Connection:
+        try:
+            return self._context.__enter__()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database unavailable: {exc}") from exc
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._context.__exit__(*exc_info)  # type: ignore[arg-type]
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error: {exc}") from exc
+
+
+def _lease_free(column: sa.ColumnElement[datetime], now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(column.is_(None), column < now)
+
+
+def begin(engine: Engine) -> Transaction:
+    return Transaction(engine)
+
+
+def lease_free(column: sa.ColumnElement[datetime], now: datetime) -> sa.ColumnElement[bool]:
+    """True where a lease is not held: never taken, or ended before `now`."""
+    return sa.or_(column.is_(None), column < now)

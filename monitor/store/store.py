@@ -17,12 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from monitor.errors import StoreError
 from monitor.models import Item
-from monitor.store.engine import create_engine, migrate
-from monitor.store.tables import alerts, deliveries, delivery_attempts, feeds, items
-
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+from monitor.store.engine import Transaction, create_engine, lease_free, migrate
+from monitor.store.outbox import PENDING, Outbox
+from monitor.store.tables import alerts, deliveries, feeds, items
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,42 +63,12 @@ class PollResult:
     alerts_created: int
 
 
-@dataclass(frozen=True, slots=True)
-class DueDelivery:
-    id: int
-    alert_id: str
-    webhook: str
-    attempts: int
-    payload: str
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
-    """The outcome of one delivery attempt, as the store keeps it."""
-
-    outcome: str  # delivered | transient | permanent
-    status_code: int | None
-    error: str | None
-    duration_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class AlertRow:
-    alert_id: str
-    rule_id: str
-    webhook: str | None
-    state: str | None
-    attempts: int
-    created_at: datetime
-    title: str
-    last_error: str | None
-
-
 class Store:
     """The database: open it with `Store.open(url)`; migrations are applied on open."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.outbox = Outbox(engine)
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -156,7 +124,7 @@ class Store:
         self, now: datetime, lease: timedelta, *, due_only: bool = True, limit: int = 1000
     ) -> list[FeedState]:
         """Take the lease on active feeds that are due (or on all, for `run --once`)."""
-        query = sa.select(feeds.c.id).where(feeds.c.active, _lease_free(feeds.c.lease_until, now))
+        query = sa.select(feeds.c.id).where(feeds.c.active, lease_free(feeds.c.lease_until, now))
         if due_only:
             query = query.where(feeds.c.next_check_at <= now)
         query = query.order_by(feeds.c.next_check_at).limit(limit)
@@ -165,7 +133,7 @@ class Store:
             for feed_id in db.scalars(query).all():
                 taken = db.execute(
                     sa.update(feeds)
-                    .where(feeds.c.id == feed_id, _lease_free(feeds.c.lease_until, now))
+                    .where(feeds.c.id == feed_id, lease_free(feeds.c.lease_until, now))
                     .values(lease_until=now + lease)
                 )
                 if taken.rowcount == 1:
@@ -264,6 +232,10 @@ class Store:
                         content_hash=item.content_hash(),
                         published_at=item.published,
                         first_seen_at=now,
+                        summary=item.summary,
+                        content=item.content,
+                        tags=json.dumps(list(item.tags), ensure_ascii=False) if item.tags else None,
+                        lang=item.lang,
                     )
                 )
         except IntegrityError:
@@ -300,158 +272,8 @@ class Store:
             )
         return 1
 
-    # deliveries ----------------------------------------------------------------------------
-
-    def claim_deliveries(
-        self, now: datetime, lease: timedelta, webhooks: Iterable[str], limit: int = 100
-    ) -> list[DueDelivery]:
-        names = list(webhooks)
-        if not names:
-            return []
-        query = (
-            sa.select(deliveries.c.id)
-            .where(
-                deliveries.c.state == PENDING,
-                deliveries.c.next_attempt_at <= now,
-                deliveries.c.webhook.in_(names),
-                _lease_free(deliveries.c.lease_until, now),
-            )
-            .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-            .limit(limit)
-        )
-        claimed = []
-        with self._begin() as db:
-            for delivery_id in db.scalars(query).all():
-                taken = db.execute(
-                    sa.update(deliveries)
-                    .where(
-                        deliveries.c.id == delivery_id,
-                        deliveries.c.state == PENDING,
-                        _lease_free(deliveries.c.lease_until, now),
-                    )
-                    .values(lease_until=now + lease)
-                )
-                if taken.rowcount != 1:
-                    continue
-                row = db.execute(
-                    sa.select(deliveries, alerts.c.payload)
-                    .join(alerts, alerts.c.id == deliveries.c.alert_id)
-                    .where(deliveries.c.id == delivery_id)
-                ).one()
-                claimed.append(
-                    DueDelivery(row.id, row.alert_id, row.webhook, row.attempts, row.payload)
-                )
-        return claimed
-
-    def record_attempt(
-        self,
-        delivery_id: int,
-        now: datetime,
-        attempt: AttemptRecord,
-        *,
-        state: str,
-        next_attempt_at: datetime | None,
-    ) -> None:
-        with self._begin() as db:
-            db.execute(
-                sa.insert(delivery_attempts).values(
-                    delivery_id=delivery_id,
-                    attempted_at=now,
-                    status_code=attempt.status_code,
-                    outcome=attempt.outcome,
-                    error=attempt.error,
-                    duration_ms=attempt.duration_ms,
-                )
-            )
-            db.execute(
-                sa.update(deliveries)
-                .where(deliveries.c.id == delivery_id)
-                .values(
-                    state=state,
-                    attempts=deliveries.c.attempts + 1,
-                    next_attempt_at=next_attempt_at,
-                    lease_until=None,
-                    last_error=attempt.error,
-                    delivered_at=now if state == DELIVERED else None,
-                )
-            )
-
-    def next_delivery_at(self, webhooks: Iterable[str]) -> datetime | None:
-        names = list(webhooks)
-        if not names:
-            return None
-        with self.engine.connect() as db:
-            value: datetime | None = db.scalar(
-                sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(
-                    deliveries.c.state == PENDING, deliveries.c.webhook.in_(names)
-                )
-            )
-            return value
-
-    def recent_alerts(self, limit: int = 50) -> list[AlertRow]:
-        query = (
-            sa.select(
-                alerts.c.id,
-                alerts.c.rule_id,
-                alerts.c.created_at,
-                items.c.title,
-                deliveries.c.webhook,
-                deliveries.c.state,
-                deliveries.c.attempts,
-                deliveries.c.last_error,
-            )
-            .join(items, items.c.id == alerts.c.item_id)
-            .outerjoin(deliveries, deliveries.c.alert_id == alerts.c.id)
-            .order_by(alerts.c.created_at.desc(), alerts.c.id.desc())
-            .limit(limit)
-        )
-        with self.engine.connect() as db:
-            return [
-                AlertRow(
-                    row.id,
-                    row.rule_id,
-                    row.webhook,
-                    row.state,
-                    row.attempts or 0,
-                    row.created_at,
-                    row.title,
-                    row.last_error,
-                )
-                for row in db.execute(query)
-            ]
-
-    def delivery_counts(self) -> dict[str, int]:
-        with self.engine.connect() as db:
-            rows = db.execute(
-                sa.select(deliveries.c.state, sa.func.count()).group_by(deliveries.c.state)
-            )
-            return {state: int(count) for state, count in rows}
-
-    def _begin(self) -> _Transaction:
-        return _Transaction(self.engine)
-
-
-class _Transaction:
-    """`with store._begin() as db:` — a transaction whose driver errors become StoreError."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._context = engine.begin()
-
-    def __enter__(self) -> Connection:
-        try:
-            return self._context.__enter__()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database unavailable: {exc}") from exc
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            self._context.__exit__(*exc_info)  # type: ignore[arg-type]
-        except SQLAlchemyError as exc:
-            raise StoreError(f"database error: {exc}") from exc
-
-
-def _lease_free(column: sa.ColumnElement[datetime], now: datetime) -> sa.ColumnElement[bool]:
-    return sa.or_(column.is_(None), column < now)
+    def _begin(self) -> Transaction:
+        return Transaction(self.engine)
 
 
 def _feed_state(row: sa.Row[tuple[object, ...]]) -> FeedState:

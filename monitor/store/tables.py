@@ -4,6 +4,7 @@ feeds             one row per polled URL: validators, schedule, errors, lease
 items             every item seen, per feed; (feed_id, dedupe_key) is unique
 alerts            one per (item, rule) that matched; its id is the webhook-id
 deliveries        the outbox: one per (alert, webhook), with state and next attempt
+webhook_states    what delivery learned about a webhook (disabled after a 410, …)
 delivery_attempts every attempt made, with its outcome
 """
 
@@ -74,6 +75,12 @@ feeds = Table(
     Column("last_error", Text, nullable=True),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # since 0002: politeness and health
+    Column("content_digest", String(64), nullable=True),  # of the last body parsed
+    Column("last_status", Integer, nullable=True),  # HTTP status of the last answer
+    Column("gone_at", UTCDateTime, nullable=True),  # 410 Gone: polling stopped
+    Column("moved_to", Text, nullable=True),  # where a 301/308 pointed
+    Column("last_new_item_at", UTCDateTime, nullable=True),
 )
 Index("ix_feeds_due", feeds.c.active, feeds.c.next_check_at)
 
@@ -89,8 +96,14 @@ items = Table(
     Column("content_hash", String(64), nullable=False),
     Column("published_at", UTCDateTime, nullable=True),
     Column("first_seen_at", UTCDateTime, nullable=False),
+    # since 0002: the text, kept for backtests over recent items
+    Column("summary", Text, nullable=True),
+    Column("content", Text, nullable=True),
+    Column("tags", Text, nullable=True),  # JSON list
+    Column("lang", String(35), nullable=True),
     UniqueConstraint("feed_id", "dedupe_key", name="uq_items_feed_key"),
 )
+Index("ix_items_first_seen", items.c.first_seen_at)
 
 alerts = Table(
     "alerts",
@@ -121,6 +134,15 @@ deliveries = Table(
     UniqueConstraint("alert_id", "webhook", name="uq_deliveries_alert_webhook"),
 )
 Index("ix_deliveries_due", deliveries.c.state, deliveries.c.next_attempt_at)
+
+webhook_states = Table(
+    "webhook_states",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("disabled_at", UTCDateTime, nullable=True),  # e.g. after a 410 Gone
+    Column("disabled_reason", Text, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
 
 delivery_attempts = Table(
     "delivery_attempts",

@@ -120,12 +120,12 @@ async def test_delivers_each_alert_signed(
     tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
 ) -> None:
     store = _store_with_alerts(tmp_path, 3)
-    summary = await Dispatcher(store, client, _hook(receiver, ["1h"])).deliver_due()
+    summary = await Dispatcher(store.outbox, client, _hook(receiver, ["1h"])).deliver_due()
     assert summary.delivered == 3
     assert sorted(d.webhook_id for d in receiver.deliveries) == ["alrt_0", "alrt_1", "alrt_2"]
     assert all(d.valid_signature for d in receiver.deliveries)
     assert (
-        await Dispatcher(store, client, _hook(receiver, ["1h"])).deliver_due()
+        await Dispatcher(store.outbox, client, _hook(receiver, ["1h"])).deliver_due()
         == summary.__class__()
     )
     store.close()
@@ -136,14 +136,14 @@ async def test_failures_retry_with_the_same_webhook_id_then_fail_visibly(
 ) -> None:
     store = _store_with_alerts(tmp_path, 1)
     receiver.answer([503, (429, {"Retry-After": "0"}), 500])
-    dispatcher = Dispatcher(store, client, _hook(receiver, ["0s", "0s"]))
+    dispatcher = Dispatcher(store.outbox, client, _hook(receiver, ["0s", "0s"]))
     for _ in range(3):
         await dispatcher.deliver_due()
     attempts = receiver.attempts()
     assert len(attempts) == 3
     assert {a.headers["webhook-id"] for a in attempts} == {"alrt_0"}
     assert receiver.deliveries == []
-    (row,) = store.recent_alerts()
+    (row,) = store.outbox.recent_alerts()
     assert (row.state, row.attempts, row.last_error) == (
         "failed",
         3,
@@ -157,9 +157,9 @@ async def test_a_redirect_is_a_failure_and_is_not_followed(
 ) -> None:
     store = _store_with_alerts(tmp_path, 1)
     receiver.answer([(302, {"Location": receiver.server.url("/elsewhere")})])
-    await Dispatcher(store, client, _hook(receiver, ["1h"])).deliver_due()
+    await Dispatcher(store.outbox, client, _hook(receiver, ["1h"])).deliver_due()
     assert receiver.server.requests_to("/elsewhere") == []
-    (row,) = store.recent_alerts()
+    (row,) = store.outbox.recent_alerts()
     assert row.state == "pending"
     assert "redirects are not followed" in (row.last_error or "")
     store.close()
@@ -172,9 +172,9 @@ async def test_an_unreachable_receiver_keeps_the_alert_queued(
     hook = WebhookConfig.model_validate(
         {"name": "hook", "url": "http://127.0.0.1:9/hook", "secret": SECRET, "retry": ["1h"]}
     )
-    summary = await Dispatcher(store, client, {"hook": hook}).deliver_due()
+    summary = await Dispatcher(store.outbox, client, {"hook": hook}).deliver_due()
     assert (summary.delivered, summary.retrying) == (0, 1)
-    (row,) = store.recent_alerts()
+    (row,) = store.outbox.recent_alerts()
     assert row.state == "pending"
     assert "connection failed" in (row.last_error or "")
     assert "127.0.0.1:9" not in (row.last_error or "")

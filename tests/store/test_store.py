@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 
 from monitor.models import Item
 from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, NewAlert, SeenItem, Store
+from monitor.store.tables import metadata
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -47,7 +50,7 @@ def test_open_applies_migrations_and_is_idempotent(storage_url: str) -> None:
         version = db.scalar(sa.text("SELECT version_num FROM alembic_version"))
     again.close()
     assert {"feeds", "items", "alerts", "deliveries", "delivery_attempts"} <= tables
-    assert version == "0001"
+    assert version == "0002"
 
 
 def test_sync_feeds_adds_updates_and_deactivates(store: Store) -> None:
@@ -99,7 +102,7 @@ def test_an_item_is_seen_once_and_its_alert_created_once(store: Store) -> None:
     assert store.known_keys(feed.id, ["guid:g-1", "guid:g-2"]) == {"guid:g-1"}
     # the same item again (a second writer, or a re-poll) records nothing and alerts nothing
     assert _poll(store, feed.id, [SeenItem(item, (_alert("alrt_2"),))]) == (0, 0)
-    assert [row.alert_id for row in store.recent_alerts()] == ["alrt_1"]
+    assert [row.alert_id for row in store.outbox.recent_alerts()] == ["alrt_1"]
 
 
 def test_deliveries_are_claimed_once_and_follow_their_state(store: Store) -> None:
@@ -107,20 +110,20 @@ def test_deliveries_are_claimed_once_and_follow_their_state(store: Store) -> Non
     (feed,) = store.claim_feeds(NOW, LEASE)
     seen = [SeenItem(Item(title=f"t{i}", guid=f"g{i}"), (_alert(f"alrt_{i}"),)) for i in range(3)]
     _poll(store, feed.id, seen)
-    assert store.claim_deliveries(NOW, LEASE, ["other-hook"]) == []
-    due = store.claim_deliveries(NOW, LEASE, ["hook"])
+    assert store.outbox.claim_deliveries(NOW, LEASE, ["other-hook"]) == []
+    due = store.outbox.claim_deliveries(NOW, LEASE, ["hook"])
     assert sorted(d.alert_id for d in due) == ["alrt_0", "alrt_1", "alrt_2"]
     assert all(d.payload.startswith("{") and d.attempts == 0 for d in due)
-    assert store.claim_deliveries(NOW, LEASE, ["hook"]) == []  # leased
+    assert store.outbox.claim_deliveries(NOW, LEASE, ["hook"]) == []  # leased
 
     ok = AttemptRecord("delivered", 200, None, 12)
     retry = AttemptRecord("transient", 503, "HTTP 503 Service Unavailable", 9)
-    store.record_attempt(due[0].id, NOW, ok, state=DELIVERED, next_attempt_at=None)
-    store.record_attempt(due[1].id, NOW, retry, state=PENDING, next_attempt_at=NOW + LEASE)
-    store.record_attempt(due[2].id, NOW, retry, state=FAILED, next_attempt_at=None)
-    assert store.delivery_counts() == {DELIVERED: 1, PENDING: 1, FAILED: 1}
-    assert store.next_delivery_at(["hook"]) == NOW + LEASE
-    (again,) = store.claim_deliveries(NOW + LEASE, LEASE, ["hook"])
+    store.outbox.record_attempt(due[0].id, NOW, ok, state=DELIVERED, next_attempt_at=None)
+    store.outbox.record_attempt(due[1].id, NOW, retry, state=PENDING, next_attempt_at=NOW + LEASE)
+    store.outbox.record_attempt(due[2].id, NOW, retry, state=FAILED, next_attempt_at=None)
+    assert store.outbox.delivery_counts() == {DELIVERED: 1, PENDING: 1, FAILED: 1}
+    assert store.outbox.next_delivery_at(["hook"]) == NOW + LEASE
+    (again,) = store.outbox.claim_deliveries(NOW + LEASE, LEASE, ["hook"])
     assert (again.id, again.attempts) == (due[1].id, 1)
 
 
@@ -128,9 +131,11 @@ def test_a_delivery_held_by_a_dead_worker_is_taken_over(store: Store) -> None:
     store.sync_feeds([("http://a/1", None)], NOW)
     (feed,) = store.claim_feeds(NOW, LEASE)
     _poll(store, feed.id, [SeenItem(Item(title="t", guid="g"), (_alert("alrt_x"),))])
-    assert len(store.claim_deliveries(NOW, LEASE, ["hook"])) == 1  # the worker dies here
-    assert store.claim_deliveries(NOW + LEASE - timedelta(seconds=1), LEASE, ["hook"]) == []
-    assert len(store.claim_deliveries(NOW + LEASE + timedelta(seconds=1), LEASE, ["hook"])) == 1
+    assert len(store.outbox.claim_deliveries(NOW, LEASE, ["hook"])) == 1  # the worker dies here
+    assert store.outbox.claim_deliveries(NOW + LEASE - timedelta(seconds=1), LEASE, ["hook"]) == []
+    assert (
+        len(store.outbox.claim_deliveries(NOW + LEASE + timedelta(seconds=1), LEASE, ["hook"])) == 1
+    )
 
 
 def test_datetimes_come_back_aware_utc_and_naive_ones_are_refused(store: Store) -> None:
@@ -140,3 +145,12 @@ def test_datetimes_come_back_aware_utc_and_naive_ones_are_refused(store: Store) 
     assert feed.next_check_at.tzinfo is not None
     with pytest.raises(sa.exc.StatementError, match="naive datetime"):
         store.sync_feeds([("http://a/2", None)], datetime(2026, 1, 1))
+
+
+def test_migrations_build_exactly_the_schema_the_code_declares(storage_url: str) -> None:
+    store = Store.open(storage_url)
+    with store.engine.connect() as db:
+        context = MigrationContext.configure(db, opts={"compare_type": True})
+        differences = compare_metadata(context, metadata)
+    store.close()
+    assert differences == []
