@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from monitor import __version__, commands
+from monitor.delivery import commands as delivery_commands
 from monitor.durations import parse_duration
 
 EXIT_OK, EXIT_INVALID = 0, 2
@@ -99,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         "file), or by default one schema that accepts either.",
     )
     schema.add_argument("kind", nargs="?", choices=["config", "rules"], help="default: both")
+
+    delivery_commands.register(sub, with_config)
     return parser
 
 
@@ -111,7 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands.check(args.config)
     if args.command == "match":
         return commands.match(args.config, args.file, explain=args.explain)
-    return commands.schema(args.kind, sys.stdout)
+    if args.command == "schema":
+        return commands.schema(args.kind, sys.stdout)
+    handler: Callable[[argparse.Namespace], int] = args.handler  # registered by a stage module
+    return handler(args)
 
 
 if __name__ == "__main__":  # pragma: no cover
