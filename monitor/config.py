@@ -42,6 +42,17 @@ class Defaults(StrictModel):
     backfill: Backfill = Field(default=timedelta(hours=24), json_schema_extra={"default": "24h"})
 
 
+class Retention(StrictModel):
+    """How long the store keeps what deduplication does not need."""
+
+    item_text: Duration = Field(
+        default=timedelta(days=30),
+        description="How long items' summary, content and tags are kept for `monitor backtest`; "
+        "older items keep their dedupe key, title and link.",
+        json_schema_extra={"default": "30d"},
+    )
+
+
 class FeedConfig(StrictModel):
     """One feed to poll."""
 
@@ -70,6 +81,7 @@ class MonitorConfig(StrictModel):
         default="rules/", description="Rule file or folder, relative to monitor.yaml."
     )
     defaults: Defaults = Field(default_factory=Defaults)
+    retention: Retention = Field(default_factory=Retention)
     feeds: list[FeedConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
 
