@@ -64,6 +64,19 @@ class FeedConfig(StrictModel):
     _check_url = field_validator("url")(http_url)
 
 
+class FetchSettings(StrictModel):
+    """How politely feeds are fetched."""
+
+    per_host: int = Field(
+        default=4, ge=1, le=100, description="At most this many requests to one host at once."
+    )
+    host_spacing: Duration = Field(
+        default=timedelta(0),
+        description="At least this long between the starts of two requests to one host.",
+        json_schema_extra={"default": "0s"},
+    )
+
+
 class MonitorConfig(StrictModel):
     """`monitor.yaml`: storage, feeds, webhooks, and where the rules are."""
 
@@ -81,6 +94,7 @@ class MonitorConfig(StrictModel):
         default="rules/", description="Rule file or folder, relative to monitor.yaml."
     )
     defaults: Defaults = Field(default_factory=Defaults)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
     retention: Retention = Field(default_factory=Retention)
     feeds: list[FeedConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)

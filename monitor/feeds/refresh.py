@@ -1,15 +1,16 @@
 """`refresh_feed`: the one pipeline function for a feed, read top to bottom.
 
-conditional GET -> (failed: back off, record) -> (304: reschedule) -> parse -> keep what is new
--> match the new items -> alerts for the first poll only within `backfill` -> one transaction:
-items seen + alerts + outbox rows + the feed's validators and next check
+conditional GET (per-host limits) -> failed: back off (Retry-After, 410 stops) and record
+-> 304, or a body identical to the last: reschedule -> parse (in a worker thread)
+-> keep what is new (guid, link or text: monitor.feeds.identity) -> match the new items
+-> on a feed's first poll alert only within `backfill` -> one transaction: items seen +
+alerts + outbox rows + validators + the next check (monitor.feeds.schedule)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,15 +20,24 @@ import httpx
 from monitor.config import FeedConfig, LoadedConfig
 from monitor.delivery.payload import alert_created, new_alert_id
 from monitor.delivery.settings import WebhookConfig
-from monitor.feeds.fetcher import FetchFailed, FetchLimits, NotModified, Validators, fetch_feed
-from monitor.feeds.parser import ParseFailed, parse_feed
+from monitor.feeds.caching import cache_hint
+from monitor.feeds.fetcher import (
+    Fetched,
+    FetchFailed,
+    FetchLimits,
+    NotModified,
+    Validators,
+    fetch_feed,
+)
+from monitor.feeds.hosts import HostLimiter
+from monitor.feeds.identity import Identified, StoredIdentities, identify, unseen
+from monitor.feeds.parser import ParsedFeed, ParseFailed, parse_feed
+from monitor.feeds.schedule import backoff, jittered, past_skips, polite_wait
 from monitor.matching import Matcher
 from monitor.models import Item, Match
 from monitor.store import FeedState, NewAlert, PollResult, SeenItem, Store
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF = timedelta(hours=24)
-JITTER = 0.1  # next checks are spread by up to 10 % of the interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +48,15 @@ class RefreshContext:
     client: httpx.AsyncClient
     config: LoadedConfig
     limits: FetchLimits = field(default_factory=FetchLimits)
+    hosts: HostLimiter = field(init=False)  # from the config's `fetch:` settings
     # Parsing a feed at the size cap takes seconds and ~140 MB (measured, see tests/feeds): it
     # runs in a worker thread so the event loop keeps fetching and delivering, two at a time so
     # memory stays bounded.
     parse_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+
+    def __post_init__(self) -> None:
+        fetch = self.config.settings.fetch
+        object.__setattr__(self, "hosts", HostLimiter(fetch.per_host, fetch.host_spacing))
 
     @property
     def matcher(self) -> Matcher:
@@ -64,18 +79,17 @@ async def refresh_feed(
     now = datetime.now(UTC)
     interval = ctx.config.feed_interval(settings)
     validators = Validators(etag=feed.etag, last_modified=feed.last_modified)
-    fetched = await fetch_feed(ctx.client, feed.url, validators, ctx.limits)
+    async with ctx.hosts.slot(feed.fetch_url):
+        fetched = await fetch_feed(ctx.client, feed.fetch_url, validators, ctx.limits)
+    moved_to = _moved(feed, fetched.permanent_redirect)
     if isinstance(fetched, FetchFailed):
-        return await _record_failure(ctx, feed, interval, str(fetched.error), fetched.retry_after)
-    if fetched.permanent_redirect:
-        log.warning(
-            "%s moved permanently to %s; update the feed's url in the config",
-            feed.url,
-            fetched.permanent_redirect,
-            extra={"feed_url": feed.url},
+        return await _record_failure(ctx, feed, interval, fetched, moved_to)
+    if isinstance(fetched, NotModified) or fetched.digest == feed.content_digest:
+        # 304, or a server without validators sending the very bytes we parsed last time
+        wait = polite_wait(interval, cache_hint(fetched.headers, now))
+        await _record_success(
+            ctx, feed, now, wait, fetched.validators, status=_status(fetched), moved_to=moved_to
         )
-    if isinstance(fetched, NotModified):
-        await _record_success(ctx, feed, now, interval, fetched.validators)
         return RefreshOutcome(feed.url, "unchanged")
     async with ctx.parse_slots:
         parsed = await asyncio.to_thread(
@@ -87,14 +101,31 @@ async def refresh_feed(
             feed_name=settings.name or "",
         )
     if isinstance(parsed, ParseFailed):
-        return await _record_failure(ctx, feed, interval, str(parsed.error), None)
+        failed = FetchFailed(parsed.error, fetched.status, None, fetched.headers, fetched.elapsed)
+        return await _record_failure(ctx, feed, interval, failed, moved_to)
     fresh = await asyncio.to_thread(_unseen, ctx.store, feed.id, parsed.items)
-    alerting = _alerting(fresh, feed, ctx.config.feed_backfill(settings), now)
+    backfill = ctx.config.feed_backfill(settings)
+    alerting = _alerting([entry.item for entry in fresh], feed, backfill, now)
     seen = [
-        SeenItem(item, _alerts_for(ctx, item, now) if item in alerting else ()) for item in fresh
+        SeenItem(
+            entry.item,
+            _alerts_for(ctx, entry.item, now) if entry.item in alerting else (),
+            key=entry.key,
+            guid=entry.guid,
+        )
+        for entry in fresh
     ]
     result = await _record_success(
-        ctx, feed, now, interval, fetched.validators, title=parsed.title, seen=seen
+        ctx,
+        feed,
+        now,
+        polite_wait(interval, cache_hint(fetched.headers, now), parsed.ttl),
+        fetched.validators,
+        parsed=parsed,
+        seen=seen,
+        status=fetched.status,
+        digest=fetched.digest,
+        moved_to=moved_to,
     )
     if result.new_items:
         log.info(
@@ -107,39 +138,51 @@ async def refresh_feed(
     return RefreshOutcome(feed.url, "fetched", result.new_items, result.alerts_created)
 
 
-def next_check(now: datetime, interval: timedelta, rng: random.Random | None = None) -> datetime:
-    return now + interval * (1 + JITTER * (rng or random).random())
+def _moved(feed: FeedState, permanent_redirect: str | None) -> str | None:
+    """A new 301/308 target worth recording (and telling the user about), else None."""
+    if not permanent_redirect or permanent_redirect == feed.fetch_url:
+        return None
+    log.warning(
+        "%s moved permanently to %s; polling the new address (update the config to match)",
+        feed.url,
+        permanent_redirect,
+        extra={"feed_url": feed.url},
+    )
+    return permanent_redirect
 
 
-def backoff(interval: timedelta, errors: int, retry_after: timedelta | None) -> timedelta:
-    """Wait after the `errors`-th failure in a row: doubling from the interval, capped at a day."""
-    doubling: int = 2 ** min(errors - 1, 16)
-    wait = min(interval * doubling, MAX_BACKOFF)
-    wait = max(wait, interval)
-    if retry_after is not None:
-        wait = max(wait, min(retry_after, MAX_BACKOFF))
-    return wait
+def _status(fetched: Fetched | NotModified) -> int:
+    return 304 if isinstance(fetched, NotModified) else fetched.status
 
 
 async def _record_success(
     ctx: RefreshContext,
     feed: FeedState,
     now: datetime,
-    interval: timedelta,
+    wait: timedelta,
     validators: Validators,
     *,
-    title: str | None = None,
+    parsed: ParsedFeed | None = None,
     seen: Sequence[SeenItem] = (),
+    status: int,
+    digest: str | None = None,
+    moved_to: str | None = None,
 ) -> PollResult:
+    next_check = jittered(now, wait)
+    if parsed is not None:
+        next_check = past_skips(next_check, parsed.skip_hours, parsed.skip_days)
     return await asyncio.to_thread(
         ctx.store.record_poll,
         feed.id,
         now,
-        next_check_at=next_check(now, interval),
+        next_check_at=next_check,
         etag=validators.etag,
         last_modified=validators.last_modified,
-        title=title,
+        title=parsed.title if parsed is not None else None,
         seen=seen,
+        status=status,
+        content_digest=digest,
+        moved_to=moved_to,
     )
 
 
@@ -147,36 +190,58 @@ async def _record_failure(
     ctx: RefreshContext,
     feed: FeedState,
     interval: timedelta,
-    error: str,
-    retry_after: timedelta | None,
+    failed: FetchFailed,
+    moved_to: str | None,
 ) -> RefreshOutcome:
     now = datetime.now(UTC)
-    wait = backoff(interval, feed.error_count + 1, retry_after)
+    error = str(failed.error)
+    gone = failed.status == 410
+    wait = backoff(interval, feed.error_count + 1, failed.retry_after)
     await asyncio.to_thread(
         ctx.store.record_poll_failure,
         feed.id,
         now,
         error=error,
-        next_check_at=next_check(now, wait),
+        next_check_at=jittered(now, wait),
+        status=failed.status,
+        gone=gone,
+        moved_to=moved_to,
     )
-    log.warning(
-        "%s: %s (failure %d in a row; next try in about %s)",
-        feed.url,
-        error,
-        feed.error_count + 1,
-        _rounded(wait),
-        extra={"feed_url": feed.url},
-    )
+    if gone:
+        log.error(
+            "%s: %s; polling stopped: remove the feed from the config, or change its url",
+            feed.url,
+            error,
+            extra={"feed_url": feed.url},
+        )
+    else:
+        log.warning(
+            "%s: %s (failure %d in a row; next try in about %s)",
+            feed.url,
+            error,
+            feed.error_count + 1,
+            _rounded(wait),
+            extra={"feed_url": feed.url},
+        )
     return RefreshOutcome(feed.url, "failed", error=error)
 
 
-def _unseen(store: Store, feed_id: int, items: Sequence[Item]) -> list[Item]:
-    """The items not recorded yet, once each (a feed may repeat a guid)."""
-    unique: dict[str, Item] = {}
-    for item in items:
-        unique.setdefault(item.dedupe_key(), item)
-    known = store.known_keys(feed_id, unique)
-    return [item for key, item in unique.items() if key not in known]
+def _unseen(store: Store, feed_id: int, items: Sequence[Item]) -> list[Identified]:
+    """The items not recorded yet, once each, by guid, link or text (monitor.feeds.identity)."""
+    candidates = identify(items)
+    rows = store.item_identities(
+        feed_id,
+        guids=[c.guid for c in candidates if c.guid],
+        links=[c.link for c in candidates if c.link],
+        hashes=[c.content_hash for c in candidates],
+    )
+    stored = StoredIdentities(
+        guids=frozenset(guid for guid, _link, _hash in rows if guid),
+        links=frozenset(link for _guid, link, _hash in rows if link),
+        hashes=frozenset(content_hash for _guid, _link, content_hash in rows),
+        link_hashes=frozenset((link, content_hash) for _guid, link, content_hash in rows if link),
+    )
+    return unseen(candidates, stored)
 
 
 def _alerting(

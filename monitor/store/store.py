@@ -37,6 +37,16 @@ class FeedState:
     first_polled_at: datetime | None
     last_success_at: datetime | None
     last_checked_at: datetime | None
+    content_digest: str | None = None
+    last_status: int | None = None
+    gone_at: datetime | None = None
+    moved_to: str | None = None
+    last_new_item_at: datetime | None = None
+
+    @property
+    def fetch_url(self) -> str:
+        """Where to fetch: the URL a 301/308 moved the feed to, else the configured one."""
+        return self.moved_to or self.url
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +63,24 @@ class NewAlert:
 
 @dataclass(frozen=True, slots=True)
 class SeenItem:
+    """A new item to record, with the alerts it raised.
+
+    `key` (unique per feed) and `guid` (the guid when it identifies the item, that is when it is
+    unique in its document) default to the item's own `dedupe_key()` and guid.
+    """
+
     item: Item
-    alerts: tuple[NewAlert, ...]
+    alerts: tuple[NewAlert, ...] = ()
+    key: str | None = None
+    guid: str | None = None
+
+    @property
+    def stored_key(self) -> str:
+        return (self.key or self.item.dedupe_key())[:512]
+
+    @property
+    def stored_guid(self) -> str | None:
+        return self.guid if self.key is not None else self.item.guid
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +150,9 @@ class Store:
         self, now: datetime, lease: timedelta, *, due_only: bool = True, limit: int = 1000
     ) -> list[FeedState]:
         """Take the lease on active feeds that are due (or on all, for `run --once`)."""
-        query = sa.select(feeds.c.id).where(feeds.c.active, lease_free(feeds.c.lease_until, now))
+        query = sa.select(feeds.c.id).where(
+            feeds.c.active, feeds.c.gone_at.is_(None), lease_free(feeds.c.lease_until, now)
+        )
         if due_only:
             query = query.where(feeds.c.next_check_at <= now)
         query = query.order_by(feeds.c.next_check_at).limit(limit)
@@ -141,27 +169,26 @@ class Store:
                     claimed.append(_feed_state(row))
         return claimed
 
-    def next_feed_check(self) -> datetime | None:
-        with self.engine.connect() as db:
-            value: datetime | None = db.scalar(
-                sa.select(sa.func.min(feeds.c.next_check_at)).where(feeds.c.active)
+    def item_identities(
+        self, feed_id: int, guids: Iterable[str], links: Iterable[str], hashes: Iterable[str]
+    ) -> list[tuple[str | None, str | None, str]]:
+        """(guid, link, content hash) of stored items of a feed sharing any of these."""
+        conditions = [
+            column.in_(values)
+            for column, values in (
+                (items.c.guid, list(set(guids))),
+                (items.c.link, list(set(links))),
+                (items.c.content_hash, list(set(hashes))),
             )
-            return value
-
-    def known_keys(self, feed_id: int, keys: Iterable[str]) -> set[str]:
-        wanted = list(dict.fromkeys(keys))
-        found: set[str] = set()
+            if values
+        ]
+        if not conditions:
+            return []
+        query = sa.select(items.c.guid, items.c.link, items.c.content_hash).where(
+            items.c.feed_id == feed_id, sa.or_(*conditions)
+        )
         with self.engine.connect() as db:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                found.update(
-                    db.scalars(
-                        sa.select(items.c.dedupe_key).where(
-                            items.c.feed_id == feed_id, items.c.dedupe_key.in_(chunk)
-                        )
-                    )
-                )
-        return found
+            return [(row.guid, row.link, row.content_hash) for row in db.execute(query)]
 
     def record_poll(
         self,
@@ -173,6 +200,9 @@ class Store:
         last_modified: str | None,
         title: str | None,
         seen: Sequence[SeenItem] = (),
+        status: int | None = None,
+        content_digest: str | None = None,
+        moved_to: str | None = None,
     ) -> PollResult:
         """One transaction: the new items as seen, their alerts and outbox rows, the feed's state.
 
@@ -181,7 +211,7 @@ class Store:
         new_items = created = 0
         with self._begin() as db:
             for entry in seen:
-                item_id = self._insert_item(db, feed_id, entry.item, now)
+                item_id = self._insert_item(db, feed_id, entry, now)
                 if item_id is None:
                     continue
                 new_items += 1
@@ -197,36 +227,57 @@ class Store:
                 "error_count": 0,
                 "last_error": None,
                 "first_polled_at": sa.func.coalesce(feeds.c.first_polled_at, now),
+                "last_status": status,
             }
             if title:
                 values["title"] = title
+            if content_digest:
+                values["content_digest"] = content_digest
+            if moved_to:
+                values["moved_to"] = moved_to
+            if new_items:
+                values["last_new_item_at"] = now
             db.execute(sa.update(feeds).where(feeds.c.id == feed_id).values(**values))
         return PollResult(new_items, created)
 
     def record_poll_failure(
-        self, feed_id: int, now: datetime, *, error: str, next_check_at: datetime
+        self,
+        feed_id: int,
+        now: datetime,
+        *,
+        error: str,
+        next_check_at: datetime,
+        status: int | None = None,
+        gone: bool = False,
+        moved_to: str | None = None,
     ) -> None:
+        """A failed poll: errors counted, the next try scheduled; `gone` stops polling (410)."""
+        values: dict[str, object] = {
+            "error_count": feeds.c.error_count + 1,
+            "last_error": error[:2000],
+            "last_checked_at": now,
+            "next_check_at": next_check_at,
+            "lease_until": None,
+            "last_status": status,
+        }
+        if gone:
+            values["gone_at"] = now
+        if moved_to:
+            values["moved_to"] = moved_to
         with self._begin() as db:
-            db.execute(
-                sa.update(feeds)
-                .where(feeds.c.id == feed_id)
-                .values(
-                    error_count=feeds.c.error_count + 1,
-                    last_error=error[:2000],
-                    last_checked_at=now,
-                    next_check_at=next_check_at,
-                    lease_until=None,
-                )
-            )
+            db.execute(sa.update(feeds).where(feeds.c.id == feed_id).values(**values))
 
-    def _insert_item(self, db: Connection, feed_id: int, item: Item, now: datetime) -> int | None:
+    def _insert_item(
+        self, db: Connection, feed_id: int, entry: SeenItem, now: datetime
+    ) -> int | None:
+        item = entry.item
         try:
             with db.begin_nested():
                 result = db.execute(
                     sa.insert(items).values(
                         feed_id=feed_id,
-                        dedupe_key=item.dedupe_key()[:512],
-                        guid=item.guid,
+                        dedupe_key=entry.stored_key,
+                        guid=entry.stored_guid,
                         link=item.link,
                         title=item.title,
                         content_hash=item.content_hash(),
@@ -290,4 +341,9 @@ def _feed_state(row: sa.Row[tuple[object, ...]]) -> FeedState:
         first_polled_at=row.first_polled_at,
         last_success_at=row.last_success_at,
         last_checked_at=row.last_checked_at,
+        content_digest=row.content_digest,
+        last_status=row.last_status,
+        gone_at=row.gone_at,
+        moved_to=row.moved_to,
+        last_new_item_at=row.last_new_item_at,
     )
