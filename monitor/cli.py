@@ -10,6 +10,7 @@ from pathlib import Path
 from monitor import __version__, commands
 from monitor.delivery import commands as delivery_commands
 from monitor.durations import parse_duration
+from monitor.logs import FORMATS, default_format
 
 EXIT_OK, EXIT_INVALID = 0, 2
 
@@ -34,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="how much to log on stderr (default: info)",
     )
+    parser.add_argument(
+        "--log-format",
+        default=default_format(),
+        choices=FORMATS,
+        help="text: readable lines; json: one JSON object per line with stable keys (feed_url, "
+        "rule_id, alert_id, webhook). Default: $MONITOR_LOG_FORMAT, else text",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -50,8 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(
             "run",
             help="run the daemon (or one cycle with --once)",
-            description="Poll feeds on schedule, match new items, deliver alerts. Stops cleanly on "
-            "SIGTERM/SIGINT. Exit codes: 0 clean stop or cycle done, 2 invalid config.",
+            description="Poll feeds on schedule, match new items, deliver alerts. Edits of "
+            "monitor.yaml and the rule files take effect without a restart (an edit that does not "
+            "validate is logged and the last good config stays in force). With `http:` set, "
+            "serves GET /healthz and GET /metrics. On SIGTERM/SIGINT: stops taking work, gives "
+            "work in flight --grace to finish (a second signal cuts it short), re-queues the "
+            "rest. Exit codes: 0 clean stop or cycle done, 1 cannot start (storage, HTTP "
+            "address), 2 invalid config.",
         )
     )
     run.add_argument(
@@ -66,6 +79,69 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="with --once: keep retrying failed deliveries while a retry falls due within this "
         "time (default: 30s); what is left stays queued for the next run",
+    )
+    run.add_argument(
+        "--grace",
+        type=_duration,
+        default=parse_duration("10s"),
+        metavar="DURATION",
+        help="on SIGTERM/SIGINT, how long polls and deliveries in flight may take to finish "
+        "before they are cancelled and re-queued (default: 10s)",
+    )
+
+    health = with_config(
+        sub.add_parser(
+            "health",
+            help="ask the running daemon whether it is healthy (for container health checks)",
+            description="GET /healthz of the daemon configured in DIR (its `http:` key, or "
+            "$MONITOR_HTTP) and print the answer. Only `http:` is read from monitor.yaml, so an "
+            "edit the daemon rejected does not fail the check. Exit codes: 0 healthy, 1 "
+            "unhealthy or unreachable, 2 no HTTP address configured.",
+        )
+    )
+    health.set_defaults(handler=lambda a: commands.health(a.config, a.url, a.timeout))
+    health.add_argument(
+        "--url", metavar="URL", help="ask this URL instead, e.g. http://127.0.0.1:9108/healthz"
+    )
+    health.add_argument(
+        "--timeout",
+        type=_duration,
+        default=parse_duration("5s"),
+        metavar="DURATION",
+        help="how long to wait for an answer (default: 5s)",
+    )
+
+    backtest = with_config(
+        sub.add_parser(
+            "backtest",
+            help="run the current rules over stored items; show what would change",
+            description="Match the rules on disk against items already in the store (no "
+            "network, no state changed) and list what would alert now that did not, and what "
+            "alerted that would not now. Item text is kept for retention.item_text (default "
+            "30d). Progress goes to stderr. Exit codes: 0, 1 storage unavailable, 2 invalid "
+            "config or unknown rule.",
+        )
+    )
+    backtest.set_defaults(
+        handler=lambda a: commands.backtest(a.config, a.since, a.rule, as_json=a.json, show=a.show)
+    )
+    backtest.add_argument(
+        "--since",
+        type=_duration,
+        default=parse_duration("7d"),
+        metavar="DURATION",
+        help="items first seen within this time (default: 7d)",
+    )
+    backtest.add_argument("--rule", metavar="ID", help="only this rule (default: every rule)")
+    backtest.add_argument(
+        "--show",
+        type=int,
+        default=10,
+        metavar="N",
+        help="items listed per rule and change (default: 10)",
+    )
+    backtest.add_argument(
+        "--json", action="store_true", help="one JSON object per difference instead of a report"
     )
 
     with_config(
@@ -107,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands.setup_logging(args.log_level)
+    commands.setup_logging(args.log_level, args.log_format)
     if args.command == "run":
-        return commands.run(args.config, once=args.once, max_wait=args.max_wait)
+        return commands.run(args.config, once=args.once, max_wait=args.max_wait, grace=args.grace)
     if args.command == "check":
         return commands.check(args.config)
     if args.command == "match":

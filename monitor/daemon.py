@@ -3,6 +3,11 @@
 Both use the same parts: `Pipeline.refresh` for a feed (monitor.feeds.refresh) and
 `Dispatcher.deliver_due` for the outbox (monitor.delivery.dispatcher); the daemon merely lets the
 scheduler (monitor.scheduler) call them when the store says work is due.
+
+The daemon's life: open the store -> put the config in force -> watch the config files
+(monitor.reload) -> serve /healthz and /metrics if configured (monitor.httpserver) -> tick
+(monitor.scheduler) until SIGTERM or SIGINT -> stop claiming work, give work in flight
+`grace` seconds (a second signal cuts that short), cancel and re-queue the rest -> exit 0.
 """
 
 from __future__ import annotations
@@ -18,14 +23,23 @@ from sqlalchemy.engine import make_url
 
 from monitor.config import LoadedConfig
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delivery_client
+from monitor.errors import MonitorError
 from monitor.feeds.fetcher import make_client
 from monitor.feeds.refresh import RefreshOutcome
+from monitor.httpserver import Health, HttpServer, configured_address
+from monitor.metrics import Metrics
 from monitor.pipeline import FEED_LEASE, Pipeline
+from monitor.reload import ConfigWatcher
 from monitor.scheduler import Scheduler
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
 STOP_GRACE = 10.0  # seconds in-flight work gets to finish on SIGTERM before it is cancelled
+WATCH_READY_TIMEOUT = 5.0  # seconds to wait for the config watch before starting without it
+
+
+class StartError(MonitorError):
+    """The daemon cannot start (its HTTP address is taken, …): exit 1 with the reason."""
 
 
 @dataclass
@@ -103,36 +117,101 @@ def describe_storage(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-async def run_daemon(config: LoadedConfig, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGTERM or SIGINT (or `stop` is set); in-flight work gets STOP_GRACE to finish."""
+def start_summary(config: LoadedConfig, http: str | None) -> str:
+    """The first line the daemon logs: what it is about to do, secrets hidden."""
+    settings = config.settings
+    hooks = ", ".join(hook.name for hook in settings.webhooks) or "none: alerts are only recorded"
+    files = len(config.rule_files)
+    return (
+        f"monitor running: {len(settings.feeds)} feeds, {len(config.matcher.rules)} rules "
+        f"(in {files} file{'s' if files != 1 else ''}), "
+        f"{len(settings.webhooks)} webhooks ({hooks}), "
+        f"storage {describe_storage(config.storage_url)}, "
+        f"http {http or 'off'}, config {config.directory} (watched for edits)"
+    )
+
+
+async def run_daemon(
+    config: LoadedConfig, stop: asyncio.Event | None = None, *, grace: float = STOP_GRACE
+) -> None:
+    """Run until SIGTERM or SIGINT (or `stop` is set); in-flight work gets `grace` to finish."""
     stop = stop or asyncio.Event()
+    hurry = asyncio.Event()  # a second signal: cancel work in flight now
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            log.warning("second signal: cancelling work in flight now")
+            hurry.set()
+        stop.set()
+
+    try:
+        address = configured_address(config.settings.http)
+    except ValueError as exc:
+        raise StartError(str(exc)) from None
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal)
     store = await asyncio.to_thread(Store.open, config.storage_url)
+    metrics = Metrics(store)
     try:
         async with make_client() as feed_client, make_delivery_client() as delivery_client:
-            pipeline = Pipeline(config, store, feed_client, delivery_client)
+            metrics.instrument(feed_client, metrics.fetch_seconds)
+            metrics.instrument(delivery_client, metrics.delivery_seconds)
+            pipeline = Pipeline(config, store, feed_client, delivery_client, metrics)
             await asyncio.to_thread(pipeline.sync_feeds)
-            log.info(
-                "monitor running: %d feeds, %d rules, %d webhooks, storage %s",
-                len(config.settings.feeds),
-                len(config.matcher.rules),
-                len(config.settings.webhooks),
-                describe_storage(config.storage_url),
-            )
-            if config.settings.http:
-                log.warning(
-                    "http: %s is configured but not served yet in this version",
-                    config.settings.http,
-                )
             scheduler = Scheduler(pipeline)
-            scheduler.start()
-            await stop.wait()
-            log.info("stopping: no new work; waiting up to %.0fs for work in flight", STOP_GRACE)
-            await scheduler.stop(STOP_GRACE)
+            await _serve(
+                pipeline,
+                scheduler=scheduler,
+                metrics=metrics,
+                address=address,
+                stop=stop,
+                hurry=hurry,
+                grace=grace,
+            )
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await asyncio.to_thread(store.close)
     log.info("stopped")
+
+
+async def _serve(
+    pipeline: Pipeline,
+    *,
+    scheduler: Scheduler,
+    metrics: Metrics,
+    address: tuple[str, int] | None,
+    stop: asyncio.Event,
+    hurry: asyncio.Event,
+    grace: float,
+) -> None:
+    """Watch the config, serve HTTP, tick until `stop`; then wind down in that order reversed."""
+    watcher = ConfigWatcher(pipeline.config, pipeline.apply, metrics)
+    watching = asyncio.create_task(watcher.run(stop))
+    server = HttpServer(Health(pipeline.store, lambda: scheduler.last_tick), metrics)
+    try:
+        try:
+            await asyncio.wait_for(watcher.ready.wait(), timeout=WATCH_READY_TIMEOUT)
+        except TimeoutError:
+            log.warning(
+                "config watch not ready after %.0fs; edits may be missed", WATCH_READY_TIMEOUT
+            )
+        http = None
+        if address is not None:
+            try:
+                host, port = await server.start(*address)
+            except OSError as exc:
+                raise StartError(
+                    f"http: cannot listen on {address[0]}:{address[1]}: {exc.strerror}"
+                ) from exc
+            http = f"http://{host}:{port}"
+        log.info(start_summary(pipeline.config, http))
+        scheduler.start()
+        await stop.wait()
+        log.info("stopping: no new work; waiting up to %.0fs for work in flight", grace)
+        await scheduler.stop(grace, hurry)
+    finally:
+        stop.set()
+        await server.stop()
+        await watching

@@ -1,18 +1,26 @@
-"""A loaded config made runnable: feeds refreshed and deliveries sent with shared HTTP clients."""
+"""A loaded config made runnable: feeds refreshed and deliveries sent with shared HTTP clients.
+
+The pipeline outlives its config: `apply` swaps in a newly loaded one (a hot reload) between
+refreshes. Each refresh reads the config it starts with, so rules change atomically: an item is
+matched by the old rules or by the new ones, never by a mix.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from monitor.config import LoadedConfig
-from monitor.delivery.dispatcher import Dispatcher
+from monitor.delivery.dispatcher import Dispatcher, DispatchSummary
 from monitor.feeds.fetcher import FetchLimits
 from monitor.feeds.refresh import RefreshContext, RefreshOutcome, feed_settings, refresh_feed
+from monitor.metrics import Metrics
 from monitor.store import FeedState, Store
+from monitor.store.recent import check_sooner, prune_item_text
 
 log = logging.getLogger(__name__)
 FEED_LEASE = timedelta(minutes=5)  # a poll holds its feed this long at most; then others may
@@ -28,33 +36,83 @@ class Pipeline:
         store: Store,
         feed_client: httpx.AsyncClient,
         delivery_client: httpx.AsyncClient,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.store = store
+        self.metrics = metrics
         self.context = RefreshContext(store=store, client=feed_client, config=config)
         self.settings = feed_settings(config)
-        self.dispatcher = Dispatcher(
-            store.outbox, delivery_client, {hook.name: hook for hook in config.settings.webhooks}
-        )
+        self._delivery_client = delivery_client
+        self.dispatcher = self._dispatcher(config)
         self._slots = asyncio.Semaphore(MAX_FEEDS_IN_FLIGHT)
+
+    def _dispatcher(self, config: LoadedConfig) -> Dispatcher:
+        hooks = {hook.name: hook for hook in config.settings.webhooks}
+        return Dispatcher(self.store.outbox, self._delivery_client, hooks)
 
     def sync_feeds(self) -> None:
         configured = [(feed.url, feed.name) for feed in self.config.settings.feeds]
         self.store.sync_feeds(configured, datetime.now(UTC))
 
+    def apply(self, config: LoadedConfig) -> None:
+        """Put a newly loaded config in force: rules, feeds (synced to the store), webhooks.
+
+        Runs in a worker thread (it writes to the store). The attributes are swapped one by one;
+        a refresh that started before keeps the context it took, so it finishes on the old rules.
+        """
+        old = self.config
+        self.config = config
+        self.settings = feed_settings(config)
+        self.context = dataclasses.replace(self.context, config=config)
+        self.dispatcher = self._dispatcher(config)
+        self.sync_feeds()
+        now = datetime.now(UTC)
+        for feed in config.settings.feeds:  # a shortened interval counts from now
+            before, after = _interval(old, feed.url), config.feed_interval(feed)
+            if before is not None and after < before:
+                check_sooner(self.store.engine, [feed.url], now + after)
+
     async def refresh(self, feed: FeedState) -> RefreshOutcome:
         async with self._slots:
-            settings = self.settings.get(feed.url)
-            if settings is None:  # removed from the config while queued
-                return RefreshOutcome(feed.url, "unchanged")
-            try:
-                return await refresh_feed(self.context, feed, settings)
-            except Exception as exc:  # one feed must never take the others down
-                log.exception(
-                    "%s: unexpected error while refreshing", feed.url, extra={"feed_url": feed.url}
-                )
-                return RefreshOutcome(feed.url, "failed", error=f"internal error: {exc!r}")
+            outcome = await self._refresh(feed)
+        if self.metrics is not None:
+            self.metrics.observe_refresh(outcome)
+        return outcome
+
+    async def _refresh(self, feed: FeedState) -> RefreshOutcome:
+        context, settings = self.context, self.settings.get(feed.url)
+        if settings is None:  # removed from the config while queued
+            return RefreshOutcome(feed.url, "unchanged")
+        try:
+            return await refresh_feed(context, feed, settings)
+        except Exception as exc:  # one feed must never take the others down
+            log.exception(
+                "%s: unexpected error while refreshing", feed.url, extra={"feed_url": feed.url}
+            )
+            return RefreshOutcome(feed.url, "failed", error=f"internal error: {exc!r}")
+
+    async def deliver_due(self) -> DispatchSummary:
+        summary = await self.dispatcher.deliver_due()
+        if self.metrics is not None:
+            self.metrics.observe_dispatch(summary)
+        return summary
 
     async def pending_count(self) -> int:
         counts = await asyncio.to_thread(self.store.outbox.delivery_counts)
         return counts.get("pending", 0)
+
+    def prune_item_text(self) -> int:
+        """Forget the text of items older than the retention (runs in a worker thread)."""
+        keep = self.config.settings.retention.item_text
+        pruned = prune_item_text(self.store.engine, datetime.now(UTC) - keep)
+        if pruned:
+            log.info("retention: forgot the text of %d items older than %s", pruned, keep)
+        return pruned
+
+
+def _interval(config: LoadedConfig, url: str) -> timedelta | None:
+    for feed in config.settings.feeds:
+        if feed.url == url:
+            return config.feed_interval(feed)
+    return None

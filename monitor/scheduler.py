@@ -3,22 +3,30 @@
 Two jobs tick every second: `feeds` claims the feeds whose `next_check_at` has come (the due time
 lives in the store, with jitter, so it survives restarts) and starts a refresh for each one not
 already in flight; `deliveries` runs the outbox dispatcher unless a run is still going. The ticks
-themselves return at once: slow feeds never hold up the others.
+themselves return at once: slow feeds never hold up the others. A third job, hourly, forgets the
+text of items older than `retention.item_text`.
+
+On stop, no new work is claimed; work in flight gets a grace period, then is cancelled, and the
+leases of cancelled feed refreshes are given back so the next run polls those feeds at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.pipeline import FEED_LEASE, Pipeline
 from monitor.store import FeedState
+from monitor.store.recent import release_feed_leases
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
+PRUNE_EVERY = timedelta(hours=1)
+PRUNE_FIRST = timedelta(minutes=1)  # after start, once the first polls are under way
 
 
 class Scheduler:
@@ -27,7 +35,8 @@ class Scheduler:
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._feeds_in_flight: dict[int, asyncio.Task[object]] = {}
         self._delivery: asyncio.Task[object] | None = None
-        self.last_tick: datetime | None = None
+        self._prune: asyncio.Task[object] | None = None
+        self.last_tick: float | None = None  # time.monotonic() of the last feeds tick
 
     def start(self) -> None:
         now = datetime.now(UTC)
@@ -42,27 +51,56 @@ class Scheduler:
                 coalesce=True,
                 misfire_grace_time=None,
             )
+        self._scheduler.add_job(
+            self._tick_prune,
+            "interval",
+            seconds=PRUNE_EVERY.total_seconds(),
+            id="retention",
+            next_run_time=now + PRUNE_FIRST,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
         self._scheduler.start()
 
-    async def stop(self, grace: float) -> None:
-        """Stop ticking, give in-flight work `grace` seconds, then cancel what is left."""
+    @property
+    def in_flight(self) -> int:
+        return len(self._feeds_in_flight) + int(
+            self._delivery is not None and not self._delivery.done()
+        )
+
+    async def stop(self, grace: float, hurry: asyncio.Event | None = None) -> None:
+        """Stop ticking, give in-flight work `grace` seconds (less if `hurry` is set), then
+        cancel what is left and give back the leases of the feeds it held."""
         self._scheduler.shutdown(wait=False)
-        tasks = [*self._feeds_in_flight.values(), *([self._delivery] if self._delivery else [])]
+        feeds = {task: feed_id for feed_id, task in self._feeds_in_flight.items()}
+        tasks: list[asyncio.Task[object]] = [*feeds]
+        tasks += [t for t in (self._delivery, self._prune) if t is not None and not t.done()]
         if not tasks:
             return
-        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        pending = await _wait(tasks, grace, hurry)
         for task in pending:
             task.cancel()
-        if pending:
-            log.warning(
-                "cancelled %d unfinished tasks; their leases expire and the work is "
-                "picked up by the next run",
-                len(pending),
-            )
-            await asyncio.gather(*pending, return_exceptions=True)
+        if not pending:
+            return
+        await asyncio.gather(*pending, return_exceptions=True)
+        cancelled = [feeds[task] for task in pending if task in feeds]
+        try:
+            await asyncio.to_thread(release_feed_leases, self.pipeline.store.engine, cancelled)
+        except Exception as exc:
+            log.warning("cannot give back feed leases (%s); they expire on their own", exc)
+        log.warning(
+            "cancelled %d unfinished tasks (%d feed polls, re-queued for the next run; "
+            "deliveries in flight are retried when their lease ends)",
+            len(pending),
+            len(cancelled),
+        )
 
     async def _tick_feeds(self) -> None:
-        self.last_tick = now = datetime.now(UTC)
+        self.last_tick = time.monotonic()
+        if self.pipeline.metrics is not None:
+            self.pipeline.metrics.observe_tick()
+        now = datetime.now(UTC)
         try:
             due = await asyncio.to_thread(self.pipeline.store.claim_feeds, now, FEED_LEASE)
         except Exception:
@@ -84,7 +122,41 @@ class Scheduler:
 
     async def _deliver(self) -> object:
         try:
-            return await self.pipeline.dispatcher.deliver_due()
+            return await self.pipeline.deliver_due()
         except Exception:
             log.exception("delivery run failed; retrying next tick")
             return None
+
+    async def _tick_prune(self) -> None:
+        if self._prune is not None and not self._prune.done():
+            return
+        self._prune = asyncio.create_task(self._run_prune())
+
+    async def _run_prune(self) -> object:
+        try:
+            return await asyncio.to_thread(self.pipeline.prune_item_text)
+        except Exception:
+            log.exception("retention: pruning item text failed; retrying in an hour")
+            return None
+
+
+async def _wait(
+    tasks: list[asyncio.Task[object]], grace: float, hurry: asyncio.Event | None
+) -> set[asyncio.Task[object]]:
+    """Wait for `tasks` up to `grace` seconds or until `hurry` is set; return those not done."""
+    hurried = asyncio.ensure_future(hurry.wait()) if hurry is not None else None
+    deadline = asyncio.get_running_loop().time() + grace
+    try:
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            pending_tasks = {t for t in tasks if not t.done()}
+            if not pending_tasks or remaining <= 0 or (hurried is not None and hurried.done()):
+                return pending_tasks
+            await asyncio.wait(
+                {*pending_tasks, *([hurried] if hurried else [])},
+                timeout=remaining,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+    finally:
+        if hurried is not None:
+            hurried.cancel()
