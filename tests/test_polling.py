@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -117,3 +118,30 @@ def test_a_feed_dropping_its_guids_does_not_realert(tmp_path: Path, server: Loca
     second, _ = _once(config)
     assert (first["new"], first["alerts"]) == (4, 2)
     assert (second["fetched"], second["new"], second["alerts"]) == (1, 0, 0)
+
+
+def test_feeds_command_shows_each_feeds_health(tmp_path: Path, server: LocalServer) -> None:
+    serve_feed(server, "/ok.xml", feed_document("havana-wire.xml"))
+    server.static("/down.xml", b"", status=503)
+    server.static("/gone.xml", b"", status=410)
+    config = write_config(
+        tmp_path / "c",
+        feeds=[
+            {"url": server.url(p), "name": p[1:-4]} for p in ("/ok.xml", "/down.xml", "/gone.xml")
+        ],
+    )
+    _once(config)
+    listing = run_cli("feeds", "--config", str(config), cwd=config)
+    assert listing.returncode == 0, listing.stderr
+    assert "HTTP 503" in listing.stdout
+    as_json = run_cli("feeds", "--json", "--config", str(config), cwd=config)
+    feeds = {entry["name"]: entry for entry in map(json.loads, as_json.stdout.splitlines())}
+    assert {name: f["status"] for name, f in feeds.items()} == {
+        "ok": "ok",
+        "down": "failing",
+        "gone": "gone",
+    }
+    assert feeds["ok"]["items_seen"] == 4
+    assert feeds["down"]["errors_in_a_row"] == 1
+    assert feeds["down"]["last_status"] == 503
+    assert feeds["gone"]["next_check"] is None

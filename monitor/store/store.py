@@ -141,6 +141,22 @@ class Store:
             if gone:
                 db.execute(sa.update(feeds).where(feeds.c.id.in_(gone)).values(active=False))
 
+    def feed_report(self) -> list[tuple[FeedState, int]]:
+        """Every active feed with the number of items seen in it."""
+        counts = (
+            sa.select(items.c.feed_id, sa.func.count().label("seen"))
+            .group_by(items.c.feed_id)
+            .subquery()
+        )
+        query = (
+            sa.select(feeds, sa.func.coalesce(counts.c.seen, 0).label("seen"))
+            .outerjoin(counts, counts.c.feed_id == feeds.c.id)
+            .where(feeds.c.active)
+            .order_by(feeds.c.id)
+        )
+        with self.engine.connect() as db:
+            return [(_feed_state(row), int(row.seen)) for row in db.execute(query)]
+
     def feeds(self) -> list[FeedState]:
         with self.engine.connect() as db:
             rows = db.execute(sa.select(feeds).where(feeds.c.active).order_by(feeds.c.id))

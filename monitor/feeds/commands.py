@@ -1,0 +1,116 @@
+"""`monitor feeds`: the health of every feed, as the store knows it (no network)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from monitor.config import load_config
+from monitor.errors import ConfigError, StoreError
+from monitor.store import FeedState, Store
+
+ConfigOption = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+
+
+def register(sub: Any, with_config: ConfigOption) -> None:
+    parser = with_config(
+        sub.add_parser(
+            "feeds",
+            help="show each feed's health: last success, last error, next check, items seen",
+            description="List every configured feed with its state from the store: ok, "
+            "failing (with the error and how many failures in a row), gone (410: polling "
+            "stopped) or moved (301/308); when it last succeeded, when it is checked next, how "
+            "many items were seen. Reads the store only. Exit codes: 0, 2 invalid config.",
+        )
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per feed")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    try:
+        store = Store.open(config.storage_url)
+        report = store.feed_report()
+        store.close()
+    except StoreError as exc:
+        print(f"storage: {exc}", file=sys.stderr)
+        return 1
+    now = datetime.now(UTC)
+    for feed, seen in report:
+        if args.json:
+            print(json.dumps(feed_json(feed, seen), ensure_ascii=False))
+        else:
+            print(feed_line(feed, seen, now))
+    return 0
+
+
+def status(feed: FeedState) -> str:
+    if feed.gone_at is not None:
+        return "gone"
+    if feed.error_count:
+        return f"failing×{feed.error_count}"
+    if feed.last_success_at is None:
+        return "new"
+    return "ok"
+
+
+def feed_json(feed: FeedState, seen: int) -> dict[str, object]:
+    def iso(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return {
+        "url": feed.url,
+        "name": feed.name or feed.title,
+        "status": status(feed).split("×")[0],
+        "errors_in_a_row": feed.error_count,
+        "last_error": feed.last_error,
+        "last_status": feed.last_status,
+        "last_success": iso(feed.last_success_at),
+        "last_new_item": iso(feed.last_new_item_at),
+        "next_check": iso(feed.next_check_at if feed.gone_at is None else None),
+        "moved_to": feed.moved_to,
+        "items_seen": seen,
+    }
+
+
+def feed_line(feed: FeedState, seen: int, now: datetime) -> str:
+    name = feed.name or feed.title or feed.url
+    parts = [
+        f"{status(feed):<10}",
+        f"{name[:40]:<40}",
+        f"items {seen:>5}",
+        f"ok {_ago(feed.last_success_at, now):>8}",
+    ]
+    parts.append("next —" if feed.gone_at else f"next {_until(feed.next_check_at, now)}")
+    line = "  ".join(parts)
+    if feed.moved_to:
+        line += f"\n{'':10}  moved to {feed.moved_to}"
+    if feed.error_count and feed.last_error:
+        line += f"\n{'':10}  {feed.last_error}"
+    return line
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    return "never" if moment is None else f"{_span(now - moment)} ago"
+
+
+def _until(moment: datetime, now: datetime) -> str:
+    return "now" if moment <= now else f"in {_span(moment - now)}"
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
