@@ -10,6 +10,7 @@ from pathlib import Path
 from monitor import __version__, commands
 from monitor.delivery import commands as delivery_commands
 from monitor.durations import parse_duration
+from monitor.feeds import commands as feeds_commands
 from monitor.logs import FORMATS, default_format
 
 EXIT_OK, EXIT_INVALID = 0, 2
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("kind", nargs="?", choices=["config", "rules"], help="default: both")
 
     delivery_commands.register(sub, with_config)
+    feeds_commands.register(sub, with_config)
     return parser
 
 
