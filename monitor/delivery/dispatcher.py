@@ -2,8 +2,19 @@
 
 Only a 2xx answer is success. A 3xx is a failure (never followed: a receiver that moved must be
 reconfigured, not guessed). Everything else — other statuses, timeouts, refused connections — is
-retried on the webhook's `retry` schedule, never sooner than a `Retry-After` asks; after the last
-wait the delivery is kept as `failed`.
+retried on the webhook's `retry` schedule, never sooner than a `Retry-After` (or Discord's
+`retry_after`) asks; after the last wait the delivery is kept as `failed`. A 410 Gone disables
+the webhook (kept in `webhook_states`, logged as an error, shown by `monitor webhooks`): its
+deliveries stay pending, untouched, until `monitor webhooks enable NAME` or a new URL in the
+config.
+
+Isolation: every webhook has its own lane (monitor.delivery.limits) with its own concurrency,
+rate limit and pause; the dispatcher claims for a lane only what it can start, and keeps
+claiming for the other lanes while a slow one is in flight.
+
+Crash safety: claims carry the claiming process (monitor.delivery.owner); a dispatcher first
+releases the claims of dead processes on its own machine, so a `run --once` after a crash
+delivers at once; claims of processes elsewhere end with their lease.
 """
 
 from __future__ import annotations
@@ -12,15 +23,20 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from monitor import __version__
-from monitor.delivery import standard
+from monitor.delivery import owner as owners
+from monitor.delivery.base import Alert, RateHint, Target
+from monitor.delivery.limits import Lane
 from monitor.delivery.settings import WebhookConfig
+from monitor.delivery.targets import target_for
 from monitor.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from monitor.feeds.caching import retry_after as parse_retry_after
 from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, DueDelivery, Outbox
@@ -29,6 +45,9 @@ log = logging.getLogger(__name__)
 MIN_LEASE = timedelta(minutes=2)  # a claim outlives any attempt; then another worker may retry
 MAX_CONCURRENT = 16
 JITTER = 0.1  # each wait is stretched by up to 10 %, so retries of many alerts spread out
+CLAIM_POLL = 1.0  # seconds: while a slow target is in flight, look for new work this often
+GONE = "gone"
+NO_HINT = RateHint()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +58,15 @@ class DeliveryOutcome:
     error: DeliveryError | None
     retry_after: timedelta | None
     duration: float
+    hint: RateHint = NO_HINT
 
     @property
     def delivered(self) -> bool:
         return self.error is None
+
+    @property
+    def gone(self) -> bool:
+        return self.status_code == 410
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,18 +106,47 @@ def classify(
         error = TransientDeliveryError(f"{reason}: redirects are not followed; fix the webhook URL")
     elif status in (408, 425, 429) or status >= 500:
         error = TransientDeliveryError(reason)
+    elif status == 410:
+        error = PermanentDeliveryError(f"{reason}: the receiver is gone; webhook disabled")
     else:
         error = PermanentDeliveryError(reason)
     return error, retry_after
 
 
+def _scrub(text: str, url: str) -> str:
+    """`text` without any part of `url` that may be a token (path segments, query values)."""
+    parts = urlsplit(url)
+    secrets = [p for p in parts.path.split("/") if len(p) >= 6]
+    secrets += [v for _k, v in parse_qsl(parts.query) if len(v) >= 6]
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _answer_snippet(response: httpx.Response, url: str) -> str:
+    """A short, single-line excerpt of a refusal's body (Slack says `invalid_blocks`, …)."""
+    if response.status_code < 400 or response.status_code >= 500 or not response.content:
+        return ""
+    text = " ".join(response.content[:300].decode("utf-8", "replace").split())[:200]
+    return f": {_scrub(text, url)}" if text else ""
+
+
 async def attempt(
-    client: httpx.AsyncClient, hook: WebhookConfig, delivery: DueDelivery
+    client: httpx.AsyncClient,
+    hook: WebhookConfig,
+    delivery: DueDelivery,
+    target: Target | None = None,
 ) -> DeliveryOutcome:
     """Send one delivery once; network failures come back as a transient outcome."""
+    target = target or target_for(hook)
     now = datetime.now(UTC)
-    request = standard.build_request(hook, delivery, int(now.timestamp()))
     started = time.monotonic()
+    try:
+        request = target.build(
+            hook, Alert.parse(delivery.alert_id, delivery.payload), int(now.timestamp())
+        )
+    except DeliveryError as exc:
+        return DeliveryOutcome(None, exc, None, time.monotonic() - started)
     try:
         response = await client.post(
             request.url,
@@ -109,7 +162,11 @@ async def attempt(
         failed = TransientDeliveryError(f"{type(exc).__name__}: connection failed")
         return DeliveryOutcome(None, failed, None, time.monotonic() - started)
     error, retry_after = classify(response, now)
-    return DeliveryOutcome(response.status_code, error, retry_after, time.monotonic() - started)
+    if error is not None:
+        error = type(error)(str(error) + _answer_snippet(response, hook.url))
+    return DeliveryOutcome(
+        response.status_code, error, retry_after, time.monotonic() - started, target.hint(response)
+    )
 
 
 def make_delivery_client() -> httpx.AsyncClient:
@@ -117,61 +174,167 @@ def make_delivery_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(
         follow_redirects=False,
         headers={"user-agent": f"monitor/{__version__}"},
-        limits=httpx.Limits(max_connections=MAX_CONCURRENT, max_keepalive_connections=8),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
         timeout=httpx.Timeout(15.0),
     )
 
 
 class Dispatcher:
-    """Delivers due outbox rows for the configured webhooks."""
+    """Delivers due outbox rows for the configured webhooks, each webhook in its own lane."""
 
     def __init__(
-        self, outbox: Outbox, client: httpx.AsyncClient, webhooks: Mapping[str, WebhookConfig]
+        self,
+        outbox: Outbox,
+        client: httpx.AsyncClient,
+        webhooks: Mapping[str, WebhookConfig],
+        *,
+        owner: str | None = None,
+        claim_poll: float = CLAIM_POLL,
     ) -> None:
         self.outbox = outbox
         self.client = client
         self.webhooks = dict(webhooks)
+        self.targets = {name: target_for(hook) for name, hook in self.webhooks.items()}
+        self.lanes = {
+            name: Lane.for_hook(hook, self.targets[name]) for name, hook in self.webhooks.items()
+        }
+        self.owner = owner or str(owners.current())
+        self.claim_poll = claim_poll
         longest = max((hook.timeout for hook in self.webhooks.values()), default=MIN_LEASE)
         self.lease = max(MIN_LEASE, longest * 2)
+        self._gone: set[str] = set()
 
     async def deliver_due(self) -> DispatchSummary:
-        """Claim every due delivery, send them (several at once), record each outcome."""
-        totals = DispatchSummary()
-        semaphore = asyncio.Semaphore(MAX_CONCURRENT)
-        while True:
-            now = datetime.now(UTC)
-            due = await asyncio.to_thread(
-                self.outbox.claim_deliveries, now, self.lease, self.webhooks
-            )
-            if not due:
-                return totals
-
-            async def one(delivery: DueDelivery) -> str:
-                async with semaphore:
-                    return await self._deliver(delivery)
-
-            states = await asyncio.gather(*(one(d) for d in due))
-            totals = DispatchSummary(
-                totals.delivered + states.count(DELIVERED),
-                totals.retrying + states.count(PENDING),
-                totals.failed + states.count(FAILED),
-            )
+        """Claim due deliveries lane by lane, send them, record each outcome; return when
+        nothing is due that a lane can take and nothing is in flight."""
+        await self._release_dead_claims()
+        enabled = await self._enabled()
+        tasks: dict[asyncio.Task[str], DueDelivery] = {}
+        states: Counter[str] = Counter()
+        try:
+            while True:
+                now = datetime.now(UTC)
+                wanted = {
+                    name: self.lanes[name].free_slots(now)
+                    for name in enabled
+                    if name not in self._gone
+                }
+                due = []
+                if any(wanted.values()):
+                    due = await asyncio.to_thread(
+                        self.outbox.claim_deliveries, now, self.lease, wanted, owner=self.owner
+                    )
+                for delivery in due:
+                    self.lanes[delivery.webhook].take()
+                    tasks[asyncio.create_task(self._deliver(delivery))] = delivery
+                if not tasks:
+                    break
+                done, _ = await asyncio.wait(
+                    tasks, timeout=self.claim_poll, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    del tasks[task]
+                    states[task.result()] += 1
+        except asyncio.CancelledError:
+            await self._abandon(tasks)
+            raise
+        return DispatchSummary(states[DELIVERED], states[PENDING] + states[GONE], states[FAILED])
 
     async def next_due(self) -> datetime | None:
-        return await asyncio.to_thread(self.outbox.next_delivery_at, self.webhooks)
+        """When a lane can next take a delivery: due, lease ended, lane not paused."""
+        enabled = [name for name in await self._enabled() if name not in self._gone]
+        times = await asyncio.to_thread(self.outbox.next_delivery_times, enabled)
+        candidates = []
+        for name, when in times.items():
+            paused = self.lanes[name].paused_until
+            candidates.append(max(when, paused) if paused is not None else when)
+        return min(candidates, default=None)
+
+    async def _enabled(self) -> list[str]:
+        """Configured webhooks not disabled; a disabled one whose URL changed is re-enabled."""
+        disabled = await asyncio.to_thread(self.outbox.disabled_webhooks)
+        enabled = []
+        for name, hook in self.webhooks.items():
+            if name not in disabled:
+                enabled.append(name)
+                continue
+            reason, digest = disabled[name]
+            if digest is not None and digest != hook.url_digest():
+                await asyncio.to_thread(self.outbox.enable_webhook, name, datetime.now(UTC))
+                log.warning(
+                    "webhook %s was disabled (%s); its URL changed, so it is enabled again",
+                    name,
+                    reason,
+                    extra={"webhook": name},
+                )
+                self._gone.discard(name)
+                enabled.append(name)
+        return enabled
+
+    async def _release_dead_claims(self) -> None:
+        now = datetime.now(UTC)
+        held = await asyncio.to_thread(self.outbox.leases_held, now, list(self.webhooks))
+        for claimed_by, count in held.items():
+            if claimed_by != self.owner and owners.is_dead(claimed_by):
+                released = await asyncio.to_thread(self.outbox.release, claimed_by)
+                dead = owners.Owner.parse(claimed_by)
+                log.warning(
+                    "released %d of %d deliveries claimed by process %s, which died; "
+                    "delivering them now",
+                    released,
+                    count,
+                    dead.pid if dead else "?",
+                )
+
+    async def _abandon(self, tasks: Mapping[asyncio.Task[str], DueDelivery]) -> None:
+        """Cancelled (shutdown): stop what is in flight and hand its claims back at once."""
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        ids = [delivery.id for delivery in tasks.values()]
+        if ids:
+            await asyncio.shield(asyncio.to_thread(self.outbox.release, self.owner, ids))
 
     async def _deliver(self, delivery: DueDelivery) -> str:
         hook = self.webhooks[delivery.webhook]
-        outcome = await attempt(self.client, hook, delivery)
+        lane = self.lanes[delivery.webhook]
+        try:
+            await lane.turn()
+            outcome = await attempt(self.client, hook, delivery, self.targets[delivery.webhook])
+        finally:
+            lane.release()
+        try:
+            return await self._record(hook, lane, delivery, outcome)
+        except Exception:
+            log.exception(
+                "cannot record the delivery of %s to %s; it is retried when its lease ends",
+                delivery.alert_id,
+                delivery.webhook,
+                extra={"alert_id": delivery.alert_id, "webhook": delivery.webhook},
+            )
+            return PENDING
+
+    async def _record(
+        self, hook: WebhookConfig, lane: Lane, delivery: DueDelivery, outcome: DeliveryOutcome
+    ) -> str:
         now = datetime.now(UTC)
         attempts_made = delivery.attempts + 1
+        wait = outcome.retry_after
+        if outcome.hint.pause is not None:
+            lane.pause(outcome.hint.pause, now)
+            wait = max(wait or timedelta(0), outcome.hint.pause)
+        elif wait is not None and outcome.status_code in (429, 503):
+            lane.pause(wait, now)
+        state: str
         if outcome.delivered:
             state, next_at = DELIVERED, None
+        elif outcome.gone:
+            state, next_at = PENDING, now  # held, untouched, until the webhook is enabled
         else:
-            next_at = next_attempt(hook.retry, attempts_made, now, outcome.retry_after)
+            next_at = next_attempt(hook.retry, attempts_made, now, wait)
             state = PENDING if next_at is not None else FAILED
         record = AttemptRecord(
-            outcome="delivered" if outcome.error is None else _kind(outcome.error),
+            outcome=_outcome_name(outcome),
             status_code=outcome.status_code,
             error=None if outcome.error is None else str(outcome.error),
             duration_ms=round(outcome.duration * 1000),
@@ -184,12 +347,34 @@ class Dispatcher:
             state=state,
             next_attempt_at=next_at,
         )
+        if outcome.gone:
+            await self._disable(hook, now, str(outcome.error))
+            return GONE
         _log_attempt(delivery, attempts_made, state, outcome, next_at)
         return state
 
+    async def _disable(self, hook: WebhookConfig, now: datetime, reason: str) -> None:
+        first = hook.name not in self._gone
+        self._gone.add(hook.name)
+        await asyncio.to_thread(
+            self.outbox.disable_webhook, hook.name, now, reason, hook.url_digest()
+        )
+        if first:
+            log.error(
+                "webhook %s answered 410 Gone: disabled; its alerts stay queued. Fix its URL in "
+                "the config, or run `monitor webhooks enable %s`",
+                hook.name,
+                hook.name,
+                extra={"webhook": hook.name},
+            )
 
-def _kind(error: DeliveryError) -> str:
-    return "permanent" if isinstance(error, PermanentDeliveryError) else "transient"
+
+def _outcome_name(outcome: DeliveryOutcome) -> str:
+    if outcome.error is None:
+        return "delivered"
+    if outcome.gone:
+        return GONE
+    return "permanent" if isinstance(outcome.error, PermanentDeliveryError) else "transient"
 
 
 def _log_attempt(

@@ -1,11 +1,13 @@
-"""Webhook settings: where alerts go, how they are signed, and the retry schedule."""
+"""Webhook settings: where alerts go, in which format, how they are signed, routed and retried."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from datetime import timedelta
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -13,21 +15,35 @@ from monitor.configtypes import Duration, StrictModel, http_url
 from monitor.durations import parse_duration
 
 DEFAULT_RETRY = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
+SEVERITIES = ("low", "medium", "high", "critical")
+Format = Literal["standard", "cloudevents", "slack", "discord", "teams", "ntfy", "json"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+FORMATS_HELP = (
+    "`standard`: JSON signed per the Standard Webhooks specification; `cloudevents`: CloudEvents "
+    "1.0 structured JSON (signed when `secret` is set); `slack`: Block Kit for an incoming "
+    "webhook; `discord`: an embed for a Discord webhook; `teams`: an Adaptive Card for a Teams "
+    "Workflows webhook; `ntfy`: a push notification to an ntfy topic URL; `json`: your own JSON "
+    "from `template` (signed when `secret` is set)."
+)
 
 
 class WebhookConfig(StrictModel):
     """One place alerts are delivered to."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Stable name.")
-    url: str = Field(description="Where alerts are POSTed.")
-    format: Literal["standard"] = Field(
-        default="standard",
-        description="`standard`: JSON signed per the Standard Webhooks specification.",
-    )
-    secret: SecretStr | None = Field(
-        default=None, description="Standard Webhooks signing secret: `whsec_` + base64."
+    url: str = Field(description="Where alerts are POSTed. Kept out of logs (it may hold a token).")
+    format: Format = Field(default="standard", description=FORMATS_HELP)
+    secret: SecretStr | list[SecretStr] | None = Field(
+        default=None,
+        description="Standard Webhooks signing secret, `whsec_` + base64; a list signs with "
+        "each (one signature per secret in `webhook-signature`), for rotating secrets.",
     )
     rules: list[str] | None = Field(default=None, description="Only these rule ids; default all.")
+    severity: Severity | None = Field(
+        default=None,
+        description="Only alerts of at least this severity (low < medium < high < critical).",
+    )
     retry: list[Duration] = Field(
         default_factory=lambda: [parse_duration(d) for d in DEFAULT_RETRY],
         description="Waits between attempts; after the last, the alert is kept as failed.",
@@ -38,26 +54,107 @@ class WebhookConfig(StrictModel):
         description="Per attempt.",
         json_schema_extra={"default": "15s"},
     )
+    template: str | None = Field(
+        default=None,
+        description="format `json` only: a Jinja2 template (sandboxed) rendering the JSON body; "
+        "it sees `alert` (the event's `data`) and `event` (the whole `alert.created` event).",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="format `ntfy` only: an access token (`tk_…`), sent as Bearer."
+    )
+    rate_limit: float | None = Field(
+        default=None,
+        gt=0,
+        description="At most this many requests per second to this webhook; default: the "
+        "target's documented limit (slack 1, teams 4, discord 2.5 and its X-RateLimit headers, "
+        "ntfy 0.2 with bursts of 60; none for standard, cloudevents and json).",
+    )
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Requests in flight at once to this webhook; default: 1 for chat targets, "
+        "8 otherwise.",
+    )
 
     _check_url = field_validator("url")(http_url)
 
     @field_validator("secret")
     @classmethod
-    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+    def _check_secret(
+        cls, value: SecretStr | list[SecretStr] | None
+    ) -> SecretStr | list[SecretStr] | None:
+        for secret in [value] if isinstance(value, SecretStr) else value or []:
+            secret_bytes(secret)
+        if isinstance(value, list) and not value:
+            raise ValueError("`secret` is a list of at least one `whsec_…` secret")
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _check_template(cls, value: str | None) -> str | None:
         if value is not None:
-            secret_bytes(value)
+            from monitor.delivery.templates import compile_template  # noqa: PLC0415 - jinja2 lazily
+
+            compile_template(value)
         return value
 
     @model_validator(mode="after")
-    def _standard_needs_a_secret(self) -> Self:
+    def _format_needs(self) -> Self:
         if self.format == "standard" and self.secret is None:
             raise ValueError(
                 "format `standard` signs every alert and needs a `secret` (`whsec_` + base64)"
             )
+        if self.format == "json" and self.template is None:
+            raise ValueError("format `json` needs a `template` that renders the JSON body")
+        if self.template is not None and self.format != "json":
+            raise ValueError("`template` is for format `json` only")
+        if self.token is not None and self.format != "ntfy":
+            raise ValueError("`token` is for format `ntfy` only")
         return self
+
+    def signing_keys(self) -> list[bytes]:
+        """The HMAC keys, newest first as written; empty when the webhook is unsigned."""
+        if self.secret is None:
+            return []
+        secrets = [self.secret] if isinstance(self.secret, SecretStr) else self.secret
+        return [secret_bytes(s) for s in secrets]
+
+    def wants(self, rule_id: str, severity: str) -> bool:
+        """Whether an alert of this rule and severity goes to this webhook (`rules`, `severity`)."""
+        if self.rules is not None and rule_id not in self.rules:
+            return False
+        return self.severity is None or severity_rank(severity) >= severity_rank(self.severity)
+
+    def url_digest(self) -> str:
+        """A digest of the URL: tells whether the URL changed without keeping the URL itself."""
+        return hashlib.sha256(self.url.encode("utf-8")).hexdigest()[:32]
+
+    def safe_url(self) -> str:
+        """The URL with path and query hidden: `https://hooks.slack.com/…`."""
+        return redact_url(self.url)
 
     def __repr__(self) -> str:  # the URL may carry a token
         return f"WebhookConfig(name={self.name!r}, format={self.format!r})"
+
+    __str__ = __repr__
+
+
+def severity_rank(severity: str) -> int:
+    """low 0 … critical 3; an unknown severity ranks as medium."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 1
+
+
+def redact_url(url: str) -> str:
+    """Scheme and host only; tokens live in paths, queries and user info."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid URL>"
+    rest = "/…" if (parts.path not in ("", "/") or parts.query) else "/"
+    return f"{parts.scheme}://{host}{port}{rest}"
 
 
 def secret_bytes(secret: SecretStr) -> bytes:

@@ -277,7 +277,7 @@ def _new_alert(item: Item, match: Match, hooks: Sequence[WebhookConfig], now: da
         severity=match.severity,
         score=match.score,
         payload=alert_created(alert_id, item, match, now),
-        webhooks=tuple(h.name for h in hooks if h.rules is None or match.rule_id in h.rules),
+        webhooks=tuple(h.name for h in hooks if h.wants(match.rule_id, match.severity)),
     )
 
 

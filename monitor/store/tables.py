@@ -131,6 +131,8 @@ deliveries = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime, nullable=True),
+    # since 0003: who holds the lease (monitor.delivery.owner), so a dead holder is detected
+    Column("claimed_by", String(200), nullable=True),
     UniqueConstraint("alert_id", "webhook", name="uq_deliveries_alert_webhook"),
 )
 Index("ix_deliveries_due", deliveries.c.state, deliveries.c.next_attempt_at)
@@ -142,6 +144,8 @@ webhook_states = Table(
     Column("disabled_at", UTCDateTime, nullable=True),  # e.g. after a 410 Gone
     Column("disabled_reason", Text, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+    # since 0003: digest of the URL that was disabled; a new URL in the config re-enables
+    Column("url_digest", String(64), nullable=True),
 )
 
 delivery_attempts = Table(

@@ -50,7 +50,7 @@ def test_open_applies_migrations_and_is_idempotent(storage_url: str) -> None:
         version = db.scalar(sa.text("SELECT version_num FROM alembic_version"))
     again.close()
     assert {"feeds", "items", "alerts", "deliveries", "delivery_attempts"} <= tables
-    assert version == "0002"
+    assert version == "0003"
 
 
 def test_sync_feeds_adds_updates_and_deactivates(store: Store) -> None:

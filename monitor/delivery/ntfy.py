@@ -1,0 +1,74 @@
+"""Format `ntfy`: a push notification to an ntfy topic.
+
+`url` is the topic's URL (`https://ntfy.sh/my-topic`, or a self-hosted server); the alert is
+published as JSON to the server's root with `topic`, `title`, `message`, `priority` (severity:
+low 2, medium 3, high 4, critical 5), `tags` (an emoji for the severity, the rule id) and `click`
+(the item's link). ntfy turns messages over 4,096 bytes into attachments, so the message is cut
+to fit in UTF-8 bytes. `token` (an access token) is sent as `Authorization: Bearer`. ntfy.sh lets
+a client send bursts of 60, then one message every 5 seconds.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from monitor import __version__
+from monitor.delivery.base import Alert, OutgoingRequest, Target, json_body
+from monitor.delivery.settings import WebhookConfig
+from monitor.delivery.text import clip, one_line, utf8
+
+NAME = "ntfy"
+MESSAGE_MAX_BYTES = 4096
+TITLE_MAX = 250
+PRIORITY = {"low": 2, "medium": 3, "high": 4, "critical": 5}
+TAGS = {
+    "low": "information_source",
+    "medium": "bell",
+    "high": "warning",
+    "critical": "rotating_light",
+}
+
+
+def split_topic(url: str) -> tuple[str, str]:
+    """`https://host/prefix/topic` -> (`https://host/prefix/`, `topic`)."""
+    parts = urlsplit(url)
+    path, _, topic = parts.path.rstrip("/").rpartition("/")
+    return urlunsplit(parts._replace(path=path + "/", query="", fragment="")), topic
+
+
+def message(alert: Alert, topic: str) -> dict[str, object]:
+    terms = ", ".join(alert.terms())
+    lines = [alert.summary] if alert.summary else []
+    lines.append(f"{alert.rule_title or alert.rule_id} · {alert.feed_name}".strip(" ·"))
+    if terms:
+        lines.append(f"matched: {terms}")
+    text = "\n\n".join(lines)
+    document: dict[str, object] = {
+        "topic": topic,
+        "title": clip(one_line(alert.title), TITLE_MAX),
+        "message": clip(text, MESSAGE_MAX_BYTES - 96, measure=utf8),
+        "priority": PRIORITY.get(alert.severity, 3),
+        "tags": [TAGS.get(alert.severity, "bell"), alert.rule_id or "monitor"],
+    }
+    if alert.link:
+        document["click"] = alert.link
+    return document
+
+
+def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
+    base, topic = split_topic(hook.url)
+    headers = {"content-type": "application/json", "user-agent": f"monitor/{__version__}"}
+    if hook.token is not None:
+        headers["authorization"] = "Bearer " + hook.token.get_secret_value()
+    return OutgoingRequest(base, headers, json_body(message(alert, topic)))
+
+
+TARGET = Target(
+    name=NAME,
+    build=build,
+    rate_limit=0.2,
+    burst=60,
+    concurrency=2,
+    secret_fields=("url", "token"),
+    notes="ntfy topic URL (the topic name is a password) and optional access token.",
+)

@@ -1,0 +1,102 @@
+"""Format `slack`: Block Kit for a Slack incoming webhook, with a plain `text` fallback.
+
+Blocks: a header (the item title), a section (the summary), a section of fields (rule,
+severity, score, feed), a context line (what matched, the alert id) and a button to the item.
+Limits from Slack's Block Kit reference: header text 150 characters, section text 3,000,
+field text 2,000 and at most 10 fields, context elements 10, button text 75 and URL 3,000, at
+most 50 blocks. mrkdwn text is escaped (&, <, >) and cut between entities, never inside one.
+Slack allows about one message per second per webhook; a 429 carries `Retry-After`.
+"""
+
+from __future__ import annotations
+
+from monitor import __version__
+from monitor.delivery.base import Alert, OutgoingRequest, Target, json_body
+from monitor.delivery.settings import WebhookConfig
+from monitor.delivery.text import clip, one_line, slack_escape
+
+NAME = "slack"
+HEADER_MAX = 150
+SECTION_MAX = 3000
+FIELD_MAX = 2000
+BUTTON_TEXT_MAX = 75
+URL_MAX = 3000
+FALLBACK_MAX = 3000
+SUMMARY_MAX = 1500  # a notification, not the article
+ICONS = {"low": "⚪", "medium": "🔵", "high": "🟠", "critical": "🔴"}
+
+
+def _mrkdwn(text: str, limit: int) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": clip(text, limit, escape=slack_escape)}
+
+
+def blocks(alert: Alert) -> list[dict[str, object]]:
+    icon = ICONS.get(alert.severity, "🔔")
+    result: list[dict[str, object]] = [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": clip(f"{icon} {one_line(alert.title)}", HEADER_MAX),
+                "emoji": True,
+            },
+        }
+    ]
+    if alert.summary:
+        result.append({"type": "section", "text": _mrkdwn(alert.summary, SUMMARY_MAX)})
+    facts = [
+        ("Rule", alert.rule_title or alert.rule_id),
+        ("Severity", alert.severity),
+        ("Score", "" if alert.score is None else f"{alert.score:g}"),
+        ("Feed", alert.feed_name),
+    ]
+    fields = [
+        {"type": "mrkdwn", "text": f"*{name}*\n" + clip(value, FIELD_MAX - 20, escape=slack_escape)}
+        for name, value in facts
+        if value
+    ]
+    if fields:
+        result.append({"type": "section", "fields": fields[:10]})
+    terms = ", ".join(alert.terms())
+    context = f"matched: {terms} · {alert.id}" if terms else alert.id
+    result.append({"type": "context", "elements": [_mrkdwn(context, FIELD_MAX)]})
+    if alert.link and len(alert.link) <= URL_MAX:
+        result.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Open item"[:BUTTON_TEXT_MAX]},
+                        "url": alert.link,
+                        "action_id": "open-item",
+                    }
+                ],
+            }
+        )
+    return result
+
+
+def message(alert: Alert) -> dict[str, object]:
+    label = f"[{alert.severity.upper()}] {alert.rule_title or alert.rule_id}: {alert.title}"
+    return {
+        "text": clip(one_line(label), FALLBACK_MAX, escape=slack_escape),
+        "blocks": blocks(alert),
+        "unfurl_links": False,
+    }
+
+
+def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
+    headers = {"content-type": "application/json", "user-agent": f"monitor/{__version__}"}
+    return OutgoingRequest(hook.url, headers, json_body(message(alert)))
+
+
+TARGET = Target(
+    name=NAME,
+    build=build,
+    rate_limit=1.0,
+    burst=1,
+    concurrency=1,
+    secret_fields=("url",),
+    notes="Slack incoming webhook; the URL is the secret.",
+)

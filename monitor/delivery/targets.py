@@ -1,0 +1,16 @@
+"""The registry of delivery targets: `format` in the config -> the module that renders it."""
+
+from __future__ import annotations
+
+from monitor.delivery import cloudevents, discord, ntfy, slack, standard, teams, templates
+from monitor.delivery.base import Target
+from monitor.delivery.settings import WebhookConfig
+
+TARGETS: dict[str, Target] = {
+    module.TARGET.name: module.TARGET
+    for module in (standard, cloudevents, slack, discord, teams, ntfy, templates)
+}
+
+
+def target_for(hook: WebhookConfig) -> Target:
+    return TARGETS[hook.format]
