@@ -1,0 +1,184 @@
+"""`monitor sink`: a reference webhook receiver, to try monitor and to copy from.
+
+It does what every receiver of format `standard` should do, in this order:
+1. read `webhook-id`, `webhook-timestamp`, `webhook-signature` and the raw body;
+2. refuse (401) a timestamp more than 5 minutes from now (replays) or a body whose
+   `v1,` HMAC-SHA256 over `id.timestamp.body` matches none of the signatures in the header
+   (there are several while a secret is being rotated), comparing in constant time;
+3. acknowledge with a 2xx at once, and deduplicate on `webhook-id`: monitor delivers at least
+   once, so the same alert may come again after a lost answer.
+It prints each alert readably (and other JSON bodies compactly), on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import sys
+import threading
+import time
+from collections import OrderedDict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+TOLERANCE = 5 * 60  # seconds, as the Standard Webhooks specification recommends
+REMEMBERED = 10_000  # webhook-ids kept for deduplication
+MAX_BODY = 2 * 1024 * 1024
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "sink",
+        help="run a reference receiver that verifies signatures and prints alerts",
+        description="Listen on HOST:PORT for webhook POSTs (any path), verify Standard Webhooks "
+        "signatures when --secret is given (401 if invalid or older than 5 minutes), skip "
+        "repeats of a webhook-id (monitor delivers at least once), and print each alert "
+        "readably. For trying monitor locally or in docker-compose, and as an example for "
+        "receivers. Stops on Ctrl-C. Exit codes: 0, 2 bad arguments.",
+    )
+    parser.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0: any)")
+    parser.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    parser.add_argument(
+        "--secret",
+        metavar="S",
+        help="the webhook's `whsec_…` secret; without it signatures are not checked",
+    )
+    parser.add_argument(
+        "--status",
+        type=int,
+        default=200,
+        metavar="CODE",
+        help="answer every valid delivery with this status (default: 200), e.g. 503 to watch "
+        "monitor retry",
+    )
+    parser.set_defaults(handler=run)
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes, now: float) -> str | None:
+    """None when the request is authentic, else why not."""
+    msg_id = headers.get("webhook-id", "")
+    stamp = headers.get("webhook-timestamp", "")
+    signatures = headers.get("webhook-signature", "").split()
+    if not (msg_id and stamp and signatures):
+        return "missing webhook-id, webhook-timestamp or webhook-signature"
+    if not stamp.isdigit() or abs(now - int(stamp)) > TOLERANCE:
+        return "timestamp too old or too new"
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        return "the sink's secret is not `whsec_` + base64"
+    digest = hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    expected = "v1," + base64.b64encode(digest).decode()
+    if any(hmac.compare_digest(expected, s) for s in signatures):
+        return None
+    return "no signature matches"
+
+
+def describe(document: Any, msg_id: str) -> str:
+    """An alert (`alert.created` or a CloudEvent of one) as a few readable lines."""
+    data = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(data, dict) or "rule" not in data:
+        return json.dumps(document, ensure_ascii=False)[:2000]
+    rule = data.get("rule") or {}
+    item = data.get("item") or {}
+    terms = dict.fromkeys(m.get("text", "") for m in data.get("matches") or [])
+    lines = [
+        f"[{str(rule.get('severity', '?')).upper()}] {rule.get('id', '?')}  "
+        f"score {data.get('score', '?')}  {data.get('id', msg_id)}",
+        f"  {item.get('title', '')}",
+    ]
+    if item.get("link"):
+        lines.append(f"  {item['link']}")
+    feed = item.get("feed") or {}
+    if feed.get("name") or feed.get("url"):
+        lines.append(f"  feed: {feed.get('name') or feed.get('url')}")
+    if terms:
+        lines.append(f"  matched: {', '.join(t for t in terms if t)}")
+    return "\n".join(lines)
+
+
+class Sink:
+    def __init__(self, secret: str | None, status: int) -> None:
+        self.secret = secret
+        self.status = status
+        self.seen: OrderedDict[str, None] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, str]:
+        """The status to answer, and what to print."""
+        msg_id = headers.get("webhook-id", "")
+        if self.secret:
+            problem = verify(self.secret, headers, body, time.time())
+            if problem:
+                return 401, f"REFUSED {msg_id or '(no id)'}: {problem}"
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return 400, f"REFUSED {msg_id or '(no id)'}: body is not JSON"
+        if self.status >= 300:
+            return self.status, f"answered {self.status} to {msg_id or '(no id)'}"
+        if msg_id:
+            with self.lock:
+                if msg_id in self.seen:
+                    return self.status, f"duplicate {msg_id} (already seen; acknowledged)"
+                self.seen[msg_id] = None
+                if len(self.seen) > REMEMBERED:
+                    self.seen.popitem(last=False)
+        checked = "signature ok" if self.secret else "signature not checked"
+        return self.status, f"{time.strftime('%H:%M:%S')} {checked}\n{describe(document, msg_id)}"
+
+
+def make_server(host: str, port: int, sink: Sink) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self._answer(413, "REFUSED: body too large")
+                return
+            body = self.rfile.read(length)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, text = sink.handle(headers, body)
+            self._answer(status, text)
+
+        def _answer(self, status: int, text: str) -> None:
+            print(text, flush=True)
+            reply = b"{}"
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.secret:
+        try:
+            key = base64.b64decode(args.secret.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key:
+            print("sink: --secret is `whsec_` + base64", file=sys.stderr)
+            return 2
+    server = make_server(args.host, args.port, Sink(args.secret, args.status))
+    host, port = str(server.server_address[0]), server.server_address[1]
+    print(f"sink listening on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
