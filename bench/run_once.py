@@ -1,6 +1,6 @@
 """How long `monitor run --once` takes over N local feeds: cold (all new), then warm (all 304).
 
-    .venv/bin/python bench/run_once.py --feeds 100 --items 40
+    .venv/bin/python -m bench.run_once --feeds 100 --items 40
 
 Serves N generated RSS feeds (ETag + 304 support) and a 200-answering webhook receiver from one
 stdlib HTTP server on 127.0.0.1, writes a config using the shipped rules, runs the real CLI
@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
+
+from bench.measure import run_measured
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "whsec_" + "bW9uaXRvci1iZW5jaC1zZWNyZXQtMDEyMzQ1Njc4OWFi"
@@ -98,29 +98,12 @@ def serve(documents: dict[str, bytes]) -> ThreadingHTTPServer:
     return server
 
 
-def run(config: Path) -> tuple[float, int, str]:
-    started = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "monitor",
-            "--log-level",
-            "error",
-            "run",
-            "--once",
-            "--config",
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=config,
-    )
-    elapsed = time.perf_counter() - started
-    peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
-    return elapsed, peak, result.stdout.strip()
+def run(config: Path) -> tuple[float, float, str]:
+    command = [sys.executable, "-m", "monitor", "--log-level", "error", "run", "--once"]
+    elapsed, peak, code, stdout = run_measured([*command, "--config", str(config)], config)
+    if code != 0:
+        raise SystemExit(f"monitor exited {code}")
+    return elapsed, peak, stdout.strip()
 
 
 def main() -> None:
@@ -143,8 +126,8 @@ def main() -> None:
         (workdir / "monitor.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
         print(f"{args.feeds} feeds x {args.items} items, cpus={os.cpu_count()}")
         for phase in ("cold", "warm"):
-            elapsed, peak_kib, summary = run(workdir)
-            print(f"{phase:5} {elapsed:6.2f}s  peak RSS {peak_kib / 1024:6.1f} MiB  | {summary}")
+            elapsed, peak, summary = run(workdir)
+            print(f"{phase:5} {elapsed:6.2f}s  peak RSS {peak:6.1f} MiB  | {summary}")
     finally:
         server.shutdown()
         shutil.rmtree(workdir, ignore_errors=True)

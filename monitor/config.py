@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from monitor.configtypes import Backfill, Duration, StrictModel, http_url
 from monitor.delivery.settings import WebhookConfig
 from monitor.errors import ConfigError, ConfigProblem
+from monitor.feeds.fetcher import FetchLimits
 from monitor.matching import Matcher, RuleFile, compile_rules
 from monitor.yamlpos import Loc, PositionedDocument, load_positioned
 
@@ -75,6 +76,24 @@ class FetchSettings(StrictModel):
         description="At least this long between the starts of two requests to one host.",
         json_schema_extra={"default": "0s"},
     )
+    deadline: Duration = Field(
+        default=timedelta(seconds=30),
+        description="Whole-fetch deadline (redirects and body included): a server that drips "
+        "bytes is cut off here.",
+        json_schema_extra={"default": "30s"},
+    )
+    max_size_mib: float = Field(
+        default=16,
+        gt=0,
+        le=1024,
+        description="Largest body read, in MiB (after decompression too).",
+    )
+
+    def limits(self) -> FetchLimits:
+        return FetchLimits(
+            max_bytes=int(self.max_size_mib * 1024 * 1024),
+            deadline=self.deadline.total_seconds(),
+        )
 
 
 class MonitorConfig(StrictModel):

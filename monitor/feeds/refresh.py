@@ -47,8 +47,8 @@ class RefreshContext:
     store: Store
     client: httpx.AsyncClient
     config: LoadedConfig
-    limits: FetchLimits = field(default_factory=FetchLimits)
-    hosts: HostLimiter = field(init=False)  # from the config's `fetch:` settings
+    limits: FetchLimits = field(init=False)  # from the config's `fetch:` settings
+    hosts: HostLimiter = field(init=False)
     # Parsing a feed at the size cap takes seconds and ~140 MB (measured, see tests/feeds): it
     # runs in a worker thread so the event loop keeps fetching and delivering, two at a time so
     # memory stays bounded.
@@ -56,6 +56,7 @@ class RefreshContext:
 
     def __post_init__(self) -> None:
         fetch = self.config.settings.fetch
+        object.__setattr__(self, "limits", fetch.limits())
         object.__setattr__(self, "hosts", HostLimiter(fetch.per_host, fetch.host_spacing))
 
     @property
