@@ -35,7 +35,7 @@ from monitor import __version__
 from monitor.delivery import owner as owners
 from monitor.delivery.base import Alert, RateHint, Target
 from monitor.delivery.limits import Lane
-from monitor.delivery.settings import WebhookConfig
+from monitor.delivery.settings import WebhookConfig, redact_url
 from monitor.delivery.targets import target_for
 from monitor.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from monitor.feeds.caching import retry_after as parse_retry_after
@@ -113,6 +113,29 @@ def classify(
     return error, retry_after
 
 
+class _HideWebhookUrls(logging.Filter):
+    """httpx logs every request's URL at INFO; for webhooks the URL may be a token: hide it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: set[str] = set()
+
+    def hide(self, url: str) -> None:
+        if len(self.urls) > 10_000:  # bounded: webhooks are few, but configs are reloaded
+            self.urls.clear()
+        self.urls.update((url, str(httpx.URL(url))))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(str(a) in self.urls for a in args):
+            record.args = tuple(redact_url(str(a)) if str(a) in self.urls else a for a in args)
+        return True
+
+
+_hide_urls = _HideWebhookUrls()
+logging.getLogger("httpx").addFilter(_hide_urls)
+
+
 def _scrub(text: str, url: str) -> str:
     """`text` without any part of `url` that may be a token (path segments, query values)."""
     parts = urlsplit(url)
@@ -147,6 +170,7 @@ async def attempt(
         )
     except DeliveryError as exc:
         return DeliveryOutcome(None, exc, None, time.monotonic() - started)
+    _hide_urls.hide(request.url)
     try:
         response = await client.post(
             request.url,

@@ -46,7 +46,7 @@ def clip(
         return whole
     budget = limit - measure(mark)
     if budget <= 0:
-        return mark[: max(limit, 0)]
+        return mark if measure(mark) <= limit else ""
     kept: list[str] = []
     used = 0
     for piece in pieces:
