@@ -1,0 +1,65 @@
+"""`monitor` as a peer of ../shared/bench/run_peers.py (the nginx feed farm).
+
+    cd ../shared/bench; M=/path/to/monitor
+    python3 run_peers.py --feeds 1000 --reps 3 --peers floor-c10 \\
+      --custom "monitor=$M/.venv/bin/python $M/bench/peer.py --urls {urls} --state {state}"
+
+(run_peers.py runs the command in its own folder; the script puts the repository on sys.path.)
+Each phase is one `run --once` of the real pipeline (conditional GET, parse, identity, matching
+with the shipped rules, one transaction per feed in SQLite) over the farm's URLs, with
+`fetch.per_host: 10` (the farm is one host; the floor uses 10 connections). Prints the JSON
+line run_peers.py reads: new items recorded (not entries parsed) and the inner wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import yaml  # noqa: E402
+
+from monitor.config import load_config  # noqa: E402
+from monitor.daemon import run_once  # noqa: E402
+
+
+def write_config(state: Path, urls: list[str]) -> Path:
+    directory = state / "config"
+    if not directory.exists():
+        directory.mkdir(parents=True)
+        shutil.copytree(REPO / "config" / "rules", directory / "rules")
+    document = {
+        "storage": f"sqlite:///{state / 'monitor.db'}",
+        "defaults": {"interval": "10m", "backfill": "24h"},
+        "fetch": {"per_host": 10},
+        "feeds": [{"url": url} for url in urls],
+    }
+    (directory / "monitor.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    return directory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="monitor as a run_peers.py peer")
+    parser.add_argument("--urls", type=Path, required=True)
+    parser.add_argument("--state", type=Path, required=True)
+    args = parser.parse_args()
+    urls = [line.strip() for line in args.urls.read_text().splitlines() if line.strip()]
+    args.state.mkdir(parents=True, exist_ok=True)
+    config = load_config(write_config(args.state, urls), {})
+    started = time.perf_counter()
+    summary = asyncio.run(run_once(config, timedelta(0)))
+    inner = time.perf_counter() - started
+    print(summary.line(), file=sys.stderr)
+    print(json.dumps({"items": summary.new_items, "inner_wall": round(inner, 3)}))
+
+
+if __name__ == "__main__":
+    main()
