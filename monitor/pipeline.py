@@ -65,7 +65,8 @@ class Pipeline:
         self.config = config
         self.settings = feed_settings(config)
         self.context = dataclasses.replace(self.context, config=config)
-        self.dispatcher = self._dispatcher(config)
+        if config.settings.webhooks != old.settings.webhooks:  # else keep the lanes' state
+            self.dispatcher = self._dispatcher(config)
         self.sync_feeds()
         now = datetime.now(UTC)
         for feed in config.settings.feeds:  # a shortened interval counts from now

@@ -7,7 +7,8 @@ themselves return at once: slow feeds never hold up the others. A third job, hou
 text of items older than `retention.item_text`.
 
 On stop, no new work is claimed; work in flight gets a grace period, then is cancelled, and the
-leases of cancelled feed refreshes are given back so the next run polls those feeds at once.
+leases of cancelled feed refreshes are given back so the next run polls those feeds at once
+(the dispatcher hands back its own claims when cancelled).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class Scheduler:
             log.warning("cannot give back feed leases (%s); they expire on their own", exc)
         log.warning(
             "cancelled %d unfinished tasks (%d feed polls, re-queued for the next run; "
-            "deliveries in flight are retried when their lease ends)",
+            "deliveries in flight are handed back to the outbox)",
             len(pending),
             len(cancelled),
         )
