@@ -91,7 +91,7 @@ def run(
 def health(directory: Path, url: str | None, timeout: timedelta) -> int:
     """Ask a running daemon's /healthz; 0 healthy, 1 unhealthy or unreachable, 2 not configured."""
     if url is None:
-        url, problem = _health_url(directory)
+        url, problem = health_url(directory)
         if url is None:
             print(f"monitor health: {problem}", file=sys.stderr)
             return EXIT_INVALID
@@ -104,7 +104,7 @@ def health(directory: Path, url: str | None, timeout: timedelta) -> int:
     return EXIT_OK if response.status_code == 200 else EXIT_FAILED
 
 
-def _health_url(directory: Path) -> tuple[str | None, str]:
+def health_url(directory: Path) -> tuple[str | None, str]:
     """/healthz of the daemon configured in DIR: MONITOR_HTTP, else the `http:` key.
 
     monitor.yaml is read leniently (only `http`), so a config edit that does not validate —

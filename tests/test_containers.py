@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 
+from monitor.commands import health_url
+from monitor.config import load_config
 from tests.conftest import REPO, SHARED
 
 COMPOSE_SCHEMA = SHARED / "schemas" / "compose-spec.json"
+COMPOSE_CONFIG = REPO / "deploy" / "compose"
 
 
 def test_compose_file_validates_against_the_compose_specification() -> None:
@@ -26,7 +31,7 @@ def test_compose_mounts_config_and_data_and_runs_the_daemon() -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
     service = compose["services"]["monitor"]
     targets = {volume.split(":")[1] for volume in service["volumes"]}
-    assert {"/app/config", "/app/data"} <= targets
+    assert {"/app/config", "/app/rules", "/app/data"} <= targets
     assert service["command"][:1] == ["run"]
 
 
@@ -36,3 +41,57 @@ def test_dockerfile_runs_as_a_non_root_user() -> None:
     assert users, "the Dockerfile never switches user"
     assert users[-1] not in ("root", "0")
     assert re.search(r"useradd\b.*\bmonitor\b", dockerfile)
+
+
+def _compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(
+        (REPO / "docker-compose.yml").read_text(encoding="utf-8")
+    )
+    return document
+
+
+def test_compose_wires_the_sink_as_the_daemons_webhook_and_checks_health() -> None:
+    services = _compose()["services"]
+    daemon, sink = services["monitor"], services["sink"]
+    assert daemon["healthcheck"]["test"][1:3] == ["monitor", "health"]
+    assert sink["command"][0] == "sink"
+    port = next(arg.split("=", 1)[1] for arg in sink["command"] if arg.startswith("--port="))
+    config = yaml.safe_load((COMPOSE_CONFIG / "monitor.yaml").read_text(encoding="utf-8"))
+    (hook,) = config["webhooks"]
+    assert hook["url"] == f"http://sink:{port}/hook"
+    secret = next(arg for arg in sink["command"] if arg.startswith("--secret="))
+    assert daemon["environment"]["MONITOR_SINK_SECRET"] in secret  # the same default secret
+    assert "sink" in daemon["depends_on"]
+    assert daemon["ports"] == ["127.0.0.1:9108:9108"]  # metrics published on loopback only
+
+
+def test_compose_keeps_postgresql_under_a_profile() -> None:
+    services = _compose()["services"]
+    assert services["postgres"]["profiles"] == ["postgresql"]
+    assert services["monitor"]["depends_on"]["postgres"]["required"] is False
+    assert "profiles" not in services["monitor"]
+
+
+def test_the_compose_config_validates_and_polls_the_shipped_feeds(tmp_path: Path) -> None:
+    document = yaml.safe_load((COMPOSE_CONFIG / "monitor.yaml").read_text(encoding="utf-8"))
+    assert document["rules"] == "/app/rules"  # config/rules, mounted there
+    document["rules"] = str(REPO / "config" / "rules")
+    (tmp_path / "monitor.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    secret = "whsec_ZGVtby1zZWNyZXQtY2hhbmdlLW1lLXBsZWFzZQ=="
+    config = load_config(tmp_path, environ={"MONITOR_SINK_SECRET": secret})
+    shipped = load_config(REPO / "config", environ={})
+    assert config.settings.feeds == shipped.settings.feeds
+    assert config.settings.http == "0.0.0.0:9108"
+
+
+def test_monitor_health_asks_loopback_when_the_daemon_listens_everywhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MONITOR_HTTP", raising=False)
+    assert health_url(COMPOSE_CONFIG) == ("http://127.0.0.1:9108/healthz", "")
+    monkeypatch.setenv("MONITOR_HTTP", "0.0.0.0:9200")
+    assert health_url(REPO / "config") == ("http://127.0.0.1:9200/healthz", "")
+    monkeypatch.delenv("MONITOR_HTTP")
+    url, problem = health_url(REPO / "config")
+    assert url is None
+    assert "no `http:` key" in problem
