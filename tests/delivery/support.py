@@ -40,7 +40,7 @@ def hook(name: str = "hook", **settings: Any) -> WebhookConfig:
 
 
 def store_with_alerts(
-    tmp_path: Path,
+    tmp_path: Path | None,
     count: int,
     hooks: Sequence[str] = ("hook",),
     *,
@@ -50,6 +50,7 @@ def store_with_alerts(
 ) -> Store:
     """A SQLite store (or `store`) with `count` alerts, each due to every one of `hooks`."""
     if store is None:
+        assert tmp_path is not None
         store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
     now = datetime.now(UTC)
     store.sync_feeds([(feed_url, None)], now)

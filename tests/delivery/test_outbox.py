@@ -1,0 +1,87 @@
+"""The outbox's delivery queries on every backend (SQLite and PostgreSQL): claims with owners,
+releasing a dead owner's claims, next due times, requeue, webhook states, listing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, Store
+from tests.delivery.support import store_with_alerts
+
+LEASE = timedelta(minutes=2)
+FAIL = AttemptRecord("transient", 503, "HTTP 503 Service Unavailable", 5)
+OK = AttemptRecord("delivered", 200, None, 5)
+
+
+@pytest.fixture
+def store(storage_url: str) -> Iterator[Store]:
+    opened = Store.open(storage_url)
+    store_with_alerts(None, 3, ("a", "b"), store=opened)
+    yield opened
+    opened.close()
+
+
+def test_claims_per_webhook_limit_and_record_their_owner(store: Store) -> None:
+    now = datetime.now(UTC)
+    claimed = store.outbox.claim_deliveries(now, LEASE, {"a": 2, "b": 0}, owner="me|1")
+    assert [d.webhook for d in claimed] == ["a", "a"]
+    assert store.outbox.leases_held(now, ["a", "b"]) == {"me|1": 2}
+    assert store.outbox.release("someone-else") == 0
+    assert store.outbox.release("me|1", [claimed[0].id]) == 1
+    assert store.outbox.leases_held(now, ["a"]) == {"me|1": 1}
+    assert store.outbox.release("me|1") == 1
+    assert store.outbox.leases_held(now, ["a"]) == {}
+
+
+def test_next_delivery_times_wait_for_leases_and_retries(store: Store) -> None:
+    now = datetime.now(UTC)
+    times = store.outbox.next_delivery_times(["a", "b"])
+    assert set(times) == {"a", "b"}
+    assert all(t <= now for t in times.values())
+    store.outbox.claim_deliveries(now, LEASE, ["a"], owner="x")
+    leased = store.outbox.next_delivery_times(["a"])["a"]
+    assert now + LEASE - timedelta(seconds=1) <= leased <= now + LEASE + timedelta(seconds=1)
+    assert store.outbox.next_delivery_at(["a", "b"]) == times["b"]
+
+
+def test_requeue_failed_or_by_id_with_a_fresh_budget(store: Store) -> None:
+    now = datetime.now(UTC)
+    due = store.outbox.claim_deliveries(now, LEASE, ["a", "b"])
+    for delivery in due:
+        state = FAILED if delivery.webhook == "a" else DELIVERED
+        store.outbox.record_attempt(
+            delivery.id, now, FAIL if state == FAILED else OK, state=state, next_attempt_at=None
+        )
+    assert store.outbox.requeue(now) == 0
+    assert store.outbox.requeue(now, failed=True, webhook="b") == 0
+    assert store.outbox.requeue(now, failed=True) == 3
+    assert store.outbox.delivery_counts() == {PENDING: 3, DELIVERED: 3}
+    assert store.outbox.requeue(now, alert_ids=["alrt_0"], webhook="b") == 1
+    rows = store.outbox.recent_alerts(50, state=PENDING)
+    assert len(rows) == 4
+    assert all(r.attempts == 1 for r in rows)  # attempts made, history kept
+    assert store.outbox.known_alerts(["alrt_0", "alrt_x"]) == {"alrt_0"}
+
+
+def test_webhook_states_disable_and_enable(store: Store) -> None:
+    now = datetime.now(UTC)
+    store.outbox.disable_webhook("a", now, "HTTP 410 Gone", "digest1")
+    store.outbox.disable_webhook("a", now, "HTTP 410 Gone again", "digest2")
+    assert store.outbox.disabled_webhooks() == {"a": ("HTTP 410 Gone again", "digest2")}
+    states = store.outbox.webhook_states()
+    assert states["a"].disabled_at is not None
+    assert states["b"].disabled_at is None
+    assert states["a"].counts == {PENDING: 3}
+    assert store.outbox.enable_webhook("a", now)
+    assert not store.outbox.enable_webhook("a", now)
+    assert store.outbox.disabled_webhooks() == {}
+
+
+def test_recent_alerts_filter_by_rule_and_state(store: Store) -> None:
+    assert len(store.outbox.recent_alerts(50, rule_id="russia-cuba-contacts")) == 6
+    assert store.outbox.recent_alerts(50, rule_id="other") == []
+    assert store.outbox.recent_alerts(50, state=FAILED) == []
+    assert len(store.outbox.recent_alerts(2)) == 2
