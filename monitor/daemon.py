@@ -151,29 +151,42 @@ async def run_daemon(
         raise StartError(str(exc)) from None
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal)
-    store = await asyncio.to_thread(Store.open, config.storage_url)
-    metrics = Metrics(store)
     try:
-        async with make_client() as feed_client, make_delivery_client() as delivery_client:
-            metrics.instrument(feed_client, metrics.fetch_seconds)
-            metrics.instrument(delivery_client, metrics.delivery_seconds)
-            pipeline = Pipeline(config, store, feed_client, delivery_client, metrics)
-            await asyncio.to_thread(pipeline.sync_feeds)
-            scheduler = Scheduler(pipeline)
-            await _serve(
-                pipeline,
-                scheduler=scheduler,
-                metrics=metrics,
-                address=address,
-                stop=stop,
-                hurry=hurry,
-                grace=grace,
-            )
+        store = await asyncio.to_thread(Store.open, config.storage_url)
+        try:
+            await _run_pipeline(config, store, address, stop, hurry, grace)
+        finally:
+            await asyncio.to_thread(store.close)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        await asyncio.to_thread(store.close)
     log.info("stopped")
+
+
+async def _run_pipeline(  # noqa: PLR0917 - the daemon's parts, passed down once
+    config: LoadedConfig,
+    store: Store,
+    address: tuple[str, int] | None,
+    stop: asyncio.Event,
+    hurry: asyncio.Event,
+    grace: float,
+) -> None:
+    metrics = Metrics(store)
+    async with make_client() as feed_client, make_delivery_client() as delivery_client:
+        metrics.instrument(feed_client, metrics.fetch_seconds)
+        metrics.instrument(delivery_client, metrics.delivery_seconds)
+        pipeline = Pipeline(config, store, feed_client, delivery_client, metrics)
+        await asyncio.to_thread(pipeline.sync_feeds)
+        scheduler = Scheduler(pipeline)
+        await _serve(
+            pipeline,
+            scheduler=scheduler,
+            metrics=metrics,
+            address=address,
+            stop=stop,
+            hurry=hurry,
+            grace=grace,
+        )
 
 
 async def _serve(

@@ -19,7 +19,14 @@ import time
 from collections.abc import Callable, Iterator
 
 import httpx
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -89,6 +96,7 @@ class Metrics:
             self.polls.labels(outcome)
         for result in ("delivered", "retrying", "failed"):
             self.deliveries.labels(result)
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, process_open_fds, …
         if store is not None:
             r.register(StoreCollector(store))
 
