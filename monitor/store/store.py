@@ -12,10 +12,13 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.models import Item
 from monitor.store.engine import Transaction, create_engine, lease_free, migrate
@@ -224,15 +227,10 @@ class Store:
 
         An item another writer recorded first is skipped with its alerts, so nothing is doubled.
         """
-        new_items = created = 0
         with self._begin() as db:
-            for entry in seen:
-                item_id = self._insert_item(db, feed_id, entry, now)
-                if item_id is None:
-                    continue
-                new_items += 1
-                for alert in entry.alerts:
-                    created += self._insert_alert(db, item_id, alert, now)
+            item_ids = self._insert_items(db, feed_id, seen, now)
+            new_items = len(item_ids)
+            created = self._insert_alerts(db, seen, item_ids, now)
             values: dict[str, object] = {
                 "etag": etag,
                 "last_modified": last_modified,
@@ -283,61 +281,76 @@ class Store:
         with self._begin() as db:
             db.execute(sa.update(feeds).where(feeds.c.id == feed_id).values(**values))
 
-    def _insert_item(
-        self, db: Connection, feed_id: int, entry: SeenItem, now: datetime
-    ) -> int | None:
-        item = entry.item
-        try:
-            with db.begin_nested():
-                result = db.execute(
-                    sa.insert(items).values(
-                        feed_id=feed_id,
-                        dedupe_key=entry.stored_key,
-                        guid=entry.stored_guid,
-                        link=item.link,
-                        title=item.title,
-                        content_hash=item.content_hash(),
-                        published_at=item.published,
-                        first_seen_at=now,
-                        summary=item.summary,
-                        content=item.content,
-                        tags=json.dumps(list(item.tags), ensure_ascii=False) if item.tags else None,
-                        lang=item.lang,
-                    )
-                )
-        except IntegrityError:
-            return None
-        key = result.inserted_primary_key
-        return int(key[0]) if key else None
+    def _insert_items(
+        self, db: Connection, feed_id: int, seen: Sequence[SeenItem], now: datetime
+    ) -> dict[str, int]:
+        """Insert the items no other writer recorded first; their ids by key."""
+        rows: list[dict[str, object]] = [
+            {
+                "feed_id": feed_id,
+                "dedupe_key": entry.stored_key,
+                "guid": entry.stored_guid,
+                "link": entry.item.link,
+                "title": entry.item.title,
+                "content_hash": entry.item.content_hash(),
+                "published_at": entry.item.published,
+                "first_seen_at": now,
+                "summary": entry.item.summary,
+                "content": entry.item.content,
+                "tags": json.dumps(list(entry.item.tags), ensure_ascii=False)
+                if entry.item.tags
+                else None,
+                "lang": entry.item.lang,
+            }
+            for entry in seen
+        ]
+        inserted = _insert_ignoring_conflicts(
+            db, items, rows, ["feed_id", "dedupe_key"], [items.c.id, items.c.dedupe_key]
+        )
+        return {row.dedupe_key: row.id for row in inserted}
 
-    def _insert_alert(self, db: Connection, item_id: int, alert: NewAlert, now: datetime) -> int:
-        try:
-            with db.begin_nested():
-                db.execute(
-                    sa.insert(alerts).values(
-                        id=alert.id,
-                        item_id=item_id,
-                        rule_id=alert.rule_id,
-                        severity=alert.severity,
-                        score=round(alert.score * 10),
-                        payload=json.dumps(alert.payload, ensure_ascii=False, sort_keys=True),
-                        created_at=now,
-                    )
-                )
-        except IntegrityError:
-            return 0
-        for webhook in alert.webhooks:
-            db.execute(
-                sa.insert(deliveries).values(
-                    alert_id=alert.id,
-                    webhook=webhook,
-                    state=PENDING,
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-            )
-        return 1
+    def _insert_alerts(
+        self, db: Connection, seen: Sequence[SeenItem], item_ids: dict[str, int], now: datetime
+    ) -> int:
+        """The alerts of the items just inserted, and one outbox row per alert and webhook."""
+        wanted = [
+            (item_ids[entry.stored_key], alert)
+            for entry in seen
+            if entry.stored_key in item_ids
+            for alert in entry.alerts
+        ]
+        rows: list[dict[str, object]] = [
+            {
+                "id": alert.id,
+                "item_id": item_id,
+                "rule_id": alert.rule_id,
+                "severity": alert.severity,
+                "score": round(alert.score * 10),
+                "payload": json.dumps(alert.payload, ensure_ascii=False, sort_keys=True),
+                "created_at": now,
+            }
+            for item_id, alert in wanted
+        ]
+        inserted = _insert_ignoring_conflicts(
+            db, alerts, rows, ["item_id", "rule_id"], [alerts.c.id]
+        )
+        created = {row.id for row in inserted}
+        outbox = [
+            {
+                "alert_id": alert.id,
+                "webhook": webhook,
+                "state": PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for _item_id, alert in wanted
+            if alert.id in created
+            for webhook in alert.webhooks
+        ]
+        if outbox:
+            db.execute(sa.insert(deliveries), outbox)
+        return len(created)
 
     def _begin(self) -> Transaction:
         return Transaction(self.engine)
@@ -363,3 +376,24 @@ def _feed_state(row: sa.Row[tuple[object, ...]]) -> FeedState:
         moved_to=row.moved_to,
         last_new_item_at=row.last_new_item_at,
     )
+
+
+def _insert_ignoring_conflicts(
+    db: Connection,
+    table: sa.Table,
+    rows: Sequence[dict[str, object]],
+    conflict: list[str],
+    returning: list[sa.Column[Any]],
+) -> list[sa.Row[Any]]:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING: the rows this writer inserted.
+
+    Executed as one executemany, which SQLAlchemy batches into multi-row statements
+    ("insertmanyvalues") compiled once and cached.
+    """
+    if not rows:
+        return []
+    dialect_insert = postgresql_insert if db.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        dialect_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(*returning)
+    )
+    return list(db.execute(statement, list(rows)).all())
