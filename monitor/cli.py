@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from monitor import __version__, commands
 from monitor.delivery import commands as delivery_commands
@@ -14,6 +15,7 @@ from monitor.feeds import commands as feeds_commands
 from monitor.logs import FORMATS, default_format
 
 EXIT_OK, EXIT_INVALID = 0, 2
+ConfigOption = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 
 DESCRIPTION = """\
 Watch news feeds, match new items against YAML watch rules, and deliver each match once as a
@@ -90,6 +92,47 @@ def build_parser() -> argparse.ArgumentParser:
         "before they are cancelled and re-queued (default: 10s)",
     )
 
+    with_config(
+        sub.add_parser(
+            "check",
+            help="validate config and rules",
+            description="Validate monitor.yaml and every rule file; print each problem as "
+            "PATH:LINE:COL: message. Exit codes: 0 valid, 2 invalid.",
+        )
+    )
+
+    match = with_config(
+        sub.add_parser(
+            "match",
+            help="dry-run the rules over items given as JSON Lines",
+            description="Read items as JSON Lines (FILE or stdin; keys: title, summary|description|"
+            "content, id, link, published, lang) and write one JSON line per (item, rule) match. "
+            "Touches no state. Exit codes: 0, 2 invalid config or input.",
+        )
+    )
+    match.add_argument("file", nargs="?", type=Path, metavar="FILE", help="default: stdin")
+    match.add_argument(
+        "--explain",
+        action="store_true",
+        help="print a readable explanation of each match instead of JSON",
+    )
+
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the config and rule files",
+        description="Print the JSON Schema for editors: `config` (monitor.yaml), `rules` (a rule "
+        "file), or by default one schema that accepts either.",
+    )
+    schema.add_argument("kind", nargs="?", choices=["config", "rules"], help="default: both")
+
+    _register_ops(sub, with_config)
+    delivery_commands.register(sub, with_config)
+    feeds_commands.register(sub, with_config)
+    return parser
+
+
+def _register_ops(sub: Any, with_config: ConfigOption) -> None:
+    """`monitor backtest` and `monitor health`."""
     health = with_config(
         sub.add_parser(
             "health",
@@ -144,43 +187,6 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument(
         "--json", action="store_true", help="one JSON object per difference instead of a report"
     )
-
-    with_config(
-        sub.add_parser(
-            "check",
-            help="validate config and rules",
-            description="Validate monitor.yaml and every rule file; print each problem as "
-            "PATH:LINE:COL: message. Exit codes: 0 valid, 2 invalid.",
-        )
-    )
-
-    match = with_config(
-        sub.add_parser(
-            "match",
-            help="dry-run the rules over items given as JSON Lines",
-            description="Read items as JSON Lines (FILE or stdin; keys: title, summary|description|"
-            "content, id, link, published, lang) and write one JSON line per (item, rule) match. "
-            "Touches no state. Exit codes: 0, 2 invalid config or input.",
-        )
-    )
-    match.add_argument("file", nargs="?", type=Path, metavar="FILE", help="default: stdin")
-    match.add_argument(
-        "--explain",
-        action="store_true",
-        help="print a readable explanation of each match instead of JSON",
-    )
-
-    schema = sub.add_parser(
-        "schema",
-        help="print the JSON Schema of the config and rule files",
-        description="Print the JSON Schema for editors: `config` (monitor.yaml), `rules` (a rule "
-        "file), or by default one schema that accepts either.",
-    )
-    schema.add_argument("kind", nargs="?", choices=["config", "rules"], help="default: both")
-
-    delivery_commands.register(sub, with_config)
-    feeds_commands.register(sub, with_config)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
