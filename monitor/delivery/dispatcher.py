@@ -47,6 +47,7 @@ MAX_CONCURRENT = 16
 JITTER = 0.1  # each wait is stretched by up to 10 %, so retries of many alerts spread out
 CLAIM_POLL = 1.0  # seconds: while a slow target is in flight, look for new work this often
 GONE = "gone"
+DEFERRED = "deferred"  # claimed, not attempted: its lane was paused
 NO_HINT = RateHint()
 
 
@@ -262,7 +263,9 @@ class Dispatcher:
         except asyncio.CancelledError:
             await self._abandon(tasks)
             raise
-        return DispatchSummary(states[DELIVERED], states[PENDING] + states[GONE], states[FAILED])
+        return DispatchSummary(
+            states[DELIVERED], states[PENDING] + states[GONE] + states[DEFERRED], states[FAILED]
+        )
 
     async def next_due(self) -> datetime | None:
         """When a lane can next take a delivery: due, lease ended, lane not paused."""
@@ -323,7 +326,9 @@ class Dispatcher:
         hook = self.webhooks[delivery.webhook]
         lane = self.lanes[delivery.webhook]
         try:
-            await lane.turn()
+            if not await lane.turn():  # paused by a Retry-After meanwhile: hand it back
+                await asyncio.to_thread(self.outbox.release, self.owner, [delivery.id])
+                return DEFERRED
             outcome = await attempt(self.client, hook, delivery, self.targets[delivery.webhook])
         finally:
             lane.release()

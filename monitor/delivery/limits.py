@@ -53,20 +53,19 @@ class Lane:
     def release(self) -> None:
         self.in_flight = max(self.in_flight - 1, 0)
 
-    async def turn(self) -> None:
-        """Wait until the token bucket (and any pause) lets one more request start."""
+    async def turn(self) -> bool:
+        """Wait until the token bucket lets one more request start; False (at once) when the
+        lane is paused: the caller hands its delivery back instead of holding it."""
         async with self._lock:
             while True:
-                now = datetime.now(UTC)
-                if self.paused_until is not None and self.paused_until > now:
-                    await asyncio.sleep((self.paused_until - now).total_seconds())
-                    continue
+                if self.paused(datetime.now(UTC)):
+                    return False
                 if self.rate is None:
-                    return
+                    return True
                 self._refill()
                 if self._tokens >= 1:
                     self._tokens -= 1
-                    return
+                    return True
                 await asyncio.sleep((1 - self._tokens) / self.rate)
 
     def _refill(self) -> None:

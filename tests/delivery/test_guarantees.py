@@ -302,3 +302,22 @@ async def test_store_shared_by_two_dispatchers_delivers_each_alert_once(
     assert len(ids) == len(set(ids)) == 20
     other.close()
     store.close()
+
+
+async def test_a_long_retry_after_pauses_the_target_without_holding_its_alerts(
+    tmp_path: Path, server: LocalServer, client: httpx.AsyncClient
+) -> None:
+    store = store_with_alerts(tmp_path, 3)
+    route = Timed(server, "/hook", [Reply(429, b"", {"Retry-After": "3600"})])
+    hooks = _hooks(hook(url=route.url, concurrency=2, rate_limit=1))
+    dispatcher = Dispatcher(store.outbox, client, hooks)
+    started = time.monotonic()
+    summary = await _deliver_until(dispatcher, timedelta(seconds=30))
+    assert time.monotonic() - started < 10  # not an hour: the second alert was handed back
+    assert len(route.times) == 1
+    assert (summary.delivered, summary.failed) == (0, 0)
+    assert store.outbox.leases_held(datetime.now(UTC), ["hook"]) == {}
+    due = await dispatcher.next_due()
+    assert due is not None
+    assert due > datetime.now(UTC) + timedelta(minutes=59)
+    store.close()
