@@ -14,6 +14,7 @@ import re
 import time
 from typing import Any
 
+import jsonschema
 import pytest
 from standardwebhooks.webhooks import Webhook
 
@@ -186,6 +187,24 @@ def test_ntfy_priority_follows_severity(severity: str, priority: int) -> None:
 
 
 ATTRIBUTE = re.compile(r"^[a-z0-9]{1,20}$")
+# The CloudEvents 1.0 JSON format's rules, written from the specification: the four required
+# context attributes as non-empty strings, `time` an RFC 3339 timestamp, `source` a URI
+# reference, `data` an object or string.
+CLOUDEVENT_SCHEMA = {
+    "type": "object",
+    "required": ["specversion", "id", "source", "type"],
+    "properties": {
+        "specversion": {"const": "1.0"},
+        "id": {"type": "string", "minLength": 1},
+        "source": {"type": "string", "minLength": 1, "format": "uri-reference"},
+        "type": {"type": "string", "minLength": 1},
+        "subject": {"type": "string", "minLength": 1},
+        "time": {"type": "string", "format": "date-time"},
+        "datacontenttype": {"type": "string", "minLength": 1},
+        "data": {"type": ["object", "string"]},
+    },
+    "propertyNames": {"pattern": "^[a-z0-9]{1,20}$"},
+}
 
 
 @pytest.mark.parametrize("item", SAMPLES)
@@ -194,6 +213,7 @@ def test_cloudevents_structured_mode(item: dict[str, Any]) -> None:
     request = cloudevents.build(h, alert("alrt_9", **item), 1_750_000_000)
     assert request.headers["content-type"] == "application/cloudevents+json; charset=utf-8"
     document = json.loads(request.body)
+    jsonschema.validate(document, CLOUDEVENT_SCHEMA, format_checker=jsonschema.FormatChecker())
     for required in ("id", "source", "specversion", "type"):
         assert isinstance(document[required], str)
         assert document[required]
