@@ -256,3 +256,51 @@ def test_help_explains_each_command(tmp_path: Path, command: str) -> None:
     assert len(result.stdout) > 300
     if command != "sink":
         assert "--config DIR" in result.stdout
+
+
+def test_no_secret_or_url_token_in_any_output_even_at_debug(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    token = "TOKEN0SECRET0123456"
+    server.route(f"/services/T0/B0/{token}", lambda r: Reply(400, f"bad {r.path}".encode()))
+    server.static("/signed", b"", status=503)
+    serve_feed(server, "/wire.xml", feed_document("havana-wire.xml"))
+    config = write_config(
+        tmp_path / "config",
+        feeds=[{"url": server.url("/wire.xml")}],
+        webhooks=[
+            {"name": "chat", "format": "slack", "url": server.url(f"/services/T0/B0/{token}")},
+            {"name": "signed", "url": server.url(f"/signed?key={token}"), "secret": SECRET},
+            {
+                "name": "phone",
+                "format": "ntfy",
+                "url": f"http://127.0.0.1:9/{token}",
+                "token": f"tk_{token}",
+            },
+        ],
+    )
+    outputs = [
+        run_cli(
+            "--log-level",
+            "debug",
+            "run",
+            "--once",
+            "--max-wait",
+            "0s",
+            "--config",
+            str(config),
+            cwd=config,
+        ),
+        _cli(config, "alerts", "--limit", "100"),
+        _cli(config, "alerts", "--json"),
+        _cli(config, "webhooks"),
+        _cli(config, "webhooks", "--json"),
+        _cli(config, "check"),
+    ]
+    assert "HTTP 400 Bad Request: bad" in outputs[1].stdout
+    secret_key = SECRET.removeprefix("whsec_")
+    for result in outputs:
+        assert result.returncode == 0, result.stderr
+        for text in (result.stdout, result.stderr):
+            assert token not in text
+            assert secret_key not in text
