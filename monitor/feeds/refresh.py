@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,8 @@ from monitor.feeds.fetcher import (
 )
 from monitor.feeds.hosts import HostLimiter
 from monitor.feeds.identity import Identified, StoredIdentities, identify, unseen
-from monitor.feeds.parser import ParsedFeed, ParseFailed, parse_feed
+from monitor.feeds.parser import ParsedFeed, ParseFailed
+from monitor.feeds.parsing import parse_off_loop, use_processes
 from monitor.feeds.schedule import backoff, jittered, past_skips, polite_wait
 from monitor.matching import Matcher
 from monitor.models import Item, Match
@@ -50,14 +52,19 @@ class RefreshContext:
     limits: FetchLimits = field(init=False)  # from the config's `fetch:` settings
     hosts: HostLimiter = field(init=False)
     # Parsing a feed at the size cap takes seconds and ~140 MB (measured, see tests/feeds): it
-    # runs in a worker thread so the event loop keeps fetching and delivering, two at a time so
-    # memory stays bounded.
-    parse_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    # runs off the event loop (monitor.feeds.parsing), so fetching and delivering go on, and a
+    # few at a time, so memory stays bounded.
+    parse_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(2 * (os.cpu_count() or 1))
+    )
+    parse_in_processes: bool = field(init=False)
 
     def __post_init__(self) -> None:
         fetch = self.config.settings.fetch
         object.__setattr__(self, "limits", fetch.limits())
         object.__setattr__(self, "hosts", HostLimiter(fetch.per_host, fetch.host_spacing))
+        feed_count = len(self.config.settings.feeds)
+        object.__setattr__(self, "parse_in_processes", use_processes(feed_count))
 
     @property
     def matcher(self) -> Matcher:
@@ -93,13 +100,13 @@ async def refresh_feed(
         )
         return RefreshOutcome(feed.url, "unchanged")
     async with ctx.parse_slots:
-        parsed = await asyncio.to_thread(
-            parse_feed,
+        parsed = await parse_off_loop(
             fetched.body,
             url=feed.url,
             base_url=fetched.url,
             headers=fetched.headers,
             feed_name=settings.name or "",
+            processes=ctx.parse_in_processes,
         )
     if isinstance(parsed, ParseFailed):
         failed = FetchFailed(parsed.error, fetched.status, None, fetched.headers, fetched.elapsed)
