@@ -81,7 +81,7 @@ def register(sub: Any, with_config: ConfigOption) -> None:
 
     from monitor.delivery import sink  # noqa: PLC0415 - http.server only for this command
 
-    sink.register(sub)
+    sink.register(sub, with_config)
 
 
 def _open(args: argparse.Namespace) -> tuple[LoadedConfig, Store] | int:

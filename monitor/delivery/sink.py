@@ -22,30 +22,46 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from pydantic import SecretStr
+
+from monitor.errors import ConfigError
 
 TOLERANCE = 5 * 60  # seconds, as the Standard Webhooks specification recommends
 REMEMBERED = 10_000  # webhook-ids kept for deduplication
 MAX_BODY = 2 * 1024 * 1024
 
 
-def register(sub: Any) -> None:
-    parser = sub.add_parser(
-        "sink",
-        help="run a reference receiver that verifies signatures and prints alerts",
-        description="Listen on HOST:PORT for webhook POSTs (any path), verify Standard Webhooks "
-        "signatures when --secret is given (401 if invalid or older than 5 minutes), skip "
-        "repeats of a webhook-id (monitor delivers at least once), and print each alert "
-        "readably. For trying monitor locally or in docker-compose, and as an example for "
-        "receivers. Stops on Ctrl-C. Exit codes: 0, 2 bad arguments.",
+def register(sub: Any, with_config: Callable[[argparse.ArgumentParser], Any]) -> None:
+    parser = with_config(
+        sub.add_parser(
+            "sink",
+            help="run a reference receiver that verifies signatures and prints alerts",
+            description=(
+                "Listen on HOST:PORT for webhook POSTs (any path), verify Standard Webhooks "
+                "signatures when --secret (or --webhook) is given (401 if invalid or older than "
+                "5 minutes), skip repeats of a webhook-id (monitor delivers at least once), and "
+                "print each alert readably. For trying monitor locally or in docker-compose, and "
+                "as an example for receivers. Stops on Ctrl-C. "
+                "Exit codes: 0, 2 bad arguments or invalid config."
+            ),
+        )
     )
     parser.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0: any)")
     parser.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     parser.add_argument(
         "--secret",
         metavar="S",
-        help="the webhook's `whsec_…` secret; without it signatures are not checked",
+        help="the webhook's `whsec_…` secret; without it (or --webhook) signatures are not checked",
+    )
+    parser.add_argument(
+        "--webhook",
+        metavar="NAME",
+        help="take the secret of this webhook from the config (--config DIR); with a list of "
+        "secrets, the first",
     )
     parser.add_argument(
         "--status",
@@ -163,7 +179,28 @@ def make_server(host: str, port: int, sink: Sink) -> ThreadingHTTPServer:
     return server
 
 
+def _configured_secret(args: argparse.Namespace) -> str | None:
+    from monitor.config import load_config  # noqa: PLC0415 - only with --webhook
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+    hook = next((h for h in config.settings.webhooks if h.name == args.webhook), None)
+    if hook is None or hook.secret is None:
+        print(f"sink: no webhook {args.webhook!r} with a secret in the config", file=sys.stderr)
+        return None
+    secret = hook.secret if isinstance(hook.secret, SecretStr) else hook.secret[0]
+    return secret.get_secret_value()
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.webhook:
+        args.secret = _configured_secret(args)
+        if args.secret is None:
+            return 2
     if args.secret:
         try:
             key = base64.b64decode(args.secret.removeprefix("whsec_"), validate=True)

@@ -254,8 +254,14 @@ def test_help_explains_each_command(tmp_path: Path, command: str) -> None:
     result = run_cli(command, "--help", cwd=tmp_path)
     assert result.returncode == 0
     assert len(result.stdout) > 300
-    if command != "sink":
-        assert "--config DIR" in result.stdout
+    assert "--config DIR" in result.stdout
+
+
+def test_sink_takes_the_secret_of_a_configured_webhook(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config", feeds=[], webhooks=[])
+    result = _cli(config, "sink", "--webhook", "analysts")
+    assert result.returncode == 2
+    assert "no webhook 'analysts' with a secret" in result.stderr
 
 
 def test_no_secret_or_url_token_in_any_output_even_at_debug(
