@@ -103,8 +103,11 @@ def main() -> int:
             started = time.monotonic()
             code = daemon.wait(timeout=60)
             print(f"daemon stopped with exit code {code} in {time.monotonic() - started:.1f}s")
-        sink.send_signal(signal.SIGINT)
-        sink.wait(timeout=10)
+        sink.terminate()  # SIGTERM: a background shell may have made SIGINT ignored
+        try:
+            sink.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sink.kill()
         stop_farm()
         if args.keep:
             print(f"kept {work}")
