@@ -7,10 +7,11 @@ carry one of these; they are raised only inside a stage or where the program mus
     ├── ConfigError                  config or rules invalid: exits 2, each problem printed
     ├── FeedError                    one feed failed; contained to that feed, recorded in the store
     │   ├── TransientFeedError       timeout, refused connection, 5xx, 429: retried with backoff
-    │   └── PermanentFeedError       404, 410, not a feed, too large, hostile: retried rarely, shown
+    │   └── PermanentFeedError       404, not a feed, too large, hostile: backed off, shown; 410 stops
     ├── DeliveryError                one delivery attempt failed; the alert stays in the outbox
     │   ├── TransientDeliveryError   timeout, refused connection, 3xx, 5xx, 429: retried on schedule
-    │   └── PermanentDeliveryError   the target refuses this alert for good (4xx other than 408/429)
+    │   └── PermanentDeliveryError   a 4xx other than 408/429: still retried on schedule (a
+    │                                receiver may be fixed), and shown as such in the attempt log
     └── StoreError                   the database cannot be reached or migrated
 """
 
@@ -68,7 +69,8 @@ class TransientDeliveryError(DeliveryError):
 
 
 class PermanentDeliveryError(DeliveryError):
-    """The target will not accept this alert however often it is sent."""
+    """The target refused this alert (a 4xx other than 408/429); retried on schedule all the same,
+    since receivers get fixed, and recorded as permanent so users can tell it from a timeout."""
 
 
 class StoreError(MonitorError):
