@@ -7,7 +7,7 @@ carry one of these; they are raised only inside a stage or where the program mus
     ├── ConfigError                  config or rules invalid: exits 2, each problem printed
     ├── FeedError                    one feed failed; contained to that feed, recorded in the store
     │   ├── TransientFeedError       timeout, refused connection, 5xx, 429: retried with backoff
-    │   └── PermanentFeedError       404, not a feed, too large, hostile: backed off, shown; 410 stops
+    │   └── PermanentFeedError       404, not a feed, too big, hostile: backed off; 410: stopped
     ├── DeliveryError                one delivery attempt failed; the alert stays in the outbox
     │   ├── TransientDeliveryError   timeout, refused connection, 3xx, 5xx, 429: retried on schedule
     │   └── PermanentDeliveryError   a 4xx other than 408/429: still retried on schedule (a
