@@ -50,6 +50,7 @@ METRICS = {
     "items": "monitor_items_seen_total",
     "alerts": "monitor_alerts_created_total",
     "outbox": "monitor_outbox_depth",
+    "reloads": "monitor_config_reloads_total",
 }
 
 
@@ -62,6 +63,9 @@ def main() -> int:
     parser.add_argument("--sample", type=float, default=30, help="seconds between samples")
     parser.add_argument("--mutate-every", type=float, default=60, help="seconds")
     parser.add_argument("--mutate", type=float, default=0.05, help="fraction of feeds")
+    parser.add_argument(
+        "--reload-every", type=float, default=0, help="seconds between rule edits (0: none)"
+    )
     parser.add_argument("--port", type=int, default=18765, help="the farm's port")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--json", type=Path, help="also write the samples here")
@@ -93,7 +97,7 @@ def main() -> int:
             text=True,
         )
         base = wait_for_http(work / "daemon.log", daemon)
-        samples = soak(daemon, base, work / "data" / "monitor.db", farm, feedfarm, args)
+        samples = soak(daemon, base, work, feedfarm, args)
         print_curve(samples, args)
         if args.json:
             args.json.write_text(json.dumps(samples, indent=1), encoding="utf-8")
@@ -195,20 +199,32 @@ def strip_ttl(farm: Path) -> None:
             os.utime(path, (stat.st_atime, stat.st_mtime))
 
 
-def soak(  # noqa: PLR0917 - a script's one loop, its parts named
+def edit_rule(path: Path) -> None:
+    """A rule edit the daemon reloads: the soak rule's severity, low <-> medium."""
+    text = path.read_text(encoding="utf-8")
+    swapped = "medium" if "severity: low" in text else "low"
+    path.write_text(re.sub(r"severity: \w+", f"severity: {swapped}", text), encoding="utf-8")
+
+
+def soak(
     daemon: subprocess.Popen[str],
     base: str,
-    database: Path,
-    farm: Path,
+    work: Path,
     feedfarm: list[str],
     args: argparse.Namespace,
 ) -> list[dict[str, float]]:
+    database, farm = work / "data" / "monitor.db", work / "farm"
     started = time.monotonic()
     end = started + args.minutes * 60
     next_sample, next_mutation = started, started + args.mutate_every
+    never = end + 1
+    next_reload = started + args.reload_every if args.reload_every else never
     samples: list[dict[str, float]] = []
     while time.monotonic() < end and daemon.poll() is None:
         now = time.monotonic()
+        if now >= next_reload:
+            edit_rule(work / "config" / "rules" / "soak.yaml")
+            next_reload += args.reload_every
         if now >= next_mutation:
             subprocess.run(
                 [*feedfarm, "--mutate", str(args.mutate), "--seed", str(int(now))],
@@ -221,7 +237,8 @@ def soak(  # noqa: PLR0917 - a script's one loop, its parts named
             samples.append(sample(daemon.pid, base, database, now - started))
             print(format_row(samples[-1]), flush=True)
             next_sample += args.sample
-        time.sleep(max(0.0, min(next_sample, next_mutation, end) - time.monotonic()))
+        wake = min(next_sample, next_mutation, next_reload, end)
+        time.sleep(max(0.0, wake - time.monotonic()))
     samples.append(sample(daemon.pid, base, database, time.monotonic() - started))
     return samples
 
@@ -248,7 +265,7 @@ def sample(pid: int, base: str, database: Path, elapsed: float) -> dict[str, flo
 
 HEADER = (
     f"{'t s':>6} {'RSS MiB':>8} {'fds':>5} {'thr':>4} {'db MiB':>7} "
-    f"{'200s':>7} {'304s':>7} {'fail':>5} {'items':>7} {'alerts':>6} {'outbox':>6}"
+    f"{'200s':>7} {'304s':>7} {'fail':>5} {'items':>7} {'alerts':>6} {'outbox':>6} {'reload':>6}"
 )
 
 
@@ -256,7 +273,7 @@ def format_row(row: dict[str, float]) -> str:
     return (
         f"{row['t']:>6.0f} {row['rss_mib']:>8.1f} {row['fds']:>5.0f} {row['threads']:>4.0f} "
         f"{row['db_mib']:>7.2f} {row['polls']:>7.0f} {row['304s']:>7.0f} {row['failed']:>5.0f} "
-        f"{row['items']:>7.0f} {row['alerts']:>6.0f} {row['outbox']:>6.0f}"
+        f"{row['items']:>7.0f} {row['alerts']:>6.0f} {row['outbox']:>6.0f} {row['reloads']:>6.0f}"
     )
 
 
@@ -265,6 +282,7 @@ def print_curve(samples: list[dict[str, float]], args: argparse.Namespace) -> No
     print(
         f"soak: {args.feeds} feeds x {args.items} items, interval {args.interval}, "
         f"{args.minutes:g} min, {args.mutate:.0%} of feeds mutated every {args.mutate_every:g}s"
+        + (f", a rule edited every {args.reload_every:g}s" if args.reload_every else "")
     )
     print(HEADER)
     for row in samples:

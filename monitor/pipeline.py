@@ -55,11 +55,11 @@ class Pipeline:
         configured = [(feed.url, feed.name) for feed in self.config.settings.feeds]
         self.store.sync_feeds(configured, datetime.now(UTC))
 
-    def apply(self, config: LoadedConfig) -> None:
+    async def apply(self, config: LoadedConfig) -> None:
         """Put a newly loaded config in force: rules, feeds (synced to the store), webhooks.
 
-        Runs in a worker thread (it writes to the store). The attributes are swapped one by one;
-        a refresh that started before keeps the context it took, so it finishes on the old rules.
+        The swap happens on the event loop, between two steps of any refresh: a refresh that
+        started before keeps the context it took, so it finishes on the old rules.
         """
         old = self.config
         self.config = config
@@ -67,10 +67,13 @@ class Pipeline:
         self.context = dataclasses.replace(self.context, config=config)
         if config.settings.webhooks != old.settings.webhooks:  # else keep the lanes' state
             self.dispatcher = self._dispatcher(config)
+        await asyncio.to_thread(self._sync_schedule, old, config)
+
+    def _sync_schedule(self, old: LoadedConfig, new: LoadedConfig) -> None:
         self.sync_feeds()
         now = datetime.now(UTC)
-        for feed in config.settings.feeds:  # a shortened interval counts from now
-            before, after = _interval(old, feed.url), config.feed_interval(feed)
+        for feed in new.settings.feeds:  # a shortened interval counts from now
+            before, after = _interval(old, feed.url), new.feed_interval(feed)
             if before is not None and after < before:
                 check_sooner(self.store.engine, [feed.url], now + after)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,12 +109,12 @@ def watched(config: LoadedConfig) -> tuple[Path, ...]:
 
 
 class ConfigWatcher:
-    """Watches the files of the config in force; `apply` puts a new one in force."""
+    """Watches the files of the config in force; `await apply(config)` puts a new one in force."""
 
     def __init__(
         self,
         config: LoadedConfig,
-        apply: Callable[[LoadedConfig], None],
+        apply: Callable[[LoadedConfig], Awaitable[None]],
         metrics: Metrics | None = None,
     ) -> None:
         self.config = config
@@ -177,7 +177,7 @@ class ConfigWatcher:
             return False
         change = diff(self.config, new)
         try:
-            await asyncio.to_thread(self._apply, new)
+            await self._apply(new)
         except Exception:
             log.exception("config edit valid but not applied; retrying on the next edit")
             self._count(ok=False)

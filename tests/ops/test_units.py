@@ -117,8 +117,12 @@ async def test_healthz_is_503_until_the_scheduler_ticks(tmp_path: Path) -> None:
 async def test_reload_applies_a_valid_edit_and_keeps_the_last_good_one(tmp_path: Path) -> None:
     directory = write_config(tmp_path / "config", feeds=[{"url": "https://a.test/feed"}])
     applied: list[object] = []
+
+    async def apply(config: object) -> None:
+        applied.append(config)
+
     metrics = Metrics()
-    watcher = ConfigWatcher(load_config(directory), applied.append, metrics)
+    watcher = ConfigWatcher(load_config(directory), apply, metrics)
 
     edit_config(directory, lambda doc: doc.update(feeds="not a list"))
     assert not await watcher.reload()
@@ -147,7 +151,11 @@ async def test_reload_applies_a_valid_edit_and_keeps_the_last_good_one(tmp_path:
 async def test_the_watcher_reloads_on_a_rule_file_edit(tmp_path: Path) -> None:
     directory = write_config(tmp_path / "config", feeds=[])
     reloaded = asyncio.Event()
-    watcher = ConfigWatcher(load_config(directory), lambda _c: reloaded.set())
+
+    async def apply(_config: object) -> None:
+        reloaded.set()
+
+    watcher = ConfigWatcher(load_config(directory), apply)
     stop = asyncio.Event()
     task = asyncio.create_task(watcher.run(stop))
     try:
