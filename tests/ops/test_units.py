@@ -7,11 +7,12 @@ import io
 import json
 import logging
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from monitor import logs
+from monitor import commands, logs
 from monitor.config import load_config
 from monitor.httpserver import Health, HttpServer, parse_address
 from monitor.metrics import Metrics
@@ -168,3 +169,19 @@ async def test_the_watcher_reloads_on_a_rule_file_edit(tmp_path: Path) -> None:
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=10)
+
+
+async def test_monitor_health_exits_1_on_a_503(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    server = HttpServer(Health(store, lambda: None), Metrics(store))
+    _host, port = await server.start("127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{port}/healthz"
+        code = await asyncio.to_thread(commands.health, tmp_path, url, timedelta(seconds=5))
+    finally:
+        await server.stop()
+        store.close()
+    assert code == 1
+    assert json.loads(capsys.readouterr().out)["checks"]["scheduler"] == "not started"
