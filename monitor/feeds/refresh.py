@@ -92,7 +92,7 @@ async def refresh_feed(
     moved_to = _moved(feed, fetched.permanent_redirect)
     if isinstance(fetched, FetchFailed):
         return await _record_failure(ctx, feed, interval, fetched, moved_to)
-    if isinstance(fetched, NotModified) or fetched.digest == feed.content_digest:
+    if isinstance(fetched, NotModified) or (digest := fetched.digest) == feed.content_digest:
         # 304, or a server without validators sending the very bytes we parsed last time
         wait = polite_wait(interval, cache_hint(fetched.headers, now))
         await _record_success(
@@ -132,7 +132,7 @@ async def refresh_feed(
         parsed=parsed,
         seen=seen,
         status=fetched.status,
-        digest=fetched.digest,
+        digest=digest,
         moved_to=moved_to,
     )
     if result.new_items:
