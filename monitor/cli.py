@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
             help="run the daemon (or one cycle with --once)",
             description="Poll feeds on schedule, match new items, deliver alerts. Edits of "
             "monitor.yaml and the rule files take effect without a restart (an edit that does not "
-            "validate is logged and the last good config stays in force). With `http:` set, "
+            "validate is logged and the last good config stays in force). With `http:` (or "
+            "$MONITOR_HTTP) set, "
             "serves GET /healthz and GET /metrics. On SIGTERM/SIGINT: stops taking work, gives "
             "work in flight --grace to finish (a second signal cuts it short), re-queues the "
             "rest. Exit codes: 0 clean stop or cycle done, 1 cannot start (storage, HTTP "
