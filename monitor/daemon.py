@@ -5,9 +5,10 @@ Both use the same parts: `Pipeline.refresh` for a feed (monitor.feeds.refresh) a
 scheduler (monitor.scheduler) call them when the store says work is due.
 
 The daemon's life: open the store -> put the config in force -> watch the config files
-(monitor.reload) -> serve /healthz and /metrics if configured (monitor.httpserver) -> tick
-(monitor.scheduler) until SIGTERM or SIGINT -> stop claiming work, give work in flight
-`grace` seconds (a second signal cuts that short), cancel and re-queue the rest -> exit 0.
+(monitor.reload; SIGHUP reloads too) -> serve /healthz and /metrics if configured
+(monitor.httpserver) -> tick (monitor.scheduler) until SIGTERM or SIGINT -> stop claiming work,
+give work in flight `grace` seconds (a second signal cuts that short), cancel and re-queue the
+rest -> exit 0.
 """
 
 from __future__ import annotations
@@ -203,6 +204,8 @@ async def _serve(
     watcher = ConfigWatcher(pipeline.config, pipeline.apply, metrics)
     watching = asyncio.create_task(watcher.run(stop))
     server = HttpServer(Health(pipeline.store, lambda: scheduler.last_tick), metrics)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, watcher.request_reload)
     try:
         try:
             await asyncio.wait_for(watcher.ready.wait(), timeout=WATCH_READY_TIMEOUT)
@@ -225,6 +228,7 @@ async def _serve(
         log.info("stopping: no new work; waiting up to %.0fs for work in flight", grace)
         await scheduler.stop(grace, hurry)
     finally:
+        loop.remove_signal_handler(signal.SIGHUP)
         stop.set()
         await server.stop()
         await watching

@@ -8,6 +8,7 @@ stays in force. Nothing here may stop the daemon: a failure of the watcher itsel
 the watch starts again.
 
 `storage` and `http` are read once at start; an edit of either is reported as needing a restart.
+SIGHUP reloads too, for file systems that send no events.
 Set WATCHFILES_FORCE_POLLING=1 where file events do not arrive (some network or bind mounts).
 """
 
@@ -122,6 +123,15 @@ class ConfigWatcher:
         self._metrics = metrics
         self._directory = config.directory
         self.ready = asyncio.Event()  # set once the watch is in place (tests wait on it)
+        self._lock = asyncio.Lock()  # one reload at a time (file events and SIGHUP)
+        self._requested: set[asyncio.Task[bool]] = set()
+
+    def request_reload(self) -> None:
+        """Reload soon (SIGHUP), in order with reloads from file events."""
+        log.info("reload requested (SIGHUP)")
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._requested.add(task)
+        task.add_done_callback(self._requested.discard)
 
     def relevant(self, _change: Change, path: str) -> bool:
         file = Path(path).resolve()
@@ -164,6 +174,10 @@ class ConfigWatcher:
 
     async def reload(self, changed: Iterable[Path] = ()) -> bool:
         """Load the config from disk; put it in force if it validates. Never raises."""
+        async with self._lock:
+            return await self._reload(changed)
+
+    async def _reload(self, changed: Iterable[Path]) -> bool:
         names = ", ".join(str(p) for p in changed) or "config"
         try:
             new: LoadedConfig | ConfigError | Exception = await asyncio.to_thread(

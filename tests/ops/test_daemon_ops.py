@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import threading
 import time
@@ -133,6 +134,12 @@ def test_an_added_feed_is_picked_up_and_a_broken_edit_is_survived(
         broken.unlink()
         line = daemon.wait_for_log("config reloaded", after=mark)
         assert "feeds +0 -0 ~0, rules +0 -0 (2 in force)" in line
+
+        # SIGHUP reloads without an edit (for file systems that send no events)
+        mark = daemon.mark()
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_for_log("reload requested (SIGHUP)", after=mark)
+        daemon.wait_for_log("config reloaded from config", after=mark)
     finally:
         code, _seconds = daemon.stop()
     assert code == 0, daemon.log
