@@ -7,8 +7,9 @@ Generates a feed farm with ../shared/bench/feedfarm.py and serves it with nginx
 server that answers If-Modified-Since. Runs `monitor run` with every feed on a short interval,
 delivering to `monitor sink`, and every --mutate-every seconds adds fresh items to a fraction of
 the feeds (so items are stored, matched and alerts delivered all along). Samples the daemon's
-RSS, open file descriptors, threads, database size (with its WAL) and a few /metrics counters,
-and prints the curve. The question it answers: does anything grow without levelling off?
+RSS (and its parse workers'), open file descriptors, threads, database size (with its WAL) and a
+few /metrics counters, and prints the curve. The question it answers: does anything grow without
+levelling off?
 """
 
 from __future__ import annotations
@@ -248,9 +249,12 @@ def sample(pid: int, base: str, database: Path, elapsed: float) -> dict[str, flo
     rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
     threads = int(re.search(r"Threads:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
     size = sum(p.stat().st_size for p in database.parent.glob(database.name + "*") if p.is_file())
+    children = _children_rss(pid)
     row = {
         "t": round(elapsed),
         "rss_mib": round(rss / 1024, 1),
+        "kids": len(children),
+        "kids_mib": round(sum(children) / 1024, 1),
         "fds": sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir()),
         "threads": threads,
         "db_mib": round(size / 2**20, 2),
@@ -263,15 +267,34 @@ def sample(pid: int, base: str, database: Path, elapsed: float) -> dict[str, flo
     return row
 
 
+def _children_rss(pid: int) -> list[int]:
+    """RSS in KiB of each child process (the parse workers), from /proc."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            kids = (task / "children").read_text(encoding="utf-8").split()
+        except OSError:
+            continue
+        for kid in kids:
+            try:
+                status = Path(f"/proc/{kid}/status").read_text(encoding="utf-8")
+            except OSError:
+                continue
+            match = re.search(r"VmRSS:\s+(\d+)", status)
+            found.append(int(match.group(1)) if match else 0)
+    return found
+
+
 HEADER = (
-    f"{'t s':>6} {'RSS MiB':>8} {'fds':>5} {'thr':>4} {'db MiB':>7} "
+    f"{'t s':>6} {'RSS MiB':>8} {'kids':>4} {'kids MiB':>8} {'fds':>5} {'thr':>4} {'db MiB':>7} "
     f"{'200s':>7} {'304s':>7} {'fail':>5} {'items':>7} {'alerts':>6} {'outbox':>6} {'reload':>6}"
 )
 
 
 def format_row(row: dict[str, float]) -> str:
     return (
-        f"{row['t']:>6.0f} {row['rss_mib']:>8.1f} {row['fds']:>5.0f} {row['threads']:>4.0f} "
+        f"{row['t']:>6.0f} {row['rss_mib']:>8.1f} {row['kids']:>4.0f} {row['kids_mib']:>8.1f} "
+        f"{row['fds']:>5.0f} {row['threads']:>4.0f} "
         f"{row['db_mib']:>7.2f} {row['polls']:>7.0f} {row['304s']:>7.0f} {row['failed']:>5.0f} "
         f"{row['items']:>7.0f} {row['alerts']:>6.0f} {row['outbox']:>6.0f} {row['reloads']:>6.0f}"
     )
@@ -291,7 +314,8 @@ def print_curve(samples: list[dict[str, float]], args: argparse.Namespace) -> No
         half = samples[len(samples) // 2]
         last = samples[-1]
         print(
-            f"second half: RSS {half['rss_mib']:.1f} -> {last['rss_mib']:.1f} MiB, "
+            f"second half: RSS {half['rss_mib']:.1f} -> {last['rss_mib']:.1f} MiB "
+            f"(+ workers {half['kids_mib']:.1f} -> {last['kids_mib']:.1f}), "
             f"fds {half['fds']:.0f} -> {last['fds']:.0f}, "
             f"db {half['db_mib']:.2f} -> {last['db_mib']:.2f} MiB"
         )
