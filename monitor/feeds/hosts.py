@@ -22,6 +22,9 @@ class HostLimiter:
         self._starts: dict[str, asyncio.Lock] = {}
         self._next_start: dict[str, float] = {}
 
+    def configured_as(self, per_host: int, spacing: timedelta) -> bool:
+        return self.per_host == per_host and self.spacing == spacing.total_seconds()
+
     @asynccontextmanager
     async def slot(self, url: str) -> AsyncIterator[None]:
         """Hold one of the host's slots (waiting for the spacing) while the body runs."""

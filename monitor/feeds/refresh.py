@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import httpx
 
@@ -50,7 +51,9 @@ class RefreshContext:
     client: httpx.AsyncClient
     config: LoadedConfig
     limits: FetchLimits = field(init=False)  # from the config's `fetch:` settings
-    hosts: HostLimiter = field(init=False)
+    # kept across hot reloads (dataclasses.replace) while `fetch:` is unchanged: per-host
+    # spacing must not reset with every rule edit
+    host_limiter: HostLimiter | None = None
     # Parsing a feed at the size cap takes seconds and ~140 MB (measured, see tests/feeds): it
     # runs off the event loop (monitor.feeds.parsing), so fetching and delivering go on, and a
     # few at a time, so memory stays bounded.
@@ -62,9 +65,16 @@ class RefreshContext:
     def __post_init__(self) -> None:
         fetch = self.config.settings.fetch
         object.__setattr__(self, "limits", fetch.limits())
-        object.__setattr__(self, "hosts", HostLimiter(fetch.per_host, fetch.host_spacing))
+        limiter = self.host_limiter
+        if limiter is None or not limiter.configured_as(fetch.per_host, fetch.host_spacing):
+            limiter = HostLimiter(fetch.per_host, fetch.host_spacing)
+            object.__setattr__(self, "host_limiter", limiter)
         feed_count = len(self.config.settings.feeds)
         object.__setattr__(self, "parse_in_processes", use_processes(feed_count))
+
+    @property
+    def hosts(self) -> HostLimiter:
+        return cast(HostLimiter, self.host_limiter)  # always set by __post_init__
 
     @property
     def matcher(self) -> Matcher:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from datetime import timedelta
+from pathlib import Path
 
+from monitor.config import load_config
 from monitor.feeds.hosts import HostLimiter
+from monitor.feeds.refresh import RefreshContext
+from tests.support.pipeline import write_config
 
 
 async def test_at_most_n_requests_to_one_host_and_other_hosts_unaffected() -> None:
@@ -44,3 +49,16 @@ async def test_starts_on_one_host_are_spaced() -> None:
     await asyncio.gather(*(fetch() for _ in range(4)))
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert all(gap >= 0.045 for gap in gaps), gaps
+
+
+def test_the_limiter_survives_a_reload_unless_fetch_settings_change(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c", feeds=[{"url": "http://127.0.0.1:9/feed.xml"}])
+    loaded = load_config(config, {})
+    context = RefreshContext(store=None, client=None, config=loaded)  # type: ignore[arg-type]
+    reloaded = dataclasses.replace(context, config=load_config(config, {}))
+    assert reloaded.hosts is context.hosts
+    text = (config / "monitor.yaml").read_text(encoding="utf-8")
+    (config / "monitor.yaml").write_text(text + "fetch:\n  per_host: 2\n", encoding="utf-8")
+    changed = dataclasses.replace(context, config=load_config(config, {}))
+    assert changed.hosts is not context.hosts
+    assert changed.hosts.per_host == 2
