@@ -20,18 +20,17 @@ from monitor import backtest as backtesting
 from monitor import daemon
 from monitor.config import (
     CONFIG_FILE,
-    LoadedConfig,
     combined_schema,
     config_schema,
-    load_config,
     rules_schema,
 )
-from monitor.errors import ConfigError, StoreError
+from monitor.errors import StoreError
 from monitor.feeds.normalize import html_to_text
 from monitor.httpserver import HTTP_ENV, parse_address
 from monitor.logs import setup_logging as _setup_logging
 from monitor.matching import explain as explain_match
 from monitor.models import Item
+from monitor.reporting import load_or_report
 from monitor.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -42,19 +41,8 @@ def setup_logging(level: str, fmt: str = "text") -> None:
     _setup_logging(level, fmt)
 
 
-def _load(directory: Path) -> LoadedConfig | None:
-    try:
-        return load_config(directory)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        count = len(exc.problems)
-        print(f"{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
-        return None
-
-
 def check(directory: Path) -> int:
-    config = _load(directory)
+    config = load_or_report(directory)
     if config is None:
         return EXIT_INVALID
     print(
@@ -68,7 +56,7 @@ def check(directory: Path) -> int:
 def run(
     directory: Path, *, once: bool, max_wait: timedelta, grace: timedelta = timedelta(seconds=10)
 ) -> int:
-    config = _load(directory)
+    config = load_or_report(directory)
     if config is None:
         return EXIT_INVALID
     try:
@@ -136,7 +124,7 @@ def backtest(
     directory: Path, window: timedelta, rule: str | None, *, as_json: bool, show: int
 ) -> int:
     """The current rules over stored items: what would alert now that did not, and the reverse."""
-    config = _load(directory)
+    config = load_or_report(directory)
     if config is None:
         return EXIT_INVALID
     known = {r.id for r in config.matcher.rules}
@@ -193,7 +181,7 @@ def schema(kind: str | None, out: IO[str]) -> int:
 
 
 def match(directory: Path, file: Path | None, *, explain: bool) -> int:
-    config = _load(directory)
+    config = load_or_report(directory)
     if config is None:
         return EXIT_INVALID
     errors = 0

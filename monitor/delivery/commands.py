@@ -15,8 +15,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.config import LoadedConfig, load_config
-from monitor.errors import ConfigError, StoreError
+from monitor.config import LoadedConfig
+from monitor.errors import StoreError
+from monitor.reporting import load_or_report
 from monitor.store import AlertRow, Store
 from monitor.store.outbox import STATES
 
@@ -85,11 +86,8 @@ def register(sub: Any, with_config: ConfigOption) -> None:
 
 
 def _open(args: argparse.Namespace) -> tuple[LoadedConfig, Store] | int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    config = load_or_report(args.config)
+    if config is None:
         return EXIT_INVALID
     try:
         return config, Store.open(config.storage_url)

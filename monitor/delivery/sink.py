@@ -28,8 +28,6 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from monitor.errors import ConfigError
-
 TOLERANCE = 5 * 60  # seconds, as the Standard Webhooks specification recommends
 REMEMBERED = 10_000  # webhook-ids kept for deduplication
 MAX_BODY = 2 * 1024 * 1024
@@ -180,13 +178,10 @@ def make_server(host: str, port: int, sink: Sink) -> ThreadingHTTPServer:
 
 
 def _configured_secret(args: argparse.Namespace) -> str | None:
-    from monitor.config import load_config  # noqa: PLC0415 - only with --webhook
+    from monitor.reporting import load_or_report  # noqa: PLC0415 - only with --webhook
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    config = load_or_report(args.config)
+    if config is None:
         return None
     hook = next((h for h in config.settings.webhooks if h.name == args.webhook), None)
     if hook is None or hook.secret is None:

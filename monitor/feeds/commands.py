@@ -9,8 +9,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.config import load_config
-from monitor.errors import ConfigError, StoreError
+from monitor.errors import StoreError
+from monitor.reporting import load_or_report
 from monitor.store import FeedState, Store
 
 ConfigOption = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
@@ -32,11 +32,8 @@ def register(sub: Any, with_config: ConfigOption) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    config = load_or_report(args.config)
+    if config is None:
         return 2
     try:
         store = Store.open(config.storage_url)
