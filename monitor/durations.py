@@ -32,3 +32,12 @@ def format_duration(value: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def approximate_duration(value: timedelta) -> str:
+    """The largest whole unit, for people: 90s -> 1m, 26h -> 1d, 42s -> 42s."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

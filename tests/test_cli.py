@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from monitor import __version__
+from monitor.durations import approximate_duration
 from tests.conftest import run_cli
 
 
@@ -33,3 +35,9 @@ def test_a_missing_config_folder_is_a_config_error(tmp_path: Path) -> None:
     result = run_cli("check", "--config", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert result.returncode == 2
     assert f"{tmp_path}/nowhere/monitor.yaml: no such file" in result.stderr
+
+
+def test_approximate_durations_read_as_people_say_them() -> None:
+    cases = {42: "42s", 90: "1m", 7200: "2h", 26 * 3600: "1d"}
+    for seconds, expected in cases.items():
+        assert approximate_duration(timedelta(seconds=seconds)) == expected

@@ -6,9 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+from monitor.durations import approximate_duration
 from monitor.errors import StoreError
 from monitor.reporting import load_or_report
 from monitor.store import FeedState, Store
@@ -98,16 +99,8 @@ def feed_line(feed: FeedState, seen: int, now: datetime) -> str:
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:
-    return "never" if moment is None else f"{_span(now - moment)} ago"
+    return "never" if moment is None else f"{approximate_duration(now - moment)} ago"
 
 
 def _until(moment: datetime, now: datetime) -> str:
-    return "now" if moment <= now else f"in {_span(moment - now)}"
-
-
-def _span(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    return "now" if moment <= now else f"in {approximate_duration(moment - now)}"

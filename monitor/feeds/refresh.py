@@ -22,6 +22,7 @@ import httpx
 from monitor.config import FeedConfig, LoadedConfig
 from monitor.delivery.payload import alert_created, new_alert_id
 from monitor.delivery.settings import WebhookConfig
+from monitor.durations import approximate_duration
 from monitor.feeds.caching import cache_hint
 from monitor.feeds.fetcher import (
     Fetched,
@@ -238,7 +239,7 @@ async def _record_failure(
             feed.url,
             error,
             feed.error_count + 1,
-            _rounded(wait),
+            approximate_duration(wait),
             extra={"feed_url": feed.url},
         )
     return RefreshOutcome(feed.url, "failed", error=error)
@@ -301,12 +302,3 @@ def _new_alert(item: Item, match: Match, hooks: Sequence[WebhookConfig], now: da
 
 def feed_settings(config: LoadedConfig) -> Mapping[str, FeedConfig]:
     return {feed.url: feed for feed in config.settings.feeds}
-
-
-def _rounded(wait: timedelta) -> str:
-    seconds = int(wait.total_seconds())
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    return f"{seconds // 3600}h"
