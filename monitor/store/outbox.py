@@ -87,7 +87,6 @@ class Outbox:
         wanted = {name: count for name, count in wanted.items() if count > 0}
         if not wanted:
             return []
-        claimed: list[DueDelivery] = []
         with begin(self.engine) as db:
             if isinstance(webhooks, Mapping):
                 ids = [
@@ -97,27 +96,33 @@ class Outbox:
                 ]
             else:
                 ids = list(db.scalars(self._due(list(wanted), now).limit(limit)).all())
-            for delivery_id in ids:
-                taken = db.execute(
+            if not ids:
+                return []
+            # the lease check is repeated: on SQLite another writer may have leased since our read
+            taken = set(
+                db.scalars(
                     sa.update(deliveries)
                     .where(
-                        deliveries.c.id == delivery_id,
+                        deliveries.c.id.in_(ids),
                         deliveries.c.state == PENDING,
                         lease_free(deliveries.c.lease_until, now),
                     )
                     .values(lease_until=now + lease, claimed_by=owner)
-                )
-                if taken.rowcount != 1:
-                    continue
-                row = db.execute(
+                    .returning(deliveries.c.id)
+                ).all()
+            )
+            rows = {
+                row.id: row
+                for row in db.execute(
                     sa.select(deliveries, alerts.c.payload)
                     .join(alerts, alerts.c.id == deliveries.c.alert_id)
-                    .where(deliveries.c.id == delivery_id)
-                ).one()
-                claimed.append(
-                    DueDelivery(row.id, row.alert_id, row.webhook, row.attempts, row.payload)
+                    .where(deliveries.c.id.in_(taken))
                 )
-        return claimed
+            }
+            return [
+                DueDelivery(row.id, row.alert_id, row.webhook, row.attempts, row.payload)
+                for row in (rows[i] for i in ids if i in rows)
+            ]
 
     @staticmethod
     def _due(names: list[str], now: datetime) -> sa.Select[tuple[int]]:
@@ -130,6 +135,8 @@ class Outbox:
                 lease_free(deliveries.c.lease_until, now),
             )
             .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+            # PostgreSQL: replicas claiming together take disjoint rows (SQLite ignores it)
+            .with_for_update(skip_locked=True)
         )
 
     def leases_held(self, now: datetime, webhooks: Iterable[str]) -> dict[str, int]:

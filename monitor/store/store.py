@@ -174,19 +174,22 @@ class Store:
         )
         if due_only:
             query = query.where(feeds.c.next_check_at <= now)
-        query = query.order_by(feeds.c.next_check_at).limit(limit)
-        claimed = []
+        # FOR UPDATE SKIP LOCKED (PostgreSQL; SQLite has one writer): replicas claiming at the
+        # same moment take disjoint feeds instead of queueing behind each other's row locks.
+        query = query.order_by(feeds.c.next_check_at).limit(limit).with_for_update(skip_locked=True)
         with self._begin() as db:
-            for feed_id in db.scalars(query).all():
-                taken = db.execute(
-                    sa.update(feeds)
-                    .where(feeds.c.id == feed_id, lease_free(feeds.c.lease_until, now))
-                    .values(lease_until=now + lease)
-                )
-                if taken.rowcount == 1:
-                    row = db.execute(sa.select(feeds).where(feeds.c.id == feed_id)).one()
-                    claimed.append(_feed_state(row))
-        return claimed
+            ids = list(db.scalars(query).all())
+            if not ids:
+                return []
+            # the lease check is repeated: on SQLite another writer may have leased since our read
+            taken = db.execute(
+                sa.update(feeds)
+                .where(feeds.c.id.in_(ids), lease_free(feeds.c.lease_until, now))
+                .values(lease_until=now + lease)
+                .returning(*feeds.c)
+            ).all()
+        order = {feed_id: position for position, feed_id in enumerate(ids)}
+        return [_feed_state(row) for row in sorted(taken, key=lambda row: order[row.id])]
 
     def item_identities(
         self, feed_id: int, guids: Iterable[str], links: Iterable[str], hashes: Iterable[str]
