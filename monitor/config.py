@@ -61,6 +61,10 @@ class FeedConfig(StrictModel):
     name: str | None = Field(default=None, description="Shown in alerts; default: feed title.")
     interval: Duration | None = Field(default=None, description="Overrides defaults.interval.")
     backfill: Backfill | None = Field(default=None, description="Overrides defaults.backfill.")
+    websub: bool = Field(
+        default=True,
+        description="false: never subscribe to this feed's WebSub hub, only poll it.",
+    )
 
     _check_url = field_validator("url")(http_url)
 
@@ -96,6 +100,37 @@ class FetchSettings(StrictModel):
         )
 
 
+class WebSubSettings(StrictModel):
+    """WebSub (push): subscribe to the hubs feeds advertise (monitor.feeds.websub)."""
+
+    callback: str = Field(
+        description="Public base URL that reaches this daemon's `http:` server at /websub/, "
+        "e.g. https://monitor.example.org/websub/; each subscription gets an unguessable path "
+        "below it.",
+    )
+    lease: Duration = Field(
+        default=timedelta(days=10),
+        description="Lease asked of hubs; renewed at 80 % of what the hub grants.",
+        json_schema_extra={"default": "10d"},
+    )
+
+    _check_callback = field_validator("callback")(http_url)
+
+    @field_validator("callback")
+    @classmethod
+    def _plain_callback(cls, value: str) -> str:
+        if "?" in value or "#" in value:
+            raise ValueError(f"{value!r}: a callback base URL takes no query or fragment")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("lease")
+    @classmethod
+    def _positive_lease(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("lease must be at least 1s")
+        return value
+
+
 class MonitorConfig(StrictModel):
     """`monitor.yaml`: storage, feeds, webhooks, and where the rules are."""
 
@@ -115,6 +150,9 @@ class MonitorConfig(StrictModel):
     defaults: Defaults = Field(default_factory=Defaults)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     retention: Retention = Field(default_factory=Retention)
+    websub: WebSubSettings | None = Field(
+        default=None, description="WebSub push subscriptions; off without this key."
+    )
     feeds: list[FeedConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
 
@@ -148,6 +186,7 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Lo
     if settings is None:
         raise ConfigError(problems)
     problems.extend(_cross_check(settings, document))
+    problems.extend(_check_websub(settings, document, env))
     rule_paths, rule_problems = _rule_paths(directory, settings, document)
     problems.extend(rule_problems)
     matcher = _load_rules(rule_paths, env, problems)
@@ -255,6 +294,17 @@ def _cross_check(settings: MonitorConfig, document: PositionedDocument) -> list[
             "webhook name",
         ),
     ]
+
+
+def _check_websub(
+    settings: MonitorConfig, document: PositionedDocument, environ: Mapping[str, str]
+) -> list[ConfigProblem]:
+    """Hubs call the daemon back on its HTTP server: `websub:` needs `http:` (or MONITOR_HTTP)."""
+    if settings.websub is None or settings.http or environ.get("MONITOR_HTTP"):
+        return []
+    pos = document.position_of(("websub",), prefer_key=True)
+    message = "websub: needs `http:` (or MONITOR_HTTP): hubs call back the daemon's HTTP server"
+    return [ConfigProblem(document.path, pos.line, pos.column, message)]
 
 
 def _rule_paths(
