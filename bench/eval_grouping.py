@@ -1,0 +1,175 @@
+"""Score story grouping on the labeled sets: pairwise precision, recall and F1, per file and per
+language pair, and the cost of one comparison.
+
+    .venv/bin/python -m bench.eval_grouping [FILE ...] [--pairs] [--misses]
+
+Each file (default: tests/data/grouping/dev.jsonl and heldout.jsonl) is clustered the way the
+daemon groups alerts: items in file order; each joins `best_match` among the earlier groups of
+its rule (compared with the group's first item), else starts a group. A pair of items of one rule
+counts as *predicted* when they end in one group and as *true* when they carry one `event` label.
+`--pairs` also scores every pair on its own with `same_story` (no clustering), `--misses` prints
+the pairs clustering got wrong. µs/pair is `story_similarity` over every pair of each file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+from monitor.delivery.grouping import StoryText, best_match, same_story, story_similarity
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data" / "grouping"
+DEFAULT_FILES = (DATA / "dev.jsonl", DATA / "heldout.jsonl")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    id: str
+    lang: str
+    rule: str
+    event: str
+    text: StoryText
+
+
+@dataclass(slots=True)
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    pairs: int = 0
+
+    def add(self, predicted: bool, true: bool) -> None:
+        self.pairs += 1
+        self.tp += predicted and true
+        self.fp += predicted and not true
+        self.fn += true and not predicted
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+@dataclass(slots=True)
+class Score:
+    total: Counts = field(default_factory=Counts)
+    by_langs: dict[str, Counts] = field(default_factory=lambda: defaultdict(Counts))
+    misses: list[tuple[str, Row, Row]] = field(default_factory=list)
+
+
+def read_rows(path: Path) -> list[Row]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        data = json.loads(line)
+        try:
+            text = StoryText(data["title"], data.get("summary") or "", data.get("lang"))
+            rows.append(Row(data["id"], data["lang"], data["rule"], data["event"], text))
+        except KeyError as missing:
+            raise SystemExit(f"{path}:{number}: missing key {missing}") from None
+    return rows
+
+
+def cluster(rows: Iterable[Row]) -> dict[str, int]:
+    """Group id per row id, assigned in order as the daemon would."""
+    groups: dict[str, list[tuple[int, StoryText]]] = defaultdict(list)
+    assigned: dict[str, int] = {}
+    next_id = 0
+    for row in rows:
+        open_groups = groups[row.rule]
+        found = best_match(row.text, open_groups)
+        if found is None:
+            found, next_id = next_id, next_id + 1
+            open_groups.append((found, row.text))
+        assigned[row.id] = found
+    return assigned
+
+
+def score(rows: list[Row], *, clustered: bool = True) -> Score:
+    """Pairwise counts over pairs of one rule: by clustering, or each pair by `same_story`."""
+    groups = cluster(rows) if clustered else {}
+    result = Score()
+    for a, b in combinations(rows, 2):
+        if a.rule != b.rule:
+            continue
+        if clustered:
+            predicted = groups[a.id] == groups[b.id]
+        else:
+            predicted = same_story(a.text, b.text)
+        true = a.event == b.event
+        result.total.add(predicted, true)
+        result.by_langs["-".join(sorted((a.lang, b.lang)))].add(predicted, true)
+        if predicted != true:
+            result.misses.append(("merged" if predicted else "split", a, b))
+    return result
+
+
+def micros_per_pair(rows: list[Row], repeat: int = 5) -> float:
+    pairs = list(combinations([row.text for row in rows], 2))
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for a, b in pairs:
+            story_similarity(a, b)
+        best = min(best, time.perf_counter() - start)
+    return best / len(pairs) * 1e6
+
+
+def line(name: str, counts: Counts) -> str:
+    return (
+        f"  {name:<10} P {counts.precision:5.3f}  R {counts.recall:5.3f}  F1 {counts.f1:5.3f}"
+        f"   (tp {counts.tp}, fp {counts.fp}, fn {counts.fn}; {counts.pairs} pairs)"
+    )
+
+
+def report(path: Path, *, pairs: bool, misses: bool) -> None:
+    rows = read_rows(path)
+    events = len({(row.rule, row.event) for row in rows})
+    print(
+        f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: "
+        f"{len(rows)} items, {events} events"
+    )
+    result = score(rows)
+    print(line("clustered", result.total))
+    for langs, counts in sorted(result.by_langs.items()):
+        print(line(langs, counts))
+    if pairs:
+        print(line("pairwise", score(rows, clustered=False).total))
+    if misses:
+        for kind, a, b in result.misses:
+            similarity = story_similarity(a.text, b.text)
+            print(f"    {kind} {similarity:5.1f} {a.id} [{a.event}] {a.text.title!r}")
+            print(f"    {' ' * len(kind)}       {b.id} [{b.event}] {b.text.title!r}")
+    print(f"  {micros_per_pair(rows):.1f} µs/pair")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="*", type=Path, default=list(DEFAULT_FILES))
+    parser.add_argument("--pairs", action="store_true", help="also score pairs without clustering")
+    parser.add_argument("--misses", action="store_true", help="print the pairs clustered wrong")
+    args = parser.parse_args(argv)
+    for path in args.files:
+        report(path, pairs=args.pairs, misses=args.misses)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
