@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.engine import make_url
 
 from monitor.config import LoadedConfig
+from monitor.delivery import owner as owners
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delivery_client
 from monitor.errors import MonitorError
 from monitor.feeds.fetcher import make_client
@@ -33,6 +34,7 @@ from monitor.pipeline import FEED_LEASE, Pipeline
 from monitor.reload import ConfigWatcher
 from monitor.scheduler import Scheduler
 from monitor.store import Store
+from monitor.store.replicas import Heartbeat, Replicas, heartbeat_interval
 
 log = logging.getLogger(__name__)
 STOP_GRACE = 10.0  # seconds in-flight work gets to finish on SIGTERM before it is cancelled
@@ -88,7 +90,15 @@ async def run_once(config: LoadedConfig, max_wait: timedelta) -> CycleSummary:
             pipeline = Pipeline(config, store, feed_client, delivery_client)
             await asyncio.to_thread(pipeline.sync_feeds)
             now = datetime.now(UTC)
-            feeds = await asyncio.to_thread(store.claim_feeds, now, FEED_LEASE, due_only=False)
+            await asyncio.to_thread(Replicas(store.engine).release_dead, now)
+            feeds = await asyncio.to_thread(
+                store.claim_feeds,
+                now,
+                FEED_LEASE,
+                due_only=False,
+                limit=max(1, len(config.settings.feeds)),
+                owner=str(owners.current()),
+            )
             for outcome in await asyncio.gather(*(pipeline.refresh(f) for f in feeds)):
                 summary.add(outcome)
             summary.deliveries = await _deliver_until(pipeline.dispatcher, max_wait)
@@ -148,6 +158,7 @@ async def run_daemon(
 
     try:
         address = configured_address(config.settings.http)
+        heartbeat = heartbeat_interval()
     except ValueError as exc:
         raise StartError(str(exc)) from None
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -155,7 +166,12 @@ async def run_daemon(
     try:
         store = await asyncio.to_thread(Store.open, config.storage_url)
         try:
-            await _run_pipeline(config, store, address, stop, hurry, grace)
+            replica = Heartbeat(store.engine, str(owners.current()), heartbeat)
+            await asyncio.to_thread(replica.start, datetime.now(UTC))
+            try:
+                await _run_pipeline(config, store, replica, address, stop, hurry, grace)
+            finally:  # a clean stop: what is left is freed and the replica is gone from status
+                await _leave(replica)
         finally:
             await asyncio.to_thread(store.close)
     finally:
@@ -164,9 +180,17 @@ async def run_daemon(
     log.info("stopped")
 
 
+async def _leave(replica: Heartbeat) -> None:
+    try:
+        await asyncio.to_thread(replica.stop, datetime.now(UTC))
+    except MonitorError as exc:
+        log.warning("cannot remove this replica from the store (%s); it shows as dead", exc)
+
+
 async def _run_pipeline(  # noqa: PLR0917 - the daemon's parts, passed down once
     config: LoadedConfig,
     store: Store,
+    replica: Heartbeat,
     address: tuple[str, int] | None,
     stop: asyncio.Event,
     hurry: asyncio.Event,
@@ -178,7 +202,7 @@ async def _run_pipeline(  # noqa: PLR0917 - the daemon's parts, passed down once
         metrics.instrument(delivery_client, metrics.delivery_seconds)
         pipeline = Pipeline(config, store, feed_client, delivery_client, metrics)
         await asyncio.to_thread(pipeline.sync_feeds)
-        scheduler = Scheduler(pipeline)
+        scheduler = Scheduler(pipeline, replica)
         await _serve(
             pipeline,
             scheduler=scheduler,

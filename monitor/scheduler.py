@@ -4,7 +4,12 @@ Two jobs tick every second: `feeds` claims the feeds whose `next_check_at` has c
 lives in the store, with jitter, so it survives restarts) and starts a refresh for each one not
 already in flight; `deliveries` runs the outbox dispatcher unless a run is still going. The ticks
 themselves return at once: slow feeds never hold up the others. A third job, hourly, forgets the
-text of items older than `retention.item_text`.
+text of items older than `retention.item_text`. A daemon with a heartbeat (monitor.store.replicas)
+beats on its own job, and claims feeds under its replica id.
+
+Replicas share the work by claiming only what they can start: a replica holds at most
+`CLAIM_AHEAD` feeds (those polling plus a queue as long again) and claims more as soon as its
+queue runs dry, so a fast replica takes more feeds and no feed waits long in a busy one's queue.
 
 On stop, no new work is claimed; work in flight gets a grace period, then is cancelled, and the
 leases of cancelled feed refreshes are given back so the next run polls those feeds at once
@@ -20,19 +25,29 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from monitor.pipeline import FEED_LEASE, Pipeline
+from monitor.pipeline import FEED_LEASE, MAX_FEEDS_IN_FLIGHT, Pipeline
 from monitor.store import FeedState
 from monitor.store.recent import release_feed_leases
+from monitor.store.replicas import Activity, Heartbeat
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
 PRUNE_EVERY = timedelta(hours=1)
 PRUNE_FIRST = timedelta(minutes=1)  # after start, once the first polls are under way
+CLAIM_AHEAD = 2 * MAX_FEEDS_IN_FLIGHT  # feeds held at most: polling, plus a queue as long again
 
 
 class Scheduler:
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, heartbeat: Heartbeat | None = None) -> None:
         self.pipeline = pipeline
+        self.heartbeat = heartbeat
+        self.owner = heartbeat.replica_id if heartbeat is not None else None
+        self.polls = 0  # finished since start, for the heartbeat
+        self.deliveries = 0
+        self._claiming = False
+        self._more_due = False  # the last claim was full: claim again as soon as there is room
+        self._stopping = False
+        self._early_claim: asyncio.Task[None] | None = None
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._feeds_in_flight: dict[int, asyncio.Task[object]] = {}
         self._delivery: asyncio.Task[object] | None = None
@@ -62,6 +77,18 @@ class Scheduler:
             coalesce=True,
             misfire_grace_time=None,
         )
+        if self.heartbeat is not None:
+            interval = self.heartbeat.interval
+            self._scheduler.add_job(
+                self._tick_heartbeat,
+                "interval",
+                seconds=interval.total_seconds(),
+                id="heartbeat",
+                next_run_time=now + interval,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
         self._scheduler.start()
 
     @property
@@ -73,6 +100,7 @@ class Scheduler:
     async def stop(self, grace: float, hurry: asyncio.Event | None = None) -> None:
         """Stop ticking, give in-flight work `grace` seconds (less if `hurry` is set), then
         cancel what is left and give back the leases of the feeds it held."""
+        self._stopping = True
         self._scheduler.shutdown(wait=False)
         feeds = {task: feed_id for feed_id, task in self._feeds_in_flight.items()}
         tasks: list[asyncio.Task[object]] = [*feeds]
@@ -101,20 +129,58 @@ class Scheduler:
         self.last_tick = time.monotonic()
         if self.pipeline.metrics is not None:
             self.pipeline.metrics.observe_tick()
-        now = datetime.now(UTC)
+        await self._claim_feeds()
+
+    async def _claim_feeds(self) -> None:
+        room = CLAIM_AHEAD - len(self._feeds_in_flight)
+        if room <= 0 or self._claiming or self._stopping:
+            return
+        self._claiming = True
         try:
-            due = await asyncio.to_thread(self.pipeline.store.claim_feeds, now, FEED_LEASE)
+            due = await asyncio.to_thread(
+                self.pipeline.store.claim_feeds,
+                datetime.now(UTC),
+                FEED_LEASE,
+                limit=room,
+                owner=self.owner,
+            )
         except Exception:
             log.exception("cannot read due feeds from the store; retrying next tick")
+            return
+        finally:
+            self._claiming = False
+        self._more_due = len(due) == room
+        if self._stop_began():  # while claiming: give these back untouched
+            await asyncio.to_thread(
+                release_feed_leases, self.pipeline.store.engine, [f.id for f in due]
+            )
             return
         for feed in due:
             if feed.id not in self._feeds_in_flight:
                 self._start_refresh(feed)
 
+    def _stop_began(self) -> bool:
+        return self._stopping
+
     def _start_refresh(self, feed: FeedState) -> None:
         task: asyncio.Task[object] = asyncio.create_task(self.pipeline.refresh(feed))
         self._feeds_in_flight[feed.id] = task
-        task.add_done_callback(lambda _t: self._feeds_in_flight.pop(feed.id, None))
+        task.add_done_callback(lambda _t: self._refreshed(feed.id))
+
+    def _refreshed(self, feed_id: int) -> None:
+        self._feeds_in_flight.pop(feed_id, None)
+        self.polls += 1
+        if self._more_due and len(self._feeds_in_flight) <= MAX_FEEDS_IN_FLIGHT:
+            self._more_due = False  # one early claim at a time; the next full one re-arms
+            self._early_claim = asyncio.create_task(self._claim_feeds())
+
+    async def _tick_heartbeat(self) -> None:
+        assert self.heartbeat is not None
+        activity = Activity(self.in_flight, self.polls, self.deliveries)
+        try:
+            await asyncio.to_thread(self.heartbeat.beat, datetime.now(UTC), activity)
+        except Exception as exc:
+            log.warning("heartbeat failed (%s); retrying in %s", exc, self.heartbeat.interval)
 
     async def _tick_deliveries(self) -> None:
         if self._delivery is not None and not self._delivery.done():
@@ -123,10 +189,12 @@ class Scheduler:
 
     async def _deliver(self) -> object:
         try:
-            return await self.pipeline.deliver_due()
+            summary = await self.pipeline.deliver_due()
         except Exception:
             log.exception("delivery run failed; retrying next tick")
             return None
+        self.deliveries += summary.delivered
+        return summary
 
     async def _tick_prune(self) -> None:
         if self._prune is not None and not self._prune.done():

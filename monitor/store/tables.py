@@ -7,6 +7,7 @@ deliveries        the outbox: one per (alert, webhook), with state and next atte
 webhook_states    what delivery learned about a webhook (disabled after a 410, …)
 delivery_attempts every attempt made, with its outcome
 websub_subscriptions one per feed subscribed over WebSub: hub, topic, secret, state, lease
+replicas          one per running daemon: its heartbeat, what it does (monitor.store.replicas)
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ feeds = Table(
     Column("gone_at", UTCDateTime, nullable=True),  # 410 Gone: polling stopped
     Column("moved_to", Text, nullable=True),  # where a 301/308 pointed
     Column("last_new_item_at", UTCDateTime, nullable=True),
+    # since 0004: the replica (monitor.store.replicas) that took the last claim; it holds the
+    # feed while lease_until is ahead, or until its heartbeat stops
+    Column("claimed_by", String(200), nullable=True),
 )
 Index("ix_feeds_due", feeds.c.active, feeds.c.next_check_at)
 
@@ -161,6 +165,22 @@ delivery_attempts = Table(
     Column("duration_ms", Integer, nullable=False),
 )
 Index("ix_delivery_attempts_delivery", delivery_attempts.c.delivery_id)
+
+# since 0004: one row per running daemon, written by its heartbeat (monitor.store.replicas)
+replicas = Table(
+    "replicas",
+    metadata,
+    Column("id", String(200), primary_key=True),  # the claim owner (monitor.delivery.owner)
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(40), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),  # dead after this without a heartbeat
+    Column("in_flight", Integer, nullable=False, default=0),  # polls and deliveries running
+    Column("polls", Integer, nullable=False, default=0),  # polls finished since it started
+    Column("deliveries", Integer, nullable=False, default=0),  # deliveries made since it started
+)
 
 # since 0006: WebSub subscriptions (monitor.feeds.websub), one per feed
 websub_subscriptions = Table(
