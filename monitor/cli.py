@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from monitor import __version__, commands
+from monitor import __version__, commands, status
 from monitor.delivery import commands as delivery_commands
 from monitor.durations import parse_duration
 from monitor.feeds import commands as feeds_commands
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_ops(sub, with_config)
     delivery_commands.register(sub, with_config)
     feeds_commands.register(sub, with_config)
+    status.register(sub, with_config)
     return parser
 
 
