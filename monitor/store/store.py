@@ -87,6 +87,35 @@ class SeenItem:
 
 
 @dataclass(frozen=True, slots=True)
+class PollRecord:
+    """A successful poll to record: the feed's new state and the items it brought."""
+
+    feed_id: int
+    now: datetime
+    next_check_at: datetime
+    etag: str | None
+    last_modified: str | None
+    title: str | None
+    seen: tuple[SeenItem, ...] = ()
+    status: int | None = None
+    content_digest: str | None = None
+    moved_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollFailure:
+    """A failed poll to record: errors counted, next try; `gone` (410) stops polling."""
+
+    feed_id: int
+    now: datetime
+    error: str
+    next_check_at: datetime
+    status: int | None = None
+    gone: bool = False
+    moved_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PollResult:
     new_items: int
     alerts_created: int
@@ -166,16 +195,9 @@ class Store:
             return [_feed_state(row) for row in rows]
 
     def claim_feeds(
-        self,
-        now: datetime,
-        lease: timedelta,
-        *,
-        due_only: bool = True,
-        limit: int = 1000,
-        owner: str | None = None,
+        self, now: datetime, lease: timedelta, *, due_only: bool = True, limit: int = 1000
     ) -> list[FeedState]:
-        """Take the lease on active feeds that are due (or on all, for `run --once`); `owner`
-        (a replica id) is recorded, so the claim ends early if that replica's heartbeat stops."""
+        """Take the lease on active feeds that are due (or on all, for `run --once`)."""
         query = sa.select(feeds.c.id).where(
             feeds.c.active, feeds.c.gone_at.is_(None), lease_free(feeds.c.lease_until, now)
         )
@@ -192,7 +214,7 @@ class Store:
             taken = db.execute(
                 sa.update(feeds)
                 .where(feeds.c.id.in_(ids), lease_free(feeds.c.lease_until, now))
-                .values(lease_until=now + lease, claimed_by=owner)
+                .values(lease_until=now + lease)
                 .returning(*feeds.c)
             ).all()
         order = {feed_id: position for position, feed_id in enumerate(ids)}
@@ -237,32 +259,21 @@ class Store:
 
         An item another writer recorded first is skipped with its alerts, so nothing is doubled.
         """
-        with self._begin() as db:
-            item_ids = self._insert_items(db, feed_id, seen, now)
-            new_items = len(item_ids)
-            created = self._insert_alerts(db, seen, item_ids, now)
-            values: dict[str, object] = {
-                "etag": etag,
-                "last_modified": last_modified,
-                "next_check_at": next_check_at,
-                "lease_until": None,
-                "last_checked_at": now,
-                "last_success_at": now,
-                "error_count": 0,
-                "last_error": None,
-                "first_polled_at": sa.func.coalesce(feeds.c.first_polled_at, now),
-                "last_status": status,
-            }
-            if title:
-                values["title"] = title
-            if content_digest:
-                values["content_digest"] = content_digest
-            if moved_to:
-                values["moved_to"] = moved_to
-            if new_items:
-                values["last_new_item_at"] = now
-            db.execute(sa.update(feeds).where(feeds.c.id == feed_id).values(**values))
-        return PollResult(new_items, created)
+        poll = PollRecord(
+            feed_id,
+            now,
+            next_check_at=next_check_at,
+            etag=etag,
+            last_modified=last_modified,
+            title=title,
+            seen=tuple(seen),
+            status=status,
+            content_digest=content_digest,
+            moved_to=moved_to,
+        )
+        result = self.record_polls([poll])[0]
+        assert result is not None
+        return result
 
     def record_poll_failure(
         self,
@@ -276,20 +287,64 @@ class Store:
         moved_to: str | None = None,
     ) -> None:
         """A failed poll: errors counted, the next try scheduled; `gone` stops polling (410)."""
+        failure = PollFailure(feed_id, now, error, next_check_at, status, gone, moved_to)
+        self.record_polls([failure])
+
+    def record_polls(self, polls: Sequence[PollRecord | PollFailure]) -> list[PollResult | None]:
+        """Several polls' outcomes in one transaction (monitor.store.writer groups them).
+
+        A result per poll, in order: a `PollResult` for a success, None for a failure.
+        """
+        with self._begin() as db:
+            return [
+                self._write_poll(db, poll)
+                if isinstance(poll, PollRecord)
+                else self._write_failure(db, poll)
+                for poll in polls
+            ]
+
+    def _write_poll(self, db: Connection, poll: PollRecord) -> PollResult:
+        item_ids = self._insert_items(db, poll.feed_id, poll.seen, poll.now)
+        new_items = len(item_ids)
+        created = self._insert_alerts(db, poll.seen, item_ids, poll.now)
+        values: dict[str, object] = {
+            "etag": poll.etag,
+            "last_modified": poll.last_modified,
+            "next_check_at": poll.next_check_at,
+            "lease_until": None,
+            "last_checked_at": poll.now,
+            "last_success_at": poll.now,
+            "error_count": 0,
+            "last_error": None,
+            "first_polled_at": sa.func.coalesce(feeds.c.first_polled_at, poll.now),
+            "last_status": poll.status,
+        }
+        if poll.title:
+            values["title"] = poll.title
+        if poll.content_digest:
+            values["content_digest"] = poll.content_digest
+        if poll.moved_to:
+            values["moved_to"] = poll.moved_to
+        if new_items:
+            values["last_new_item_at"] = poll.now
+        db.execute(sa.update(feeds).where(feeds.c.id == poll.feed_id).values(**values))
+        return PollResult(new_items, created)
+
+    @staticmethod
+    def _write_failure(db: Connection, failure: PollFailure) -> None:
         values: dict[str, object] = {
             "error_count": feeds.c.error_count + 1,
-            "last_error": error[:2000],
-            "last_checked_at": now,
-            "next_check_at": next_check_at,
+            "last_error": failure.error[:2000],
+            "last_checked_at": failure.now,
+            "next_check_at": failure.next_check_at,
             "lease_until": None,
-            "last_status": status,
+            "last_status": failure.status,
         }
-        if gone:
-            values["gone_at"] = now
-        if moved_to:
-            values["moved_to"] = moved_to
-        with self._begin() as db:
-            db.execute(sa.update(feeds).where(feeds.c.id == feed_id).values(**values))
+        if failure.gone:
+            values["gone_at"] = failure.now
+        if failure.moved_to:
+            values["moved_to"] = failure.moved_to
+        db.execute(sa.update(feeds).where(feeds.c.id == failure.feed_id).values(**values))
 
     def _insert_items(
         self, db: Connection, feed_id: int, seen: Sequence[SeenItem], now: datetime

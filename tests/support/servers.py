@@ -43,6 +43,7 @@ class LocalServer:
         self._handlers: dict[str, Handler | RawWriter] = {}
         self._raw: set[str] = set()
         self.requests: list[RecordedRequest] = []
+        self.connections = 0  # TCP connections accepted (keep-alive reuses one for many requests)
         self._changed = threading.Condition()
         server = self
 
@@ -51,6 +52,11 @@ class LocalServer:
 
             def log_message(self, format: str, *args: object) -> None:
                 return
+
+            def setup(self) -> None:  # once per connection
+                super().setup()
+                with server._changed:
+                    server.connections += 1
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
