@@ -195,9 +195,16 @@ class Store:
             return [_feed_state(row) for row in rows]
 
     def claim_feeds(
-        self, now: datetime, lease: timedelta, *, due_only: bool = True, limit: int = 1000
+        self,
+        now: datetime,
+        lease: timedelta,
+        *,
+        due_only: bool = True,
+        limit: int = 1000,
+        owner: str | None = None,
     ) -> list[FeedState]:
-        """Take the lease on active feeds that are due (or on all, for `run --once`)."""
+        """Take the lease on active feeds that are due (or on all, for `run --once`); `owner`
+        (a replica id) is recorded, so the claim ends early if that replica's heartbeat stops."""
         query = sa.select(feeds.c.id).where(
             feeds.c.active, feeds.c.gone_at.is_(None), lease_free(feeds.c.lease_until, now)
         )
@@ -214,7 +221,7 @@ class Store:
             taken = db.execute(
                 sa.update(feeds)
                 .where(feeds.c.id.in_(ids), lease_free(feeds.c.lease_until, now))
-                .values(lease_until=now + lease)
+                .values(lease_until=now + lease, claimed_by=owner)
                 .returning(*feeds.c)
             ).all()
         order = {feed_id: position for position, feed_id in enumerate(ids)}
