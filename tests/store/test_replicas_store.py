@@ -1,0 +1,193 @@
+"""Replicas at the store level, over SQLite and PostgreSQL: concurrent claims, heartbeats, dead
+replicas' claims freed, migrations raced. Real threads with their own connections; no mocks."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+
+from monitor.models import Item
+from monitor.store import NewAlert, SeenItem, Store
+from monitor.store.engine import MIGRATIONS
+from monitor.store.replicas import (
+    MISSED,
+    Activity,
+    Heartbeat,
+    Released,
+    Replicas,
+    heartbeat_interval,
+)
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+BEAT = timedelta(seconds=10)
+DEAD = NOW + BEAT * MISSED + timedelta(seconds=1)  # when a replica that beat at NOW is dead
+
+
+@pytest.fixture
+def store(storage_url: str) -> Iterator[Store]:
+    opened = Store.open(storage_url)
+    yield opened
+    opened.close()
+
+
+def _feeds(store: Store, count: int) -> None:
+    store.sync_feeds([(f"http://farm/{i}.xml", None) for i in range(count)], NOW)
+
+
+def _deliveries(store: Store, count: int) -> None:
+    """`count` pending deliveries to `hook`, recorded as a poll of one feed would."""
+    _feeds(store, 1)
+    (feed,) = store.claim_feeds(NOW, LEASE)
+    seen = [
+        SeenItem(
+            Item(title=f"t{i}", guid=f"g{i}"),
+            (NewAlert(f"alrt_{i}", "rule-a", "high", 90.0, {"data": {"id": i}}, ("hook",)),),
+        )
+        for i in range(count)
+    ]
+    store.record_poll(
+        feed.id, NOW, next_check_at=NOW + LEASE, etag=None, last_modified=None, title="F", seen=seen
+    )
+
+
+def _race(claim: Callable[[], list[int]], workers: int = 2) -> list[list[int]]:
+    """Run `claim` repeatedly in `workers` threads started together, until it finds nothing."""
+    start = threading.Barrier(workers)
+
+    def worker() -> list[int]:
+        start.wait()
+        taken: list[int] = []
+        while batch := claim():
+            taken += batch
+        return taken
+
+    with ThreadPoolExecutor(workers) as pool:
+        return [f.result() for f in [pool.submit(worker) for _ in range(workers)]]
+
+
+def test_concurrent_feed_claims_are_disjoint_and_cover_every_due_feed(store: Store) -> None:
+    _feeds(store, 200)
+    first, second = _race(lambda: [f.id for f in store.claim_feeds(NOW, LEASE, limit=7)])
+    assert not set(first) & set(second)
+    assert len(first) + len(second) == 200
+    assert sorted(first + second) == sorted(f.id for f in store.feeds())
+
+
+def test_concurrent_delivery_claims_are_disjoint(store: Store) -> None:
+    _deliveries(store, 120)
+    first, second = _race(
+        lambda: [d.id for d in store.outbox.claim_deliveries(NOW, LEASE, ["hook"], limit=5)]
+    )
+    assert not set(first) & set(second)
+    assert len(first) + len(second) == 120
+
+
+def test_a_heartbeat_registers_reports_and_leaves_cleanly(store: Store) -> None:
+    _feeds(store, 3)
+    replicas = Replicas(store.engine)
+    replicas.register("replica-a", NOW, BEAT)
+    store.claim_feeds(NOW, LEASE, limit=2, owner="replica-a")
+    assert replicas.beat("replica-a", NOW + BEAT, BEAT, Activity(2, 5, 1))
+    (row,) = replicas.report(NOW + BEAT)
+    assert row.alive(NOW + BEAT)
+    assert (row.in_flight, row.polls, row.deliveries, row.feeds_held) == (2, 5, 1, 2)
+    assert row.expires_at == NOW + BEAT + BEAT * MISSED
+    queue = replicas.queue(NOW + BEAT)
+    assert (queue.feeds, queue.feeds_due, queue.feeds_leased) == (3, 3, 2)
+
+    replicas.remove("replica-a", NOW + BEAT)  # a clean stop frees what it held
+    assert replicas.report(NOW + BEAT) == []
+    assert len(store.claim_feeds(NOW + BEAT, LEASE)) == 3
+
+
+def test_a_dead_replicas_claims_are_freed_long_before_its_leases_end(store: Store) -> None:
+    _deliveries(store, 4)  # from a poll of farm/0, not due again for a while
+    _feeds(store, 6)  # so five feeds are due
+    dead, live = Heartbeat(store.engine, "replica-dead", BEAT), Heartbeat(store.engine, "live")
+    dead.start(NOW)
+    live.start(NOW)
+    assert len(store.claim_feeds(NOW, LEASE, owner="replica-dead")) == 5
+    assert len(store.outbox.claim_deliveries(NOW, LEASE, ["hook"], owner="replica-dead")) == 4
+    # `dead` is SIGKILLed here: no more heartbeats; `live` goes on beating
+    assert live.beat(NOW + BEAT * MISSED, Activity()) == []  # not dead yet
+    assert store.claim_feeds(DEAD, LEASE) == []  # its leases run for minutes
+
+    (freed,) = live.beat(DEAD, Activity())
+    assert freed == Released("replica-dead", freed.host, freed.pid, 5, 4)
+    assert len(store.claim_feeds(DEAD, LEASE, owner="live")) == 5
+    assert len(store.outbox.claim_deliveries(DEAD, LEASE, ["hook"], owner="live")) == 4
+    assert live.beat(DEAD + BEAT, Activity()) == []  # freed once; the live one's claims stay
+    states = {row.id: row.alive(DEAD) for row in Replicas(store.engine).report(DEAD)}
+    assert states == {"live": True, "replica-dead": False}
+
+
+def test_a_live_replicas_claims_are_never_freed(store: Store) -> None:
+    _feeds(store, 2)
+    a, b = Heartbeat(store.engine, "a", BEAT), Heartbeat(store.engine, "b", BEAT)
+    a.start(NOW)
+    b.start(NOW)
+    store.claim_feeds(NOW, LEASE, owner="a")
+    for step in range(1, 10):
+        a.beat(NOW + BEAT * step, Activity())
+        assert b.beat(NOW + BEAT * step, Activity()) == []
+    assert store.claim_feeds(NOW + BEAT * 9, LEASE) == []
+
+
+def test_a_replica_taken_for_dead_comes_back_with_its_next_heartbeat(store: Store) -> None:
+    beat = Heartbeat(store.engine, "slow", BEAT)
+    beat.start(NOW)
+    Replicas(store.engine).prune(NOW + timedelta(days=2))  # e.g. stalled for days, pruned
+    assert Replicas(store.engine).report(NOW) == []
+    beat.beat(NOW + timedelta(days=2), Activity(polls=7))
+    (row,) = Replicas(store.engine).report(NOW + timedelta(days=2))
+    assert (row.id, row.polls) == ("slow", 7)
+
+
+def test_dead_replicas_are_pruned_after_a_day(store: Store) -> None:
+    replicas = Replicas(store.engine)
+    replicas.register("old", NOW, BEAT)
+    replicas.register("recent", NOW + timedelta(hours=12), BEAT)
+    assert replicas.prune(NOW + timedelta(days=1, minutes=1)) == 1
+    assert [row.id for row in replicas.report(NOW)] == ["recent"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, timedelta(seconds=10)), ("2s", timedelta(seconds=2)), ("1m", timedelta(minutes=1))],
+)
+def test_heartbeat_interval_from_the_environment(value: str | None, expected: timedelta) -> None:
+    environ = {} if value is None else {"MONITOR_HEARTBEAT": value}
+    assert heartbeat_interval(environ) == expected
+
+
+@pytest.mark.parametrize("value", ["0s", "10m", "soon"])
+def test_a_bad_heartbeat_interval_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match=r"MONITOR_HEARTBEAT|invalid duration"):
+        heartbeat_interval({"MONITOR_HEARTBEAT": value})
+
+
+def test_replicas_starting_at_once_migrate_one_at_a_time(postgresql_url: str) -> None:
+    """Four replicas open a fresh PostgreSQL database together: one migrates, the others wait
+    on the advisory lock and find the schema current."""
+    start = threading.Barrier(4)
+
+    def open_store() -> str:
+        start.wait()
+        store = Store.open(postgresql_url)
+        with store.engine.connect() as db:
+            version = str(db.scalar(sa.text("SELECT version_num FROM alembic_version")))
+            tables = set(sa.inspect(db).get_table_names())
+        store.close()
+        assert "replicas" in tables
+        return version
+
+    with ThreadPoolExecutor(4) as pool:
+        versions = [f.result() for f in [pool.submit(open_store) for _ in range(4)]]
+    assert versions == [ScriptDirectory(str(MIGRATIONS)).get_current_head()] * 4
