@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 
 from monitor.models import Item
 from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, NewAlert, SeenItem, Store
-from monitor.store.engine import MIGRATIONS
+from monitor.store.engine import MIGRATIONS, SCHEMA_REVISION
 from monitor.store.tables import metadata
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -52,7 +52,7 @@ def test_open_applies_migrations_and_is_idempotent(storage_url: str) -> None:
         version = db.scalar(sa.text("SELECT version_num FROM alembic_version"))
     again.close()
     assert {"feeds", "items", "alerts", "deliveries", "delivery_attempts"} <= tables
-    assert version == _head_revision()
+    assert version == _head_revision() == SCHEMA_REVISION
 
 
 def _head_revision() -> str:
