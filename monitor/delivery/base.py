@@ -3,7 +3,8 @@
 A target module (standard.py, slack.py, …) exposes one `TARGET = Target(...)`: its name, its
 documented rate limit and concurrency, which settings are secret, `build(hook, alert, timestamp)`
 returning the request for one attempt, and optionally `hint(response)` reading rate-limit headers
-or bodies (Discord's `retry_after`). Rendering is pure and deterministic: the same stored alert
+or bodies (Discord's `retry_after`) and `message_ref(response)`, the id of the message created
+(kept so updates of a story can edit it). Rendering is pure and deterministic: the same stored alert
 gives the same body on every attempt.
 """
 
@@ -27,6 +28,7 @@ class OutgoingRequest:
     url: str
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"  # PATCH: an edit of a message sent before (Discord)
 
     def __repr__(self) -> str:  # URL, signature and tokens stay out of logs
         return f"OutgoingRequest(bytes={len(self.body)})"
@@ -41,7 +43,9 @@ class RateHint:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """The stored `alert.created` event, read leniently (every field may be missing)."""
+    """A stored event, read leniently (every field may be missing): `alert.created` and
+    `alert.updated` fill the alert fields; other types (`alert.digest`, `feed.unhealthy`, …)
+    are rendered from `data` by monitor.delivery.notices. `id` is the `webhook-id`."""
 
     id: str
     raw: str  # the stored JSON text, sent as is by `standard`
@@ -58,6 +62,13 @@ class Alert:
     feed_url: str
     timestamp: str | None
     matches: list[Mapping[str, Any]] = field(default_factory=list)
+    type: str = "alert.created"
+    reply_to: str | None = None  # the target's id of the message an update may edit
+
+    @property
+    def is_alert(self) -> bool:
+        """An `alert.created`: rendered as the alert itself, not as a short notice."""
+        return self.type == "alert.created"
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -96,6 +107,7 @@ class Alert:
             feed_url=_text(feed.get("url")),
             timestamp=_text(event.get("timestamp")) or None,
             matches=[m for m in data.get("matches") or [] if isinstance(m, Mapping)],
+            type=_text(event.get("type")) or "alert.created",
         )
 
     def terms(self, limit: int = 10) -> list[str]:
@@ -110,10 +122,15 @@ class Alert:
 
 Build = Callable[[WebhookConfig, Alert, int], OutgoingRequest]
 Hint = Callable[[httpx.Response], RateHint]
+MessageRef = Callable[[httpx.Response], str | None]
 
 
 def no_hint(_response: httpx.Response) -> RateHint:
     return RateHint()
+
+
+def no_ref(_response: httpx.Response) -> str | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +144,7 @@ class Target:
     concurrency: int = 8
     secret_fields: tuple[str, ...] = ("url", "secret")
     hint: Hint = no_hint
+    message_ref: MessageRef = no_ref  # the id of the message a 2xx answer created, for edits
     max_body_bytes: int | None = None
     notes: str = ""
 

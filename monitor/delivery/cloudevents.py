@@ -1,9 +1,11 @@
 """Format `cloudevents`: the alert as a CloudEvents 1.0 event in structured JSON mode.
 
 One `application/cloudevents+json` document with the required attributes `specversion`, `id`
-(the alert id), `source` (`/monitor/rules/<rule id>`) and `type` (`org.monitor.alert.created`),
-plus `time`, `subject` (the item's link or guid), `datacontenttype` and `data` (the contract's
-`data` object). With a `secret`, the Standard Webhooks headers sign the document too.
+(the `webhook-id`), `source` (`/monitor/rules/<rule id>`; `/monitor/digests`, `/monitor/feeds`
+for digests and feed events) and `type` (`org.monitor.` + the event type, e.g.
+`org.monitor.alert.created`), plus `time`, `subject` (the item's link or guid; a feed event's
+feed URL), `datacontenttype` and `data` (the event's `data` object). With a `secret`, the
+Standard Webhooks headers sign the document too.
 """
 
 from __future__ import annotations
@@ -15,15 +17,24 @@ from monitor.delivery.standard import signature_headers
 
 NAME = "cloudevents"
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
-EVENT_TYPE = "org.monitor.alert.created"
+EVENT_TYPE = "org.monitor.alert.created"  # other events: org.monitor.<type>
+
+
+def source(alert: Alert) -> str:
+    """`/monitor/rules/<rule>` for alerts, `/monitor/digests` and `/monitor/feeds` otherwise."""
+    if alert.type.startswith("feed."):
+        return "/monitor/feeds"
+    if alert.type == "alert.digest":
+        return "/monitor/digests"
+    return f"/monitor/rules/{alert.rule_id or 'unknown'}"
 
 
 def event(alert: Alert) -> dict[str, object]:
     document: dict[str, object] = {
         "specversion": "1.0",
         "id": alert.id,
-        "source": f"/monitor/rules/{alert.rule_id or 'unknown'}",
-        "type": EVENT_TYPE,
+        "source": source(alert),
+        "type": f"org.monitor.{alert.type}",
         "datacontenttype": "application/json",
         "data": dict(alert.data),
     }
@@ -31,7 +42,9 @@ def event(alert: Alert) -> dict[str, object]:
         document["time"] = alert.timestamp
     item = alert.data.get("item")
     guid = item.get("guid") if isinstance(item, dict) else None
-    subject = alert.link or (guid if isinstance(guid, str) and guid else None)
+    feed = alert.data.get("feed")
+    feed_url = feed.get("url") if isinstance(feed, dict) else None
+    subject = alert.link or next((s for s in (guid, feed_url) if isinstance(s, str) and s), None)
     if subject:
         document["subject"] = subject
     return document

@@ -7,6 +7,11 @@ units): title 256, description 4,096, at most 25 fields of name 256 and value 1,
 (`allowed_mentions`), so a feed cannot ping @everyone. Rate limits: the `X-RateLimit-*` headers
 of each answer (a bucket's remaining requests and when it resets) pause the target, and a 429's
 JSON `retry_after` is honored.
+
+Other events than `alert.created` are short embeds (monitor.delivery.notices). An `alert.updated`
+(one more outlet reports a grouped story) edits the story's first message instead — PATCH
+`/messages/{id}` with the id Discord answered — so the channel shows one message listing every
+source; when that id is unknown (the first message not yet delivered) a short update is posted.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from monitor.delivery.base import (
     Target,
     json_body,
 )
+from monitor.delivery.notices import Notice, notice, source_entries, sources
 from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.text import clip, markdown_escape, one_line, utf16
 
@@ -90,17 +96,88 @@ def embed_length(document: dict[str, object]) -> int:
     return total
 
 
+def edit_url(url: str, message_id: str) -> str:
+    """`…/webhooks/{id}/{token}/messages/{message_id}`, keeping `thread_id`, without `wait`."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "wait"]
+    path = parts.path.rstrip("/") + "/messages/" + message_id
+    return urlunsplit(parts._replace(path=path, query=urlencode(query)))
+
+
+def notice_embed(note: Notice) -> dict[str, object]:
+    """Another event than alert.created: title, lines and entries (as links) in one embed."""
+    rows = list(note.lines)
+    for entry in note.entries:
+        label = _clip(one_line(entry.label), 200)
+        shown = f"[{label}]({entry.link})" if entry.link and len(entry.link) <= 500 else label
+        rows.append(f"• {shown}" + (f" · {_clip(entry.note, 100)}" if entry.note else ""))
+    if note.more:
+        rows.append(f"… and {note.more} more")
+    document: dict[str, object] = {
+        "title": _clip(one_line(note.title), TITLE_MAX),
+        "color": SEVERITY_COLORS.get(note.severity, SEVERITY_COLORS["medium"]),
+        "description": clip("\n".join(rows), SUMMARY_BUDGET, measure=utf16),
+        "footer": {"text": clip(f"monitor · {note.footer}", FOOTER_MAX)},
+    }
+    if note.link and len(note.link) <= URL_MAX:
+        document["url"] = note.link
+    return document
+
+
+def group_embed(alert: Alert) -> dict[str, object]:
+    """An update, as an edit of the story's first message: the first item, then every source."""
+    listed = sources(alert.data)
+    first = listed[0] if listed else {}
+    title = first.get("title") if isinstance(first.get("title"), str) else alert.title
+    link = first.get("link")
+    note = Notice(
+        title=str(title),
+        lines=[f"{alert.rule_title or alert.rule_id} · reported by {len(listed)} sources:"],
+        entries=source_entries(listed)[:20],
+        more=max(len(listed) - 20, 0),
+        link=link if isinstance(link, str) and link.startswith(("http://", "https://")) else None,
+        severity=alert.severity,
+        footer=f"group {alert.data.get('group', {}).get('id', '')}",
+    )
+    return notice_embed(note)
+
+
 def message(alert: Alert) -> dict[str, object]:
+    if alert.is_alert:
+        document = embed(alert)
+    elif alert.type == "alert.updated" and alert.reply_to:
+        document = group_embed(alert)
+    else:
+        document = notice_embed(notice(alert))
     return {
         "username": "monitor",
         "allowed_mentions": {"parse": []},
-        "embeds": [embed(alert)],
+        "embeds": [document],
     }
 
 
 def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
+    """A POST (`?wait=true`); an update of a story whose first message Discord has answered
+    with its id is a PATCH of that message instead, so the story stays one message."""
     headers = {"content-type": "application/json", "user-agent": f"monitor/{__version__}"}
-    return OutgoingRequest(wait_url(hook.url), headers, json_body(message(alert)))
+    body = json_body(message(alert))
+    if alert.type == "alert.updated" and alert.reply_to:
+        document = json.loads(body)
+        del document["username"]  # an edit cannot change the author
+        return OutgoingRequest(
+            edit_url(hook.url, alert.reply_to), headers, json_body(document), method="PATCH"
+        )
+    return OutgoingRequest(wait_url(hook.url), headers, body)
+
+
+def message_ref(response: httpx.Response) -> str | None:
+    """The id of the message Discord stored (the `?wait=true` answer), for later edits."""
+    try:
+        body = json.loads(response.content or b"{}")
+    except ValueError:
+        return None
+    value = body.get("id") if isinstance(body, dict) else None
+    return value if isinstance(value, str) and value.isdigit() else None
 
 
 def hint(response: httpx.Response) -> RateHint:
@@ -130,5 +207,7 @@ TARGET = Target(
     concurrency=1,
     secret_fields=("url",),
     hint=hint,
-    notes="Discord webhook (?wait=true); the URL holds the webhook token.",
+    message_ref=message_ref,
+    notes="Discord webhook (?wait=true); the URL holds the webhook token; updates of a story "
+    "edit its first message.",
 )

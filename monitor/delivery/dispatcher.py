@@ -20,6 +20,7 @@ delivers at once; claims of processes elsewhere end with their lease.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -60,6 +61,7 @@ class DeliveryOutcome:
     retry_after: timedelta | None
     duration: float
     hint: RateHint = NO_HINT
+    remote_id: str | None = None  # the target's id of the message created (Discord's)
 
     @property
     def delivered(self) -> bool:
@@ -165,15 +167,17 @@ async def attempt(
     target = target or target_for(hook)
     now = datetime.now(UTC)
     started = time.monotonic()
+    alert = Alert.parse(delivery.webhook_id, delivery.payload)
+    if delivery.reply_to is not None:
+        alert = dataclasses.replace(alert, reply_to=delivery.reply_to)
     try:
-        request = target.build(
-            hook, Alert.parse(delivery.alert_id, delivery.payload), int(now.timestamp())
-        )
+        request = target.build(hook, alert, int(now.timestamp()))
     except DeliveryError as exc:
         return DeliveryOutcome(None, exc, None, time.monotonic() - started)
     _hide_urls.hide(request.url)
     try:
-        response = await client.post(
+        response = await client.request(
+            request.method,
             request.url,
             content=request.body,
             headers=request.headers,
@@ -190,7 +194,12 @@ async def attempt(
     if error is not None:
         error = type(error)(str(error) + _answer_snippet(response, hook.url))
     return DeliveryOutcome(
-        response.status_code, error, retry_after, time.monotonic() - started, target.hint(response)
+        response.status_code,
+        error,
+        retry_after,
+        time.monotonic() - started,
+        target.hint(response),
+        target.message_ref(response) if error is None else None,
     )
 
 
@@ -337,9 +346,9 @@ class Dispatcher:
         except Exception:
             log.exception(
                 "cannot record the delivery of %s to %s; it is retried when its lease ends",
-                delivery.alert_id,
+                delivery.webhook_id,
                 delivery.webhook,
-                extra={"alert_id": delivery.alert_id, "webhook": delivery.webhook},
+                extra={"alert_id": delivery.webhook_id, "webhook": delivery.webhook},
             )
             return PENDING
 
@@ -375,6 +384,7 @@ class Dispatcher:
             record,
             state=state,
             next_attempt_at=next_at,
+            remote_id=outcome.remote_id,
         )
         if outcome.gone:
             await self._disable(hook, now, str(outcome.error))
@@ -413,11 +423,11 @@ def _log_attempt(
     outcome: DeliveryOutcome,
     next_at: datetime | None,
 ) -> None:
-    extra = {"alert_id": delivery.alert_id, "webhook": delivery.webhook, "attempt": attempts}
+    extra = {"alert_id": delivery.webhook_id, "webhook": delivery.webhook, "attempt": attempts}
     if state == DELIVERED:
         log.info(
             "delivered %s to %s (HTTP %s)",
-            delivery.alert_id,
+            delivery.webhook_id,
             delivery.webhook,
             outcome.status_code,
             extra=extra,
@@ -425,7 +435,7 @@ def _log_attempt(
     elif state == PENDING and next_at is not None:
         log.warning(
             "delivery of %s to %s failed (%s); attempt %d, next at %s",
-            delivery.alert_id,
+            delivery.webhook_id,
             delivery.webhook,
             outcome.error,
             attempts,
@@ -435,7 +445,7 @@ def _log_attempt(
     else:
         log.error(
             "delivery of %s to %s failed for good after %d attempts (%s); kept as failed",
-            delivery.alert_id,
+            delivery.webhook_id,
             delivery.webhook,
             attempts,
             outcome.error,

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from monitor import __version__
 from monitor.delivery.base import Alert, OutgoingRequest, Target, json_body
+from monitor.delivery.notices import notice
 from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.text import clip, one_line, utf8
 
@@ -36,7 +37,24 @@ def split_topic(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(path=path + "/", query="", fragment="")), topic
 
 
+def notice_message(alert: Alert, topic: str) -> dict[str, object]:
+    """Another event than alert.created: its notice as title and plain lines."""
+    note = notice(alert)
+    document: dict[str, object] = {
+        "topic": topic,
+        "title": clip(one_line(note.title), TITLE_MAX),
+        "message": clip(note.text() or note.title, MESSAGE_MAX_BYTES - 96, measure=utf8),
+        "priority": PRIORITY.get(note.severity, 3),
+        "tags": [TAGS.get(note.severity, "bell"), alert.type],
+    }
+    if note.link or (note.entries and note.entries[0].link):
+        document["click"] = note.link or note.entries[0].link
+    return document
+
+
 def message(alert: Alert, topic: str) -> dict[str, object]:
+    if not alert.is_alert:
+        return notice_message(alert, topic)
     terms = ", ".join(alert.terms())
     lines = [alert.summary] if alert.summary else []
     lines.append(f"{alert.rule_title or alert.rule_id} · {alert.feed_name}".strip(" ·"))

@@ -18,6 +18,10 @@ DEFAULT_RETRY = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
 SEVERITIES = ("low", "medium", "high", "critical")
 Format = Literal["standard", "cloudevents", "slack", "discord", "teams", "ntfy", "json"]
 Severity = Literal["low", "medium", "high", "critical"]
+EventType = Literal[
+    "alert.created", "alert.updated", "alert.digest", "feed.unhealthy", "feed.recovered"
+]
+ALERT_EVENTS: tuple[EventType, ...] = ("alert.created", "alert.updated", "alert.digest")
 
 FORMATS_HELP = (
     "`standard`: JSON signed per the Standard Webhooks specification; `cloudevents`: CloudEvents "
@@ -43,6 +47,14 @@ class WebhookConfig(StrictModel):
     severity: Severity | None = Field(
         default=None,
         description="Only alerts of at least this severity (low < medium < high < critical).",
+    )
+    events: list[EventType] = Field(
+        default_factory=lambda: list(ALERT_EVENTS),
+        min_length=1,
+        description="The event types this webhook receives; default: the alert ones "
+        "(alert.created, alert.updated, alert.digest). Add `feed.unhealthy` and "
+        "`feed.recovered` for feed health; a list without `alert.created` receives no alerts.",
+        json_schema_extra={"default": list(ALERT_EVENTS)},
     )
     retry: list[Duration] = Field(
         default_factory=lambda: [parse_duration(d) for d in DEFAULT_RETRY],
@@ -120,8 +132,15 @@ class WebhookConfig(StrictModel):
         secrets = [self.secret] if isinstance(self.secret, SecretStr) else self.secret
         return [secret_bytes(s) for s in secrets]
 
+    def wants_event(self, event_type: str) -> bool:
+        """Whether events of this type go to this webhook (`events`)."""
+        return event_type in self.events
+
     def wants(self, rule_id: str, severity: str) -> bool:
-        """Whether an alert of this rule and severity goes to this webhook (`rules`, `severity`)."""
+        """Whether an alert of this rule and severity goes to this webhook (`rules`, `severity`,
+        and `alert.created` among its `events`)."""
+        if not self.wants_event("alert.created"):
+            return False
         if self.rules is not None and rule_id not in self.rules:
             return False
         return self.severity is None or severity_rank(severity) >= severity_rank(self.severity)

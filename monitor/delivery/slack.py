@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from monitor import __version__
 from monitor.delivery.base import Alert, OutgoingRequest, Target, json_body
+from monitor.delivery.notices import Notice, notice
 from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.text import clip, one_line, slack_escape
 
@@ -77,7 +78,37 @@ def blocks(alert: Alert) -> list[dict[str, object]]:
     return result
 
 
+def notice_blocks(note: Notice) -> list[dict[str, object]]:
+    """Another event than alert.created, short: a title line, its lines, its entries."""
+    icon = ICONS.get(note.severity, "🔔")
+    title = f"{icon} *{clip(one_line(note.title), HEADER_MAX, escape=slack_escape)}*"
+    text = "\n".join([title, *(clip(line, 500, escape=slack_escape) for line in note.lines)])
+    result: list[dict[str, object]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    ]
+    rows = []
+    for entry in note.entries:
+        label = clip(one_line(entry.label), 200, escape=slack_escape)
+        shown = f"<{entry.link}|{label}>" if entry.link and len(entry.link) <= 500 else label
+        note_text = f" · {clip(entry.note, 100, escape=slack_escape)}" if entry.note else ""
+        rows.append(f"• {shown}{note_text}")
+    if note.more:
+        rows.append(f"… and {note.more} more")
+    if rows:
+        result.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(rows)}})
+    if note.footer:
+        result.append({"type": "context", "elements": [_mrkdwn(note.footer, FIELD_MAX)]})
+    return result
+
+
 def message(alert: Alert) -> dict[str, object]:
+    if not alert.is_alert:
+        note = notice(alert)
+        return {
+            "text": clip(one_line(note.title), FALLBACK_MAX, escape=slack_escape),
+            "blocks": notice_blocks(note),
+            "unfurl_links": False,
+        }
     label = f"[{alert.severity.upper()}] {alert.rule_title or alert.rule_id}: {alert.title}"
     return {
         "text": clip(one_line(label), FALLBACK_MAX, escape=slack_escape),

@@ -1,10 +1,12 @@
 """Format `standard`: JSON signed per the Standard Webhooks specification.
 
-Headers: `webhook-id` (the alert id, the same on every attempt), `webhook-timestamp` (Unix
-seconds of this attempt) and `webhook-signature`: `v1,` + base64 of HMAC-SHA256, keyed with the
-base64-decoded secret, over `{webhook-id}.{webhook-timestamp}.{body}`. While a secret is being
-rotated (`secret: [new, old]`) the header carries one signature per secret, separated by spaces,
-so receivers holding either accept the alert. The body is the stored `alert.created` event.
+Headers: `webhook-id` (the event's id, for alerts the alert id; the same on every attempt),
+`webhook-timestamp` (Unix seconds of this attempt) and `webhook-signature`: `v1,` + base64 of
+HMAC-SHA256, keyed with the base64-decoded secret, over `{webhook-id}.{webhook-timestamp}.{body}`.
+While a secret is being rotated (`secret: [new, old]`) the header carries one signature per
+secret, separated by spaces, so receivers holding either accept the alert. The body is the stored
+event (`alert.created`, or `alert.updated`, `alert.digest`, `feed.unhealthy`, … as queued in the
+outbox), sent as is.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
 
 def build_request(hook: WebhookConfig, delivery: DueDelivery, timestamp: int) -> OutgoingRequest:
     """The request for one attempt of `delivery` to `hook`."""
-    return build(hook, Alert.parse(delivery.alert_id, delivery.payload), timestamp)
+    return build(hook, Alert.parse(delivery.webhook_id, delivery.payload), timestamp)
 
 
 TARGET = Target(

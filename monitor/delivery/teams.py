@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from monitor import __version__
 from monitor.delivery.base import Alert, OutgoingRequest, Target, json_body
+from monitor.delivery.notices import Notice, notice
 from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.text import clip, one_line, utf16
 
@@ -72,8 +73,56 @@ def card(alert: Alert, summary_max: int = SUMMARY_START) -> dict[str, object]:
     return content
 
 
+def notice_card(note: Notice) -> dict[str, object]:
+    """Another event than alert.created: a title, its lines, its entries as links."""
+    body: list[dict[str, object]] = [
+        {
+            "type": "TextBlock",
+            "text": clip(one_line(note.title), TITLE_MAX, measure=utf16),
+            "weight": "Bolder",
+            "color": COLORS.get(note.severity, "Default"),
+            "wrap": True,
+        }
+    ]
+    body += [
+        {"type": "TextBlock", "text": clip(line, FACT_MAX, measure=utf16), "wrap": True}
+        for line in note.lines
+    ]
+    for entry in note.entries:
+        label = clip(one_line(entry.label), TITLE_MAX, measure=utf16).replace("]", "\\]")
+        shown = f"[{label}]({entry.link})" if entry.link else label
+        extra = f" · {clip(entry.note, 100, measure=utf16)}" if entry.note else ""
+        body.append({"type": "TextBlock", "text": f"- {shown}{extra}", "wrap": True})
+    if note.more:
+        body.append({"type": "TextBlock", "text": f"… and {note.more} more", "wrap": True})
+    if note.footer:
+        body.append({"type": "TextBlock", "text": note.footer, "isSubtle": True, "size": "Small"})
+    return {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+        "msteams": {"width": "Full"},
+    }
+
+
+def _wrap(content: dict[str, object]) -> dict[str, object]:
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "content": content,
+            }
+        ],
+    }
+
+
 def message(alert: Alert) -> dict[str, object]:
     """The Workflows message, its summary shortened until the whole fits MAX_BODY_BYTES."""
+    if not alert.is_alert:
+        return _wrap(notice_card(notice(alert)))
     summary_max = SUMMARY_START
     while True:
         document: dict[str, object] = {

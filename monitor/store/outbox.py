@@ -1,34 +1,79 @@
 """The outbox: deliveries due, claimed with a lease, their attempts and states.
 
-Rows are written by `Store.record_poll` in the transaction that records an item as seen; from
-then on this module owns them: claim what is due (recording who claimed it), record each attempt,
-release the claims of a process that died, requeue failed deliveries, keep the state of each
-webhook (disabled after a 410) and answer what is next.
+Alert rows are written by `Store.record_poll` in the transaction that records an item as seen;
+other events (`feed.unhealthy`, digests, …) by `Outbox.enqueue_event`. From then on this module
+owns them: claim what is due (recording who claimed it), record each attempt, release the claims
+of a process that died, requeue failed deliveries, keep the state of each webhook (disabled after
+a 410) and answer what is next.
+
+A row is one event for one webhook. `event` is its type (`alert.created` unless said otherwise);
+`message_id` the `webhook-id` it is sent with, the same on every attempt (null: the alert's id);
+`payload` the body (null: the alert's stored `alert.created`); `alert_id` is null for events that
+belong to no one alert. States: `pending` (due at `next_attempt_at`), `delivered`, `failed`
+(retries spent), `held` (kept for a digest or until quiet hours end, released at
+`next_attempt_at`: neither sent nor lost) and `digested` (sent inside the digest `digest_id`;
+`delivered` once that digest is).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+import os
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from monitor.store.engine import begin, lease_free
 from monitor.store.tables import alerts, deliveries, delivery_attempts, items, webhook_states
 
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-STATES = (PENDING, DELIVERED, FAILED)
+PENDING, DELIVERED, FAILED, HELD, DIGESTED = "pending", "delivered", "failed", "held", "digested"
+STATES = (PENDING, DELIVERED, FAILED, HELD, DIGESTED)
+ALERT_CREATED = "alert.created"
+DIGEST_EVENT = "alert.digest"
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_event_id(prefix: str = "evt", now: datetime | None = None) -> str:
+    """`evt_` + a ULID-like id (48 bits of milliseconds, 80 random bits): sortable by time."""
+    millis = int((now.timestamp() if now else time.time()) * 1000)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        value, index = divmod(value, 32)
+        chars.append(_CROCKFORD[index])
+    return f"{prefix}_" + "".join(reversed(chars))
+
+
+def envelope(event_type: str, data: Mapping[str, object], now: datetime) -> dict[str, object]:
+    """`{"type", "timestamp", "data"}`: the shape of every event monitor sends."""
+    return {
+        "type": event_type,
+        "timestamp": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": dict(data),
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class DueDelivery:
+    """One claimed delivery: what to send (`payload`), as which `webhook-id`, to which webhook."""
+
     id: int
-    alert_id: str
+    alert_id: str | None
     webhook: str
     attempts: int
     payload: str
+    message_id: str | None = None
+    event: str = ALERT_CREATED
+    reply_to: str | None = None  # the target's id of the message an update may edit
+
+    @property
+    def webhook_id(self) -> str:
+        """The `webhook-id` of every attempt: the event's own id, else the alert's."""
+        return self.message_id or self.alert_id or f"delivery_{self.id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +118,51 @@ class Outbox:
 
     # claiming ------------------------------------------------------------------------------
 
+    def enqueue_event(
+        self,
+        event_type: str,
+        data: Mapping[str, object],
+        webhooks: Iterable[str],
+        now: datetime,
+        *,
+        db: Connection | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """Queue one event that is not an alert (`feed.unhealthy`, …) for each of `webhooks`.
+
+        The body is `{"type": event_type, "timestamp": now, "data": data}`, sent with
+        `webhook-id` = the returned id (`evt_…`, or `event_id`) on every attempt and retried like
+        an alert. Pick the webhooks with `WebhookConfig.wants_event(event_type)`. With `db` (a
+        connection inside the caller's transaction) the rows are written in that transaction,
+        atomically with whatever else it writes; without it, in a transaction of their own.
+        Queuing an id twice for a webhook is ignored (the first one stands).
+        """
+        message_id = event_id or new_event_id(now=now)
+        payload = json.dumps(envelope(event_type, data, now), ensure_ascii=False, sort_keys=True)
+        rows: list[dict[str, object]] = [
+            {
+                "alert_id": None,
+                "webhook": name,
+                "state": PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "event": event_type,
+                "message_id": message_id,
+                "payload": payload,
+                "routed_at": now,
+            }
+            for name in dict.fromkeys(webhooks)
+        ]
+        if not rows:
+            return message_id
+        if db is not None:
+            _insert_new(db, rows)
+        else:
+            with begin(self.engine) as own:
+                _insert_new(own, rows)
+        return message_id
+
     def claim_deliveries(
         self,
         now: datetime,
@@ -81,21 +171,33 @@ class Outbox:
         limit: int = 100,
         *,
         owner: str | None = None,
+        routed_only: Collection[str] = (),
     ) -> list[DueDelivery]:
-        """Lease due deliveries: up to `limit` in all, or per webhook when given a mapping."""
+        """Lease due deliveries: up to `limit` in all, or per webhook when given a mapping.
+
+        For the webhooks in `routed_only` (those with groups, digests or quiet hours) only rows
+        already routed (monitor.delivery.noise) are taken."""
         wanted = dict(webhooks) if isinstance(webhooks, Mapping) else dict.fromkeys(webhooks, limit)
         wanted = {name: count for name, count in wanted.items() if count > 0}
         if not wanted:
             return []
+        routed = set(routed_only)
         with begin(self.engine) as db:
             if isinstance(webhooks, Mapping):
                 ids = [
                     i
                     for name, count in wanted.items()
-                    for i in db.scalars(self._due([name], now).limit(count)).all()
+                    for i in db.scalars(self._due([name], now, name in routed).limit(count)).all()
                 ]
             else:
-                ids = list(db.scalars(self._due(list(wanted), now).limit(limit)).all())
+                plain = [name for name in wanted if name not in routed]
+                ids = list(db.scalars(self._due(plain, now).limit(limit)).all()) if plain else []
+                ids += [
+                    i
+                    for name in wanted
+                    if name in routed
+                    for i in db.scalars(self._due([name], now, True).limit(limit)).all()
+                ][: max(limit - len(ids), 0)]
             if not ids:
                 return []
             # the lease check is repeated: on SQLite another writer may have leased since our read
@@ -111,22 +213,50 @@ class Outbox:
                     .returning(deliveries.c.id)
                 ).all()
             )
+            first = deliveries.alias("first")  # a group's first delivery: what an update edits
             rows = {
                 row.id: row
                 for row in db.execute(
-                    sa.select(deliveries, alerts.c.payload)
-                    .join(alerts, alerts.c.id == deliveries.c.alert_id)
+                    sa.select(
+                        deliveries.c.id,
+                        deliveries.c.alert_id,
+                        deliveries.c.webhook,
+                        deliveries.c.attempts,
+                        deliveries.c.message_id,
+                        deliveries.c.event,
+                        sa.func.coalesce(deliveries.c.payload, alerts.c.payload).label("body"),
+                        first.c.remote_id.label("reply_to"),
+                    )
+                    .outerjoin(alerts, alerts.c.id == deliveries.c.alert_id)
+                    .outerjoin(
+                        first,
+                        sa.and_(
+                            deliveries.c.group_id.is_not(None),
+                            first.c.alert_id == deliveries.c.group_id,
+                            first.c.webhook == deliveries.c.webhook,
+                            first.c.id != deliveries.c.id,
+                        ),
+                    )
                     .where(deliveries.c.id.in_(taken))
                 )
             }
             return [
-                DueDelivery(row.id, row.alert_id, row.webhook, row.attempts, row.payload)
+                DueDelivery(
+                    row.id,
+                    row.alert_id,
+                    row.webhook,
+                    row.attempts,
+                    row.body or "{}",
+                    row.message_id,
+                    row.event,
+                    row.reply_to,
+                )
                 for row in (rows[i] for i in ids if i in rows)
             ]
 
     @staticmethod
-    def _due(names: list[str], now: datetime) -> sa.Select[tuple[int]]:
-        return (
+    def _due(names: list[str], now: datetime, routed: bool = False) -> sa.Select[tuple[int]]:
+        query = (
             sa.select(deliveries.c.id)
             .where(
                 deliveries.c.state == PENDING,
@@ -138,6 +268,7 @@ class Outbox:
             # PostgreSQL: replicas claiming together take disjoint rows (SQLite ignores it)
             .with_for_update(skip_locked=True)
         )
+        return query.where(deliveries.c.routed_at.is_not(None)) if routed else query
 
     def leases_held(self, now: datetime, webhooks: Iterable[str]) -> dict[str, int]:
         """Owners holding unexpired leases on pending deliveries of `webhooks`, with counts."""
@@ -175,7 +306,11 @@ class Outbox:
         *,
         state: str,
         next_attempt_at: datetime | None,
+        remote_id: str | None = None,
     ) -> None:
+        """Record one attempt and the delivery's new state; `remote_id` is the target's id of
+        the message sent (kept, so later updates of its story can edit it). A digest delivered
+        marks the deliveries it carried delivered too."""
         with begin(self.engine) as db:
             db.execute(
                 sa.insert(delivery_attempts).values(
@@ -198,15 +333,34 @@ class Outbox:
                     claimed_by=None,
                     last_error=attempt.error,
                     delivered_at=now if state == DELIVERED else None,
+                    **({"remote_id": remote_id[:100]} if remote_id else {}),
                 )
             )
+            if state == DELIVERED:
+                carrier = (
+                    sa.select(deliveries.c.webhook, deliveries.c.message_id, deliveries.c.event)
+                    .where(deliveries.c.id == delivery_id)
+                    .subquery()
+                )
+                row = db.execute(sa.select(carrier)).first()
+                if row is not None and row.event == DIGEST_EVENT and row.message_id:
+                    db.execute(
+                        sa.update(deliveries)
+                        .where(
+                            deliveries.c.webhook == row.webhook,
+                            deliveries.c.digest_id == row.message_id,
+                            deliveries.c.state == DIGESTED,
+                        )
+                        .values(state=DELIVERED, delivered_at=now)
+                    )
 
     def next_delivery_at(self, webhooks: Iterable[str]) -> datetime | None:
         times = [t for t in self.next_delivery_times(webhooks).values() if t is not None]
         return min(times, default=None)
 
     def next_delivery_times(self, webhooks: Iterable[str]) -> dict[str, datetime]:
-        """Per webhook, when its next pending delivery may be claimed (due and lease ended)."""
+        """Per webhook, when its next pending delivery may be claimed (due and lease ended), or
+        its next held one released (a digest window or quiet hours ending)."""
         names = list(webhooks)
         if not names:
             return {}
@@ -222,7 +376,7 @@ class Outbox:
         )
         query = (
             sa.select(deliveries.c.webhook, sa.func.min(ready))
-            .where(deliveries.c.state == PENDING, deliveries.c.webhook.in_(names))
+            .where(deliveries.c.state.in_((PENDING, HELD)), deliveries.c.webhook.in_(names))
             .group_by(deliveries.c.webhook)
         )
         with self.engine.connect() as db:
@@ -248,7 +402,12 @@ class Outbox:
         if failed:
             query = query.where(deliveries.c.state == FAILED)
         if alert_ids:
-            query = query.where(deliveries.c.alert_id.in_(list(alert_ids)))
+            query = query.where(
+                sa.or_(
+                    deliveries.c.alert_id.in_(list(alert_ids)),
+                    deliveries.c.message_id.in_(list(alert_ids)),  # digests, feed events
+                )
+            )
         elif not failed:
             return 0
         if webhook is not None:
@@ -267,8 +426,16 @@ class Outbox:
             return int(result.rowcount)
 
     def known_alerts(self, alert_ids: Sequence[str]) -> set[str]:
+        """Which of `alert_ids` name an alert, or an event in the outbox (digest, feed event)."""
+        ids = list(alert_ids)
         with self.engine.connect() as db:
-            return set(db.scalars(sa.select(alerts.c.id).where(alerts.c.id.in_(list(alert_ids)))))
+            known = set(db.scalars(sa.select(alerts.c.id).where(alerts.c.id.in_(ids))))
+            return known | {
+                str(i)
+                for i in db.scalars(
+                    sa.select(deliveries.c.message_id).where(deliveries.c.message_id.in_(ids))
+                )
+            }
 
     # webhook states ------------------------------------------------------------------------
 
@@ -375,7 +542,7 @@ class Outbox:
                     row.title,
                     row.last_error,
                     row.severity,
-                    row.next_attempt_at if row.state == PENDING else None,
+                    row.next_attempt_at if row.state in (PENDING, HELD) else None,
                     row.delivered_at,
                 )
                 for row in db.execute(query)
@@ -387,3 +554,18 @@ class Outbox:
                 sa.select(deliveries.c.state, sa.func.count()).group_by(deliveries.c.state)
             )
             return {state: int(count) for state, count in rows}
+
+
+def _insert_new(db: Connection, rows: Sequence[dict[str, object]]) -> None:
+    """Insert outbox rows, skipping any whose (message_id, webhook) is already queued."""
+    known = {
+        (message_id, webhook)
+        for message_id, webhook in db.execute(
+            sa.select(deliveries.c.message_id, deliveries.c.webhook).where(
+                deliveries.c.message_id.in_({str(row["message_id"]) for row in rows})
+            )
+        )
+    }
+    fresh = [row for row in rows if (row["message_id"], row["webhook"]) not in known]
+    if fresh:
+        db.execute(sa.insert(deliveries), fresh)

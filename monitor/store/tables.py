@@ -3,7 +3,7 @@
 feeds             one row per polled URL: validators, schedule, errors, lease
 items             every item seen, per feed; (feed_id, dedupe_key) is unique
 alerts            one per (item, rule) that matched; its id is the webhook-id
-deliveries        the outbox: one per (alert, webhook), with state and next attempt
+deliveries        the outbox: one per (alert, webhook) or (event, webhook), state, next attempt
 webhook_states    what delivery learned about a webhook (disabled after a 410, …)
 delivery_attempts every attempt made, with its outcome
 websub_subscriptions one per feed subscribed over WebSub: hub, topic, secret, state, lease
@@ -83,6 +83,10 @@ feeds = Table(
     Column("gone_at", UTCDateTime, nullable=True),  # 410 Gone: polling stopped
     Column("moved_to", Text, nullable=True),  # where a 301/308 pointed
     Column("last_new_item_at", UTCDateTime, nullable=True),
+    # since 0007: health (monitor.feeds.health)
+    Column("failing_since", UTCDateTime, nullable=True),  # first failure after the last success
+    Column("unhealthy_since", UTCDateTime, nullable=True),  # feed.unhealthy sent, not recovered
+    Column("unhealthy_reason", String(20), nullable=True),  # failing | silent
     # since 0004: the replica (monitor.store.replicas) that took the last claim; it holds the
     # feed while lease_until is ahead, or until its heartbeat stops
     Column("claimed_by", String(200), nullable=True),
@@ -127,9 +131,10 @@ deliveries = Table(
     "deliveries",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("alert_id", ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    # null since 0005: a digest or a feed event belongs to no one alert
+    Column("alert_id", ForeignKey("alerts.id", ondelete="CASCADE"), nullable=True),
     Column("webhook", String(200), nullable=False),
-    Column("state", String(20), nullable=False),  # pending | delivered | failed
+    Column("state", String(20), nullable=False),  # pending | delivered | failed | held | digested
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime, nullable=True),
     Column("lease_until", UTCDateTime, nullable=True),
@@ -138,9 +143,39 @@ deliveries = Table(
     Column("delivered_at", UTCDateTime, nullable=True),
     # since 0003: who holds the lease (monitor.delivery.owner), so a dead holder is detected
     Column("claimed_by", String(200), nullable=True),
+    # since 0005: events other than one alert's alert.created (monitor.store.outbox)
+    Column("event", String(40), nullable=False, server_default="alert.created"),
+    Column("message_id", String(40), nullable=True),  # the webhook-id; null: the alert's id
+    Column("payload", Text, nullable=True),  # the body to send; null: the alert's payload
+    Column("routed_at", UTCDateTime, nullable=True),  # groups, digests, quiet hours applied
+    Column("group_id", String(40), nullable=True),  # the story group (story_groups.id)
+    Column("digest_id", String(40), nullable=True),  # the digest that carried a held delivery
+    Column("remote_id", String(100), nullable=True),  # the target's message id (Discord's)
     UniqueConstraint("alert_id", "webhook", name="uq_deliveries_alert_webhook"),
+    UniqueConstraint("message_id", "webhook", name="uq_deliveries_message_webhook"),
 )
 Index("ix_deliveries_due", deliveries.c.state, deliveries.c.next_attempt_at)
+Index("ix_deliveries_digest", deliveries.c.webhook, deliveries.c.digest_id)
+
+# since 0005: stories told by several items, per webhook with `group:` (monitor.delivery.noise)
+story_groups = Table(
+    "story_groups",
+    metadata,
+    Column("webhook", String(200), primary_key=True),
+    Column("id", String(40), primary_key=True),  # the first alert's id
+    Column("rule_id", String(200), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("closes_at", UTCDateTime, nullable=False),  # opened_at + the webhook's `group:`
+    Column("count", Integer, nullable=False),
+    Column("sources", Text, nullable=False),  # JSON list of the sources, first first
+    Column("texts", Text, nullable=False),  # JSON list of [title, summary, lang], one a source
+)
+Index(
+    "ix_story_groups_open",
+    story_groups.c.webhook,
+    story_groups.c.rule_id,
+    story_groups.c.closes_at,
+)
 
 webhook_states = Table(
     "webhook_states",
@@ -190,6 +225,7 @@ websub_subscriptions = Table(
     Column("hub", Text, nullable=False),
     Column("topic", Text, nullable=False),  # the feed's rel="self" URL
     Column("token", String(64), nullable=False, unique=True),  # the callback's unguessable path
+    Column("callback", Text, nullable=False),  # hub.callback as sent: base URL + token
     Column("secret", String(128), nullable=False),  # hub.secret: HMAC key of pushed content
     # requested | verified | denied | expired | failed | unsubscribing
     Column("state", String(20), nullable=False),

@@ -7,6 +7,9 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -14,8 +17,52 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.alter_column("alert_id", existing_type=sa.String(length=40), nullable=True)
+        batch_op.add_column(
+            sa.Column("event", sa.String(length=40), nullable=False, server_default="alert.created")
+        )
+        batch_op.add_column(sa.Column("message_id", sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column("payload", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("routed_at", sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column("group_id", sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column("digest_id", sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column("remote_id", sa.String(length=100), nullable=True))
+        batch_op.create_unique_constraint(
+            "uq_deliveries_message_webhook", ["message_id", "webhook"]
+        )
+        batch_op.create_index("ix_deliveries_digest", ["webhook", "digest_id"], unique=False)
+    op.create_table(
+        "story_groups",
+        sa.Column("webhook", sa.String(length=200), nullable=False),
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("rule_id", sa.String(length=200), nullable=False),
+        sa.Column("opened_at", sa.DateTime(), nullable=False),
+        sa.Column("closes_at", sa.DateTime(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("sources", sa.Text(), nullable=False),
+        sa.Column("texts", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("webhook", "id", name=op.f("pk_story_groups")),
+    )
+    with op.batch_alter_table("story_groups", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_story_groups_open", ["webhook", "rule_id", "closes_at"], unique=False
+        )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("story_groups")
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_deliveries_digest")
+        batch_op.drop_constraint("uq_deliveries_message_webhook", type_="unique")
+        for column in (
+            "remote_id",
+            "digest_id",
+            "group_id",
+            "routed_at",
+            "payload",
+            "message_id",
+            "event",
+        ):
+            batch_op.drop_column(column)
+        batch_op.alter_column("alert_id", existing_type=sa.String(length=40), nullable=False)
