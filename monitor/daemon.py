@@ -28,6 +28,7 @@ from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delive
 from monitor.errors import MonitorError
 from monitor.feeds.fetcher import make_client
 from monitor.feeds.refresh import RefreshOutcome
+from monitor.feeds.websub import WebSub, make_hub_client
 from monitor.httpserver import Health, HttpServer, configured_address
 from monitor.metrics import Metrics
 from monitor.pipeline import FEED_LEASE, Pipeline
@@ -197,10 +198,16 @@ async def _run_pipeline(  # noqa: PLR0917 - the daemon's parts, passed down once
     grace: float,
 ) -> None:
     metrics = Metrics(store)
-    async with make_client() as feed_client, make_delivery_client() as delivery_client:
+    async with (
+        make_client() as feed_client,
+        make_delivery_client() as delivery_client,
+        make_hub_client() as hub_client,
+    ):
         metrics.instrument(feed_client, metrics.fetch_seconds)
         metrics.instrument(delivery_client, metrics.delivery_seconds)
         pipeline = Pipeline(config, store, feed_client, delivery_client, metrics)
+        if address is not None:  # hubs call back on the HTTP server (`websub:` turns it on)
+            pipeline.websub = WebSub(pipeline, hub_client, metrics.observe_push)
         await asyncio.to_thread(pipeline.sync_feeds)
         scheduler = Scheduler(pipeline, replica)
         await _serve(
@@ -227,7 +234,8 @@ async def _serve(
     """Watch the config, serve HTTP, tick until `stop`; then wind down in that order reversed."""
     watcher = ConfigWatcher(pipeline.config, pipeline.apply, metrics)
     watching = asyncio.create_task(watcher.run(stop))
-    server = HttpServer(Health(pipeline.store, lambda: scheduler.last_tick), metrics)
+    health = Health(pipeline.store, lambda: scheduler.last_tick)
+    server = HttpServer(health, metrics, pipeline.websub)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, watcher.request_reload)
     try:

@@ -1,4 +1,5 @@
-"""The daemon's own HTTP endpoint (the `http:` key): `GET /healthz` and `GET /metrics`.
+"""The daemon's own HTTP endpoint (the `http:` key): `GET /healthz`, `GET /metrics`, and the
+WebSub callbacks `GET` and `POST /websub/<token>` when WebSub is on (monitor.feeds.websub).
 
 A small asyncio server on the daemon's event loop, HTTP/1.1 with `Connection: close`: one
 request per connection is all a health checker or Prometheus needs, and it keeps the server
@@ -8,6 +9,9 @@ free of keep-alive state. Bound to 127.0.0.1 unless the config names another hos
 small JSON body saying which check failed:
 
     {"status": "ok", "checks": {"scheduler": "ok: last tick 0.4s ago", "store": "ok"}}
+
+A WebSub push is read only with a Content-Length within `fetch.max_size_mib` (413 otherwise,
+before a byte of it is read; 411 without a length) and within `fetch.deadline` (408).
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import parse_qsl
 
 from monitor.metrics import CONTENT_TYPE, Metrics
 from monitor.store import Store
@@ -31,6 +38,33 @@ STALE_TICK = 15.0  # seconds without a scheduler tick before /healthz says unhea
 STORE_TIMEOUT = 5.0  # seconds the store gets to answer `SELECT 1`
 READ_TIMEOUT = 5.0
 MAX_HEADER = 8192
+WEBSUB_PREFIX = "/websub/"
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_REASONS = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    410: "Gone",
+    411: "Length Required",
+    413: "Content Too Large",
+    500: "Internal Server Error",
+}
+Reply = tuple[int, str, bytes]  # status, content type, body
+
+
+class Callbacks(Protocol):
+    """What serves /websub/<token> (monitor.feeds.websub.WebSub)."""
+
+    @property
+    def max_body(self) -> int: ...
+    @property
+    def body_deadline(self) -> float: ...
+    async def verify(self, token: str, query: Mapping[str, str]) -> Reply: ...
+    async def push(self, token: str, headers: Mapping[str, str], body: bytes) -> Reply: ...
+    def refused(self, token: str, outcome: str) -> None: ...
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -89,9 +123,10 @@ class Health:
 
 
 class HttpServer:
-    def __init__(self, health: Health, metrics: Metrics) -> None:
+    def __init__(self, health: Health, metrics: Metrics, websub: Callbacks | None = None) -> None:
         self.health = health
         self.metrics = metrics
+        self.websub = websub
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
@@ -109,15 +144,14 @@ class HttpServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=READ_TIMEOUT)
-            status, content_type, body = await self._respond(head)
+            status, content_type, body = await self._respond(head, reader)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             status, content_type, body = 400, "text/plain", b"bad request\n"
         except ConnectionError:
             writer.close()
             return
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
         header = (
-            f"HTTP/1.1 {status} {reason.get(status, 'Service Unavailable')}\r\n"
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Service Unavailable')}\r\n"
             f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
             "Cache-Control: no-store\r\nConnection: close\r\n\r\n"
         ).encode("ascii")
@@ -129,11 +163,13 @@ class HttpServer:
         finally:
             writer.close()
 
-    async def _respond(self, head: bytes) -> tuple[int, str, bytes]:
+    async def _respond(self, head: bytes, reader: asyncio.StreamReader) -> Reply:
         parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
         if len(parts) != 3 or len(head) > MAX_HEADER:
             return 400, "text/plain", b"bad request\n"
         method, target = parts[0], parts[1].split("?", 1)[0]
+        if target.startswith(WEBSUB_PREFIX) and self.websub is not None:
+            return await self._websub(self.websub, method, parts[1], head, reader)
         if target not in ("/healthz", "/metrics"):
             return 404, "text/plain", b"not found: try /healthz or /metrics\n"
         if method not in ("GET", "HEAD"):
@@ -143,6 +179,53 @@ class HttpServer:
         ok, checks = await self.health.check()
         body = json.dumps({"status": "ok" if ok else "unhealthy", "checks": checks}) + "\n"
         return (200 if ok else 503), "application/json", body.encode()
+
+    @staticmethod
+    async def _websub(
+        websub: Callbacks, method: str, target: str, head: bytes, reader: asyncio.StreamReader
+    ) -> Reply:
+        path, _, query = target.partition("?")
+        token = path.removeprefix(WEBSUB_PREFIX)
+        if not _TOKEN.match(token):
+            return 404, "text/plain", b"not found\n"
+        if method == "GET":
+            return await websub.verify(token, dict(parse_qsl(query, keep_blank_values=True)))
+        if method != "POST":
+            return 405, "text/plain", b"method not allowed\n"
+        headers = request_headers(head)
+        body = await _read_body(websub, token, headers, reader)
+        if isinstance(body, tuple):
+            return body
+        return await websub.push(token, headers, body)
+
+
+async def _read_body(
+    websub: Callbacks, token: str, headers: Mapping[str, str], reader: asyncio.StreamReader
+) -> bytes | Reply:
+    """A push's body, bounded in size (before reading) and in time; else the refusal."""
+    length = headers.get("content-length", "")
+    if "transfer-encoding" in headers or not length.isdigit():
+        websub.refused(token, "no_length")
+        return 411, "text/plain", b"a Content-Length is required\n"
+    if int(length) > websub.max_body:
+        websub.refused(token, "too_large")
+        return 413, "text/plain", b"too large\n"
+    try:
+        return await asyncio.wait_for(reader.readexactly(int(length)), timeout=websub.body_deadline)
+    except TimeoutError:
+        websub.refused(token, "too_slow")
+        return 408, "text/plain", b"too slow\n"
+
+
+def request_headers(head: bytes) -> dict[str, str]:
+    """Header names lower-cased; a repeated header's values joined with ", "."""
+    found: dict[str, str] = {}
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        if sep and name.strip():
+            key = name.strip().lower()
+            found[key] = f"{found[key]}, {value.strip()}" if key in found else value.strip()
+    return found
 
 
 def head_only(head: bytes) -> bool:

@@ -96,6 +96,15 @@ class Metrics:
             self.polls.labels(outcome)
         for result in ("delivered", "retrying", "failed"):
             self.deliveries.labels(result)
+        self.pushes = Counter(
+            "monitor_websub_pushes",
+            "WebSub pushes received, by outcome: accepted, unsigned, bad_signature (dropped), "
+            "unknown (no live subscription), unparsable, too_large, too_slow, no_length, error.",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("accepted", "unsigned", "bad_signature", "unknown"):
+            self.pushes.labels(outcome)
         ProcessCollector(registry=r)  # process_resident_memory_bytes, process_open_fds, …
         if store is not None:
             r.register(StoreCollector(store))
@@ -104,6 +113,13 @@ class Metrics:
         self.polls.labels(outcome.status).inc()
         self.items.inc(outcome.new_items)
         self.alerts.inc(outcome.alerts)
+
+    def observe_push(self, outcome: str, refresh: RefreshOutcome | None) -> None:
+        """A WebSub push (monitor.feeds.websub); its new items and alerts count as a poll's."""
+        self.pushes.labels(outcome).inc()
+        if refresh is not None:
+            self.items.inc(refresh.new_items)
+            self.alerts.inc(refresh.alerts)
 
     def observe_dispatch(self, summary: DispatchSummary) -> None:
         self.deliveries.labels("delivered").inc(summary.delivered)

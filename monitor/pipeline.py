@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -21,6 +22,9 @@ from monitor.feeds.refresh import RefreshContext, RefreshOutcome, feed_settings,
 from monitor.metrics import Metrics
 from monitor.store import FeedState, Store
 from monitor.store.recent import check_sooner, prune_item_text
+
+if TYPE_CHECKING:
+    from monitor.feeds.websub import WebSub
 
 log = logging.getLogger(__name__)
 FEED_LEASE = timedelta(minutes=5)  # a poll holds its feed this long at most; then others may
@@ -46,6 +50,7 @@ class Pipeline:
         self._delivery_client = delivery_client
         self.dispatcher = self._dispatcher(config)
         self._slots = asyncio.Semaphore(MAX_FEEDS_IN_FLIGHT)
+        self.websub: WebSub | None = None  # set by the daemon when it serves HTTP
 
     def _dispatcher(self, config: LoadedConfig) -> Dispatcher:
         hooks = {hook.name: hook for hook in config.settings.webhooks}
@@ -88,13 +93,19 @@ class Pipeline:
         context, settings = self.context, self.settings.get(feed.url)
         if settings is None:  # removed from the config while queued
             return RefreshOutcome(feed.url, "unchanged")
+        websub = self.websub
         try:
-            return await refresh_feed(context, feed, settings)
+            if websub is not None:  # while a hub pushes, only a slow safety poll
+                settings = await websub.polling(feed, settings)
+            outcome = await refresh_feed(context, feed, settings)
         except Exception as exc:  # one feed must never take the others down
             log.exception(
                 "%s: unexpected error while refreshing", feed.url, extra={"feed_url": feed.url}
             )
             return RefreshOutcome(feed.url, "failed", error=f"internal error: {exc!r}")
+        if websub is not None:  # a hub named in the document: subscribe (never raises)
+            await websub.after_poll(feed, settings, outcome)
+        return outcome
 
     async def deliver_due(self) -> DispatchSummary:
         summary = await self.dispatcher.deliver_due()

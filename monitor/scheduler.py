@@ -52,6 +52,7 @@ class Scheduler:
         self._feeds_in_flight: dict[int, asyncio.Task[object]] = {}
         self._delivery: asyncio.Task[object] | None = None
         self._prune: asyncio.Task[object] | None = None
+        self._websub: asyncio.Task[object] | None = None
         self.last_tick: float | None = None  # time.monotonic() of the last feeds tick
 
     def start(self) -> None:
@@ -62,6 +63,17 @@ class Scheduler:
                 "interval",
                 seconds=TICK_SECONDS,
                 id=name,
+                next_run_time=now,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        if self.pipeline.websub is not None:  # renew, retry, expire WebSub subscriptions
+            self._scheduler.add_job(
+                self._tick_websub,
+                "interval",
+                seconds=TICK_SECONDS,
+                id="websub",
                 next_run_time=now,
                 max_instances=1,
                 coalesce=True,
@@ -104,7 +116,8 @@ class Scheduler:
         self._scheduler.shutdown(wait=False)
         feeds = {task: feed_id for feed_id, task in self._feeds_in_flight.items()}
         tasks: list[asyncio.Task[object]] = [*feeds]
-        tasks += [t for t in (self._delivery, self._prune) if t is not None and not t.done()]
+        others = (self._delivery, self._prune, self._websub)
+        tasks += [t for t in others if t is not None and not t.done()]
         if not tasks:
             return
         pending = await _wait(tasks, grace, hurry)
@@ -195,6 +208,19 @@ class Scheduler:
             return None
         self.deliveries += summary.delivered
         return summary
+
+    async def _tick_websub(self) -> None:
+        if self._websub is not None and not self._websub.done():
+            return
+        self._websub = asyncio.create_task(self._run_websub())
+
+    async def _run_websub(self) -> object:
+        try:
+            if self.pipeline.websub is not None:
+                await self.pipeline.websub.tick()
+        except Exception:
+            log.exception("websub: renewing subscriptions failed; retrying next tick")
+        return None
 
     async def _tick_prune(self) -> None:
         if self._prune is not None and not self._prune.done():

@@ -13,6 +13,8 @@ from monitor.durations import approximate_duration
 from monitor.errors import StoreError
 from monitor.reporting import load_or_report
 from monitor.store import FeedState, Store
+from monitor.store import subscriptions as websub
+from monitor.store.subscriptions import Subscription
 
 ConfigOption = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 
@@ -25,7 +27,8 @@ def register(sub: Any, with_config: ConfigOption) -> None:
             description="List every configured feed with its state from the store: ok, "
             "failing (with the error and how many failures in a row), gone (410: polling "
             "stopped) or moved (301/308); when it last succeeded, when it is checked next, how "
-            "many items were seen. Reads the store only. Exit codes: 0, 2 invalid config.",
+            "many items were seen, and its WebSub subscription if any (state, hub, lease end, "
+            "pushes). Reads the store only. Exit codes: 0, 2 invalid config.",
         )
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per feed")
@@ -39,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         store = Store.open(config.storage_url)
         report = store.feed_report()
+        subscriptions = {sub.feed_id: sub for sub in websub.every(store.engine)}
         store.close()
     except StoreError as exc:
         print(f"storage: {exc}", file=sys.stderr)
@@ -46,9 +50,10 @@ def run(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     for feed, seen in report:
         if args.json:
-            print(json.dumps(feed_json(feed, seen), ensure_ascii=False))
+            document = feed_json(feed, seen) | websub_json(subscriptions.get(feed.id))
+            print(json.dumps(document, ensure_ascii=False))
         else:
-            print(feed_line(feed, seen, now))
+            print(feed_line(feed, seen, now) + websub_line(subscriptions.get(feed.id), now))
     return 0
 
 
@@ -95,6 +100,37 @@ def feed_line(feed: FeedState, seen: int, now: datetime) -> str:
         line += f"\n{'':10}  moved to {feed.moved_to}"
     if feed.error_count and feed.last_error:
         line += f"\n{'':10}  {feed.last_error}"
+    return line
+
+
+def websub_json(sub: Subscription | None) -> dict[str, object]:
+    if sub is None:
+        return {"websub": None}
+    lease_end = sub.expires_at.isoformat() if sub.expires_at else None
+    return {
+        "websub": {
+            "state": sub.state,
+            "hub": sub.hub,
+            "topic": sub.topic,
+            "lease_end": lease_end,
+            "pushes": sub.pushes,
+            "last_push": sub.last_push_at.isoformat() if sub.last_push_at else None,
+            "last_error": sub.last_error,
+        }
+    }
+
+
+def websub_line(sub: Subscription | None, now: datetime) -> str:
+    """`websub verified at HUB, lease ends in 9d, 12 pushes (last 3m ago)`, on its own line."""
+    if sub is None:
+        return ""
+    line = f"\n{'':10}  websub {sub.state} at {sub.hub}"
+    if sub.state == "verified" and sub.expires_at is not None:
+        line += f", lease ends {_until(sub.expires_at, now)}"
+    if sub.pushes:
+        line += f", {sub.pushes} pushes (last {_ago(sub.last_push_at, now)})"
+    if sub.last_error and sub.state != "verified":
+        line += f": {sub.last_error}"
     return line
 
 

@@ -95,10 +95,13 @@ class RefreshContext:
 @dataclass(frozen=True, slots=True)
 class RefreshOutcome:
     feed_url: str
-    status: str  # fetched | unchanged | failed
+    status: str  # fetched | unchanged | failed; pushed (ingest_pushed)
     new_items: int = 0
     alerts: int = 0
     error: str | None = None
+    # WebSub (monitor.feeds.websub): the hubs and rel="self" link a fetched document advertised
+    hubs: tuple[str, ...] = ()
+    topic: str | None = None
 
 
 async def refresh_feed(
@@ -132,18 +135,7 @@ async def refresh_feed(
     if isinstance(parsed, ParseFailed):
         failed = FetchFailed(parsed.error, fetched.status, None, fetched.headers, fetched.elapsed)
         return await _record_failure(ctx, feed, interval, failed, moved_to)
-    fresh = await asyncio.to_thread(_unseen, ctx.store, feed.id, parsed.items)
-    backfill = ctx.config.feed_backfill(settings)
-    alerting = _alerting([entry.item for entry in fresh], feed, backfill, now)
-    seen = [
-        SeenItem(
-            entry.item,
-            _alerts_for(ctx, entry.item, now) if entry.item in alerting else (),
-            key=entry.key,
-            guid=entry.guid,
-        )
-        for entry in fresh
-    ]
+    seen = await _seen_items(ctx, feed, settings, parsed, now)
     result = await _record_success(
         ctx,
         feed,
@@ -164,7 +156,65 @@ async def refresh_feed(
             result.alerts_created,
             extra={"feed_url": feed.url},
         )
-    return RefreshOutcome(feed.url, "fetched", result.new_items, result.alerts_created)
+    return RefreshOutcome(
+        feed.url,
+        "fetched",
+        result.new_items,
+        result.alerts_created,
+        hubs=parsed.hub_links,
+        topic=parsed.self_link,
+    )
+
+
+async def ingest_pushed(
+    ctx: RefreshContext,
+    feed: FeedState,
+    settings: FeedConfig,
+    body: bytes,
+    headers: Mapping[str, str],
+) -> RefreshOutcome:
+    """A document a WebSub hub pushed (monitor.feeds.websub): parsed, deduplicated, matched and
+    recorded like a polled body, leaving the feed's schedule, validators and errors alone."""
+    now = datetime.now(UTC)
+    async with ctx.parse_slots:
+        parsed = await parse_off_loop(
+            body,
+            url=feed.url,
+            base_url=feed.fetch_url,
+            headers=headers,
+            feed_name=settings.name or "",
+            processes=ctx.parse_in_processes,
+        )
+    if isinstance(parsed, ParseFailed):
+        return RefreshOutcome(feed.url, "failed", error=str(parsed.error))
+    seen = await _seen_items(ctx, feed, settings, parsed, now)
+    result = await asyncio.to_thread(ctx.store.record_push, feed.id, now, seen)
+    log.info(
+        "%s: %d new items, %d alerts (pushed by the WebSub hub)",
+        feed.url,
+        result.new_items,
+        result.alerts_created,
+        extra={"feed_url": feed.url},
+    )
+    return RefreshOutcome(feed.url, "pushed", result.new_items, result.alerts_created)
+
+
+async def _seen_items(
+    ctx: RefreshContext, feed: FeedState, settings: FeedConfig, parsed: ParsedFeed, now: datetime
+) -> list[SeenItem]:
+    """The document's new items, each with the alerts it raises (backfill on a first poll)."""
+    fresh = await asyncio.to_thread(_unseen, ctx.store, feed.id, parsed.items)
+    backfill = ctx.config.feed_backfill(settings)
+    alerting = _alerting([entry.item for entry in fresh], feed, backfill, now)
+    return [
+        SeenItem(
+            entry.item,
+            _alerts_for(ctx, entry.item, now) if entry.item in alerting else (),
+            key=entry.key,
+            guid=entry.guid,
+        )
+        for entry in fresh
+    ]
 
 
 def _moved(feed: FeedState, permanent_redirect: str | None) -> str | None:

@@ -353,6 +353,18 @@ class Store:
             values["moved_to"] = failure.moved_to
         db.execute(sa.update(feeds).where(feeds.c.id == failure.feed_id).values(**values))
 
+    def record_push(self, feed_id: int, now: datetime, seen: Sequence[SeenItem]) -> PollResult:
+        """Items a WebSub hub pushed, with their alerts and outbox rows, in one transaction,
+        like a poll's; the feed's schedule, validators and errors are left alone."""
+        with self._begin() as db:
+            item_ids = self._insert_items(db, feed_id, seen, now)
+            created = self._insert_alerts(db, seen, item_ids, now)
+            if item_ids:
+                db.execute(
+                    sa.update(feeds).where(feeds.c.id == feed_id).values(last_new_item_at=now)
+                )
+        return PollResult(len(item_ids), created)
+
     def _insert_items(
         self, db: Connection, feed_id: int, seen: Sequence[SeenItem], now: datetime
     ) -> dict[str, int]:

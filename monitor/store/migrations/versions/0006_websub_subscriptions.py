@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
@@ -24,6 +23,7 @@ def upgrade() -> None:
         sa.Column("hub", sa.Text(), nullable=False),
         sa.Column("topic", sa.Text(), nullable=False),
         sa.Column("token", sa.String(length=64), nullable=False),
+        sa.Column("callback", sa.Text(), nullable=False),
         sa.Column("secret", sa.String(length=128), nullable=False),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("lease_seconds", sa.Integer(), nullable=True),

@@ -1,0 +1,467 @@
+"""WebSub (W3C Recommendation, 2018): a hub pushes a feed's new document instead of us polling it.
+
+    a poll's document names rel="hub" and rel="self"  (RefreshOutcome.hubs, .topic)
+    -> subscribe: the row is stored (requested), then POST hub.mode=subscribe to the hub with
+       hub.callback = websub.callback + an unguessable token, hub.secret (random, per
+       subscription) and hub.lease_seconds
+    -> the hub verifies intent: GET callback?hub.mode=subscribe&hub.topic=…&hub.challenge=…;
+       the challenge is echoed only for a pending or live subscription of that topic (-> verified)
+    -> pushes: POST callback; X-Hub-Signature (sha1/sha256/sha384/sha512 HMAC of the raw body
+       with the secret) checked, then refresh.ingest_pushed: parse, identity, store, match, outbox
+    -> renewed at 80 % of the lease the hub granted; unrenewed at its end -> expired
+    -> a feed removed from the config, or set to `websub: false`, is unsubscribed
+
+Polling goes on: while a subscription is verified, a safety poll every max(interval, 1 h) catches
+what a hub missed (1 h: a lost push costs at most an hour; a hub that drops everything is no worse
+than polling hourly). A hub that fails, denies, never verifies or lets the lease lapse puts the
+feed back on its normal interval at once, and is asked again later (1 h; 1 d after a denial).
+
+A hub is a stranger's server: each request to it has a deadline, redirects are not followed, and
+at most a few KiB of its answer are read. Nothing it does raises out of this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import httpx
+from sqlalchemy.engine import Engine
+
+from monitor.config import FeedConfig, WebSubSettings
+from monitor.feeds.fetcher import USER_AGENT
+from monitor.feeds.refresh import RefreshOutcome, ingest_pushed
+from monitor.store import FeedState
+from monitor.store import subscriptions as subs
+from monitor.store.recent import check_sooner
+from monitor.store.subscriptions import Subscription
+
+if TYPE_CHECKING:
+    from monitor.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+PATH_PREFIX = "/websub/"  # where the daemon's HTTP server serves callbacks
+SAFETY_POLL = timedelta(hours=1)  # while verified, poll every max(interval, this)
+RENEW_AT = 0.8  # of the granted lease
+VERIFY_WITHIN = timedelta(minutes=10)  # a request the hub has not verified by then has failed
+RETRY_FAILED = timedelta(hours=1)  # ask a failed (or expired) hub again after this
+RETRY_DENIED = timedelta(days=1)
+HUB_DEADLINE = 15.0  # seconds for a whole request to a hub
+HUB_ANSWER_BYTES = 4096  # read at most this much of a hub's answer (for the error message)
+DIGESTS = frozenset(("sha1", "sha256", "sha384", "sha512"))  # X-Hub-Signature methods
+Reply = tuple[int, str, bytes]  # status, content type, body
+_TEXT = "text/plain; charset=utf-8"
+
+
+def make_hub_client() -> httpx.AsyncClient:
+    """The client for hubs: no redirects followed, short timeouts (each request also has a
+    deadline)."""
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        timeout=httpx.Timeout(10.0, connect=5.0),
+        headers={"User-Agent": USER_AGENT},
+        trust_env=False,
+    )
+
+
+def signature_problem(header: str | None, secret: str, body: bytes) -> str | None:
+    """None when `X-Hub-Signature` is a valid HMAC of `body` with `secret`; else the outcome
+    to count: `unsigned` (no header) or `bad_signature` (unknown method, malformed, mismatch)."""
+    if not header:
+        return "unsigned"
+    method, sep, given = header.strip().partition("=")
+    digest = method.strip().lower()
+    if not sep or digest not in DIGESTS:
+        return "bad_signature"
+    expected = hmac.new(secret.encode(), body, digest).hexdigest()
+    return None if hmac.compare_digest(expected, given.strip().lower()) else "bad_signature"
+
+
+class WebSub:
+    """Subscriptions of one daemon: after polls, on its timer, and at its callback URL."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        client: httpx.AsyncClient,
+        on_push: Callable[[str, RefreshOutcome | None], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.client = client
+        self.on_push = on_push or (lambda _outcome, _refresh: None)
+
+    # -- the config in force ------------------------------------------------------------------
+
+    @property
+    def settings(self) -> WebSubSettings | None:
+        return self.pipeline.config.settings.websub
+
+    def enabled_for(self, feed: FeedConfig | None) -> bool:
+        return self.settings is not None and feed is not None and feed.websub
+
+    @property
+    def max_body(self) -> int:
+        return self.pipeline.config.settings.fetch.limits().max_bytes
+
+    @property
+    def body_deadline(self) -> float:
+        return self.pipeline.config.settings.fetch.deadline.total_seconds()
+
+    def _engine(self) -> Engine:
+        return self.pipeline.store.engine
+
+    # -- around polls -------------------------------------------------------------------------
+
+    async def polling(self, feed: FeedState, settings: FeedConfig) -> FeedConfig:
+        """The settings to poll with: while verified, the slow safety poll."""
+        if not self.enabled_for(settings):
+            return settings
+        try:
+            sub = await asyncio.to_thread(subs.for_feed, self._engine(), feed.id)
+        except Exception:
+            log.exception("websub: cannot read the subscription of %s", feed.url)
+            return settings
+        if sub is None or not _verified(sub, datetime.now(UTC)):
+            return settings
+        interval = max(self.pipeline.config.feed_interval(settings), SAFETY_POLL)
+        return settings.model_copy(update={"interval": interval})
+
+    async def after_poll(
+        self, feed: FeedState, settings: FeedConfig, outcome: RefreshOutcome
+    ) -> None:
+        """Subscribe when a fetched document names a hub we are not subscribed to there."""
+        if not self.enabled_for(settings) or outcome.status != "fetched":
+            return
+        if not outcome.hubs or not outcome.topic:
+            return
+        hub, topic = outcome.hubs[0], outcome.topic
+        try:
+            sub = await asyncio.to_thread(subs.for_feed, self._engine(), feed.id)
+            if sub is not None and sub.hub == hub and sub.topic == topic:
+                return  # known: the timer renews or retries it
+            await self._subscribe(feed.id, feed.url, hub, topic)
+        except Exception:
+            log.exception("websub: subscribing %s failed", feed.url, extra={"feed_url": feed.url})
+
+    # -- the timer ----------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Renew, retry, expire and unsubscribe what is due (the scheduler calls this)."""
+        now = datetime.now(UTC)
+        engine = self._engine()
+        feeds = self.pipeline.config.settings.feeds
+        opted_out = [f.url for f in feeds if not f.websub] if self.settings is not None else []
+        due = await asyncio.to_thread(subs.due, engine, now)
+        due += await asyncio.to_thread(subs.live_for, engine, opted_out)
+        done: set[int] = set()
+        for sub in due:
+            if sub.feed_id in done:
+                continue
+            done.add(sub.feed_id)
+            try:
+                await self._act(sub, now)
+            except Exception:
+                log.exception("websub: %s: unexpected error", sub.feed_url)
+
+    async def _act(self, sub: Subscription, now: datetime) -> None:
+        settings = self.pipeline.settings.get(sub.feed_url)
+        wanted = sub.feed_active and self.enabled_for(settings)
+        if sub.state in subs.LIVE and not wanted:
+            await self._unsubscribe(sub, now)
+        elif sub.state == subs.UNSUBSCRIBING:  # the hub never confirmed: forget it anyway
+            await asyncio.to_thread(subs.delete, self._engine(), sub.token)
+        elif sub.state == subs.REQUESTED:
+            await self._failed(sub, "the hub did not verify the subscription in time", now)
+        elif sub.state == subs.VERIFIED and sub.expires_at is not None and sub.expires_at <= now:
+            await self._lapsed(sub, now)
+        elif sub.state == subs.VERIFIED:
+            await self._renew(sub, now)
+        elif wanted and sub.next_action_at is not None and sub.next_action_at <= now:
+            await self._subscribe(sub.feed_id, sub.feed_url, sub.hub, sub.topic)  # try again
+        elif not wanted:
+            await asyncio.to_thread(subs.delete, self._engine(), sub.token)
+
+    # -- requests to hubs ---------------------------------------------------------------------
+
+    async def _subscribe(self, feed_id: int, feed_url: str, hub: str, topic: str) -> None:
+        settings = self.settings
+        if settings is None:
+            return
+        now = datetime.now(UTC)
+        token = secrets.token_urlsafe(32)
+        secret = secrets.token_hex(32)
+        callback = settings.callback + token
+        await asyncio.to_thread(
+            subs.save_request,
+            self._engine(),
+            feed_id,
+            hub=hub,
+            topic=topic,
+            token=token,
+            callback=callback,
+            secret=secret,
+            now=now,
+        )
+        await asyncio.to_thread(
+            subs.update, self._engine(), token, next_action_at=now + VERIFY_WITHIN
+        )
+        lease = int(settings.lease.total_seconds())
+        error = await self._ask_hub(hub, "subscribe", topic, callback, secret, lease)
+        if error is None:
+            log.info("websub: %s: subscription requested at %s", feed_url, hub)
+            return
+        sub = await asyncio.to_thread(subs.by_token, self._engine(), token)
+        if sub is not None and sub.state == subs.REQUESTED:
+            await self._failed(sub, error, datetime.now(UTC))
+
+    async def _renew(self, sub: Subscription, now: datetime) -> None:
+        settings = self.settings
+        lease = int(settings.lease.total_seconds()) if settings else sub.lease_seconds or 0
+        left = (sub.expires_at - now) if sub.expires_at else timedelta(0)
+        # until the hub re-verifies, look again before the lease ends
+        again = now + max(min(left / 4, timedelta(hours=1)), timedelta(seconds=1))
+        await asyncio.to_thread(
+            subs.update, self._engine(), sub.token, states=[subs.VERIFIED], next_action_at=again
+        )
+        error = await self._ask_hub(
+            sub.hub, "subscribe", sub.topic, sub.callback, sub.secret, lease
+        )
+        if error is None:
+            log.info("websub: %s: renewal requested at %s", sub.feed_url, sub.hub)
+        else:
+            log.warning(
+                "websub: %s: renewal failed (%s); trying again before the lease ends",
+                sub.feed_url,
+                error,
+                extra={"feed_url": sub.feed_url},
+            )
+            await asyncio.to_thread(subs.update, self._engine(), sub.token, last_error=error)
+
+    async def _unsubscribe(self, sub: Subscription, now: datetime) -> None:
+        await asyncio.to_thread(
+            subs.update,
+            self._engine(),
+            sub.token,
+            state=subs.UNSUBSCRIBING,
+            next_action_at=now + VERIFY_WITHIN,
+        )
+        error = await self._ask_hub(sub.hub, "unsubscribe", sub.topic, sub.callback, sub.secret)
+        if error is None:
+            log.info("websub: %s: unsubscribe requested at %s", sub.feed_url, sub.hub)
+        else:
+            log.warning("websub: %s: unsubscribing failed (%s); forgotten", sub.feed_url, error)
+            await asyncio.to_thread(subs.delete, self._engine(), sub.token)
+
+    async def _ask_hub(  # noqa: PLR0917 - the protocol's parameters
+        self,
+        hub: str,
+        mode: str,
+        topic: str,
+        callback: str,
+        secret: str,
+        lease: int | None = None,
+    ) -> str | None:
+        """POST to the hub; None when it accepted (2xx), else what went wrong."""
+        form = {"hub.mode": mode, "hub.topic": topic, "hub.callback": callback}
+        if mode == "subscribe":
+            form["hub.secret"] = secret
+            if lease:
+                form["hub.lease_seconds"] = str(lease)
+        try:
+            async with asyncio.timeout(HUB_DEADLINE):
+                async with self.client.stream("POST", hub, data=form) as response:
+                    if 200 <= response.status_code < 300:
+                        return None
+                    text = await _some_text(response)
+                    if response.is_redirect:
+                        return f"the hub answered {response.status_code} (redirects not followed)"
+                    return f"the hub answered {response.status_code}: {text}".rstrip(": ")
+        except TimeoutError:
+            return f"the hub did not answer within {HUB_DEADLINE:.0f}s"
+        except httpx.HTTPError as exc:
+            return f"cannot reach the hub: {type(exc).__name__}: {exc}"
+
+    # -- state changes ------------------------------------------------------------------------
+
+    async def _failed(self, sub: Subscription, error: str, now: datetime) -> None:
+        log.warning(
+            "websub: %s: subscribing at %s failed (%s); polling as usual, trying again in %s",
+            sub.feed_url,
+            sub.hub,
+            error,
+            RETRY_FAILED,
+            extra={"feed_url": sub.feed_url},
+        )
+        await asyncio.to_thread(
+            subs.update,
+            self._engine(),
+            sub.token,
+            state=subs.FAILED,
+            last_error=error,
+            next_action_at=now + RETRY_FAILED,
+        )
+
+    async def _lapsed(self, sub: Subscription, now: datetime) -> None:
+        log.warning(
+            "websub: %s: the lease at %s ended unrenewed; polling as usual",
+            sub.feed_url,
+            sub.hub,
+            extra={"feed_url": sub.feed_url},
+        )
+        await asyncio.to_thread(
+            subs.update,
+            self._engine(),
+            sub.token,
+            state=subs.EXPIRED,
+            next_action_at=now + RETRY_FAILED,
+        )
+        await self._poll_soon(sub, now)
+
+    async def _poll_soon(self, sub: Subscription, now: datetime) -> None:
+        """Back to the feed's normal interval: a safety-poll date further off is brought in."""
+        settings = self.pipeline.settings.get(sub.feed_url)
+        if settings is not None:
+            interval = self.pipeline.config.feed_interval(settings)
+            await asyncio.to_thread(check_sooner, self._engine(), [sub.feed_url], now + interval)
+
+    # -- the callback (monitor.httpserver routes GET and POST /websub/<token> here) -----------
+
+    async def verify(self, token: str, query: Mapping[str, str]) -> Reply:
+        """The hub's verification of intent: echo the challenge only for what we asked."""
+        now = datetime.now(UTC)
+        sub = await asyncio.to_thread(subs.by_token, self._engine(), token)
+        mode, challenge = query.get("hub.mode", ""), query.get("hub.challenge", "")
+        if sub is None or query.get("hub.topic") != sub.topic:
+            log.warning("websub: verification for an unknown subscription or topic refused")
+            return 404, _TEXT, b"no such subscription\n"
+        if mode == "subscribe" and challenge and sub.state in subs.LIVE:
+            lease = _lease(query.get("hub.lease_seconds"), self.settings, sub)
+            verified = await asyncio.to_thread(
+                subs.update,
+                self._engine(),
+                token,
+                states=subs.LIVE,
+                state=subs.VERIFIED,
+                lease_seconds=lease,
+                verified_at=now,
+                expires_at=now + timedelta(seconds=lease),
+                next_action_at=now + timedelta(seconds=lease * RENEW_AT),
+                last_error=None,
+            )
+            if verified:
+                log.info(
+                    "websub: %s: subscription verified by %s, lease %ds",
+                    sub.feed_url,
+                    sub.hub,
+                    lease,
+                    extra={"feed_url": sub.feed_url},
+                )
+                return 200, _TEXT, challenge.encode()
+        elif mode == "unsubscribe" and challenge and sub.state == subs.UNSUBSCRIBING:
+            await asyncio.to_thread(subs.delete, self._engine(), token)
+            log.info("websub: %s: unsubscribed from %s", sub.feed_url, sub.hub)
+            return 200, _TEXT, challenge.encode()
+        elif mode == "denied" and sub.state in subs.LIVE:
+            reason = query.get("hub.reason", "") or "no reason given"
+            log.warning(
+                "websub: %s: the hub %s denied the subscription (%s); polling as usual",
+                sub.feed_url,
+                sub.hub,
+                reason,
+                extra={"feed_url": sub.feed_url},
+            )
+            await asyncio.to_thread(
+                subs.update,
+                self._engine(),
+                token,
+                state=subs.DENIED,
+                last_error=f"denied by the hub: {reason}",
+                next_action_at=now + RETRY_DENIED,
+            )
+            await self._poll_soon(sub, now)
+            return 200, _TEXT, b""
+        return 404, _TEXT, b"no such pending request\n"
+
+    async def push(self, token: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        """Content from the hub: signature checked, then recorded like a polled document."""
+        sub = await asyncio.to_thread(subs.by_token, self._engine(), token)
+        if sub is None:
+            return self._refused("unknown", token, 404, b"no such subscription\n")
+        settings = self.pipeline.settings.get(sub.feed_url)
+        if sub.state not in subs.LIVE or settings is None:
+            return self._refused("unknown", token, 410, b"subscription ended\n")
+        problem = signature_problem(headers.get("x-hub-signature"), sub.secret, body)
+        if problem is not None:
+            log.warning(
+                "websub: %s: pushed content dropped (%s)",
+                sub.feed_url,
+                "no X-Hub-Signature" if problem == "unsigned" else "X-Hub-Signature mismatch",
+                extra={"feed_url": sub.feed_url},
+            )
+            self.on_push(problem, None)
+            return 202, _TEXT, b"dropped\n"  # 2xx: a forger learns nothing, a hub does not retry
+        return await self._ingest(sub, settings, headers, body)
+
+    async def _ingest(
+        self, sub: Subscription, settings: FeedConfig, headers: Mapping[str, str], body: bytes
+    ) -> Reply:
+        token = sub.token
+        feed = await asyncio.to_thread(_feed_state, self.pipeline, sub.feed_id)
+        if feed is None:
+            return self._refused("unknown", token, 410, b"subscription ended\n")
+        try:
+            outcome = await ingest_pushed(self.pipeline.context, feed, settings, body, headers)
+        except Exception:
+            log.exception("websub: %s: recording pushed content failed", sub.feed_url)
+            self.on_push("error", None)
+            return 500, _TEXT, b"internal error; try again\n"
+        await asyncio.to_thread(subs.count_push, self._engine(), token, datetime.now(UTC))
+        if outcome.status == "failed":
+            log.warning("websub: %s: pushed content unreadable: %s", sub.feed_url, outcome.error)
+            self.on_push("unparsable", outcome)
+            return 202, _TEXT, b"not a feed\n"
+        self.on_push("accepted", outcome)
+        return 200, _TEXT, b"ok\n"
+
+    def refused(self, token: str, outcome: str) -> None:
+        """A push the HTTP server would not read (too large, too slow): counted and logged."""
+        log.warning("websub: push to callback %s… refused: %s", token[:6], outcome)
+        self.on_push(outcome, None)
+
+    def _refused(self, outcome: str, token: str, status: int, body: bytes) -> Reply:
+        log.warning("websub: push to callback %s… refused: no live subscription", token[:6])
+        self.on_push(outcome, None)
+        return status, _TEXT, body
+
+
+def _verified(sub: Subscription, now: datetime) -> bool:
+    return sub.state == subs.VERIFIED and (sub.expires_at is None or sub.expires_at > now)
+
+
+def _lease(text: str | None, settings: WebSubSettings | None, sub: Subscription) -> int:
+    """The lease the hub granted; what we asked for when it says nothing usable."""
+    if text and text.strip().isdigit() and 0 < int(text) < 10 * 365 * 86400:
+        return int(text)
+    if settings is not None:
+        return int(settings.lease.total_seconds())
+    return sub.lease_seconds or 86400
+
+
+def _feed_state(pipeline: Pipeline, feed_id: int) -> FeedState | None:
+    return next((feed for feed in pipeline.store.feeds() if feed.id == feed_id), None)
+
+
+async def _some_text(response: httpx.Response) -> str:
+    """The start of a hub's answer, for the error message; never more than a few KiB read."""
+    data = b""
+    async for chunk in response.aiter_bytes():
+        data += chunk
+        if len(data) >= HUB_ANSWER_BYTES:
+            break
+    text = data[:HUB_ANSWER_BYTES].decode("utf-8", "replace")
+    return " ".join(text.split())[:200]

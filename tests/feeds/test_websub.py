@@ -1,0 +1,400 @@
+"""WebSub with real parts: the daemon as a subprocess, its own HTTP server as the callback, a hub
+written in tests/support/hub.py, feeds and a signed-webhook receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import re
+import socket
+import sqlite3
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+from monitor.errors import ConfigError
+from monitor.feeds.websub import signature_problem
+from monitor.httpserver import Health, HttpServer, Reply
+from monitor.metrics import Metrics
+from monitor.store import Store
+from tests.conftest import run_cli
+from tests.ops.daemon import Daemon, edit_config
+from tests.support.hub import LocalHub
+from tests.support.pipeline import REPO, serve_feed, write_config
+from tests.support.receiver import SECRET, SignedReceiver
+from tests.support.servers import LocalServer
+
+DATA = REPO / "tests" / "data" / "websub"
+SECRET_KEY = "0123456789abcdef" * 4
+BODY = b"<rss version='2.0'><channel><title>x</title></channel></rss>"
+
+
+def _sign(method: str, key: str = SECRET_KEY, body: bytes = BODY) -> str:
+    return f"{method}=" + hmac.new(key.encode(), body, getattr(hashlib, method)).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (_sign("sha1"), None),
+        (_sign("sha256"), None),
+        (_sign("sha384"), None),
+        (_sign("sha512"), None),
+        (_sign("sha256").upper().replace("SHA256=", "sha256="), None),  # hex case is no matter
+        (_sign("sha256", key="another secret"), "bad_signature"),
+        (_sign("sha256", body=BODY + b" "), "bad_signature"),  # the body was changed
+        (_sign("sha256").replace("sha256", "sha1"), "bad_signature"),  # method and MAC disagree
+        (
+            "md5=" + hashlib.md5(BODY).hexdigest(),
+            "bad_signature",
+        ),  # a method the spec does not name
+        (_sign("sha256").replace("=", ""), "bad_signature"),
+        ("sha256=", "bad_signature"),
+        ("", "unsigned"),
+        (None, "unsigned"),
+    ],
+)
+def test_signatures_are_checked_with_every_method_the_spec_names(
+    header: str | None, expected: str | None
+) -> None:
+    assert signature_problem(header, SECRET_KEY, BODY) == expected
+
+
+# -- config -------------------------------------------------------------------------------------
+
+
+def _config_with(tmp_path: Path, **top: object) -> Path:
+    directory = write_config(tmp_path / "config", feeds=[{"url": "https://a.test/feed"}])
+    edit_config(directory, lambda document: document.update(top))
+    return directory
+
+
+def _problems(directory: Path) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        load_config(directory, environ={})
+    return [f"{p.line}:{p.column}: {p.message}" for p in raised.value.problems]
+
+
+def test_websub_config_needs_http_and_a_plain_callback(tmp_path: Path) -> None:
+    callback = {"callback": "https://monitor.example.org/websub", "lease": "2d"}
+    directory = _config_with(tmp_path, websub=callback)
+    lines = (directory / "monitor.yaml").read_text(encoding="utf-8").splitlines()
+    line = lines.index("websub:") + 1
+    needs = "websub: needs `http:` (or MONITOR_HTTP): hubs call back the daemon's HTTP server"
+    assert _problems(directory) == [f"{line}:1: {needs}"]
+    config = load_config(_config_with(tmp_path, websub=callback, http="127.0.0.1:0"), environ={})
+    assert config.settings.websub is not None
+    assert config.settings.websub.callback == "https://monitor.example.org/websub/"
+    assert config.settings.websub.lease.days == 2
+    assert config.settings.feeds[0].websub is True
+    with_env = _config_with(tmp_path, websub=callback)
+    assert load_config(with_env, environ={"MONITOR_HTTP": "127.0.0.1:0"}).settings.websub
+
+    bad = {"callback": "ftp://x/websub/?a=1", "lease": "0s"}
+    problems = _problems(_config_with(tmp_path, websub=bad, http="127.0.0.1:0"))
+    assert any("websub.callback: 'ftp://x/websub/?a=1' is not an http://" in p for p in problems)
+    assert any("websub.lease: lease must be at least 1s" in p for p in problems)
+    unknown = _problems(_config_with(tmp_path, websub={"calback": "https://x/"}, http=":1"))
+    assert any("unknown key 'calback'; did you mean 'callback'?" in p for p in unknown)
+
+
+def test_a_feed_opts_out_with_websub_false(tmp_path: Path) -> None:
+    directory = write_config(
+        tmp_path / "config", feeds=[{"url": "https://a.test/feed", "websub": False}]
+    )
+    assert load_config(directory, environ={}).settings.feeds[0].websub is False
+
+
+# -- the HTTP server's bounds, in process ----------------------------------------------------------
+
+
+class _Callbacks:
+    """A recording stand-in for monitor.feeds.websub.WebSub, to test the server's bounds."""
+
+    max_body = 1000
+    body_deadline = 0.5
+
+    def __init__(self) -> None:
+        self.pushed: list[bytes] = []
+        self.refusals: list[str] = []
+
+    async def verify(self, token: str, query: Mapping[str, str]) -> Reply:
+        return 200, "text/plain", query.get("hub.challenge", "").encode()
+
+    async def push(self, token: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        self.pushed.append(body)
+        return 200, "text/plain", b"ok\n"
+
+    def refused(self, token: str, outcome: str) -> None:
+        self.refusals.append(outcome)
+
+
+async def _ask(port: int, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    return answer
+
+
+async def test_callbacks_are_routed_and_push_bodies_bounded(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    callbacks = _Callbacks()
+    server = HttpServer(Health(store, lambda: None), Metrics(store), callbacks)
+    _host, port = await server.start("127.0.0.1", 0)
+    token = "A" * 43
+    try:
+        answer = await _ask(
+            port, f"GET /websub/{token}?hub.challenge=xyz HTTP/1.1\r\n\r\n".encode()
+        )
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert answer.endswith(b"\r\n\r\nxyz")
+        assert (await _ask(port, b"GET /websub/short HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 404")
+        post = f"POST /websub/{token} HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello".encode()
+        assert (await _ask(port, post)).startswith(b"HTTP/1.1 200 ")
+        assert callbacks.pushed == [b"hello"]
+        big = f"POST /websub/{token} HTTP/1.1\r\nContent-Length: 1001\r\n\r\n".encode()
+        assert (await _ask(port, big)).startswith(b"HTTP/1.1 413 ")  # refused before reading
+        chunked = f"POST /websub/{token} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        assert (await _ask(port, chunked)).startswith(b"HTTP/1.1 411 ")
+        slow = f"POST /websub/{token} HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc".encode()
+        assert (await _ask(port, slow)).startswith(b"HTTP/1.1 408 ")  # the rest never comes
+        put = f"PUT /websub/{token} HTTP/1.1\r\n\r\n".encode()
+        assert (await _ask(port, put)).startswith(b"HTTP/1.1 405 ")
+        assert callbacks.refusals == ["too_large", "no_length", "too_slow"]
+        assert callbacks.pushed == [b"hello"]
+        # the daemon's own endpoints are untouched
+        assert (await _ask(port, b"GET /metrics HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+        assert (await _ask(port, b"GET /healthz HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 503 ")
+    finally:
+        await server.stop()
+        store.close()
+
+
+# -- the daemon, end to end -----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _document(name: str, hub: LocalHub, topic: str) -> bytes:
+    """A document from tests/data/websub naming `hub` and `topic`, its dates hours before now."""
+    now = datetime.now(UTC)
+    text = (DATA / name).read_text(encoding="utf-8")
+    text = text.replace("{{hub}}", hub.url).replace("{{self}}", topic)
+    text = re.sub(
+        r"\{\{hours-ago:(\d+)\}\}",
+        lambda m: format_datetime(now - timedelta(hours=int(m.group(1))), usegmt=True),
+        text,
+    )
+    return text.encode("utf-8")
+
+
+@pytest.fixture
+def hub() -> Iterator[LocalHub]:
+    with LocalServer(poll_interval=0.05) as local:
+        yield LocalHub(local)
+
+
+def _daemon_config(
+    tmp_path: Path,
+    server: LocalServer,
+    hub: LocalHub,
+    receiver: SignedReceiver,
+    *,
+    interval: str,
+    lease: str = "1h",
+) -> tuple[Path, str]:
+    """A config folder with one feed naming `hub`; returns it and the feed's URL (the topic)."""
+    topic = server.url("/wire.xml")
+    serve_feed(server, "/wire.xml", _document("wire.xml", hub, topic))
+    port = _free_port()
+    config = write_config(
+        tmp_path / "config",
+        feeds=[{"url": topic, "name": "Push Wire", "interval": interval}],
+        webhooks=[{"name": "analysts", "url": receiver.url, "secret": SECRET}],
+    )
+
+    def websub(document: dict[str, object]) -> None:
+        document["http"] = f"127.0.0.1:{port}"
+        document["websub"] = {"callback": f"http://127.0.0.1:{port}/websub/", "lease": lease}
+
+    edit_config(config, websub)
+    return config, topic
+
+
+def _items(config: Path) -> list[str]:
+    with sqlite3.connect(config / "data" / "monitor.db") as db:
+        return [row[0] for row in db.execute("SELECT guid FROM items ORDER BY guid")]
+
+
+def _feeds_json(config: Path) -> dict[str, object]:
+    listed = run_cli("feeds", "--json", "--config", str(config), cwd=config)
+    assert listed.returncode == 0, listed.stderr
+    return dict(json.loads(listed.stdout.splitlines()[0]))
+
+
+def test_subscribe_verify_push_alert_and_unsubscribe(
+    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+) -> None:
+    config, topic = _daemon_config(tmp_path, server, hub, receiver, interval="1h")
+    daemon = Daemon.start(config)
+    try:
+        assert hub.wait_for(lambda events: any(e.kind == "verified" for e in events)), daemon.log
+        (request,) = hub.of("request")
+        form = request.form
+        assert form["hub.topic"] == topic
+        assert form["hub.lease_seconds"] == "3600"
+        assert len(form["hub.secret"]) >= 32
+        token = form["hub.callback"].removeprefix(f"{daemon.base_url}/websub/")
+        assert len(token) >= 32  # unguessable, one per subscription
+        assert "/" not in token
+        assert _items(config) == ["push-1", "push-2"]  # the first poll, nothing matching
+
+        # a forged push (wrong secret) and an unsigned one: 2xx, dropped, counted
+        assert hub.publish(topic, _document("pushed.xml", hub, topic), secret="forged") == [202]
+        assert hub.publish(topic, _document("pushed.xml", hub, topic), signed=False) == [202]
+        assert daemon.metric('monitor_websub_pushes_total{outcome="bad_signature"}') == 1
+        assert daemon.metric('monitor_websub_pushes_total{outcome="unsigned"}') == 1
+        assert _items(config) == ["push-1", "push-2"]
+        assert receiver.deliveries == []
+
+        # the real push: an alert without waiting for a poll (the interval is an hour)
+        assert hub.publish(topic, _document("pushed.xml", hub, topic), method="sha512") == [200]
+        assert receiver.server.wait_for(lambda requests: len(requests) >= 1, timeout=20)
+        (delivery,) = receiver.deliveries
+        assert delivery.valid_signature
+        data = delivery.body["data"]
+        assert isinstance(data, dict)
+        assert data["rule"]["id"] == "russia-cuba-contacts"
+        assert data["item"]["guid"] == "push-3"
+        assert _items(config) == ["push-1", "push-2", "push-3"]
+        assert len(server.requests_to("/wire.xml")) == 1  # polled once, at start
+        assert daemon.metric('monitor_websub_pushes_total{outcome="accepted"}') == 1
+        assert daemon.metric("monitor_alerts_created_total") == 1
+
+        # verifications the daemon did not ask for are refused
+        callback = form["hub.callback"]
+        other = hub.verification(callback, "subscribe", "http://elsewhere/", challenge="c1")
+        assert other[0] == 404
+        unknown = hub.verification(
+            f"{daemon.base_url}/websub/{'x' * 43}", "subscribe", topic, challenge="c2"
+        )
+        assert unknown[0] == 404
+        assert hub.verification(callback, "unsubscribe", topic, challenge="c3")[0] == 404
+
+        shown = _feeds_json(config)["websub"]
+        assert isinstance(shown, dict)
+        assert shown["state"] == "verified"
+        assert shown["hub"] == hub.url
+        assert shown["pushes"] == 1
+        listed = run_cli("feeds", "--config", str(config), cwd=config)
+        assert f"websub verified at {hub.url}" in listed.stdout
+
+        # the feed leaves the config: unsubscribed, and the hub's verification answered
+        edit_config(config, lambda document: document.update(feeds=[]))
+        assert hub.wait_for(lambda _: bool(hub.of("verified", "unsubscribe"))), daemon.log
+        assert hub.of("request", "unsubscribe")[0].form["hub.callback"] == callback
+    finally:
+        code, _seconds = daemon.stop()
+    assert code == 0, daemon.log
+    assert "Traceback" not in daemon.log
+    assert "pushed content dropped (X-Hub-Signature mismatch)" in daemon.log
+
+
+def test_the_lease_is_renewed_before_it_ends(
+    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+) -> None:
+    hub.grant = 2  # seconds: renewed at 80 %, so about every 1.6 s
+    config, _topic = _daemon_config(tmp_path, server, hub, receiver, interval="1h", lease="1h")
+    daemon = Daemon.start(config)
+    try:
+        assert hub.wait_for(lambda _: len(hub.of("verified")) >= 3), daemon.log
+        callbacks = {event.callback for event in hub.of("request")}
+        assert len(callbacks) == 1  # renewals keep the callback (and its secret)
+        assert {event.form["hub.secret"] for event in hub.of("request")} == {
+            hub.of("request")[0].form["hub.secret"]
+        }
+        shown = _feeds_json(config)["websub"]
+        assert isinstance(shown, dict)
+        assert shown["state"] == "verified"
+        assert len(server.requests_to("/wire.xml")) == 1  # still not polled again
+    finally:
+        code, _seconds = daemon.stop()
+    assert code == 0, daemon.log
+    assert "Traceback" not in daemon.log
+
+
+def test_a_failing_hub_leaves_the_feed_polled_as_usual(
+    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+) -> None:
+    hub.answer = 500
+    config, _topic = _daemon_config(tmp_path, server, hub, receiver, interval="1s")
+    daemon = Daemon.start(config)
+    try:
+        assert hub.wait_for(lambda _: bool(hub.of("request"))), daemon.log
+        assert server.wait_for(lambda _: len(server.requests_to("/wire.xml")) >= 3, timeout=20)
+        assert len(hub.of("request")) == 1  # not asked again at every poll
+        shown = _feeds_json(config)["websub"]
+        assert isinstance(shown, dict)
+        assert shown["state"] == "failed"
+        assert "the hub answered 500" in str(shown["last_error"])
+    finally:
+        code, _seconds = daemon.stop()
+    assert code == 0, daemon.log
+    assert "Traceback" not in daemon.log
+
+
+def test_a_denial_brings_back_normal_polling(
+    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+) -> None:
+    config, topic = _daemon_config(tmp_path, server, hub, receiver, interval="2s")
+    daemon = Daemon.start(config)
+    try:
+        assert hub.wait_for(lambda _: bool(hub.of("verified"))), daemon.log
+        before = len(server.requests_to("/wire.xml"))
+        callback = hub.of("verified")[0].callback
+        assert hub.tell_denied(topic, callback, "publisher left") == 200
+        assert server.wait_for(lambda _: len(server.requests_to("/wire.xml")) >= before + 2, 20)
+        shown = _feeds_json(config)["websub"]
+        assert isinstance(shown, dict)
+        assert shown["state"] == "denied"
+        assert shown["last_error"] == "denied by the hub: publisher left"
+    finally:
+        code, _seconds = daemon.stop()
+    assert code == 0, daemon.log
+    assert "denied the subscription (publisher left); polling as usual" in daemon.log
+
+
+def test_hub_denial_at_once_and_opted_out_feeds(
+    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+) -> None:
+    hub.deny = True
+    config, topic = _daemon_config(tmp_path, server, hub, receiver, interval="1s")
+    other = server.url("/other.xml")
+    serve_feed(server, "/other.xml", _document("wire.xml", hub, other))
+    edit_config(
+        config,
+        lambda document: document.update(
+            feeds=[*document["feeds"], {"url": other, "interval": "1s", "websub": False}]  # type: ignore[misc]
+        ),
+    )
+    daemon = Daemon.start(config)
+    try:
+        assert hub.wait_for(lambda _: bool(hub.of("denied", "denied"))), daemon.log
+        assert server.wait_for(lambda _: len(server.requests_to("/wire.xml")) >= 3, timeout=20)
+        assert server.wait_for(lambda _: len(server.requests_to("/other.xml")) >= 3, timeout=20)
+        assert [e.topic for e in hub.of("request")] == [topic]  # never for the opted-out feed
+    finally:
+        code, _seconds = daemon.stop()
+    assert code == 0, daemon.log

@@ -1,0 +1,159 @@
+"""A WebSub hub for tests, written here from the W3C Recommendation (not from monitor's code).
+
+hub = LocalHub(server)                      # serves POST /hub on a LocalServer
+hub.url                                     # what a feed names as rel="hub"
+hub.answer = 500                            # answer subscription requests with this instead
+hub.deny = True                             # verify nothing: tell the subscriber hub.mode=denied
+hub.grant = 2                               # lease granted, seconds (default: what was asked)
+hub.wait_for(lambda events: …)              # event-driven: requests, verifications, denials
+hub.publish(topic, body)                    # signed POST to every verified callback of topic
+
+Like a real hub it answers a subscription request with 202 at once and verifies intent after,
+from another thread: GET callback?hub.mode=…&hub.topic=…&hub.challenge=…&hub.lease_seconds=…,
+and counts the subscription verified only if the answer is 2xx and echoes the challenge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tests.support.servers import LocalServer, RecordedRequest, Reply
+
+
+@dataclass(frozen=True)
+class HubEvent:
+    kind: str  # request | verified | refused | denied
+    mode: str  # subscribe | unsubscribe | denied
+    topic: str
+    callback: str
+    status: int = 0  # the subscriber's answer to a verification
+    form: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Subscriber:
+    callback: str
+    secret: str
+    lease: int
+
+
+class LocalHub:
+    def __init__(self, server: LocalServer, path: str = "/hub") -> None:
+        self.server = server
+        self.path = path
+        self.answer = 202
+        self.deny = False
+        self.grant: int | None = None
+        self.events: list[HubEvent] = []
+        self.subscribers: dict[tuple[str, str], Subscriber] = {}  # (topic, callback)
+        self._changed = threading.Condition()
+        server.route(path, self._handle)
+
+    @property
+    def url(self) -> str:
+        return self.server.url(self.path)
+
+    def _record(self, event: HubEvent) -> None:
+        with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    def wait_for(self, condition: Callable[[list[HubEvent]], bool], timeout: float = 20.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: condition(self.events), timeout=timeout)
+
+    def of(self, kind: str, mode: str = "subscribe") -> list[HubEvent]:
+        with self._changed:
+            return [e for e in self.events if e.kind == kind and e.mode == mode]
+
+    # -- the hub's side of the protocol -------------------------------------------------------
+
+    def _handle(self, request: RecordedRequest) -> Reply:
+        form = dict(urllib.parse.parse_qsl(request.body.decode(), keep_blank_values=True))
+        mode, topic = form.get("hub.mode", ""), form.get("hub.topic", "")
+        callback = form.get("hub.callback", "")
+        self._record(HubEvent("request", mode, topic, callback, form=form))
+        if request.method != "POST" or mode not in ("subscribe", "unsubscribe"):
+            return Reply(400, b"bad request")
+        if self.answer != 202:
+            return Reply(self.answer, b"hub trouble")
+        threading.Thread(target=self._verify, args=(form,), daemon=True).start()
+        return Reply(202, b"")
+
+    def _verify(self, form: dict[str, str]) -> None:
+        mode, topic, callback = form["hub.mode"], form["hub.topic"], form["hub.callback"]
+        if self.deny:
+            self.tell_denied(topic, callback, "not allowed here")
+            return
+        lease = self.grant or int(form.get("hub.lease_seconds") or 86400)
+        challenge = secrets.token_urlsafe(24)
+        status, body = self.verification(
+            callback, mode, topic, challenge=challenge, lease_seconds=lease
+        )
+        verified = 200 <= status < 300 and body == challenge.encode()
+        self._record(HubEvent("verified" if verified else "refused", mode, topic, callback, status))
+        if verified and mode == "subscribe":
+            self.subscribers[(topic, callback)] = Subscriber(callback, form["hub.secret"], lease)
+        elif verified:
+            self.subscribers.pop((topic, callback), None)
+
+    def tell_denied(self, topic: str, callback: str, reason: str) -> int:
+        """Tell a subscriber its subscription is denied (or revoked), as a hub may at any time."""
+        self.subscribers.pop((topic, callback), None)
+        status, _ = self.verification(callback, "denied", topic, reason=reason)
+        self._record(HubEvent("denied", "denied", topic, callback, status))
+        return status
+
+    @staticmethod
+    def verification(
+        callback: str, mode: str, topic: str, **params: str | int
+    ) -> tuple[int, bytes]:
+        """GET the callback as a hub verifies intent; (status, body)."""
+        query = {"hub.mode": mode, "hub.topic": topic} | {
+            f"hub.{k}": str(v) for k, v in params.items()
+        }
+        separator = "&" if "?" in callback else "?"
+        return _request(callback + separator + urllib.parse.urlencode(query))
+
+    def publish(
+        self,
+        topic: str,
+        body: bytes,
+        *,
+        method: str = "sha256",
+        secret: str | None = None,
+        signed: bool = True,
+    ) -> list[int]:
+        """POST `body` to every verified subscriber of `topic`, signed with its secret (or
+        `secret`); the subscribers' statuses."""
+        statuses = []
+        for (sub_topic, _), sub in list(self.subscribers.items()):
+            if sub_topic != topic:
+                continue
+            headers = {"Content-Type": "application/rss+xml; charset=utf-8"}
+            if signed:
+                key = (secret or sub.secret).encode()
+                digest = hmac.new(key, body, getattr(hashlib, method)).hexdigest()
+                headers["X-Hub-Signature"] = f"{method}={digest}"
+            headers["Link"] = f'<{self.url}>; rel="hub", <{topic}>; rel="self"'
+            statuses.append(_request(sub.callback, body, headers)[0])
+        return statuses
+
+
+def _request(
+    url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
