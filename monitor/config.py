@@ -54,6 +54,29 @@ class Retention(StrictModel):
     )
 
 
+class HealthSettings(StrictModel):
+    """When a feed counts as unhealthy: a `feed.unhealthy` event goes to the webhooks that list
+    it in their `events:`, and `feed.recovered` when it is healthy again (monitor.feeds.health)."""
+
+    failing_after: Duration | None = Field(
+        default=timedelta(hours=6),
+        description="A feed whose polls have all failed for this long is unhealthy (reason "
+        "`failing`); null: never.",
+        json_schema_extra={"default": "6h"},
+    )
+    silent_after: float | None = Field(
+        default=10.0,
+        ge=2,
+        description="A feed with no new item for this many times its usual gap between new "
+        "items (and at least `silent_min`) is unhealthy (reason `silent`); null: never.",
+    )
+    silent_min: Duration = Field(
+        default=timedelta(days=2),
+        description="The shortest silence that counts, whatever the feed's usual cadence.",
+        json_schema_extra={"default": "2d"},
+    )
+
+
 class FeedConfig(StrictModel):
     """One feed to poll."""
 
@@ -150,6 +173,7 @@ class MonitorConfig(StrictModel):
     defaults: Defaults = Field(default_factory=Defaults)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     retention: Retention = Field(default_factory=Retention)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     websub: WebSubSettings | None = Field(
         default=None, description="WebSub push subscriptions; off without this key."
     )

@@ -102,6 +102,7 @@ async def run_once(config: LoadedConfig, max_wait: timedelta) -> CycleSummary:
             )
             for outcome in await asyncio.gather(*(pipeline.refresh(f) for f in feeds)):
                 summary.add(outcome)
+            await asyncio.to_thread(pipeline.check_feed_health)  # feed.unhealthy, feed.recovered
             summary.deliveries = await _deliver_until(pipeline.dispatcher, max_wait)
             summary.pending = await pipeline.pending_count()
     finally:

@@ -18,6 +18,7 @@ import httpx
 from monitor.config import LoadedConfig
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary
 from monitor.feeds.fetcher import FetchLimits
+from monitor.feeds.health import HealthReport, check_health
 from monitor.feeds.refresh import RefreshContext, RefreshOutcome, feed_settings, refresh_feed
 from monitor.metrics import Metrics
 from monitor.store import FeedState, Store
@@ -116,6 +117,10 @@ class Pipeline:
     async def pending_count(self) -> int:
         counts = await asyncio.to_thread(self.store.outbox.delivery_counts)
         return counts.get("pending", 0)
+
+    def check_feed_health(self) -> HealthReport:
+        """Raise `feed.unhealthy` / `feed.recovered` where a feed's health changed (in a thread)."""
+        return check_health(self.store.engine, self.config, datetime.now(UTC))
 
     def prune_item_text(self) -> int:
         """Forget the text of items older than the retention (runs in a worker thread)."""

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
 PRUNE_EVERY = timedelta(hours=1)
 PRUNE_FIRST = timedelta(minutes=1)  # after start, once the first polls are under way
+HEALTH_EVERY = timedelta(minutes=1)  # feed health (monitor.feeds.health) is checked this often
 CLAIM_AHEAD = MAX_FEEDS_IN_FLIGHT * 3 // 2  # feeds held at most: polling, plus a short queue
 
 
@@ -52,6 +53,7 @@ class Scheduler:
         self._feeds_in_flight: dict[int, asyncio.Task[object]] = {}
         self._delivery: asyncio.Task[object] | None = None
         self._prune: asyncio.Task[object] | None = None
+        self._health: asyncio.Task[object] | None = None
         self._websub: asyncio.Task[object] | None = None
         self.last_tick: float | None = None  # time.monotonic() of the last feeds tick
 
@@ -89,6 +91,16 @@ class Scheduler:
             coalesce=True,
             misfire_grace_time=None,
         )
+        self._scheduler.add_job(
+            self._tick_health,
+            "interval",
+            seconds=HEALTH_EVERY.total_seconds(),
+            id="health",
+            next_run_time=now + HEALTH_EVERY,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
         if self.heartbeat is not None:
             interval = self.heartbeat.interval
             self._scheduler.add_job(
@@ -116,7 +128,7 @@ class Scheduler:
         self._scheduler.shutdown(wait=False)
         feeds = {task: feed_id for feed_id, task in self._feeds_in_flight.items()}
         tasks: list[asyncio.Task[object]] = [*feeds]
-        others = (self._delivery, self._prune, self._websub)
+        others = (self._delivery, self._prune, self._websub, self._health)
         tasks += [t for t in others if t is not None and not t.done()]
         if not tasks:
             return
@@ -221,6 +233,18 @@ class Scheduler:
         except Exception:
             log.exception("websub: renewing subscriptions failed; retrying next tick")
         return None
+
+    async def _tick_health(self) -> None:
+        if self._health is not None and not self._health.done():
+            return
+        self._health = asyncio.create_task(self._run_health())
+
+    async def _run_health(self) -> object:
+        try:
+            return await asyncio.to_thread(self.pipeline.check_feed_health)
+        except Exception:
+            log.exception("health: checking feed health failed; retrying in a minute")
+            return None
 
     async def _tick_prune(self) -> None:
         if self._prune is not None and not self._prune.done():

@@ -27,7 +27,9 @@ def register(sub: Any, with_config: ConfigOption) -> None:
             description="List every configured feed with its state from the store: ok, "
             "failing (with the error and how many failures in a row), gone (410: polling "
             "stopped) or moved (301/308); when it last succeeded, when it is checked next, how "
-            "many items were seen, and its WebSub subscription if any (state, hub, lease end, "
+            "many items were seen, whether it is unhealthy (failing or silent for longer than "
+            "`health:` allows: feed.unhealthy raised), and its WebSub subscription if any (state, "
+            "hub, lease end, "
             "pushes). Reads the store only. Exit codes: 0, 2 invalid config.",
         )
     )
@@ -83,6 +85,9 @@ def feed_json(feed: FeedState, seen: int) -> dict[str, object]:
         "next_check": iso(feed.next_check_at if feed.gone_at is None else None),
         "moved_to": feed.moved_to,
         "items_seen": seen,
+        "failing_since": iso(feed.failing_since),
+        "unhealthy_since": iso(feed.unhealthy_since),
+        "unhealthy_reason": feed.unhealthy_reason,
     }
 
 
@@ -100,6 +105,11 @@ def feed_line(feed: FeedState, seen: int, now: datetime) -> str:
         line += f"\n{'':10}  moved to {feed.moved_to}"
     if feed.error_count and feed.last_error:
         line += f"\n{'':10}  {feed.last_error}"
+    if feed.unhealthy_since is not None:
+        line += (
+            f"\n{'':10}  unhealthy ({feed.unhealthy_reason}) for "
+            f"{approximate_duration(now - feed.unhealthy_since)}: feed.unhealthy raised"
+        )
     return line
 
 

@@ -45,6 +45,9 @@ class FeedState:
     gone_at: datetime | None = None
     moved_to: str | None = None
     last_new_item_at: datetime | None = None
+    failing_since: datetime | None = None  # first failure after the last success
+    unhealthy_since: datetime | None = None  # feed.unhealthy raised, not yet recovered
+    unhealthy_reason: str | None = None  # failing | silent
 
     @property
     def fetch_url(self) -> str:
@@ -187,12 +190,12 @@ class Store:
             .order_by(feeds.c.id)
         )
         with self.engine.connect() as db:
-            return [(_feed_state(row), int(row.seen)) for row in db.execute(query)]
+            return [(feed_state_from_row(row), int(row.seen)) for row in db.execute(query)]
 
     def feeds(self) -> list[FeedState]:
         with self.engine.connect() as db:
             rows = db.execute(sa.select(feeds).where(feeds.c.active).order_by(feeds.c.id))
-            return [_feed_state(row) for row in rows]
+            return [feed_state_from_row(row) for row in rows]
 
     def claim_feeds(
         self,
@@ -225,7 +228,7 @@ class Store:
                 .returning(*feeds.c)
             ).all()
         order = {feed_id: position for position, feed_id in enumerate(ids)}
-        return [_feed_state(row) for row in sorted(taken, key=lambda row: order[row.id])]
+        return [feed_state_from_row(row) for row in sorted(taken, key=lambda row: order[row.id])]
 
     def item_identities(
         self, feed_id: int, guids: Iterable[str], links: Iterable[str], hashes: Iterable[str]
@@ -323,6 +326,7 @@ class Store:
             "last_success_at": poll.now,
             "error_count": 0,
             "last_error": None,
+            "failing_since": None,
             "first_polled_at": sa.func.coalesce(feeds.c.first_polled_at, poll.now),
             "last_status": poll.status,
         }
@@ -342,6 +346,7 @@ class Store:
         values: dict[str, object] = {
             "error_count": feeds.c.error_count + 1,
             "last_error": failure.error[:2000],
+            "failing_since": sa.func.coalesce(feeds.c.failing_since, failure.now),
             "last_checked_at": failure.now,
             "next_check_at": failure.next_check_at,
             "lease_until": None,
@@ -440,7 +445,7 @@ class Store:
         return Transaction(self.engine)
 
 
-def _feed_state(row: sa.Row[tuple[object, ...]]) -> FeedState:
+def feed_state_from_row(row: sa.Row[tuple[object, ...]]) -> FeedState:
     return FeedState(
         id=row.id,
         url=row.url,
@@ -459,6 +464,9 @@ def _feed_state(row: sa.Row[tuple[object, ...]]) -> FeedState:
         gone_at=row.gone_at,
         moved_to=row.moved_to,
         last_new_item_at=row.last_new_item_at,
+        failing_since=row.failing_since,
+        unhealthy_since=row.unhealthy_since,
+        unhealthy_reason=row.unhealthy_reason,
     )
 
 

@@ -226,7 +226,6 @@ websub_subscriptions = Table(
     Column("topic", Text, nullable=False),  # the feed's rel="self" URL
     Column("token", String(64), nullable=False, unique=True),  # the callback's unguessable path
     Column("callback", Text, nullable=False),  # hub.callback as sent: base URL + token
-    Column("callback", Text, nullable=False),  # hub.callback as sent: base URL + token
     Column("secret", String(128), nullable=False),  # hub.secret: HMAC key of pushed content
     # requested | verified | denied | expired | failed | unsubscribing
     Column("state", String(20), nullable=False),

@@ -7,6 +7,9 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
@@ -14,8 +17,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("feeds", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("failing_since", sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column("unhealthy_since", sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column("unhealthy_reason", sa.String(length=20), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("feeds", schema=None) as batch_op:
+        batch_op.drop_column("unhealthy_reason")
+        batch_op.drop_column("unhealthy_since")
+        batch_op.drop_column("failing_since")
