@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import random
 import time
@@ -33,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from monitor import __version__
+from monitor.delivery import noise
 from monitor.delivery import owner as owners
 from monitor.delivery.base import Alert, RateHint, Target
 from monitor.delivery.limits import Lane
@@ -237,16 +239,24 @@ class Dispatcher:
         longest = max((hook.timeout for hook in self.webhooks.values()), default=MIN_LEASE)
         self.lease = max(MIN_LEASE, longest * 2)
         self._gone: set[str] = set()
+        # webhooks whose deliveries are routed first: story groups, digests, quiet hours
+        self.routed = {name for name, hook in self.webhooks.items() if hook.noisy}
 
     async def deliver_due(self) -> DispatchSummary:
         """Claim due deliveries lane by lane, send them, record each outcome; return when
-        nothing is due that a lane can take and nothing is in flight."""
+        nothing is due that a lane can take and nothing is in flight. Webhooks with groups,
+        digests or quiet hours have their new deliveries routed first (monitor.delivery.noise),
+        and again at most every `claim_poll` seconds while deliveries are in flight."""
         await self._release_dead_claims()
         enabled = await self._enabled()
         tasks: dict[asyncio.Task[str], DueDelivery] = {}
         states: Counter[str] = Counter()
+        routed_at = -self.claim_poll
         try:
             while True:
+                if time.monotonic() - routed_at >= self.claim_poll:
+                    await self._route(enabled)
+                    routed_at = time.monotonic()
                 now = datetime.now(UTC)
                 wanted = {
                     name: self.lanes[name].free_slots(now)
@@ -256,7 +266,14 @@ class Dispatcher:
                 due = []
                 if any(wanted.values()):
                     due = await asyncio.to_thread(
-                        self.outbox.claim_deliveries, now, self.lease, wanted, owner=self.owner
+                        functools.partial(
+                            self.outbox.claim_deliveries,
+                            now,
+                            self.lease,
+                            wanted,
+                            owner=self.owner,
+                            routed_only=self.routed,
+                        )
                     )
                 for delivery in due:
                     self.lanes[delivery.webhook].take()
@@ -285,6 +302,35 @@ class Dispatcher:
             paused = self.lanes[name].paused_until
             candidates.append(max(when, paused) if paused is not None else when)
         return min(candidates, default=None)
+
+    async def _route(self, enabled: list[str]) -> None:
+        """Route the new deliveries of each enabled webhook that has groups, digests or quiet
+        hours; a webhook whose routing fails keeps its deliveries for the next pass."""
+        for name in enabled:
+            if name not in self.routed or name in self._gone:
+                continue
+            try:
+                summary = await asyncio.to_thread(
+                    noise.route_webhook, self.outbox.engine, self.webhooks[name], datetime.now(UTC)
+                )
+            except Exception:
+                log.exception(
+                    "cannot route the new deliveries of %s; retrying on the next pass",
+                    name,
+                    extra={"webhook": name},
+                )
+                continue
+            for digest_id in summary.digests:
+                log.info("digest %s of %s queued", digest_id, name, extra={"webhook": name})
+            if summary.routed:
+                log.debug(
+                    "%s: routed %d deliveries (%d story updates, %d held)",
+                    name,
+                    summary.routed,
+                    summary.updates,
+                    summary.held,
+                    extra={"webhook": name},
+                )
 
     async def _enabled(self) -> list[str]:
         """Configured webhooks not disabled; a disabled one whose URL changed is re-enabled."""

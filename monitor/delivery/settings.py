@@ -1,13 +1,16 @@
-"""Webhook settings: where alerts go, in which format, how they are signed, routed and retried."""
+"""Webhook settings: where alerts go, in which format, how they are signed, routed and retried,
+and how their noise is kept down (story groups, digests, quiet hours, urgent severity)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
-from datetime import timedelta
+import re
+from datetime import time, timedelta
 from typing import Literal, Self
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -30,6 +33,64 @@ FORMATS_HELP = (
     "Workflows webhook; `ntfy`: a push notification to an ntfy topic URL; `json`: your own JSON "
     "from `template` (signed when `secret` is set)."
 )
+
+
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+class QuietHours(StrictModel):
+    """A daily span during which alerts are held, then sent as one digest when it ends."""
+
+    start: str = Field(description="Local time `HH:MM` when quiet hours begin, e.g. `22:00`.")
+    end: str = Field(
+        description="Local time `HH:MM` when they end, e.g. `07:00` (the next day when earlier "
+        "than `start`)."
+    )
+    timezone: str = Field(
+        default="UTC",
+        description="An IANA time zone, e.g. `Europe/Madrid` (daylight saving time followed).",
+    )
+
+    @field_validator("start", "end")
+    @classmethod
+    def _check_clock(cls, value: str) -> str:
+        if not _CLOCK.match(value.strip()):
+            raise ValueError(f"{value!r} is not a time of day: write HH:MM, e.g. 22:00")
+        return value.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name like Europe/Madrid or UTC"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.start_time == self.end_time:
+            raise ValueError("quiet hours `start` and `end` are the same time")
+        return self
+
+    @property
+    def start_time(self) -> time:
+        return _clock(self.start)
+
+    @property
+    def end_time(self) -> time:
+        return _clock(self.end)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _clock(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
 
 
 class WebhookConfig(StrictModel):
@@ -55,6 +116,29 @@ class WebhookConfig(StrictModel):
         "(alert.created, alert.updated, alert.digest). Add `feed.unhealthy` and "
         "`feed.recovered` for feed health; a list without `alert.created` receives no alerts.",
         json_schema_extra={"default": list(ALERT_EVENTS)},
+    )
+    group: Duration | None = Field(
+        default=None,
+        description="Story groups: an alert telling the same story as an earlier one of the "
+        "same rule (within this long of the story's first alert) is sent as `alert.updated` of "
+        "that story's group, never as a second `alert.created`. E.g. `12h`.",
+        json_schema_extra={"examples": ["12h"]},
+    )
+    digest: Duration | None = Field(
+        default=None,
+        description="Digests: alerts are held and sent as one `alert.digest` per window, which "
+        "opens with the first alert held and lasts this long. E.g. `1h`.",
+        json_schema_extra={"examples": ["1h"]},
+    )
+    quiet: QuietHours | None = Field(
+        default=None,
+        description="Quiet hours: alerts arriving then are held and sent as one `alert.digest` "
+        "when they end.",
+    )
+    urgent: Severity | None = Field(
+        default=None,
+        description="Alerts of at least this severity are never held by `digest` or `quiet`: "
+        "they go out at once.",
     )
     retry: list[Duration] = Field(
         default_factory=lambda: [parse_duration(d) for d in DEFAULT_RETRY],
@@ -123,7 +207,21 @@ class WebhookConfig(StrictModel):
             raise ValueError("`template` is for format `json` only")
         if self.token is not None and self.format != "ntfy":
             raise ValueError("`token` is for format `ntfy` only")
+        for key in ("group", "digest"):
+            value = getattr(self, key)
+            if value is not None and value < timedelta(seconds=1):
+                raise ValueError(f"`{key}` is a duration of at least 1s, like 1h")
         return self
+
+    @property
+    def noisy(self) -> bool:
+        """Whether deliveries to this webhook are routed (groups, digests, quiet hours) before
+        they are sent (monitor.delivery.noise)."""
+        return self.group is not None or self.digest is not None or self.quiet is not None
+
+    def urgent_enough(self, severity: str) -> bool:
+        """Whether an alert of this severity bypasses `digest` and `quiet` (`urgent`)."""
+        return self.urgent is not None and severity_rank(severity) >= severity_rank(self.urgent)
 
     def signing_keys(self) -> list[bytes]:
         """The HMAC keys, newest first as written; empty when the webhook is unsigned."""

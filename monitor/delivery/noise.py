@@ -1,0 +1,235 @@
+"""Noise control: story groups, digests, quiet hours and urgent alerts, per webhook.
+
+Before the dispatcher claims deliveries of a webhook with `group:`, `digest:` or `quiet:`, it
+routes that webhook's new alert deliveries here, in one transaction holding the webhook's lock
+(monitor.store.routing), oldest alert first:
+
+1. Group (`group: 12h`): the alert's title and summary are compared with the stories of the
+   open groups of its rule (monitor.delivery.grouping). The first alert of a story opens a group
+   (its id is the alert's, it stays open `group` after that alert) and is sent as `alert.created`
+   with `data.group = {id, count: 1, sources: [source]}`; each later alert of the story is sent
+   as `alert.updated` with the group's count and every source so far, first first.
+2. Hold (`digest: 1h`, `quiet:`): unless the alert's severity reaches `urgent`, the delivery is
+   `held`, neither sent nor lost, until its window ends: the open window of the webhook (held
+   deliveries not yet due), else one that opens now and lasts `digest`; a window that would end
+   within quiet hours (or, without `digest`, an alert arriving within them) ends when they end.
+3. Digest: held deliveries whose window has ended become one `alert.digest`, itself an outbox
+   row (retried, signed, one `webhook-id` on every attempt); each story shown once (a group's
+   alerts together, with the group's source count). Held deliveries are `digested` into it and
+   `delivered` when it is.
+
+Everything lives in the store, so a restart neither repeats a group's `alert.created` nor loses
+a held alert; replicas route one webhook at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from monitor.delivery.grouping import StoryText, best_match
+from monitor.delivery.settings import QuietHours, WebhookConfig, severity_rank
+from monitor.store import routing
+from monitor.store.outbox import DIGEST_EVENT, envelope, new_event_id
+from monitor.store.routing import HeldDelivery, Routed, StoryGroup, Unrouted
+
+CREATED, UPDATED = "alert.created", "alert.updated"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSummary:
+    routed: int = 0
+    updates: int = 0  # deliveries that became alert.updated of an earlier story
+    held: int = 0
+    digests: tuple[str, ...] = ()
+
+
+def quiet_end(quiet: QuietHours, moment: datetime) -> datetime | None:
+    """When the quiet hours `moment` falls in end (UTC), or None outside them."""
+    zone = quiet.zone
+    local = moment.astimezone(zone)
+    clock = local.time().replace(tzinfo=None)
+    start, end = quiet.start_time, quiet.end_time
+    day = local.date()
+    if start < end:
+        inside = start <= clock < end
+    else:  # overnight, e.g. 22:00-07:00
+        inside = clock >= start or clock < end
+        if clock >= start:
+            day += timedelta(days=1)
+    if not inside:
+        return None
+    return datetime.combine(day, end, tzinfo=zone).astimezone(UTC)
+
+
+def release_time(
+    hook: WebhookConfig, severity: str, now: datetime, window: datetime | None
+) -> datetime | None:
+    """Until when a new alert of `severity` is held, or None to send it at once."""
+    if (hook.digest is None and hook.quiet is None) or hook.urgent_enough(severity):
+        return None
+    if window is not None:
+        return window
+    release = now + hook.digest if hook.digest is not None else None
+    if hook.quiet is not None:
+        end = quiet_end(hook.quiet, release or now)
+        if end is not None:
+            release = end
+    return release
+
+
+def route_webhook(engine: Engine, hook: WebhookConfig, now: datetime) -> RouteSummary:
+    """Route the webhook's new deliveries and cut the digests that are due (one transaction)."""
+    with routing.locked(engine, hook.name, now) as db:
+        pending = routing.unrouted(db, hook.name)
+        groups: dict[str, list[StoryGroup]] = {}
+        if hook.group is not None and pending:
+            earliest = min(row.created_at for row in pending)
+            for group in routing.open_groups(
+                db, hook.name, {row.rule_id for row in pending}, earliest
+            ):
+                groups.setdefault(group.rule_id, []).append(group)
+        window = routing.open_window(db, hook.name, now)
+        decisions = []
+        updates = held = 0
+        for row in pending:
+            event, payload, group_id = CREATED, None, None
+            if hook.group is not None:
+                event, payload, group_id = _group(hook.group, row, groups, now)
+                updates += event == UPDATED
+            until = release_time(hook, row.severity, now, window)
+            if until is not None:
+                window = window or until
+                held += 1
+            decisions.append(Routed(row.id, event, payload, group_id, until))
+        routing.save_groups(db, hook.name, [g for gs in groups.values() for g in gs])
+        routing.mark_routed(db, decisions, now)
+        due = routing.due_held(db, hook.name, now)
+        digests: tuple[str, ...] = ()
+        if due:
+            counts = routing.group_counts(db, hook.name, [h.group_id for h in due if h.group_id])
+            digest = build_digest(due, counts, now)
+            routing.add_digest(db, hook.name, digest, now)
+            digests = (digest.id,)
+    return RouteSummary(len(decisions), updates, held, digests)
+
+
+def _group(
+    span: timedelta, row: Unrouted, groups: dict[str, list[StoryGroup]], now: datetime
+) -> tuple[str, str, str]:
+    """The event this alert is within its story (alert.created or alert.updated), its body and
+    the story's group id; `groups` (the open groups by rule) is updated in place."""
+    document = _json(row.payload)
+    data = _mapping(document.get("data"))
+    item = _mapping(data.get("item"))
+    title, summary = _text(item.get("title")), _text(item.get("summary"))
+    story = StoryText(title, summary, row.lang)
+    source = {
+        "alert_id": row.alert_id,
+        "title": title,
+        "link": item.get("link"),
+        "published": item.get("published"),
+        "feed": dict(_mapping(item.get("feed"))) or {"url": None, "name": None},
+    }
+    open_now = [g for g in groups.get(row.rule_id, []) if g.closes_at > row.created_at]
+    candidates = [
+        (g.id, StoryText(text[0] or "", text[1] or "", text[2]))
+        for g in open_now
+        for text in g.texts
+    ]
+    match = best_match(story, candidates) if candidates else None
+    group = next((g for g in open_now if g.id == match), None)
+    if group is None:
+        group = StoryGroup(
+            id=row.alert_id,
+            rule_id=row.rule_id,
+            opened_at=row.created_at,
+            closes_at=row.created_at + span,
+            count=1,
+            sources=[source],
+            texts=[[title, summary, row.lang]],
+            stored=False,
+        )
+        groups.setdefault(row.rule_id, []).append(group)
+        created = {**document, "data": {**data, "group": _group_json(group)}}
+        return CREATED, _dump(created), group.id
+    group.count += 1
+    group.sources.append(source)
+    if len(group.texts) < routing.MAX_TEXTS:
+        group.texts.append([title, summary, row.lang])
+    group.changed = True
+    updated = envelope(UPDATED, {**data, "group": _group_json(group)}, now)
+    return UPDATED, _dump(updated), group.id
+
+
+def _group_json(group: StoryGroup) -> dict[str, object]:
+    return {"id": group.id, "count": group.count, "sources": list(group.sources)}
+
+
+def build_digest(
+    held: Sequence[HeldDelivery], counts: dict[str, int], now: datetime
+) -> routing.Digest:
+    """One `alert.digest` for these held deliveries: each story once, the worst severity and
+    best score of its alerts, its first item, and how many sources told it."""
+    digest_id = new_event_id("dgst", now)
+    stories: dict[str, dict[str, Any]] = {}
+    for entry in held:
+        data = _mapping(_json(entry.payload).get("data"))
+        key = entry.group_id or f"alert:{entry.alert_id}"
+        story = stories.get(key)
+        score = data.get("score")
+        if story is None:
+            stories[key] = {
+                "group": entry.group_id,
+                "rule": data.get("rule") or {},
+                "severity": entry.severity,
+                "score": score,
+                "item": data.get("item") or {},
+                "sources": counts.get(entry.group_id, 1) if entry.group_id else 1,
+            }
+            continue
+        if severity_rank(entry.severity) > severity_rank(story["severity"]):
+            story["severity"] = entry.severity
+        if isinstance(score, int | float) and (
+            not isinstance(story["score"], int | float) or score > story["score"]
+        ):
+            story["score"] = score
+    start = min((h.routed_at or h.created_at) for h in held)
+    end = max(h.held_until for h in held)
+    data = {
+        "id": digest_id,
+        "window": {"start": _iso(min(start, end)), "end": _iso(end)},
+        "count": len(held),
+        "stories": list(stories.values()),
+    }
+    payload = _dump(envelope(DIGEST_EVENT, data, now))
+    return routing.Digest(digest_id, payload, [h.id for h in held])
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dump(document: object) -> str:
+    return json.dumps(document, ensure_ascii=False, sort_keys=True)
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,285 @@
+"""The store side of noise control: story groups, held deliveries, digests (monitor.delivery.noise).
+
+Routing runs per webhook in one transaction that first takes the webhook's lock — an UPDATE of
+its `webhook_states` row, a row lock on PostgreSQL and the write lock on SQLite — so replicas
+route one webhook in turn: two deliveries of one story can never both become `alert.created`,
+and a group's sources are appended one writer at a time. Inside it: the webhook's deliveries
+not yet routed, the open story groups of their rules, the held deliveries whose time has come
+and the digest that carries them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+
+from monitor.store.engine import begin
+from monitor.store.outbox import DIGEST_EVENT, DIGESTED, HELD, PENDING
+from monitor.store.tables import alerts, deliveries, items, story_groups, webhook_states
+
+MAX_TEXTS = 20  # texts a group keeps to compare new items with: its first sources
+
+
+@dataclass(frozen=True, slots=True)
+class Unrouted:
+    """A pending alert delivery not yet routed, with what routing needs of its alert."""
+
+    id: int
+    alert_id: str
+    rule_id: str
+    severity: str
+    created_at: datetime
+    payload: str  # the alert's stored alert.created
+    lang: str | None
+
+
+@dataclass(slots=True)
+class StoryGroup:
+    id: str
+    rule_id: str
+    opened_at: datetime
+    closes_at: datetime
+    count: int
+    sources: list[dict[str, Any]]
+    texts: list[list[str | None]]  # [title, summary, lang] of the first MAX_TEXTS sources
+    stored: bool = True
+    changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What routing decided for one delivery: the event it is, its body, its group, its hold."""
+
+    id: int
+    event: str
+    payload: str | None
+    group_id: str | None
+    held_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldDelivery:
+    id: int
+    alert_id: str | None
+    group_id: str | None
+    severity: str
+    routed_at: datetime | None
+    created_at: datetime
+    held_until: datetime
+    payload: str  # the alert's alert.created
+
+
+@dataclass(slots=True)
+class Digest:
+    id: str
+    payload: str
+    members: list[int] = field(default_factory=list)
+
+
+@contextmanager
+def locked(engine: Engine, webhook: str, now: datetime) -> Iterator[Connection]:
+    """A transaction holding `webhook`'s routing lock until it ends."""
+    with begin(engine) as db:
+        insert = postgresql_insert if db.dialect.name == "postgresql" else sqlite_insert
+        db.execute(
+            insert(webhook_states)
+            .values(name=webhook, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        db.execute(
+            sa.update(webhook_states).where(webhook_states.c.name == webhook).values(updated_at=now)
+        )
+        yield db
+
+
+def unrouted(db: Connection, webhook: str, limit: int = 500) -> list[Unrouted]:
+    """The webhook's pending alert deliveries not yet routed, oldest alert first."""
+    query = (
+        sa.select(
+            deliveries.c.id,
+            alerts.c.id.label("alert_id"),
+            alerts.c.rule_id,
+            alerts.c.severity,
+            alerts.c.created_at,
+            alerts.c.payload,
+            items.c.lang,
+        )
+        .join(alerts, alerts.c.id == deliveries.c.alert_id)
+        .join(items, items.c.id == alerts.c.item_id)
+        .where(
+            deliveries.c.webhook == webhook,
+            deliveries.c.state == PENDING,
+            deliveries.c.routed_at.is_(None),
+        )
+        .order_by(alerts.c.created_at, deliveries.c.id)
+        .limit(limit)
+    )
+    return [
+        Unrouted(r.id, r.alert_id, r.rule_id, r.severity, r.created_at, r.payload, r.lang)
+        for r in db.execute(query)
+    ]
+
+
+def open_groups(
+    db: Connection, webhook: str, rule_ids: Iterable[str], after: datetime
+) -> list[StoryGroup]:
+    """The webhook's groups of these rules still open after `after`, oldest first."""
+    query = (
+        sa.select(story_groups)
+        .where(
+            story_groups.c.webhook == webhook,
+            story_groups.c.rule_id.in_(list(set(rule_ids))),
+            story_groups.c.closes_at > after,
+        )
+        .order_by(story_groups.c.opened_at, story_groups.c.id)
+    )
+    return [
+        StoryGroup(
+            r.id,
+            r.rule_id,
+            r.opened_at,
+            r.closes_at,
+            int(r._mapping["count"]),  # `r.count` is the Row method
+            json.loads(r.sources),
+            json.loads(r.texts),
+        )
+        for r in db.execute(query)
+    ]
+
+
+def save_groups(db: Connection, webhook: str, groups: Iterable[StoryGroup]) -> None:
+    for group in groups:
+        values = {
+            "count": group.count,
+            "sources": json.dumps(group.sources, ensure_ascii=False),
+            "texts": json.dumps(group.texts[:MAX_TEXTS], ensure_ascii=False),
+        }
+        if not group.stored:
+            db.execute(
+                sa.insert(story_groups).values(
+                    webhook=webhook,
+                    id=group.id,
+                    rule_id=group.rule_id,
+                    opened_at=group.opened_at,
+                    closes_at=group.closes_at,
+                    **values,
+                )
+            )
+        elif group.changed:
+            db.execute(
+                sa.update(story_groups)
+                .where(story_groups.c.webhook == webhook, story_groups.c.id == group.id)
+                .values(**values)
+            )
+        group.stored, group.changed = True, False
+
+
+def mark_routed(db: Connection, routed: Sequence[Routed], now: datetime) -> None:
+    for row in routed:
+        values: dict[str, object] = {
+            "routed_at": now,
+            "event": row.event,
+            "group_id": row.group_id,
+        }
+        if row.payload is not None:
+            values["payload"] = row.payload
+        if row.held_until is not None:
+            values.update(state=HELD, next_attempt_at=row.held_until)
+        db.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.id == row.id, deliveries.c.state == PENDING)
+            .values(**values)
+        )
+
+
+def open_window(db: Connection, webhook: str, now: datetime) -> datetime | None:
+    """When the webhook's held deliveries are released next, if any are held past `now`."""
+    value = db.scalar(
+        sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(
+            deliveries.c.webhook == webhook,
+            deliveries.c.state == HELD,
+            deliveries.c.next_attempt_at > now,
+        )
+    )
+    return value if isinstance(value, datetime) else None
+
+
+def due_held(db: Connection, webhook: str, now: datetime) -> list[HeldDelivery]:
+    """The webhook's held deliveries whose release time has come, oldest alert first."""
+    query = (
+        sa.select(
+            deliveries.c.id,
+            deliveries.c.alert_id,
+            deliveries.c.group_id,
+            deliveries.c.routed_at,
+            deliveries.c.next_attempt_at,
+            alerts.c.severity,
+            alerts.c.created_at,
+            alerts.c.payload,
+        )
+        .join(alerts, alerts.c.id == deliveries.c.alert_id)
+        .where(
+            deliveries.c.webhook == webhook,
+            deliveries.c.state == HELD,
+            deliveries.c.next_attempt_at <= now,
+        )
+        .order_by(alerts.c.created_at, deliveries.c.id)
+    )
+    return [
+        HeldDelivery(
+            r.id,
+            r.alert_id,
+            r.group_id,
+            r.severity,
+            r.routed_at,
+            r.created_at,
+            r.next_attempt_at,
+            r.payload,
+        )
+        for r in db.execute(query)
+    ]
+
+
+def group_counts(db: Connection, webhook: str, ids: Iterable[str]) -> dict[str, int]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = db.execute(
+        sa.select(story_groups.c.id, story_groups.c.count).where(
+            story_groups.c.webhook == webhook, story_groups.c.id.in_(wanted)
+        )
+    )
+    return {str(i): int(n) for i, n in rows}
+
+
+def add_digest(db: Connection, webhook: str, digest: Digest, now: datetime) -> None:
+    """The digest as an outbox row of its own (retried, signed, one webhook-id); its members
+    `digested` into it."""
+    db.execute(
+        sa.insert(deliveries).values(
+            alert_id=None,
+            webhook=webhook,
+            state=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            event=DIGEST_EVENT,
+            message_id=digest.id,
+            payload=digest.payload,
+            routed_at=now,
+        )
+    )
+    db.execute(
+        sa.update(deliveries)
+        .where(deliveries.c.id.in_(digest.members), deliveries.c.state == HELD)
+        .values(state=DIGESTED, digest_id=digest.id, next_attempt_at=None)
+    )

@@ -1,0 +1,356 @@
+"""Noise control against a real store (SQLite and PostgreSQL) and real receivers on 127.0.0.1.
+
+Story groups (`group:`), digests (`digest:`), quiet hours (`quiet:`) and `urgent:`: five outlets
+telling one story in en/es/ru give one `alert.created` and four `alert.updated`; an unrelated
+story alerts on its own; held alerts are neither sent nor lost; a digest is one outbox row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pydantic
+import pytest
+
+from monitor.delivery import noise
+from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delivery_client
+from monitor.delivery.payload import alert_created
+from monitor.delivery.settings import QuietHours, WebhookConfig
+from monitor.models import Item, Match
+from monitor.store import NewAlert, SeenItem, Store
+from tests.delivery.support import hook
+from tests.support.receiver import SignedReceiver
+
+STORIES = json.loads(
+    (Path(__file__).resolve().parents[1] / "data" / "delivery" / "stories.json").read_text(
+        encoding="utf-8"
+    )
+)
+RULE = Match("russia-cuba-contacts", "Russian–Cuban official contacts", "high", 90.0)
+
+
+def record(
+    store: Store,
+    story: dict[str, str],
+    alert_id: str,
+    hooks: Sequence[str],
+    *,
+    severity: str = "high",
+    now: datetime | None = None,
+) -> None:
+    """One outlet's item as a poll records it: the item seen, its alert, its outbox rows."""
+    moment = now or datetime.now(UTC)
+    url = f"https://{story['feed']}.example/rss"
+    store.sync_feeds([(f"https://{f}.example/rss", f) for f in FEEDS], moment)
+    (feed,) = [f for f in store.feeds() if f.url == url]
+    item = Item(
+        title=story["title"],
+        summary=story["summary"],
+        link=f"https://{story['feed']}.example/{alert_id}",
+        guid=alert_id,
+        lang=story["lang"],
+        feed_url=url,
+        feed_name=story["feed"],
+    )
+    match = Match(RULE.rule_id, RULE.rule_title, severity, 90.0)
+    payload = alert_created(alert_id, item, match, moment)
+    new = NewAlert(alert_id, RULE.rule_id, severity, 90.0, payload, tuple(hooks))
+    store.record_poll(
+        feed.id,
+        moment,
+        next_check_at=moment,
+        etag=None,
+        last_modified=None,
+        title=None,
+        seen=[SeenItem(item, (new,))],
+    )
+
+
+FEEDS = ["wire", "prensa", "tass", "daily", "granma", "ria"]
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with make_delivery_client() as c:
+        yield c
+
+
+async def deliver_until_idle(dispatcher: Dispatcher, within: float = 10.0) -> DispatchSummary:
+    """What `run --once` does: deliver, and wait for what falls due within `within` seconds."""
+    deadline = datetime.now(UTC) + timedelta(seconds=within)
+    delivered = 0
+    while True:
+        delivered += (await dispatcher.deliver_due()).delivered
+        due = await dispatcher.next_due()
+        if due is None or due > deadline:
+            return DispatchSummary(delivered=delivered)
+        await asyncio.sleep(max((due - datetime.now(UTC)).total_seconds(), 0.0))
+
+
+def grouped(receiver: SignedReceiver, **settings: Any) -> dict[str, WebhookConfig]:
+    return {"news": hook("news", url=receiver.url, group="12h", **settings)}
+
+
+async def test_five_outlets_one_story_give_one_created_and_four_updated(
+    storage_url: str, receiver: SignedReceiver, client: httpx.AsyncClient
+) -> None:
+    store = Store.open(storage_url)
+    for i, story in enumerate(STORIES["story"]):
+        record(store, story, f"alrt_{i}", ["news"])
+    record(store, STORIES["unrelated"], "alrt_u", ["news"])
+    await deliver_until_idle(Dispatcher(store.outbox, client, grouped(receiver)))
+
+    got = sorted(receiver.deliveries, key=lambda d: d.webhook_id)
+    assert [d.body["type"] for d in got] == ["alert.created"] + ["alert.updated"] * 4 + [
+        "alert.created"
+    ]
+    assert [d.webhook_id for d in got] == [*(f"alrt_{i}" for i in range(5)), "alrt_u"]
+    assert all(d.valid_signature for d in got)
+    first, unrelated = got[0].body["data"], got[5].body["data"]
+    assert first["group"] == {
+        "id": "alrt_0",
+        "count": 1,
+        "sources": [
+            {
+                "alert_id": "alrt_0",
+                "title": STORIES["story"][0]["title"],
+                "link": "https://wire.example/alrt_0",
+                "published": None,
+                "feed": {"url": "https://wire.example/rss", "name": "wire"},
+            }
+        ],
+    }
+    last = got[4].body["data"]
+    assert last["id"] == "alrt_4"
+    assert last["item"]["title"] == STORIES["story"][4]["title"]
+    assert last["rule"]["id"] == "russia-cuba-contacts"
+    assert "matches" in last
+    assert "score" in last
+    assert last["group"]["id"] == "alrt_0"
+    assert last["group"]["count"] == 5
+    assert [s["alert_id"] for s in last["group"]["sources"]] == [f"alrt_{i}" for i in range(5)]
+    assert unrelated["group"]["id"] == "alrt_u"
+    assert unrelated["group"]["count"] == 1
+
+    # a restart: a new store and dispatcher; a sixth outlet joins the story, nothing repeats
+    store.close()
+    store = Store.open(storage_url)
+    record(store, STORIES["later"], "alrt_6", ["news"])
+    await deliver_until_idle(Dispatcher(store.outbox, client, grouped(receiver)))
+    assert len(receiver.deliveries) == 7
+    sixth = receiver.deliveries[-1]
+    assert sixth.webhook_id == "alrt_6"
+    assert sixth.body["type"] == "alert.updated"
+    assert sixth.body["data"]["group"]["count"] == 6
+    store.close()
+
+
+def test_a_group_ends_its_span_after_its_first_alert(storage_url: str) -> None:
+    store = Store.open(storage_url)
+    start = datetime.now(UTC) - timedelta(hours=13)
+    record(store, STORIES["story"][0], "alrt_old", ["news"], now=start)
+    record(store, STORIES["story"][1], "alrt_new", ["news"])
+    summary = noise.route_webhook(store.engine, hook("news", group="12h"), datetime.now(UTC))
+    assert (summary.routed, summary.updates) == (2, 0)  # 13 h later it is a new story
+    due = store.outbox.claim_deliveries(datetime.now(UTC), timedelta(minutes=1), ["news"])
+    assert sorted(d.event for d in due) == ["alert.created", "alert.created"]
+    store.close()
+
+
+def test_replicas_routing_at_once_never_make_two_created_of_one_story(storage_url: str) -> None:
+    """Four threads, each with its own engine like a replica, route one webhook together."""
+    setup = Store.open(storage_url)
+    for i, story in enumerate(STORIES["story"]):
+        record(setup, story, f"alrt_{i}", ["news"])
+    setup.close()
+    replicas = [Store.open(storage_url) for _ in range(4)]
+    barrier = threading.Barrier(len(replicas))
+    errors: list[BaseException] = []
+
+    def route(store: Store) -> None:
+        try:
+            barrier.wait()
+            noise.route_webhook(store.engine, hook("news", group="12h"), datetime.now(UTC))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=route, args=(s,)) for s in replicas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    due = replicas[0].outbox.claim_deliveries(datetime.now(UTC), timedelta(minutes=1), ["news"])
+    assert sorted(d.event for d in due) == ["alert.created"] + ["alert.updated"] * 4
+    counts = sorted(json.loads(d.payload)["data"]["group"]["count"] for d in due)
+    assert counts == [1, 2, 3, 4, 5]
+    for store in replicas:
+        store.close()
+
+
+async def test_a_digest_webhook_gets_one_digest_and_its_alerts_count_as_delivered(
+    storage_url: str, receiver: SignedReceiver, client: httpx.AsyncClient
+) -> None:
+    store = Store.open(storage_url)
+    for i, story in enumerate(STORIES["story"]):
+        record(store, story, f"alrt_{i}", ["daily"])
+    record(store, STORIES["unrelated"], "alrt_u", ["daily"])
+    hooks = {"daily": hook("daily", url=receiver.url, group="12h", digest="1s")}
+    dispatcher = Dispatcher(store.outbox, client, hooks)
+    await dispatcher.deliver_due()  # routes: every alert held, nothing sent yet
+    assert receiver.attempts() == []
+    rows = store.outbox.recent_alerts()
+    assert {r.state for r in rows} == {"held"}
+    assert all(r.next_attempt_at is not None for r in rows)
+
+    await deliver_until_idle(dispatcher)
+    (digest,) = receiver.deliveries
+    assert digest.valid_signature
+    assert digest.body["type"] == "alert.digest"
+    data = digest.body["data"]
+    assert data["id"] == digest.webhook_id
+    assert data["id"].startswith("dgst_")
+    assert data["count"] == 6
+    assert data["window"]["start"] <= data["window"]["end"]
+    stories = data["stories"]
+    assert [(s["group"], s["sources"]) for s in stories] == [("alrt_0", 5), ("alrt_u", 1)]
+    assert stories[0]["item"]["title"] == STORIES["story"][0]["title"]
+    assert stories[0]["rule"]["id"] == "russia-cuba-contacts"
+    assert stories[0]["severity"] == "high"
+    assert {r.state for r in store.outbox.recent_alerts()} == {"delivered"}
+    assert store.outbox.delivery_counts() == {"delivered": 7}
+    store.close()
+
+
+async def test_a_failed_digest_is_retried_with_its_own_id(
+    tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
+) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    record(store, STORIES["story"][0], "alrt_0", ["daily"])
+    receiver.answer([503])
+    hooks = {"daily": hook("daily", url=receiver.url, digest="1s", retry=["0s"])}
+    await deliver_until_idle(Dispatcher(store.outbox, client, hooks))
+    first, second = receiver.attempts()
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    assert first.headers["webhook-id"].startswith("dgst_")
+    assert first.body == second.body
+    assert len(receiver.deliveries) == 1
+    store.close()
+
+
+async def test_urgent_alerts_skip_the_digest(
+    tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
+) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    record(store, STORIES["story"][0], "alrt_low", ["daily"], severity="medium")
+    record(store, STORIES["unrelated"], "alrt_hot", ["daily"], severity="critical")
+    hooks = {"daily": hook("daily", url=receiver.url, digest="1h", urgent="high")}
+    await deliver_until_idle(Dispatcher(store.outbox, client, hooks), within=1)
+    (sent,) = receiver.deliveries
+    assert sent.webhook_id == "alrt_hot"
+    assert sent.body["type"] == "alert.created"
+    (held,) = [r for r in store.outbox.recent_alerts() if r.state == "held"]
+    assert held.alert_id == "alrt_low"
+    assert held.next_attempt_at is not None
+    assert held.next_attempt_at > datetime.now(UTC) + timedelta(minutes=59)
+    store.close()
+
+
+def test_quiet_hours_hold_alerts_until_they_end_then_send_one_digest(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    night = datetime(2026, 3, 1, 22, 30, tzinfo=UTC)  # 23:30 in Madrid (CET)
+    quiet = {"start": "23:00", "end": "07:00", "timezone": "Europe/Madrid"}
+    h = hook("night", quiet=quiet, urgent="critical")
+    record(store, STORIES["story"][0], "alrt_0", ["night"], now=night)
+    record(store, STORIES["unrelated"], "alrt_1", ["night"], now=night)
+    assert noise.route_webhook(store.engine, h, night).held == 2
+    morning = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # 07:00 in Madrid
+    assert store.outbox.next_delivery_at(["night"]) == morning
+    assert noise.route_webhook(store.engine, h, morning - timedelta(seconds=1)).digests == ()
+    (digest_id,) = noise.route_webhook(store.engine, h, morning).digests
+    (due,) = store.outbox.claim_deliveries(morning, timedelta(minutes=1), ["night"])
+    assert (due.event, due.webhook_id, due.alert_id) == ("alert.digest", digest_id, None)
+    body = json.loads(due.payload)
+    assert body["data"]["count"] == 2
+    assert body["data"]["window"]["end"] == "2026-03-02T06:00:00Z"
+    assert [s["group"] for s in body["data"]["stories"]] == [None, None]
+    assert {r.state for r in store.outbox.recent_alerts()} == {"digested"}
+    store.close()
+
+
+# policy ---------------------------------------------------------------------------------------
+
+
+def _quiet(start: str, end: str, zone: str = "UTC") -> QuietHours:
+    return QuietHours(start=start, end=end, timezone=zone)
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        ("2026-03-01T21:59:00+00:00", None),
+        ("2026-03-01T22:00:00+00:00", "2026-03-02T07:00:00+00:00"),
+        ("2026-03-02T03:00:00+00:00", "2026-03-02T07:00:00+00:00"),
+        ("2026-03-02T07:00:00+00:00", None),
+    ],
+)
+def test_overnight_quiet_hours(moment: str, expected: str | None) -> None:
+    end = noise.quiet_end(_quiet("22:00", "07:00"), datetime.fromisoformat(moment))
+    assert end == (None if expected is None else datetime.fromisoformat(expected))
+
+
+def test_daytime_quiet_hours_follow_the_zone_across_daylight_saving() -> None:
+    lunch = _quiet("12:00", "14:00", "Europe/Madrid")
+    winter = noise.quiet_end(lunch, datetime(2026, 3, 27, 11, 30, tzinfo=UTC))
+    summer = noise.quiet_end(lunch, datetime(2026, 3, 30, 10, 30, tzinfo=UTC))
+    assert winter == datetime(2026, 3, 27, 13, 0, tzinfo=UTC)  # CET, UTC+1
+    assert summer == datetime(2026, 3, 30, 12, 0, tzinfo=UTC)  # CEST, UTC+2
+    assert noise.quiet_end(lunch, datetime(2026, 3, 30, 12, 0, tzinfo=UTC)) is None
+
+
+def test_release_time() -> None:
+    now = datetime(2026, 3, 1, 21, 30, tzinfo=UTC)
+    plain = hook(group="12h")
+    assert noise.release_time(plain, "high", now, None) is None
+    digest = hook(digest="1h", urgent="high")
+    assert noise.release_time(digest, "medium", now, None) == now + timedelta(hours=1)
+    assert noise.release_time(digest, "high", now, None) is None  # urgent
+    window = now + timedelta(minutes=5)
+    assert noise.release_time(digest, "low", now, window) == window  # joins the open window
+    both = hook(digest="1h", quiet={"start": "22:00", "end": "07:00"})
+    assert noise.release_time(both, "critical", now, None) == datetime(
+        2026, 3, 2, 7, 0, tzinfo=UTC
+    )  # the window would end at 22:30, within quiet hours
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"quiet": {"start": "25:00", "end": "07:00"}}, "time of day"),
+        ({"quiet": {"start": "22:00", "end": "07:00", "timezone": "Mars/Olympus"}}, "time zone"),
+        ({"quiet": {"start": "07:00", "end": "07:00"}}, "same time"),
+        ({"digest": "0s"}, "at least 1s"),
+        ({"urgent": "urgent"}, "urgent"),
+        ({"group": "soon"}, "group"),
+    ],
+)
+def test_noise_settings_that_cannot_work_are_config_errors(
+    settings: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(pydantic.ValidationError, match=problem):
+        hook(**settings)
+
+
+def test_only_webhooks_with_noise_settings_are_routed() -> None:
+    assert not hook().noisy
+    assert hook(group="12h").noisy
+    assert hook(digest="1h").noisy
+    assert hook(quiet={"start": "22:00", "end": "07:00"}).noisy
+    assert not hook(urgent="high").noisy
