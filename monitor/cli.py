@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=parse_duration("30s"),
         metavar="DURATION",
         help="with --once: keep retrying failed deliveries while a retry falls due within this "
-        "time (default: 30s); what is left stays queued for the next run",
+        "time, and send a digest whose window (`digest:`, quiet hours) closes within it "
+        "(default: 30s); what is left stays queued (or held) for the next run",
     )
     run.add_argument(
         "--grace",

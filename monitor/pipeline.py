@@ -115,8 +115,9 @@ class Pipeline:
         return summary
 
     async def pending_count(self) -> int:
+        """Deliveries still to send: pending, and held for a digest or quiet hours."""
         counts = await asyncio.to_thread(self.store.outbox.delivery_counts)
-        return counts.get("pending", 0)
+        return counts.get("pending", 0) + counts.get("held", 0)
 
     def check_feed_health(self) -> HealthReport:
         """Raise `feed.unhealthy` / `feed.recovered` where a feed's health changed (in a thread)."""

@@ -1,0 +1,129 @@
+"""Noise control end to end: the real `monitor run --once` in a subprocess, feeds and signed
+receivers on 127.0.0.1, SQLite and PostgreSQL.
+
+Six outlets (tests/data/delivery/outlets): five tell one story (a Russian minister in Havana,
+in English, Spanish and Russian), one of them also an unrelated story; a sixth outlet, added
+for the second run, reports the visit later.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.support.pipeline import serve_feed, write_config
+from tests.support.receiver import SECRET, SignedReceiver
+from tests.support.servers import LocalServer
+
+OUTLETS = Path(__file__).resolve().parents[1] / "data" / "delivery" / "outlets"
+FIRST = ["wire", "prensa", "tass", "daily", "granma"]
+HOURS_AGO = re.compile(r"\{\{hours-ago:(\d+)\}\}")
+QUEUED = re.compile(r"delivered (\d+), (\d+) queued, (\d+) failed")
+
+
+def outlet(name: str) -> bytes:
+    now = datetime.now(UTC)
+    text = (OUTLETS / f"{name}.xml").read_text(encoding="utf-8")
+    return HOURS_AGO.sub(
+        lambda m: format_datetime(now - timedelta(hours=int(m.group(1))), usegmt=True), text
+    ).encode("utf-8")
+
+
+def once(config: Path, *extra: str) -> tuple[int, int, int]:
+    result = run_cli("run", "--once", "--config", str(config), *extra, cwd=config)
+    assert result.returncode == 0, result.stderr
+    found = QUEUED.search(result.stdout)
+    assert found, result.stdout
+    delivered, queued, failed = (int(n) for n in found.groups())
+    return delivered, queued, failed
+
+
+def body(delivery: Any) -> dict[str, Any]:
+    document: dict[str, Any] = delivery.body
+    return document
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_one_story_from_five_outlets_is_one_alert_that_grows_and_one_digest(
+    backend: str, tmp_path: Path, server: LocalServer, request: pytest.FixtureRequest
+) -> None:
+    storage = (
+        request.getfixturevalue("postgresql_url")
+        if backend == "postgresql"
+        else f"sqlite:///{tmp_path / 'monitor.db'}"
+    )
+    news = SignedReceiver(server, path="/news")
+    digest = SignedReceiver(server, path="/digest")
+    for name in [*FIRST, "ria"]:
+        serve_feed(server, f"/{name}.xml", outlet(name))
+    webhooks = [
+        {"name": "news", "url": news.url, "secret": SECRET, "group": "12h"},
+        {"name": "digest", "url": digest.url, "secret": SECRET, "group": "12h", "digest": "2s"},
+    ]
+    feeds: list[dict[str, object]] = [{"url": server.url(f"/{n}.xml"), "name": n} for n in FIRST]
+    config = write_config(tmp_path / "config", feeds=feeds, webhooks=webhooks, storage=storage)
+
+    assert once(config, "--max-wait", "15s") == (7, 0, 0)  # 6 to news, 1 digest
+
+    kinds = Counter(
+        (body(d)["type"], body(d)["data"]["rule"]["id"], body(d)["data"]["group"]["id"])
+        for d in news.deliveries
+    )
+    assert len(news.deliveries) == 6
+    assert all(d.valid_signature for d in news.deliveries)
+    oil = next(d for d in news.deliveries if body(d)["data"]["item"]["guid"] == "wire-oil")
+    visit = [d for d in news.deliveries if d is not oil]
+    (created,) = [d for d in visit if body(d)["type"] == "alert.created"]
+    group = created.webhook_id
+    assert kinds[("alert.updated", "russia-cuba-contacts", group)] == 4
+    assert body(oil)["type"] == "alert.created"
+    assert body(oil)["data"]["group"]["id"] == oil.webhook_id != group
+    counts = sorted(body(d)["data"]["group"]["count"] for d in visit)
+    assert counts == [1, 2, 3, 4, 5]
+
+    (sent,) = digest.deliveries
+    assert sent.valid_signature
+    assert body(sent)["type"] == "alert.digest"
+    stories = sorted(body(sent)["data"]["stories"], key=lambda s: -s["sources"])
+    assert [s["sources"] for s in stories] == [5, 1]
+    assert body(sent)["data"]["count"] == 6
+
+    # the second run is a new process: the story's group and the sent digest are remembered
+    feeds.append({"url": server.url("/ria.xml"), "name": "ria"})
+    write_config(tmp_path / "config", feeds=feeds, webhooks=webhooks, storage=storage)
+    assert once(config, "--max-wait", "15s") == (2, 0, 0)
+    assert len(news.deliveries) == 7
+    late = news.deliveries[-1]
+    assert body(late)["type"] == "alert.updated"
+    assert body(late)["data"]["group"]["id"] == group
+    assert body(late)["data"]["group"]["count"] == 6
+    assert body(late)["data"]["item"]["guid"] == "ria-visit"
+    assert len(digest.deliveries) == 2
+    (story,) = body(digest.deliveries[-1])["data"]["stories"]
+    assert (story["group"], story["sources"]) == (group, 6)
+
+
+def test_a_digest_beyond_max_wait_stays_held_and_is_shown(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    digest = SignedReceiver(server, path="/digest")
+    serve_feed(server, "/wire.xml", outlet("wire"))
+    webhooks = [{"name": "digest", "url": digest.url, "secret": SECRET, "digest": "1h"}]
+    config = write_config(
+        tmp_path / "config",
+        feeds=[{"url": server.url("/wire.xml"), "name": "wire"}],
+        webhooks=webhooks,
+    )
+    assert once(config, "--max-wait", "1s") == (0, 2, 0)  # held: queued, not lost
+    assert digest.attempts() == []
+    listed = run_cli("alerts", "--config", str(config), "--state", "held", cwd=config)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("→ digest  held") == 2
+    assert "next attempt:" in listed.stdout
