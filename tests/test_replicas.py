@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from monitor.store.engine import normalize_url
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 from tests.ops.daemon import Daemon, edit_config
 from tests.support.pipeline import write_config
 from tests.support.receiver import SECRET, SignedReceiver
@@ -142,7 +144,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.engine = sa.create_engine(normalize_url(url))
 
-    def rows(self, query: str) -> list[sa.Row[tuple[object, ...]]]:
+    def rows(self, query: str) -> list[sa.Row[Any]]:
         try:
             with self.engine.connect() as db:
                 return list(db.execute(sa.text(query)))
@@ -154,7 +156,7 @@ class Database:
             "SELECT claimed_by, count(*) FROM feeds WHERE lease_until > now() AT TIME ZONE 'UTC' "
             "GROUP BY claimed_by"
         )
-        return {str(row[0]): int(row[1]) for row in self.rows(query)}
+        return {str(owner): int(count) for owner, count in map(tuple, self.rows(query))}
 
     def alert_ids(self) -> set[str]:
         return {str(row[0]) for row in self.rows("SELECT id FROM alerts")}
@@ -171,10 +173,17 @@ def database(postgresql_url: str) -> Iterator[Database]:
 
 
 def _start_two(config: Path) -> tuple[Daemon, Daemon]:
-    """Two replicas started at once (each start waits for its start line)."""
+    """Two replicas started at once (each start waits for its start line); if one cannot
+    start, the other is stopped before the error is raised."""
     with ThreadPoolExecutor(2) as pool:
-        first, second = pool.map(lambda _: Daemon.start(config, env=ENV), range(2))
-    return first, second
+        starts = [pool.submit(Daemon.start, config, env=ENV) for _ in range(2)]
+    problems = [start.exception() for start in starts]
+    if any(problems):
+        for start, problem in zip(starts, problems, strict=True):
+            if problem is None:
+                start.result().kill()
+        raise next(p for p in problems if p is not None)
+    return starts[0].result(), starts[1].result()
 
 
 def test_two_replicas_share_the_feeds_poll_each_once_per_interval_and_alert_once(
@@ -273,3 +282,15 @@ def _open(farm: Farm, index: int) -> Callable[[RecordedRequest], Reply]:
         return Reply(200, body, {"Content-Type": "application/rss+xml"})
 
     return handle
+
+
+def test_the_compose_replicas_profile_shares_postgresql_and_publishes_no_port() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    replica, daemon = services["replica"], services["monitor"]
+    assert replica["profiles"] == ["replicas"]
+    assert replica["environment"]["MONITOR_STORAGE"].startswith("${MONITOR_STORAGE:-postgresql://")
+    assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "ports" not in replica  # several containers cannot share one host port
+    assert replica["command"] == daemon["command"]
+    assert replica["volumes"] == daemon["volumes"][:2]  # the same config and rules, no data
