@@ -85,6 +85,8 @@ def release_time(
 
 def route_webhook(engine: Engine, hook: WebhookConfig, now: datetime) -> RouteSummary:
     """Route the webhook's new deliveries and cut the digests that are due (one transaction)."""
+    if not routing.has_work(engine, hook.name, now):
+        return RouteSummary()
     with routing.locked(engine, hook.name, now) as db:
         pending = routing.unrouted(db, hook.name)
         groups: dict[str, list[StoryGroup]] = {}

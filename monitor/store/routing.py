@@ -85,6 +85,23 @@ class Digest:
     members: list[int] = field(default_factory=list)
 
 
+def has_work(engine: Engine, webhook: str, now: datetime) -> bool:
+    """Whether the webhook has deliveries to route or held ones due: read without the lock, so
+    an idle webhook costs one read a pass, not a write."""
+    new = sa.select(deliveries.c.id).where(
+        deliveries.c.webhook == webhook,
+        deliveries.c.state == PENDING,
+        deliveries.c.routed_at.is_(None),
+    )
+    due = sa.select(deliveries.c.id).where(
+        deliveries.c.webhook == webhook,
+        deliveries.c.state == HELD,
+        deliveries.c.next_attempt_at <= now,
+    )
+    with engine.connect() as db:
+        return db.scalar(new.limit(1)) is not None or db.scalar(due.limit(1)) is not None
+
+
 @contextmanager
 def locked(engine: Engine, webhook: str, now: datetime) -> Iterator[Connection]:
     """A transaction holding `webhook`'s routing lock until it ends."""

@@ -27,6 +27,7 @@ from monitor.models import Item, Match
 from monitor.store import NewAlert, SeenItem, Store
 from tests.delivery.support import hook
 from tests.support.receiver import SignedReceiver
+from tests.support.servers import LocalServer, RecordedRequest, Reply
 
 STORIES = json.loads(
     (Path(__file__).resolve().parents[1] / "data" / "delivery" / "stories.json").read_text(
@@ -149,6 +150,51 @@ async def test_five_outlets_one_story_give_one_created_and_four_updated(
     assert sixth.webhook_id == "alrt_6"
     assert sixth.body["type"] == "alert.updated"
     assert sixth.body["data"]["group"]["count"] == 6
+    store.close()
+
+
+async def test_discord_edits_the_story_message_and_slack_posts_short_updates(
+    storage_url: str, server: LocalServer, client: httpx.AsyncClient
+) -> None:
+    def discord_api(request: RecordedRequest) -> Reply:
+        return Reply(
+            200, b'{"id": "900001", "channel_id": "5"}', {"Content-Type": "application/json"}
+        )
+
+    server.route("/api/webhooks/1/tok", discord_api)
+    server.route("/api/webhooks/1/tok/messages/900001", discord_api)
+    server.route("/slack", lambda _request: Reply(200, b"ok"))
+    hooks = {
+        "discord": hook(
+            "discord", format="discord", url=server.url("/api/webhooks/1/tok"), group="12h"
+        ),
+        "slack": hook(
+            "slack", format="slack", url=server.url("/slack"), group="12h", rate_limit=50
+        ),
+    }
+    store = Store.open(storage_url)
+    for i, story in enumerate(STORIES["story"][:3]):
+        record(store, story, f"alrt_{i}", list(hooks))
+    await deliver_until_idle(Dispatcher(store.outbox, client, hooks))
+
+    to_discord = [r for r in server.requests if r.path.startswith("/api/")]
+    assert [r.method for r in to_discord] == ["POST", "PATCH", "PATCH"]
+    assert to_discord[0].path == "/api/webhooks/1/tok?wait=true"
+    assert {r.path for r in to_discord[1:]} == {"/api/webhooks/1/tok/messages/900001"}
+    (edited,) = json.loads(to_discord[-1].body)["embeds"]
+    assert "reported by 3 sources" in edited["description"]
+    assert all(f" · {feed}" in edited["description"] for feed in ("wire", "prensa", "tass"))
+    assert edited["title"] == STORIES["story"][0]["title"]
+
+    to_slack = [json.loads(r.body) for r in server.requests if r.path == "/slack"]
+    assert len(to_slack) == 3
+    assert to_slack[0]["blocks"][0]["type"] == "header"  # the alert itself
+    assert [m["text"].split(":")[0] for m in to_slack[1:]] == [
+        "Also reported by prensa",
+        "Also reported by tass",
+    ]
+    assert "3 sources so far" in to_slack[2]["blocks"][0]["text"]["text"]
+    assert store.outbox.delivery_counts() == {"delivered": 6}
     store.close()
 
 

@@ -91,7 +91,7 @@ class LocalServer:
                 if self.command != "HEAD" and reply.status not in (204, 304):
                     self.wfile.write(reply.body)
 
-            do_GET = do_POST = do_HEAD = do_PUT = _handle  # noqa: N815
+            do_GET = do_POST = do_HEAD = do_PUT = do_PATCH = _handle  # noqa: N815
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
         self._server.daemon_threads = True
