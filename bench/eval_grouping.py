@@ -5,9 +5,11 @@ language pair, and the cost of one comparison.
 
 Each file (default: tests/data/grouping/dev.jsonl and heldout.jsonl) is clustered the way the
 daemon groups alerts: items in file order; each joins `best_match` among the earlier groups of
-its rule (compared with the group's first item), else starts a group. A pair of items of one rule
+its rule (compared with each group's texts, as monitor/delivery/noise.py does), else starts a
+group. A pair of items of one rule
 counts as *predicted* when they end in one group and as *true* when they carry one `event` label.
-`--pairs` also scores every pair on its own with `same_story` (no clustering), `--misses` prints
+`--pairs` also scores every pair on its own with `same_story` (no clustering) and clustering
+against each group's first text alone, `--misses` prints
 the pairs clustering got wrong. The timings: reading a text (folding, once per alert) and
 comparing two texts already read (per alert and open group).
 """
@@ -31,6 +33,7 @@ from monitor.delivery.grouping import (
     same_story,
     story_similarity,
 )
+from monitor.store.routing import MAX_TEXTS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "grouping"
@@ -94,24 +97,29 @@ def read_rows(path: Path) -> list[Row]:
     return rows
 
 
-def cluster(rows: Iterable[Row]) -> dict[str, int]:
-    """Group id per row id, assigned in order as the daemon would."""
+def cluster(rows: Iterable[Row], *, first_only: bool = False) -> dict[str, int]:
+    """Group id per row id, assigned in order as the daemon does (monitor/delivery/noise.py):
+    each row is compared with the texts of the open groups of its rule (the first MAX_TEXTS of
+    each; with `first_only`, the first alone) and joins `best_match`, else opens a group."""
     groups: dict[str, list[tuple[int, StoryText]]] = defaultdict(list)
+    sizes: dict[int, int] = defaultdict(int)
     assigned: dict[str, int] = {}
     next_id = 0
     for row in rows:
-        open_groups = groups[row.rule]
-        found = best_match(row.text, open_groups)
+        texts = groups[row.rule]
+        found = best_match(row.text, texts)
         if found is None:
             found, next_id = next_id, next_id + 1
-            open_groups.append((found, row.text))
+        if sizes[found] < (1 if first_only else MAX_TEXTS):
+            texts.append((found, row.text))
+        sizes[found] += 1
         assigned[row.id] = found
     return assigned
 
 
-def score(rows: list[Row], *, clustered: bool = True) -> Score:
+def score(rows: list[Row], *, clustered: bool = True, first_only: bool = False) -> Score:
     """Pairwise counts over pairs of one rule: by clustering, or each pair by `same_story`."""
-    groups = cluster(rows) if clustered else {}
+    groups = cluster(rows, first_only=first_only) if clustered else {}
     result = Score()
     for a, b in combinations(rows, 2):
         if a.rule != b.rule:
@@ -164,6 +172,7 @@ def report(path: Path, *, pairs: bool, misses: bool) -> None:
         print(line(langs, counts))
     if pairs:
         print(line("pairwise", score(rows, clustered=False).total))
+        print(line("vs first", score(rows, first_only=True).total))
     if misses:
         for kind, a, b in result.misses:
             similarity = story_similarity(a.text, b.text)
