@@ -189,7 +189,9 @@ class _Words:
     weights: dict[str, float]
     total: float
     content: float  # the weight of the words that are not GENERIC
+    keys: frozenset[str]  # the words
     stems: frozenset[str]  # each word and each shorter form it may inflect (4+ letters)
+    forms: dict[str, frozenset[str]]  # word → the shorter forms it may inflect
     places: frozenset[str]
     long: tuple[str, ...]  # words long enough for a spelling match
 
@@ -267,8 +269,8 @@ def _read(text: str, *, headline: bool) -> list[tuple[str, bool]]:
 
 
 def _shorter_forms(word: str) -> range:
-    """The lengths of the forms `word` may inflect (the word itself included)."""
-    return range(max(_MIN_PREFIX, len(word) - _MAX_SUFFIX), len(word) + 1)
+    """The lengths of the shorter forms `word` may inflect."""
+    return range(max(_MIN_PREFIX, len(word) - _MAX_SUFFIX), len(word))
 
 
 @lru_cache(maxsize=4096)
@@ -286,12 +288,14 @@ def _words(story: StoryText) -> _Words:
             else:
                 weight = PLAIN
             weights[word] = max(weights.get(word, 0.0), weight * factor)
-    stems = {word[:cut] for word in weights for cut in _shorter_forms(word)}
+    forms = {word: frozenset(word[:cut] for cut in _shorter_forms(word)) for word in weights}
     return _Words(
         weights=weights,
         total=sum(weights.values()),
         content=sum(weight for word, weight in weights.items() if word not in _GENERIC),
-        stems=frozenset(stems | weights.keys()),
+        keys=frozenset(weights),
+        stems=frozenset(weights).union(*forms.values()),
+        forms=forms,
         places=PLACES.intersection(weights),
         long=tuple(w for w in weights if len(w) >= _MIN_SPELLING and not w.startswith("#")),
     )
@@ -303,7 +307,7 @@ def _met_weight(a: _Words, b: _Words) -> float:
     for word, weight in a.weights.items():
         if (
             word in b.stems  # equal, or a word of b inflects it
-            or any(word[:cut] in b.weights for cut in _shorter_forms(word))  # it inflects one
+            or not a.forms[word].isdisjoint(b.keys)  # it inflects a word of b
             or (
                 len(word) >= _MIN_SPELLING
                 and not word.startswith("#")
