@@ -152,10 +152,12 @@ class WebSub:
 
     async def tick(self) -> None:
         """Renew, retry, expire and unsubscribe what is due (the scheduler calls this)."""
+        if self.settings is None:  # WebSub turned off: nothing renewed, leases lapse
+            return
         now = datetime.now(UTC)
         engine = self._engine()
         feeds = self.pipeline.config.settings.feeds
-        opted_out = [f.url for f in feeds if not f.websub] if self.settings is not None else []
+        opted_out = [f.url for f in feeds if not f.websub]
         due = await asyncio.to_thread(subs.due, engine, now)
         due += await asyncio.to_thread(subs.live_for, engine, opted_out)
         done: set[int] = set()
@@ -272,19 +274,7 @@ class WebSub:
             form["hub.secret"] = secret
             if lease:
                 form["hub.lease_seconds"] = str(lease)
-        try:
-            async with asyncio.timeout(HUB_DEADLINE):
-                async with self.client.stream("POST", hub, data=form) as response:
-                    if 200 <= response.status_code < 300:
-                        return None
-                    text = await _some_text(response)
-                    if response.is_redirect:
-                        return f"the hub answered {response.status_code} (redirects not followed)"
-                    return f"the hub answered {response.status_code}: {text}".rstrip(": ")
-        except TimeoutError:
-            return f"the hub did not answer within {HUB_DEADLINE:.0f}s"
-        except httpx.HTTPError as exc:
-            return f"cannot reach the hub: {type(exc).__name__}: {exc}"
+        return await ask_hub(self.client, hub, form)
 
     # -- state changes ------------------------------------------------------------------------
 
@@ -437,6 +427,26 @@ class WebSub:
         log.warning("websub: push to callback %s… refused: no live subscription", token[:6])
         self.on_push(outcome, None)
         return status, _TEXT, body
+
+
+async def ask_hub(
+    client: httpx.AsyncClient, hub: str, form: Mapping[str, str], deadline: float = HUB_DEADLINE
+) -> str | None:
+    """POST `form` to the hub; None when it accepted (2xx), else what went wrong. The whole
+    exchange has `deadline` seconds; redirects are not followed; a few KiB of an error are read."""
+    try:
+        async with asyncio.timeout(deadline):
+            async with client.stream("POST", hub, data=dict(form)) as response:
+                if 200 <= response.status_code < 300:
+                    return None
+                if response.is_redirect:
+                    return f"the hub answered {response.status_code} (redirects are not followed)"
+                text = await _some_text(response)
+                return f"the hub answered {response.status_code}: {text}".rstrip(": ")
+    except TimeoutError:
+        return f"the hub did not answer within {deadline:g}s"
+    except httpx.HTTPError as exc:
+        return f"cannot reach the hub: {type(exc).__name__}: {exc}"
 
 
 def _verified(sub: Subscription, now: datetime) -> bool:

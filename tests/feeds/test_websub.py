@@ -10,16 +10,18 @@ import json
 import re
 import socket
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from monitor.config import load_config
 from monitor.errors import ConfigError
-from monitor.feeds.websub import signature_problem
+from monitor.feeds.websub import ask_hub, make_hub_client, signature_problem
 from monitor.httpserver import Health, HttpServer, Reply
 from monitor.metrics import Metrics
 from monitor.store import Store
@@ -64,6 +66,50 @@ def test_signatures_are_checked_with_every_method_the_spec_names(
     header: str | None, expected: str | None
 ) -> None:
     assert signature_problem(header, SECRET_KEY, BODY) == expected
+
+
+# -- a hub is a stranger's server ---------------------------------------------------------------
+
+
+async def test_requests_to_a_hostile_hub_are_bounded(server: LocalServer) -> None:
+    released = threading.Event()
+    served: list[int] = []
+
+    def hang(handler: BaseHTTPRequestHandler) -> None:
+        released.wait(timeout=30)  # answers nothing until the test is over
+
+    def flood(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(500)
+        handler.send_header("Content-Length", str(1 << 30))
+        handler.end_headers()
+        try:
+            for _ in range(1 << 14):  # 1 GiB announced; stops when the client hangs up
+                handler.wfile.write(b"x" * 65536)
+                served.append(65536)
+        except OSError:
+            return
+
+    server.raw("/hang", hang)
+    server.raw("/flood", flood)
+    server.static("/moved", b"", status=307, headers={"Location": server.url("/hub")})
+    server.static("/hub", b"", status=202)
+    form = {"hub.mode": "subscribe", "hub.topic": "https://a.test/", "hub.callback": "x"}
+    try:
+        async with make_hub_client() as client:
+            assert await ask_hub(client, server.url("/hub"), form) is None
+            moved = await ask_hub(client, server.url("/moved"), form)
+            assert moved == "the hub answered 307 (redirects are not followed)"
+            assert len(server.requests_to("/hub")) == 1  # the redirect was not followed
+            hung = await ask_hub(client, server.url("/hang"), form, deadline=0.5)
+            assert hung == "the hub did not answer within 0.5s"
+            flooded = await ask_hub(client, server.url("/flood"), form)
+            assert flooded == "the hub answered 500: " + "x" * 200
+            refused = await ask_hub(client, "http://127.0.0.1:9/hub", form)
+            assert refused is not None
+            assert refused.startswith("cannot reach the hub: ConnectError")
+    finally:
+        released.set()
+    assert sum(served) < 64 << 20  # the client hung up long before the announced gigabyte
 
 
 # -- config -------------------------------------------------------------------------------------
@@ -319,7 +365,7 @@ def test_the_lease_is_renewed_before_it_ends(
     config, _topic = _daemon_config(tmp_path, server, hub, receiver, interval="1h", lease="1h")
     daemon = Daemon.start(config)
     try:
-        assert hub.wait_for(lambda _: len(hub.of("verified")) >= 3), daemon.log
+        assert hub.wait_for(lambda _: len(hub.of("verified")) >= 2), daemon.log
         callbacks = {event.callback for event in hub.of("request")}
         assert len(callbacks) == 1  # renewals keep the callback (and its secret)
         assert {event.form["hub.secret"] for event in hub.of("request")} == {
