@@ -7,7 +7,8 @@ It does what every receiver of format `standard` should do, in this order:
    (there are several while a secret is being rotated), comparing in constant time;
 3. acknowledge with a 2xx at once, and deduplicate on `webhook-id`: monitor delivers at least
    once, so the same alert may come again after a lost answer.
-It prints each alert readably (and other JSON bodies compactly), on stdout.
+It prints each event readably (alerts, story updates, digests, feed health; other JSON bodies
+compactly), on stdout.
 """
 
 from __future__ import annotations
@@ -93,8 +94,27 @@ def verify(secret: str, headers: dict[str, str], body: bytes, now: float) -> str
 
 
 def describe(document: Any, msg_id: str) -> str:
-    """An alert (`alert.created` or a CloudEvent of one) as a few readable lines."""
+    """An event (or a CloudEvent of one) as a few readable lines: alerts, updates of a story,
+    digests, feed health; anything else as compact JSON."""
     data = document.get("data") if isinstance(document, dict) else None
+    kind = str(document.get("type", "")).removeprefix("org.monitor.") if data else ""
+    if isinstance(data, dict) and kind == "alert.digest":
+        stories = data.get("stories") or []
+        lines = [f"DIGEST {data.get('id', msg_id)}: {data.get('count', '?')} alerts"]
+        for story in stories:
+            item = story.get("item") or {}
+            n = story.get("sources", 1)
+            lines.append(
+                f"  [{str(story.get('severity', '?')).upper()}] {item.get('title', '')}"
+                f"  ({n} source{'' if n == 1 else 's'})"
+            )
+        return "\n".join(lines)
+    if isinstance(data, dict) and kind.startswith("feed."):
+        feed = data.get("feed") or {}
+        return (
+            f"{kind.upper()} {feed.get('name') or feed.get('url')}: {data.get('reason')} since "
+            f"{data.get('since')}; last error: {data.get('last_error')}"
+        )
     if not isinstance(data, dict) or "rule" not in data:
         return json.dumps(document, ensure_ascii=False)[:2000]
     rule = data.get("rule") or {}
@@ -112,6 +132,10 @@ def describe(document: Any, msg_id: str) -> str:
         lines.append(f"  feed: {feed.get('name') or feed.get('url')}")
     if terms:
         lines.append(f"  matched: {', '.join(t for t in terms if t)}")
+    group = data.get("group") or {}
+    if group:
+        also = "also reported: " if kind == "alert.updated" else ""
+        lines.append(f"  {also}story {group.get('id')}, {group.get('count')} sources")
     return "\n".join(lines)
 
 

@@ -19,7 +19,7 @@ import httpx
 import pydantic
 import pytest
 
-from monitor.delivery import discord
+from monitor.delivery import discord, sink
 from monitor.delivery.base import Alert
 from monitor.delivery.dispatcher import Dispatcher, make_delivery_client
 from monitor.delivery.targets import TARGETS, target_for
@@ -240,3 +240,20 @@ async def test_an_event_is_delivered_signed_and_retried_with_its_own_id_beside_a
     assert len(receiver.attempts()) == 4
     assert await dispatcher.next_due() is None
     store.close()
+
+
+def test_the_sink_prints_every_event_readably() -> None:
+    shown = {t: sink.describe(stored(t).event, f"evt_{t}") for t in TYPES}
+    assert (
+        "also reported: story alrt_01JNKQ8Z6X3V4W5Y6Z7A8B9C0D, 2 sources" in shown["alert.updated"]
+    )
+    assert shown["alert.digest"].splitlines() == [
+        "DIGEST dgst_01JNKR0000000000000000000A: 4 alerts",
+        "  [HIGH] Russian warships arrive in Havana for a five-day port call  (3 sources)",
+        "  [MEDIUM] Treasury adds Cuban shipping firms to its sanctions list  (1 source)",
+    ]
+    assert shown["feed.unhealthy"] == (
+        "FEED.UNHEALTHY TASS (English): failing since 2026-03-01T09:00:00Z; "
+        "last error: HTTP 503 Service Unavailable"
+    )
+    assert shown["feed.recovered"].startswith("FEED.RECOVERED TASS (English)")
