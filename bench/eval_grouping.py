@@ -8,6 +8,8 @@ daemon groups alerts: items in file order; each joins `best_match` among the ear
 its rule (compared with each group's texts, as monitor/delivery/noise.py does), else starts a
 group. A pair of items of one rule
 counts as *predicted* when they end in one group and as *true* when they carry one `event` label.
+`--ablate` scores the function with each of its ideas turned off in turn (and a plain
+rapidfuzz token_set_ratio baseline), at the shipped threshold and at the best for each.
 `--pairs` also scores every pair on its own with `same_story` (no clustering) and clustering
 against each group's first text alone, `--misses` prints
 the pairs clustering got wrong. The timings: reading a text (folding, once per alert) and
@@ -21,11 +23,16 @@ import json
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
+from rapidfuzz import fuzz
+
+from monitor.delivery import grouping
 from monitor.delivery.grouping import (
     StoryText,
     best_match,
@@ -33,6 +40,7 @@ from monitor.delivery.grouping import (
     same_story,
     story_similarity,
 )
+from monitor.matching.normalize import words
 from monitor.store.routing import MAX_TEXTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,6 +160,63 @@ def micros(rows: list[Row], repeat: int = 5) -> tuple[float, float]:
     return read / len(texts) * 1e6, compare / len(pairs) * 1e6
 
 
+def _token_set(a: StoryText, b: StoryText) -> float:
+    """The plain baseline: rapidfuzz token_set_ratio of folded title + summary."""
+    return fuzz.token_set_ratio(
+        " ".join(words(f"{a.title} {a.summary}")), " ".join(words(f"{b.title} {b.summary}"))
+    )
+
+
+# Each idea of monitor/delivery/grouping.py turned off in turn: module settings to change.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "shipped": {},
+    "no stop words": {"_STOP": frozenset()},
+    "no glossary": {"_CONCEPT_STEMS": {}},
+    "no aliases": {"ALIASES": {}, "ALIASES_EXACT": {}},
+    "no phonetic spelling": {"_SPELLING_RULES": ()},
+    "no spelling match": {"SPELLING": 100.0},
+    "names weigh 1": {"ENTITY": 1.0},
+    "title weighs 1": {"TITLE": 1.0},
+    "no place conflict": {"PLACE_CONFLICT": 1.0},
+    "no content floor": {"MIN_CONTENT": 0.0},
+    "title only": {"_READ_SUMMARY": False},
+    "token_set_ratio": {"story_similarity": _token_set},
+}
+
+
+@contextmanager
+def ablated(settings: dict[str, Any]) -> Iterator[None]:
+    saved = {name: getattr(grouping, name) for name in settings}
+    try:
+        for name, value in settings.items():
+            setattr(grouping, name, value)
+        clear_caches()
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(grouping, name, value)
+        clear_caches()
+
+
+def ablation_report(path: Path) -> None:
+    """F1 (clustered, pairwise) of each ablation at the shipped threshold and at its best one."""
+    rows = read_rows(path)
+    print(f"{path.name}: clustered F1 at THRESHOLD {grouping.THRESHOLD:g}, and at the best")
+    shipped = grouping.THRESHOLD
+    for name, settings in ABLATIONS.items():
+        with ablated(settings):
+            at_shipped = score(rows).total
+            best = (0.0, shipped)
+            for threshold in range(20, 92, 2):
+                grouping.THRESHOLD = float(threshold)
+                best = max(best, (score(rows).total.f1, float(threshold)))
+            grouping.THRESHOLD = shipped
+        print(
+            f"  {name:<22} P {at_shipped.precision:5.3f} R {at_shipped.recall:5.3f}"
+            f" F1 {at_shipped.f1:5.3f} | best F1 {best[0]:5.3f} at {best[1]:g}"
+        )
+
+
 def line(name: str, counts: Counts) -> str:
     return (
         f"  {name:<10} P {counts.precision:5.3f}  R {counts.recall:5.3f}  F1 {counts.f1:5.3f}"
@@ -187,9 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", type=Path, default=list(DEFAULT_FILES))
     parser.add_argument("--pairs", action="store_true", help="also score pairs without clustering")
     parser.add_argument("--misses", action="store_true", help="print the pairs clustered wrong")
+    parser.add_argument(
+        "--ablate", action="store_true", help="score with each idea of the function turned off"
+    )
     args = parser.parse_args(argv)
     for path in args.files:
-        report(path, pairs=args.pairs, misses=args.misses)
+        if args.ablate:
+            ablation_report(path)
+        else:
+            report(path, pairs=args.pairs, misses=args.misses)
     return 0
 
 

@@ -48,6 +48,7 @@ PLAIN = 1.0
 TITLE = 3.0
 PLACE_CONFLICT = 0.5
 MIN_CONTENT = 2 * TITLE * PLAIN  # two title words, or a name, besides Russia, Cuba, US
+_READ_SUMMARY = True  # off only to measure what summaries bring (bench/eval_grouping.py)
 _MIN_PREFIX = 4
 _MAX_SUFFIX = 4  # letters an inflection may add: визит → визитами
 _MIN_SPELLING = 5
@@ -275,7 +276,9 @@ def _shorter_forms(word: str) -> range:
 
 @lru_cache(maxsize=4096)
 def _words(story: StoryText) -> _Words:
-    read = [(_read(story.title, headline=True), TITLE), (_read(story.summary, headline=False), 1.0)]
+    read = [(_read(story.title, headline=True), TITLE)]
+    if _READ_SUMMARY:
+        read.append((_read(story.summary, headline=False), 1.0))
     # A word written as a name once is a name throughout: `Lavrov` opening a headline too.
     names = {word for words, _ in read for word, named in words if named}
     weights: dict[str, float] = {}
