@@ -25,6 +25,8 @@ from monitor.store.engine import Transaction, create_engine, lease_free, migrate
 from monitor.store.outbox import PENDING, Outbox
 from monitor.store.tables import alerts, deliveries, feeds, items
 
+_SYNC_LOCK = 7_262_012  # pg_advisory_xact_lock key of sync_feeds (7_262_011: migrations)
+
 
 @dataclass(frozen=True, slots=True)
 class FeedState:
@@ -154,24 +156,29 @@ class Store:
         """Make the feeds table follow the config: add new URLs, (de)activate, update names."""
         wanted = dict(configured)
         with self._begin() as db:
+            if db.dialect.name == "postgresql":  # replicas starting together sync one at a time
+                db.execute(sa.text(f"SELECT pg_advisory_xact_lock({_SYNC_LOCK})"))
             existing = {row.url: row for row in db.execute(sa.select(feeds))}
+            new: list[dict[str, object]] = []
             for url, name in wanted.items():
                 row = existing.get(url)
                 if row is None:
-                    db.execute(
-                        sa.insert(feeds).values(
-                            url=url,
-                            name=name,
-                            next_check_at=now,
-                            error_count=0,
-                            active=True,
-                            created_at=now,
-                        )
+                    new.append(
+                        {
+                            "url": url,
+                            "name": name,
+                            "next_check_at": now,
+                            "error_count": 0,
+                            "active": True,
+                            "created_at": now,
+                        }
                     )
                 elif not row.active or row.name != name:
                     db.execute(
                         sa.update(feeds).where(feeds.c.id == row.id).values(active=True, name=name)
                     )
+            # SQLite: another process on the file may have added some since our read
+            _insert_ignoring_conflicts(db, feeds, new, ["url"], [feeds.c.id])
             gone = [row.id for url, row in existing.items() if url not in wanted and row.active]
             if gone:
                 db.execute(sa.update(feeds).where(feeds.c.id.in_(gone)).values(active=False))

@@ -191,3 +191,23 @@ def test_replicas_starting_at_once_migrate_one_at_a_time(postgresql_url: str) ->
     with ThreadPoolExecutor(4) as pool:
         versions = [f.result() for f in [pool.submit(open_store) for _ in range(4)]]
     assert versions == [ScriptDirectory(str(MIGRATIONS)).get_current_head()] * 4
+
+
+def test_replicas_starting_together_add_the_configured_feeds_once(storage_url: str) -> None:
+    """Both sync the same 300 feeds at once into an empty store: no unique-key error."""
+    stores = [Store.open(storage_url) for _ in range(2)]
+    configured = [(f"http://farm/{i}.xml", f"Feed {i}") for i in range(300)]
+    start = threading.Barrier(2)
+
+    def sync(store: Store) -> None:
+        start.wait()
+        store.sync_feeds(configured, NOW)
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            for done in [pool.submit(sync, store) for store in stores]:
+                done.result()
+        assert sorted(f.url for f in stores[0].feeds()) == sorted(url for url, _ in configured)
+    finally:
+        for store in stores:
+            store.close()
