@@ -14,13 +14,19 @@ Two words *meet* when they are equal, when one is an inflection of the other (th
 4 letters or more, starts the longer, which adds at most 4: визит ~ визитом), or when they are
 close spellings of 5 letters or more (rapidfuzz ratio ≥ SPELLING: Kolokolcev ~ Kolokoltsev).
 
-Words carry weights: names, numbers and acronyms (a capital inside a sentence, a digit, an
-alias) weigh ENTITY; the names every alert of the shipped rules shares (Russia, Cuba, the United
-States) weigh GENERIC; other words PLAIN; words of the title count TITLE times. The similarity
-of two stories is the weighted Dice coefficient of their words, 0..100: the weight of each
-side's words that meet a word of the other, over the weight of all words of both. Two stories
-are one at THRESHOLD or above; `best_match` picks the most similar candidate at or above it.
-The figures were tuned on tests/data/grouping/dev.jsonl (`python -m bench.eval_grouping`).
+Words carry weights: names, numbers and acronyms weigh ENTITY (a word is a name when it is
+written with a capital inside a sentence anywhere in the story, so `Lavrov` opening a headline
+is one too; capitals of a Headline In Title Case say nothing); the names every alert of the
+shipped rules shares (Russia, Cuba, the United States) weigh GENERIC; other words PLAIN; words of
+the title count TITLE times. The similarity of two stories is the weighted Dice coefficient of
+their words, 0..100: the weight of each side's words that meet a word of the other, over the
+weight of all words of both. Two stories that each name cities (`PLACES`), none in common, are
+told of different events: their similarity is multiplied by PLACE_CONFLICT. A story with less
+than MIN_CONTENT besides the generic names (`Cuba`, `US sanctions Cuba`) is too short to tell
+by and is similar to nothing. Two stories are one at THRESHOLD or above; `best_match` picks the
+most similar candidate at or above it. The figures were tuned on tests/data/grouping/dev.jsonl
+(`python -m bench.eval_grouping`, `--ablate` for what each idea brings). `StoryText.lang` is
+not needed: folding is the same for every language, and the stop words are all three lists.
 
 What one text yields is computed once and cached; a comparison is a few dict look-ups per word
 and one `rapidfuzz.process.extractOne` per long word that met nothing exactly.
