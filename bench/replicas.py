@@ -12,7 +12,8 @@ the database's load from pg_stat_database (transactions committed, rows returned
 inserted / updated / deleted, blocks read / hit) as deltas over the phase.
 
 The farm is ../shared/bench (feedfarm.py generates it into /tmp, serve.sh serves it with nginx
-on 127.0.0.1:--port, 8931 by default); nothing is written under ../shared. Every feed is on one
+on 127.0.0.1:--port, 8931 by default); nothing is written under ../shared. Replica logs (warnings
+and errors) are kept in /tmp/monitor-bench-replicas/logs. Every feed is on one
 host here, so `fetch.per_host` is raised to what one replica polls at once (as with feeds
 spread over many hosts). nginx, PostgreSQL and the replicas share this machine's cores.
 """
@@ -195,7 +196,8 @@ def run(count: int, urls: list[str], hook: str, timeout: float) -> list[Phase]:
         before = database.counters()
         started = time.monotonic()
         for index in range(count):
-            log = (workdir / f"replica-{index}.log").open("wb")
+            (WORK / "logs").mkdir(parents=True, exist_ok=True)
+            log = (WORK / "logs" / f"{count}-replicas-{index}.log").open("wb")
             processes.append(
                 subprocess.Popen(
                     [*command, "--config", str(workdir)], cwd=workdir, stderr=log, stdout=log
@@ -232,7 +234,7 @@ def _running(processes: list[subprocess.Popen[bytes]]) -> bool:
     for process in processes:
         if process.poll() is not None:
             raise SystemExit(
-                f"replica pid {process.pid} exited with {process.returncode}; see its log"
+                f"replica pid {process.pid} exited with {process.returncode}; see {WORK}/logs"
             )
     return True
 
