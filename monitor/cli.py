@@ -67,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
             "$MONITOR_HTTP) set, "
             "serves GET /healthz and GET /metrics. On SIGTERM/SIGINT: stops taking work, gives "
             "work in flight --grace to finish (a second signal cuts it short), re-queues the "
-            "rest. Exit codes: 0 clean stop or cycle done, 1 cannot start (storage, HTTP "
-            "address), 2 invalid config.",
+            "rest. Several daemons on one PostgreSQL share the work (see `monitor status`); each "
+            "sends a heartbeat every $MONITOR_HEARTBEAT (default 10s) and one silent for 3 "
+            "heartbeats has its work taken over. Exit codes: 0 clean stop or cycle done, 1 "
+            "cannot start (storage, HTTP address, $MONITOR_HEARTBEAT), 2 invalid config.",
         )
     )
     run.add_argument(
