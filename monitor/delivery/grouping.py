@@ -99,7 +99,7 @@ meet: meet met reuni encuentr recib receiv встреч встрет приня�
 sign: sign firm rubric suscrib подпис
 agreement: agreement deal acuerd convenio соглашени договор
 cooperation: cooperat cooperac collabor colabor сотрудничеств взаимодейств
-phone: phone telephon telefon call llamad телефон разговор созвон
+phone: phone telephon telefon llamada телефон разговор созвон
 foreign: foreign exterior cancill иностран мид
 interior: interior внутренн мвд минвнудел
 defence: defens defenc оборон
@@ -200,6 +200,7 @@ class _Words:
     stems: frozenset[str]  # each word and each shorter form it may inflect (4+ letters)
     forms: dict[str, frozenset[str]]  # word → the shorter forms it may inflect
     places: frozenset[str]
+    call: bool  # the headline tells of a call (by phone, video), which happens in no place
     long: tuple[str, ...]  # words long enough for a spelling match
 
 
@@ -306,6 +307,7 @@ def _words(story: StoryText) -> _Words:
         stems=frozenset(weights).union(*forms.values()),
         forms=forms,
         places=PLACES.intersection(weights),
+        call=any(word == "#phone" for word, _ in read[0][0]),
         long=tuple(w for w in weights if len(w) >= _MIN_SPELLING and not w.startswith("#")),
     )
 
@@ -336,6 +338,8 @@ def story_similarity(a: StoryText, b: StoryText) -> float:
     score = 100.0 * met / (words_a.total + words_b.total)
     if words_a.places and words_b.places and words_a.places.isdisjoint(words_b.places):
         score *= PLACE_CONFLICT
+    if words_a.call != words_b.call:
+        score *= PLACE_CONFLICT  # a call and a meeting of the same people are two events
     return score
 
 
