@@ -294,3 +294,12 @@ def test_the_compose_replicas_profile_shares_postgresql_and_publishes_no_port() 
     assert "ports" not in replica  # several containers cannot share one host port
     assert replica["command"] == daemon["command"]
     assert replica["volumes"] == daemon["volumes"][:2]  # the same config and rules, no data
+
+
+def test_a_bad_heartbeat_setting_stops_the_daemon_at_start_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path / "config", feeds=[])
+    result = run_cli("run", "--config", str(config), cwd=tmp_path, env={"MONITOR_HEARTBEAT": "9m"})
+    assert result.returncode == 1
+    assert "cannot start: MONITOR_HEARTBEAT=9m: must be between 1s and 5m" in result.stderr
