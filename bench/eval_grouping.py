@@ -178,6 +178,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "names weigh 1": {"ENTITY": 1.0},
     "title weighs 1": {"TITLE": 1.0},
     "no place conflict": {"PLACE_CONFLICT": 1.0},
+    "no call conflict": {"CALL_CONFLICT": 1.0},
     "no content floor": {"MIN_CONTENT": 0.0},
     "title only": {"_READ_SUMMARY": False},
     "token_set_ratio": {"story_similarity": _token_set},

@@ -21,7 +21,8 @@ shipped rules shares (Russia, Cuba, the United States) weigh GENERIC; other word
 the title count TITLE times. The similarity of two stories is the weighted Dice coefficient of
 their words, 0..100: the weight of each side's words that meet a word of the other, over the
 weight of all words of both. Two stories that each name cities (`PLACES`), none in common, are
-told of different events: their similarity is multiplied by PLACE_CONFLICT. A story with less
+told of different events: their similarity is multiplied by PLACE_CONFLICT; so is it by
+CALL_CONFLICT when one headline tells of a (phone) call and the other does not. A story with less
 than MIN_CONTENT besides the generic names (`Cuba`, `US sanctions Cuba`) is too short to tell
 by and is similar to nothing. Two stories are one at THRESHOLD or above; `best_match` picks the
 most similar candidate at or above it. The figures were tuned on tests/data/grouping/dev.jsonl
@@ -53,6 +54,7 @@ GENERIC = 0.5
 PLAIN = 1.0
 TITLE = 3.0
 PLACE_CONFLICT = 0.5
+CALL_CONFLICT = 0.5  # a headline about a call, the other not: a call and a meeting are two events
 MIN_CONTENT = 2 * TITLE * PLAIN  # two title words, or a name, besides Russia, Cuba, US
 _READ_SUMMARY = True  # off only to measure what summaries bring (bench/eval_grouping.py)
 _MIN_PREFIX = 4
@@ -339,7 +341,7 @@ def story_similarity(a: StoryText, b: StoryText) -> float:
     if words_a.places and words_b.places and words_a.places.isdisjoint(words_b.places):
         score *= PLACE_CONFLICT
     if words_a.call != words_b.call:
-        score *= PLACE_CONFLICT  # a call and a meeting of the same people are two events
+        score *= CALL_CONFLICT
     return score
 
 
