@@ -224,7 +224,11 @@ def run(count: int, urls: list[str], hook: str, timeout: float) -> list[Phase]:
         for process in processes:
             process.send_signal(signal.SIGTERM)
         for process in processes:
-            process.wait(timeout=60)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         database.drop()
         shutil.rmtree(workdir, ignore_errors=True)
 
