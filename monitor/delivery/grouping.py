@@ -92,20 +92,22 @@ _GENERIC = frozenset({"cuba", "russia", "usa"})
 PLACES = frozenset({"havana", "moscow", "washington", "caracas", "beijing", "managua"})
 
 # A glossary of the words these stories are told in: concept, then stems in en/es/ru. A word
-# that starts with a stem (adding at most _MAX_CONCEPT_SUFFIX letters) is the concept.
+# that starts with a stem is the concept if it adds at most _MAX_CONCEPT_SUFFIX letters, and
+# fewer than the stem has (`ban` takes `bans`, not `banner`). Stems are spelled as words are,
+# so one ending in `c` would never meet `police`: write `police policia`, not `polic`.
 CONCEPTS = """
 visit: visit visita визит посет
 arrive: arriv land lleg arrib aterriz прибы прилет
 talks: talks negotiat convers dialog переговор беседова
 meet: meet met reuni encuentr recib receiv встреч встрет принял
-sign: sign firm rubric suscrib подпис
+sign: sign firma firmo rubric suscrib подпис
 agreement: agreement deal acuerd convenio соглашени договор
-cooperation: cooperat cooperac collabor colabor сотрудничеств взаимодейств
+cooperation: cooperat cooperacion collabor colabor сотрудничеств взаимодейств
 phone: phone telephon telefon llamada телефон разговор созвон
 foreign: foreign exterior cancill иностран мид
 interior: interior внутренн мвд минвнудел
-defence: defens defenc оборон
-police: polic полиц
+defence: defens defence оборон
+police: police policia полиц
 oil: oil crude petrol crudo нефт
 fuel: fuel combustib топлив
 tanker: tanker tanquer танкер
@@ -116,7 +118,7 @@ navy: navy naval armada флот
 port: port puerto порт harbo bahia бухт
 dock: dock atrac швартов
 wheat: wheat trigo пшениц зерн grain
-donation: donat donativ donac пожертв безвозмезд
+donation: donat donativ donacion пожертв безвозмезд
 aid: aid humanitar ayuda гуманитар помощ
 loan: loan lend credit prestam кредит займ заем
 debt: debt deuda долг
@@ -124,7 +126,7 @@ tonne: tonne tons tonel тонн
 million: million millon млн миллион
 thousand: thousand mil тысяч
 sanction: sanction sancion санкц blacklist
-visa: visa visad виз
+visa: visa visad виза визы визу визов
 ban: ban bars barred prohib veta запрет
 restrict: restrict restring curb limit cap ограничи
 list: list lista список перечн
@@ -141,16 +143,16 @@ tariff: tariff arancel пошлин duties
 decree: decree order decret orden указ постановлен
 emergency: emergenc чрезвычайн
 return: return vuelv devuelv вернул возвращ
-remove: remov exclu sacar исключ
+remove: remov excluy excluir sacar исключ
 hotel: hotel отел гостиниц
 medical: medic doctor врач медицин
 mission: mission mision мисси
-lawsuit: lawsuit sues sued demand иск
+lawsuit: lawsuit sues sued demanda иск
 expel: expel expuls выслал высыл
 diplomat: diplomat дипломат
 embassy: embass embajad посольств
 ambassador: ambassador embajador посол
-delegation: delegat delegac делегац
+delegation: delegat delegacion делегац
 commission: commission comision комисси межправкомисс
 energy: energy energet energ энерг
 parliament: parliament parlament assembl asamble ассамбле госдум
@@ -215,12 +217,16 @@ def spell(key: str) -> str:
     return key
 
 
-def _concept_table() -> dict[str, str]:
-    table: dict[str, str] = {}
+def _concept_table() -> dict[str, tuple[str, int]]:
+    """Spelled stem → its concept and how many letters a word may add to it."""
+    table: dict[str, tuple[str, int]] = {}
     for line in CONCEPTS.strip().splitlines():
         name, stems = line.split(":")
         for stem in stems.split():
-            table[spell(latin_key(fold(stem)))] = "#" + name
+            key = latin_key(fold(stem))
+            suffix = min(_MAX_CONCEPT_SUFFIX, len(key) - 1)
+            spelled = spell(key)
+            table[spelled] = ("#" + name, max(suffix, table.get(spelled, ("", 0))[1]))
     return table
 
 
@@ -236,9 +242,9 @@ def canonical(key: str) -> str:
         if key.startswith(prefixes):
             return name
     spelled = spell(key)
-    for cut in range(len(spelled), max(2, len(spelled) - _MAX_CONCEPT_SUFFIX) - 1, -1):
-        concept = _CONCEPT_STEMS.get(spelled[:cut])
-        if concept is not None:
+    for cut in range(len(spelled), 2, -1):
+        concept, suffix = _CONCEPT_STEMS.get(spelled[:cut], ("", -1))
+        if len(spelled) - cut <= suffix:
             return concept
     return spelled
 
