@@ -5,10 +5,12 @@ routes that webhook's new alert deliveries here, in one transaction holding the 
 (monitor.store.routing), oldest alert first:
 
 1. Group (`group: 12h`): the alert's title and summary are compared with the stories of the
-   open groups of its rule (monitor.delivery.grouping). The first alert of a story opens a group
-   (its id is the alert's, it stays open `group` after that alert) and is sent as `alert.created`
-   with `data.group = {id, count: 1, sources: [source]}`; each later alert of the story is sent
-   as `alert.updated` with the group's count and every source so far, first first.
+   open groups of its rule (monitor.delivery.grouping): each group's first source and the first
+   of each other language (at most four texts a group: comparing is the cost of routing). The
+   first alert of a story opens a group (its id is the alert's, it stays open `group` after that
+   alert) and is sent as `alert.created` with `data.group = {id, count: 1, sources: [source]}`;
+   each later alert of the story is sent as `alert.updated` with the group's count and every
+   source so far, first first.
 2. Hold (`digest: 1h`, `quiet:`): unless the alert's severity reaches `urgent`, the delivery is
    `held`, neither sent nor lost, until its window ends: the open window of the webhook (held
    deliveries not yet due), else one that opens now and lasts `digest`; a window that would end
@@ -162,8 +164,8 @@ def _group(
         return CREATED, _dump(created), group.id
     group.count += 1
     group.sources.append(source)
-    if len(group.texts) < routing.MAX_TEXTS:
-        group.texts.append([title, summary, row.lang])
+    if len(group.texts) < routing.MAX_TEXTS and row.lang not in {t[2] for t in group.texts}:
+        group.texts.append([title, summary, row.lang])  # one more language to compare with
     group.changed = True
     updated = envelope(UPDATED, {**data, "group": _group_json(group)}, now)
     return UPDATED, _dump(updated), group.id

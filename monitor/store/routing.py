@@ -24,9 +24,16 @@ from sqlalchemy.engine import Connection, Engine
 
 from monitor.store.engine import begin
 from monitor.store.outbox import DIGEST_EVENT, DIGESTED, HELD, PENDING
-from monitor.store.tables import alerts, deliveries, items, story_groups, webhook_states
+from monitor.store.tables import (
+    UTCDateTime,
+    alerts,
+    deliveries,
+    items,
+    story_groups,
+    webhook_states,
+)
 
-MAX_TEXTS = 20  # texts a group keeps to compare new items with: its first sources
+MAX_TEXTS = 4  # texts a group keeps to compare new items with: its first, one per language
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +57,8 @@ class StoryGroup:
     closes_at: datetime
     count: int
     sources: list[dict[str, Any]]
-    texts: list[list[str | None]]  # [title, summary, lang] of the first MAX_TEXTS sources
+    texts: list[list[str | None]]  # [title, summary, lang]: the first source's, then the first
+    # of each other language, MAX_TEXTS at most (monitor.delivery.noise)
     stored: bool = True
     changed: bool = False
 
@@ -201,21 +209,39 @@ def save_groups(db: Connection, webhook: str, groups: Iterable[StoryGroup]) -> N
 
 
 def mark_routed(db: Connection, routed: Sequence[Routed], now: datetime) -> None:
-    for row in routed:
-        values: dict[str, object] = {
-            "routed_at": now,
-            "event": row.event,
-            "group_id": row.group_id,
-        }
-        if row.payload is not None:
-            values["payload"] = row.payload
-        if row.held_until is not None:
-            values.update(state=HELD, next_attempt_at=row.held_until)
-        db.execute(
-            sa.update(deliveries)
-            .where(deliveries.c.id == row.id, deliveries.c.state == PENDING)
-            .values(**values)
+    """Record what routing decided, in one executemany."""
+    if not routed:
+        return
+    statement = (
+        sa.update(deliveries)
+        .where(deliveries.c.id == sa.bindparam("b_id"), deliveries.c.state == PENDING)
+        .values(
+            routed_at=now,
+            event=sa.bindparam("b_event"),
+            group_id=sa.bindparam("b_group"),
+            payload=sa.func.coalesce(
+                sa.bindparam("b_payload", type_=sa.Text), deliveries.c.payload
+            ),
+            state=sa.bindparam("b_state"),
+            next_attempt_at=sa.func.coalesce(
+                sa.bindparam("b_until", type_=UTCDateTime), deliveries.c.next_attempt_at
+            ),
         )
+    )
+    db.execute(
+        statement,
+        [
+            {
+                "b_id": row.id,
+                "b_event": row.event,
+                "b_group": row.group_id,
+                "b_payload": row.payload,
+                "b_state": PENDING if row.held_until is None else HELD,
+                "b_until": row.held_until,
+            }
+            for row in routed
+        ],
+    )
 
 
 def open_window(db: Connection, webhook: str, now: datetime) -> datetime | None:
