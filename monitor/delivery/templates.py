@@ -1,11 +1,13 @@
 """Format `json`: the body is rendered from the webhook's own Jinja2 template.
 
 The template runs in Jinja2's immutable sandbox (no attribute tricks, no writes), with
-undefined names as errors, and sees `alert` (the event's `data`: id, rule, score, matches,
-item) and `event` (the whole `alert.created` event). Filters: Jinja2's `tojson` (use it for
-every string: it quotes and escapes) and `clip(n)` (cut to n characters, marked with `…`). The
-output must be JSON; anything else fails the attempt with a message saying why. With `secret`,
-the Standard Webhooks headers sign the rendered body.
+undefined names as errors, and sees `alert` (the event's `data`: for alerts id, rule, score,
+matches, item), `event` (the whole event: branch on `event.type` for `alert.updated`,
+`alert.digest`, `feed.unhealthy`, …) and `notice` (any event as `title`, `text` and `link`, the
+short text chat targets send: `{"text": {{ notice.title | tojson }}}` works for every type).
+Filters: Jinja2's `tojson` (use it for every string: it quotes and escapes) and `clip(n)` (cut
+to n characters, marked with `…`). The output must be JSON; anything else fails the attempt
+with a message saying why. With `secret`, the Standard Webhooks headers sign the rendered body.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from monitor import __version__
 from monitor.delivery.base import Alert, OutgoingRequest, Target
+from monitor.delivery.notices import notice
 from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.standard import signature_headers
 from monitor.delivery.text import clip
@@ -44,10 +47,21 @@ def compile_template(source: str) -> Template:
         raise ValueError(f"template does not compile{where}: {exc.message}") from None
 
 
+def summary_of(alert: Alert) -> dict[str, object]:
+    """`notice` in templates: any event as a title, plain text and link (chat-style bodies)."""
+    if alert.is_alert:
+        label = f"[{alert.severity.upper()}] {alert.rule_title or alert.rule_id}: {alert.title}"
+        return {"title": label, "text": alert.summary, "link": alert.link}
+    note = notice(alert)
+    return {"title": note.title, "text": note.text(), "link": note.link}
+
+
 def render(source: str, alert: Alert) -> bytes:
     """The body; PermanentDeliveryError when the template fails or its output is not JSON."""
     try:
-        text = compile_template(source).render(alert=dict(alert.data), event=dict(alert.event))
+        text = compile_template(source).render(
+            alert=dict(alert.data), event=dict(alert.event), notice=summary_of(alert)
+        )
     except (TemplateError, ValueError, TypeError) as exc:
         raise PermanentDeliveryError(f"template failed: {type(exc).__name__}: {exc}") from None
     if len(text) > MAX_OUTPUT:

@@ -139,6 +139,26 @@ def test_a_json_template_sees_the_event_type() -> None:
     assert body == {"kind": "feed.unhealthy", "n": 7}
 
 
+@pytest.mark.parametrize("event_type", ["alert.created", *TYPES])
+def test_one_json_template_serves_every_event_through_notice(event_type: str) -> None:
+    template = '{"text": {{ notice.title | tojson }}, "more": {{ notice.text | tojson }}}'
+    h = hook(format="json", template=template)
+    event = (
+        Alert.parse("alrt_1", (EVENTS.parent / "alert.json").read_text(encoding="utf-8"))
+        if event_type == "alert.created"
+        else stored(event_type)
+    )
+    body = json.loads(TARGETS["json"].build(h, event, 0).body)
+    expected = {
+        "alert.created": "[HIGH] Russian-Cuban state contacts: Russian warships arrive",
+        "alert.updated": "Also reported by Noticias <Ejemplo> & *Mundo*: Buques",
+        "alert.digest": "Digest: 4 alerts in 2 stories",
+        "feed.unhealthy": "Feed failing: TASS (English)",
+        "feed.recovered": "Feed recovered: TASS (English)",
+    }[event_type]
+    assert body["text"].startswith(expected)
+
+
 def test_discord_edits_the_first_message_of_a_story_when_it_knows_it() -> None:
     h = hook(format="discord", url="https://discord.com/api/webhooks/1/tok?thread_id=9")
     update = stored("alert.updated")
