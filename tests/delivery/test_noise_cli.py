@@ -8,6 +8,7 @@ for the second run, reports the visit later.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -110,20 +111,29 @@ def test_one_story_from_five_outlets_is_one_alert_that_grows_and_one_digest(
     assert (story["group"], story["sources"]) == (group, 6)
 
 
-def test_a_digest_beyond_max_wait_stays_held_and_is_shown(
+def test_a_digest_beyond_max_wait_stays_held_and_a_later_run_sends_it_once(
     tmp_path: Path, server: LocalServer
 ) -> None:
     digest = SignedReceiver(server, path="/digest")
     serve_feed(server, "/wire.xml", outlet("wire"))
-    webhooks = [{"name": "digest", "url": digest.url, "secret": SECRET, "digest": "1h"}]
+    webhooks = [{"name": "digest", "url": digest.url, "secret": SECRET, "digest": "3s"}]
     config = write_config(
         tmp_path / "config",
         feeds=[{"url": server.url("/wire.xml"), "name": "wire"}],
         webhooks=webhooks,
     )
-    assert once(config, "--max-wait", "1s") == (0, 2, 0)  # held: queued, not lost
+    assert once(config, "--max-wait", "0s") == (0, 2, 0)  # held: queued, not lost
     assert digest.attempts() == []
     listed = run_cli("alerts", "--config", str(config), "--state", "held", cwd=config)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.count("→ digest  held") == 2
     assert "next attempt:" in listed.stdout
+
+    assert once(config, "--max-wait", "15s") == (1, 0, 0)  # a new process sends the digest
+    (sent,) = digest.deliveries
+    assert body(sent)["type"] == "alert.digest"
+    assert body(sent)["data"]["count"] == 2
+    assert once(config, "--max-wait", "0s") == (0, 0, 0)  # and never again
+    assert len(digest.attempts()) == 1
+    listed = run_cli("alerts", "--config", str(config), "--json", cwd=config)
+    assert [json.loads(line)["state"] for line in listed.stdout.splitlines()] == ["delivered"] * 2
