@@ -6,10 +6,12 @@ scored through bench/eval_grouping.py, with floors a regression would break.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from rapidfuzz import fuzz, process
 
 from bench.eval_grouping import cluster, read_rows, score
 from monitor.delivery.grouping import StoryText, best_match, same_story, story_similarity
@@ -210,3 +212,30 @@ def test_labeled_set_scores_stay_above_their_floors(name: str, precision: float,
     result = score(read_rows(DATA / name)).total
     assert result.precision >= precision
     assert result.f1 >= f1
+
+
+@pytest.mark.parametrize("name", ["dev.jsonl", "heldout.jsonl"])
+def test_labeled_sets_have_several_events_per_rule_in_three_languages(name: str) -> None:
+    rows = read_rows(DATA / name)
+    assert len({row.id for row in rows}) == len(rows)
+    assert {row.lang for row in rows} == {"en", "es", "ru"}
+    reports: dict[tuple[str, str], set[str]] = {}
+    for row in rows:
+        reports.setdefault((row.rule, row.event), set()).add(row.lang)
+    multilingual = [key for key, langs in reports.items() if len(langs) >= 2]
+    assert len(multilingual) >= 8
+    for rule in {row.rule for row in rows}:  # hard negatives: other events of the same rule
+        assert sum(key[0] == rule for key in multilingual) >= 3
+
+
+SHARED_EVAL = Path(__file__).resolve().parents[3] / "shared" / "eval" / "dev.jsonl"
+
+
+@pytest.mark.skipif(not SHARED_EVAL.exists(), reason="../shared/eval is not here")
+def test_labeled_sets_are_our_own_wording() -> None:
+    theirs = [json.loads(line) for line in SHARED_EVAL.read_text(encoding="utf-8").splitlines()]
+    titles = [item["title"] for item in theirs]
+    for name in ("dev.jsonl", "heldout.jsonl"):
+        for row in read_rows(DATA / name):
+            closest = process.extractOne(row.text.title, titles, scorer=fuzz.ratio)
+            assert closest is None or closest[1] < 80, (row.id, closest)
