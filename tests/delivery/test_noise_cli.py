@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_cli
+from tests.ops.daemon import Daemon
 from tests.support.pipeline import serve_feed, write_config
 from tests.support.receiver import SECRET, SignedReceiver
 from tests.support.servers import LocalServer
@@ -137,3 +138,39 @@ def test_a_digest_beyond_max_wait_stays_held_and_a_later_run_sends_it_once(
     assert len(digest.attempts()) == 1
     listed = run_cli("alerts", "--config", str(config), "--json", cwd=config)
     assert [json.loads(line)["state"] for line in listed.stdout.splitlines()] == ["delivered"] * 2
+
+
+def test_the_daemon_groups_and_sends_the_digest_when_its_window_closes(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    news = SignedReceiver(server, path="/news")
+    digest = SignedReceiver(server, path="/digest")
+    for name in FIRST:
+        serve_feed(server, f"/{name}.xml", outlet(name))
+    webhooks = [
+        {"name": "news", "url": news.url, "secret": SECRET, "group": "12h"},
+        {"name": "digest", "url": digest.url, "secret": SECRET, "group": "12h", "digest": "2s"},
+    ]
+    config = write_config(
+        tmp_path / "config",
+        feeds=[{"url": server.url(f"/{n}.xml"), "name": n} for n in FIRST],
+        webhooks=webhooks,
+    )
+    daemon = Daemon.start(config)
+    try:
+        daemon.wait_for_log("digest dgst_")  # logged when the window closes, before it is sent
+        assert server.wait_for(
+            lambda reqs: (
+                sum(r.path == "/news" for r in reqs) >= 6 and any(r.path == "/digest" for r in reqs)
+            ),
+            timeout=30,
+        )
+    finally:
+        code, _seconds = daemon.stop()
+    assert code == 0
+    assert Counter(body(d)["type"] for d in news.deliveries) == {
+        "alert.created": 2,
+        "alert.updated": 4,
+    }
+    (sent,) = digest.deliveries
+    assert body(sent)["data"]["count"] == 6
