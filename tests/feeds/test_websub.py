@@ -7,13 +7,9 @@ import asyncio
 import hashlib
 import hmac
 import json
-import re
-import socket
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -27,12 +23,11 @@ from monitor.metrics import Metrics
 from monitor.store import Store
 from tests.conftest import run_cli
 from tests.ops.daemon import Daemon, edit_config
-from tests.support.hub import LocalHub
-from tests.support.pipeline import REPO, serve_feed, write_config
-from tests.support.receiver import SECRET, SignedReceiver
+from tests.support.hub import LocalHub, hub_document, websub_config
+from tests.support.pipeline import serve_feed, write_config
+from tests.support.receiver import SignedReceiver
 from tests.support.servers import LocalServer
 
-DATA = REPO / "tests" / "data" / "websub"
 SECRET_KEY = "0123456789abcdef" * 4
 BODY = b"<rss version='2.0'><channel><title>x</title></channel></rss>"
 
@@ -227,56 +222,10 @@ async def test_callbacks_are_routed_and_push_bodies_bounded(tmp_path: Path) -> N
 # -- the daemon, end to end -----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _document(name: str, hub: LocalHub, topic: str) -> bytes:
-    """A document from tests/data/websub naming `hub` and `topic`, its dates hours before now."""
-    now = datetime.now(UTC)
-    text = (DATA / name).read_text(encoding="utf-8")
-    text = text.replace("{{hub}}", hub.url).replace("{{self}}", topic)
-    text = re.sub(
-        r"\{\{hours-ago:(\d+)\}\}",
-        lambda m: format_datetime(now - timedelta(hours=int(m.group(1))), usegmt=True),
-        text,
-    )
-    return text.encode("utf-8")
-
-
 @pytest.fixture
 def hub() -> Iterator[LocalHub]:
     with LocalServer(poll_interval=0.05) as local:
         yield LocalHub(local)
-
-
-def _daemon_config(
-    tmp_path: Path,
-    server: LocalServer,
-    hub: LocalHub,
-    receiver: SignedReceiver,
-    *,
-    interval: str,
-    lease: str = "1h",
-) -> tuple[Path, str]:
-    """A config folder with one feed naming `hub`; returns it and the feed's URL (the topic)."""
-    topic = server.url("/wire.xml")
-    serve_feed(server, "/wire.xml", _document("wire.xml", hub, topic))
-    port = _free_port()
-    config = write_config(
-        tmp_path / "config",
-        feeds=[{"url": topic, "name": "Push Wire", "interval": interval}],
-        webhooks=[{"name": "analysts", "url": receiver.url, "secret": SECRET}],
-    )
-
-    def websub(document: dict[str, object]) -> None:
-        document["http"] = f"127.0.0.1:{port}"
-        document["websub"] = {"callback": f"http://127.0.0.1:{port}/websub/", "lease": lease}
-
-    edit_config(config, websub)
-    return config, topic
 
 
 def _items(config: Path) -> list[str]:
@@ -293,7 +242,7 @@ def _feeds_json(config: Path) -> dict[str, object]:
 def test_subscribe_verify_push_alert_and_unsubscribe(
     tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
 ) -> None:
-    config, topic = _daemon_config(tmp_path, server, hub, receiver, interval="1h")
+    config, topic = websub_config(tmp_path, server, hub, receiver, interval="1h")
     daemon = Daemon.start(config)
     try:
         assert hub.wait_for(lambda events: any(e.kind == "verified" for e in events)), daemon.log
@@ -308,15 +257,15 @@ def test_subscribe_verify_push_alert_and_unsubscribe(
         assert _items(config) == ["push-1", "push-2"]  # the first poll, nothing matching
 
         # a forged push (wrong secret) and an unsigned one: 2xx, dropped, counted
-        assert hub.publish(topic, _document("pushed.xml", hub, topic), secret="forged") == [202]
-        assert hub.publish(topic, _document("pushed.xml", hub, topic), signed=False) == [202]
+        assert hub.publish(topic, hub_document("pushed.xml", hub, topic), secret="forged") == [202]
+        assert hub.publish(topic, hub_document("pushed.xml", hub, topic), signed=False) == [202]
         assert daemon.metric('monitor_websub_pushes_total{outcome="bad_signature"}') == 1
         assert daemon.metric('monitor_websub_pushes_total{outcome="unsigned"}') == 1
         assert _items(config) == ["push-1", "push-2"]
         assert receiver.deliveries == []
 
         # the real push: an alert without waiting for a poll (the interval is an hour)
-        assert hub.publish(topic, _document("pushed.xml", hub, topic), method="sha512") == [200]
+        assert hub.publish(topic, hub_document("pushed.xml", hub, topic), method="sha512") == [200]
         assert receiver.server.wait_for(lambda requests: len(requests) >= 1, timeout=20)
         (delivery,) = receiver.deliveries
         assert delivery.valid_signature
@@ -362,7 +311,7 @@ def test_the_lease_is_renewed_before_it_ends(
     tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
 ) -> None:
     hub.grant = 2  # seconds: renewed at 80 %, so about every 1.6 s
-    config, _topic = _daemon_config(tmp_path, server, hub, receiver, interval="1h", lease="1h")
+    config, _topic = websub_config(tmp_path, server, hub, receiver, interval="1h", lease="1h")
     daemon = Daemon.start(config)
     try:
         assert hub.wait_for(lambda _: len(hub.of("verified")) >= 2), daemon.log
@@ -385,7 +334,7 @@ def test_a_failing_hub_leaves_the_feed_polled_as_usual(
     tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
 ) -> None:
     hub.answer = 500
-    config, _topic = _daemon_config(tmp_path, server, hub, receiver, interval="1s")
+    config, _topic = websub_config(tmp_path, server, hub, receiver, interval="1s")
     daemon = Daemon.start(config)
     try:
         assert hub.wait_for(lambda _: bool(hub.of("request"))), daemon.log
@@ -404,7 +353,7 @@ def test_a_failing_hub_leaves_the_feed_polled_as_usual(
 def test_a_denial_brings_back_normal_polling(
     tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
 ) -> None:
-    config, topic = _daemon_config(tmp_path, server, hub, receiver, interval="2s")
+    config, topic = websub_config(tmp_path, server, hub, receiver, interval="2s")
     daemon = Daemon.start(config)
     try:
         assert hub.wait_for(lambda _: bool(hub.of("verified"))), daemon.log
@@ -426,9 +375,9 @@ def test_hub_denial_at_once_and_opted_out_feeds(
     tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
 ) -> None:
     hub.deny = True
-    config, topic = _daemon_config(tmp_path, server, hub, receiver, interval="1s")
+    config, topic = websub_config(tmp_path, server, hub, receiver, interval="1s")
     other = server.url("/other.xml")
-    serve_feed(server, "/other.xml", _document("wire.xml", hub, other))
+    serve_feed(server, "/other.xml", hub_document("wire.xml", hub, other))
     edit_config(
         config,
         lambda document: document.update(

@@ -7,6 +7,7 @@ hub.deny = True                             # verify nothing: tell the subscribe
 hub.grant = 2                               # lease granted, seconds (default: what was asked)
 hub.wait_for(lambda events: …)              # event-driven: requests, verifications, denials
 hub.publish(topic, body)                    # signed POST to every verified callback of topic
+websub_config(folder, server, hub, receiver, interval="1h")   # a daemon config naming the hub
 
 Like a real hub it answers a subscription request with 202 at once and verifies intent after,
 from another thread: GET callback?hub.mode=…&hub.topic=…&hub.challenge=…&hub.lease_seconds=…,
@@ -17,15 +18,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
+import socket
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
 
+from tests.ops.daemon import edit_config
+from tests.support.pipeline import REPO, serve_feed, write_config
+from tests.support.receiver import SECRET, SignedReceiver
 from tests.support.servers import LocalServer, RecordedRequest, Reply
+
+DATA = REPO / "tests" / "data" / "websub"
 
 
 @dataclass(frozen=True)
@@ -157,3 +168,52 @@ def _request(
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+# -- building blocks for tests and benchmarks -------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def hub_document(name: str, hub: LocalHub, topic: str) -> bytes:
+    """A document from tests/data/websub naming `hub` and `topic`, its dates hours before now."""
+    now = datetime.now(UTC)
+    text = (DATA / name).read_text(encoding="utf-8")
+    text = text.replace("{{hub}}", hub.url).replace("{{self}}", topic)
+    text = re.sub(
+        r"\{\{hours-ago:(\d+)\}\}",
+        lambda m: format_datetime(now - timedelta(hours=int(m.group(1))), usegmt=True),
+        text,
+    )
+    return text.encode("utf-8")
+
+
+def websub_config(
+    tmp_path: Path,
+    server: LocalServer,
+    hub: LocalHub,
+    receiver: SignedReceiver,
+    *,
+    interval: str,
+    lease: str = "1h",
+) -> tuple[Path, str]:
+    """A config folder with one feed naming `hub`; returns it and the feed's URL (the topic)."""
+    topic = server.url("/wire.xml")
+    serve_feed(server, "/wire.xml", hub_document("wire.xml", hub, topic))
+    port = free_port()
+    config = write_config(
+        tmp_path / "config",
+        feeds=[{"url": topic, "name": "Push Wire", "interval": interval}],
+        webhooks=[{"name": "analysts", "url": receiver.url, "secret": SECRET}],
+    )
+
+    def websub(document: dict[str, object]) -> None:
+        document["http"] = f"127.0.0.1:{port}"
+        document["websub"] = {"callback": f"http://127.0.0.1:{port}/websub/", "lease": lease}
+
+    edit_config(config, websub)
+    return config, topic
