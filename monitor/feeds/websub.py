@@ -227,6 +227,8 @@ class WebSub:
         left = (sub.expires_at - now) if sub.expires_at else timedelta(0)
         # until the hub re-verifies, look again before the lease ends
         again = now + max(min(left / 4, timedelta(hours=1)), timedelta(seconds=1))
+        if sub.expires_at is not None:
+            again = min(again, sub.expires_at)
         await asyncio.to_thread(
             subs.update, self._engine(), sub.token, states=[subs.VERIFIED], next_action_at=again
         )

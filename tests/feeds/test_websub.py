@@ -330,6 +330,29 @@ def test_the_lease_is_renewed_before_it_ends(
     assert "Traceback" not in daemon.log
 
 
+def test_an_unrenewed_lease_expires_and_polling_resumes(
+    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+) -> None:
+    hub.grant = 2  # seconds
+    config, _topic = websub_config(tmp_path, server, hub, receiver, interval="1s")
+    daemon = Daemon.start(config)
+    try:
+        assert hub.wait_for(lambda _: bool(hub.of("verified"))), daemon.log
+        hub.answer = 500  # renewals fail from now on
+        polled = len(server.requests_to("/wire.xml"))
+        assert hub.wait_for(lambda _: len(hub.of("request")) >= 2), daemon.log  # a renewal
+        assert daemon.wait_for_log("ended unrenewed; polling as usual")
+        assert server.wait_for(lambda _: len(server.requests_to("/wire.xml")) >= polled + 2, 20)
+        shown = _feeds_json(config)["websub"]
+        assert isinstance(shown, dict)
+        assert shown["state"] == "expired"
+        assert "the hub answered 500" in str(shown["last_error"])
+    finally:
+        code, _seconds = daemon.stop()
+    assert code == 0, daemon.log
+    assert "renewal failed (the hub answered 500: hub trouble)" in daemon.log
+
+
 def test_a_failing_hub_leaves_the_feed_polled_as_usual(
     tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
 ) -> None:
