@@ -211,6 +211,11 @@ class WebhookConfig(StrictModel):
             value = getattr(self, key)
             if value is not None and value < timedelta(seconds=1):
                 raise ValueError(f"`{key}` is a duration of at least 1s, like 1h")
+        for key, event in (("group", "alert.updated"), ("digest", "alert.digest")):
+            if getattr(self, key) is not None and event not in self.events:
+                raise ValueError(f"`{key}` sends `{event}`: add it to `events`, or drop `{key}`")
+        if self.quiet is not None and "alert.digest" not in self.events:
+            raise ValueError("`quiet` hours end with an `alert.digest`: add it to `events`")
         return self
 
     @property

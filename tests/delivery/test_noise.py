@@ -385,6 +385,9 @@ def test_release_time() -> None:
         ({"digest": "0s"}, "at least 1s"),
         ({"urgent": "urgent"}, "urgent"),
         ({"group": "soon"}, "group"),
+        ({"group": "12h", "events": ["alert.created"]}, "alert.updated"),
+        ({"digest": "1h", "events": ["alert.created", "alert.updated"]}, "alert.digest"),
+        ({"quiet": {"start": "22:00", "end": "07:00"}, "events": ["alert.created"]}, "digest"),
     ],
 )
 def test_noise_settings_that_cannot_work_are_config_errors(
