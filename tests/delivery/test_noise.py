@@ -198,6 +198,22 @@ async def test_discord_edits_the_story_message_and_slack_posts_short_updates(
     store.close()
 
 
+def test_a_delivery_is_never_claimed_before_it_is_routed(storage_url: str) -> None:
+    store = Store.open(storage_url)
+    record(store, STORIES["story"][0], "alrt_0", ["news"])
+    event_id = store.outbox.enqueue_event("feed.unhealthy", {}, ["news"], datetime.now(UTC))
+    now, lease = datetime.now(UTC), timedelta(minutes=1)
+    wanted: list[str] | dict[str, int]
+    for wanted in (["news"], {"news": 10}):  # both ways of claiming
+        due = store.outbox.claim_deliveries(now, lease, wanted, owner="t", routed_only={"news"})
+        assert [d.webhook_id for d in due] == [event_id]  # events are routed when queued
+        assert store.outbox.release("t") == 1
+    noise.route_webhook(store.engine, hook("news", group="12h"), now)
+    due = store.outbox.claim_deliveries(now, lease, {"news": 10}, routed_only={"news"})
+    assert sorted(d.webhook_id for d in due) == sorted(["alrt_0", event_id])
+    store.close()
+
+
 def test_a_group_ends_its_span_after_its_first_alert(storage_url: str) -> None:
     store = Store.open(storage_url)
     start = datetime.now(UTC) - timedelta(hours=13)
