@@ -16,7 +16,25 @@ branch_labels = None
 depends_on = None
 
 
+def _keeping_attempts() -> bool:
+    """On SQLite, making `alert_id` nullable rebuilds `deliveries`; dropping the old table deletes
+    its rows first, and that delete cascades to `delivery_attempts` (foreign keys are on, and
+    cannot be turned off inside the migration's transaction). So the attempts are set aside in a
+    temporary table and put back after the rebuild (ids kept, so they still point at their
+    delivery)."""
+    if op.get_bind().dialect.name != "sqlite":
+        return False
+    op.execute("CREATE TEMP TABLE _attempts_0005 AS SELECT * FROM delivery_attempts")
+    return True
+
+
+def _restore_attempts() -> None:
+    op.execute("INSERT INTO delivery_attempts SELECT * FROM _attempts_0005")
+    op.execute("DROP TABLE _attempts_0005")
+
+
 def upgrade() -> None:
+    kept = _keeping_attempts()
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.alter_column("alert_id", existing_type=sa.String(length=40), nullable=True)
         batch_op.add_column(
@@ -32,6 +50,8 @@ def upgrade() -> None:
             "uq_deliveries_message_webhook", ["message_id", "webhook"]
         )
         batch_op.create_index("ix_deliveries_digest", ["webhook", "digest_id"], unique=False)
+    if kept:
+        _restore_attempts()
     op.create_table(
         "story_groups",
         sa.Column("webhook", sa.String(length=200), nullable=False),
@@ -52,6 +72,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("story_groups")
+    op.execute("DELETE FROM deliveries WHERE alert_id IS NULL")  # digests and feed events
+    kept = _keeping_attempts()
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index("ix_deliveries_digest")
         batch_op.drop_constraint("uq_deliveries_message_webhook", type_="unique")
@@ -66,3 +88,5 @@ def downgrade() -> None:
         ):
             batch_op.drop_column(column)
         batch_op.alter_column("alert_id", existing_type=sa.String(length=40), nullable=False)
+    if kept:
+        _restore_attempts()
