@@ -33,8 +33,10 @@ def register(sub: Any, with_config: ConfigOption) -> None:
             help="list recent alerts with their delivery state and attempts",
             description="List the latest alerts, newest first, one line per (alert, webhook): "
             "when, alert id (the webhook-id receivers see), severity, rule, webhook, state "
-            "(pending, delivered, failed), attempts made, then the item's title and, for "
-            "undelivered ones, the last error and next attempt. Reads the store only. "
+            "(pending, delivered, failed; held for a digest or quiet hours, digested into a "
+            "digest not yet delivered), attempts made, then the item's title and, for "
+            "undelivered ones, the last error and next attempt (or when a held one is "
+            "released). Reads the store only. "
             "Exit codes: 0, 1 storage unavailable, 2 invalid config.",
         )
     )
@@ -145,7 +147,8 @@ def alert_text(row: AlertRow) -> str:
     if row.state != "delivered" and row.last_error:
         lines.append(f"    last error: {row.last_error}")
     if row.next_attempt_at is not None:
-        lines.append(f"    next attempt: {_when(row.next_attempt_at)}")
+        label = "held until" if row.state == "held" else "next attempt"
+        lines.append(f"    {label}: {_when(row.next_attempt_at)}")
     return "\n".join(lines)
 
 
