@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from monitor.models import Item
+from monitor.status import status_lines
 from monitor.store import NewAlert, SeenItem, Store
 from monitor.store.engine import MIGRATIONS
 from monitor.store.replicas import (
@@ -211,3 +212,26 @@ def test_replicas_starting_together_add_the_configured_feeds_once(storage_url: s
     finally:
         for store in stores:
             store.close()
+
+
+def test_status_lines_show_live_and_dead_replicas_and_the_queue(store: Store) -> None:
+    _feeds(store, 4)
+    heartbeat = Heartbeat(store.engine, "host-a|boot|ns|42|7", BEAT)
+    heartbeat.start(NOW - timedelta(hours=2))
+    Replicas(store.engine).register("host-b|boot|ns|43|9", NOW - timedelta(hours=1), BEAT)
+    store.claim_feeds(NOW, LEASE, limit=3, owner="host-a|boot|ns|42|7")
+    heartbeat.beat(NOW - timedelta(seconds=4), Activity(in_flight=3, polls=120, deliveries=6))
+    replicas = Replicas(store.engine)
+    lines = status_lines(replicas.report(NOW), replicas.queue(NOW), NOW)
+    assert lines[0] == "replicas: 1 live, 1 dead"
+    assert lines[1].startswith("  live  ")
+    assert (
+        "heartbeat 4s ago: holds 3 feeds, 0 deliveries; 3 in flight; 120 polls, 6 delivered"
+        in (lines[1])
+    )
+    assert lines[2].startswith("  dead  ")
+    assert "last heartbeat 1h ago" in lines[2]
+    assert lines[3:] == [
+        "feeds: 4 active, 4 due now, 3 leased",
+        "outbox: 0 pending (0 due now), 0 failed",
+    ]
