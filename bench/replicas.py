@@ -7,6 +7,8 @@ daemons started together on a config of N farm feeds (shipped rules, backfill `a
 a local webhook answering 204), then
   cold  from launch until every feed has been polled once (everything new: parse, match, store);
   warm  every feed made due at once, until each has been polled again (nginx answers 304).
+With --takeover, two replicas then run with the default heartbeat and one is SIGKILLed
+mid-cycle: how long until the other frees its claims, and until every feed is polled.
 Per phase: wall time, the feeds each replica polled, CPU seconds of the monitor processes, and
 the database's load from pg_stat_database (transactions committed, rows returned / fetched /
 inserted / updated / deleted, blocks read / hit) as deltas over the phase.
@@ -177,32 +179,47 @@ def wait_until(condition: object, timeout: float) -> None:
         time.sleep(0.25)
 
 
+def write_config(workdir: Path, database: Database, urls: list[str], hook: str) -> None:
+    shutil.copytree(REPO / "config" / "rules", workdir / "rules")
+    document = {
+        "storage": database.url,
+        "rules": "rules/",
+        "defaults": {"interval": "1h", "backfill": "all"},
+        "fetch": {"per_host": MAX_FEEDS_IN_FLIGHT},
+        "feeds": [{"url": url} for url in urls],
+        "webhooks": [{"name": "sink", "url": hook, "secret": SECRET}],
+    }
+    (workdir / "monitor.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+
+
+def start_replica(workdir: Path, name: str) -> subprocess.Popen[bytes]:
+    (WORK / "logs").mkdir(parents=True, exist_ok=True)
+    log = (WORK / "logs" / f"{name}.log").open("wb")
+    command = [*MONITOR, "--log-level", "warning", "run", "--config", str(workdir)]
+    return subprocess.Popen(command, cwd=workdir, stderr=log, stdout=log)
+
+
+def stop_replicas(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def run(count: int, urls: list[str], hook: str, timeout: float) -> list[Phase]:
     database = Database()
     workdir = Path(tempfile.mkdtemp(prefix="monitor-bench-replicas-"))
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        shutil.copytree(REPO / "config" / "rules", workdir / "rules")
-        document = {
-            "storage": database.url,
-            "rules": "rules/",
-            "defaults": {"interval": "1h", "backfill": "all"},
-            "fetch": {"per_host": MAX_FEEDS_IN_FLIGHT},
-            "feeds": [{"url": url} for url in urls],
-            "webhooks": [{"name": "sink", "url": hook, "secret": SECRET}],
-        }
-        (workdir / "monitor.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
-        command = [*MONITOR, "--log-level", "warning", "run"]
+        write_config(workdir, database, urls, hook)
         before = database.counters()
         started = time.monotonic()
-        for index in range(count):
-            (WORK / "logs").mkdir(parents=True, exist_ok=True)
-            log = (WORK / "logs" / f"{count}-replicas-{index}.log").open("wb")
-            processes.append(
-                subprocess.Popen(
-                    [*command, "--config", str(workdir)], cwd=workdir, stderr=log, stdout=log
-                )
-            )
+        processes += [start_replica(workdir, f"{count}-replicas-{i}") for i in range(count)]
         total = len(urls)
         polled = "SELECT count(*) FROM feeds WHERE last_checked_at IS NOT NULL"
         wait_until(lambda: _running(processes) and database.scalar(polled) >= total, timeout)
@@ -221,14 +238,44 @@ def run(count: int, urls: list[str], hook: str, timeout: float) -> list[Phase]:
         phases.append(_phase("warm", started, before, database, processes, cpu_before))
         return phases
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_replicas(processes)
+        database.drop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def takeover(urls: list[str], hook: str, timeout: float) -> str:
+    """Two replicas with the default heartbeat; the first is SIGKILLed mid-cold-cycle. How long
+    until the second has freed its claims, and until every feed has been polled."""
+    database = Database()
+    workdir = Path(tempfile.mkdtemp(prefix="monitor-bench-replicas-"))
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        write_config(workdir, database, urls, hook)
+        doomed = start_replica(workdir, "takeover-killed")
+        processes.append(doomed)
+        polled = "SELECT count(*) FROM feeds WHERE last_checked_at IS NOT NULL"
+        wait_until(lambda: database.scalar(polled) >= len(urls) // 10, timeout)
+        processes.append(start_replica(workdir, "takeover-survivor"))
+        wait_until(lambda: database.scalar("SELECT count(*) FROM replicas") >= 2, timeout)
+        held = (
+            "SELECT count(*) FROM feeds JOIN replicas ON feeds.claimed_by = replicas.id "
+            "WHERE replicas.pid = :pid AND feeds.lease_until > now() AT TIME ZONE 'UTC'"
+        )
+        holding = database.scalar(held, pid=doomed.pid)
+        doomed.kill()
+        killed = time.monotonic()
+        wait_until(lambda: database.scalar(held, pid=doomed.pid) == 0, timeout)
+        freed = time.monotonic() - killed
+        wait_until(
+            lambda: _running(processes[1:]) and database.scalar(polled) >= len(urls), timeout
+        )
+        done = time.monotonic() - killed
+        return (
+            f"takeover: SIGKILL of a replica holding {holding} feeds mid-cycle; its claims freed "
+            f"after {freed:.1f}s, every feed polled {done:.1f}s after the kill"
+        )
+    finally:
+        stop_replicas(processes)
         database.drop()
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -279,6 +326,9 @@ def main() -> None:
     parser.add_argument("--replicas", default="1,2", help="replica counts to compare")
     parser.add_argument("--port", type=int, default=8931, help="nginx port for the farm")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per phase at most")
+    parser.add_argument(
+        "--takeover", action="store_true", help="then kill one of two replicas mid-cycle"
+    )
     args = parser.parse_args()
     directory = farm(args.feeds)
     serve = str(SHARED_BENCH / "serve.sh")
@@ -288,8 +338,10 @@ def main() -> None:
         urls = farm_urls(directory, f"http://127.0.0.1:{args.port}")
         hook = f"http://127.0.0.1:{sink.server_address[1]}/hook"
         print(f"{len(urls)} farm feeds, cpus={os.cpu_count()}, PostgreSQL {ADMIN}")
-        for count in (int(c) for c in args.replicas.split(",")):
+        for count in (int(c) for c in args.replicas.split(",") if c):
             report(count, len(urls), run(count, urls, hook, args.timeout))
+        if args.takeover:
+            print(takeover(urls, hook, args.timeout))
     finally:
         sink.shutdown()
         subprocess.run([serve, "stop", str(args.port)], check=False)
