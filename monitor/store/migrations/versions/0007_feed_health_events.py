@@ -24,7 +24,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("feeds", schema=None) as batch_op:
-        batch_op.drop_column("unhealthy_reason")
-        batch_op.drop_column("unhealthy_since")
-        batch_op.drop_column("failing_since")
+    # Plain ALTER TABLE … DROP COLUMN (SQLite 3.35+, PostgreSQL), not a batch rebuild: on SQLite
+    # rebuilding `feeds` drops the old table, and its ON DELETE CASCADE would empty `items`.
+    for column in ("unhealthy_reason", "unhealthy_since", "failing_since"):
+        op.drop_column("feeds", column)
