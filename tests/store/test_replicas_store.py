@@ -235,3 +235,19 @@ def test_status_lines_show_live_and_dead_replicas_and_the_queue(store: Store) ->
         "feeds: 4 active, 4 due now, 3 leased",
         "outbox: 0 pending (0 due now), 0 failed",
     ]
+
+
+def test_a_large_sync_gives_postgresql_statistics_for_the_claim_query(postgresql_url: str) -> None:
+    """Without statistics (autovacuum off, or not yet come) every claim scans and sorts all
+    feeds; after a sync that adds many, the table is analyzed at once."""
+    store = Store.open(postgresql_url)
+    reltuples = "SELECT reltuples FROM pg_class WHERE relname = 'feeds'"
+    try:
+        store.sync_feeds([(f"http://farm/{i}.xml", None) for i in range(50)], NOW)
+        with store.engine.connect() as db:
+            assert db.scalar(sa.text(reltuples)) == -1  # a few feeds: left to autovacuum
+        store.sync_feeds([(f"http://farm/{i}.xml", None) for i in range(250)], NOW)
+        with store.engine.connect() as db:
+            assert db.scalar(sa.text(reltuples)) == 250
+    finally:
+        store.close()
