@@ -6,24 +6,15 @@ the same bytes, so receivers that deduplicate on `webhook-id` also see an identi
 
 from __future__ import annotations
 
-import os
-import time
 from datetime import UTC, datetime
 
 from monitor.models import Item, Match
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+from monitor.store.outbox import new_event_id
 
 
 def new_alert_id(now: datetime | None = None) -> str:
-    """`alrt_` + a ULID-like id: 48 bits of milliseconds, 80 random bits; sortable by time."""
-    millis = int((now.timestamp() if now else time.time()) * 1000)
-    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        value, index = divmod(value, 32)
-        chars.append(_CROCKFORD[index])
-    return "alrt_" + "".join(reversed(chars))
+    """`alrt_` + a ULID-like id (monitor.store.outbox.new_event_id): sortable by time."""
+    return new_event_id("alrt", now)
 
 
 def iso(moment: datetime | None) -> str | None:
