@@ -36,6 +36,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("feeds", schema=None) as batch_op:
-        batch_op.drop_column("claimed_by")
+    # in place, not a batch rebuild: on SQLite rebuilding `feeds` cascades into `items`
+    op.drop_column("feeds", "claimed_by")
     op.drop_table("replicas")
