@@ -121,8 +121,8 @@ async def _deliver_until(dispatcher: Dispatcher, max_wait: timedelta) -> Dispatc
             totals.delivered + done.delivered, done.retrying, totals.failed + done.failed
         )
         due = await dispatcher.next_due()
-        if due is None or due > deadline:
-            return totals
+        if due is None or due > deadline or datetime.now(UTC) >= deadline:
+            return totals  # the last: what stays due (e.g. routing failing) waits for next run
         await asyncio.sleep(max((due - datetime.now(UTC)).total_seconds(), 0.0))
 
 

@@ -42,7 +42,7 @@ from monitor.delivery.settings import WebhookConfig, redact_url
 from monitor.delivery.targets import target_for
 from monitor.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from monitor.feeds.caching import retry_after as parse_retry_after
-from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, DueDelivery, Outbox
+from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, DueDelivery, Outbox, routing
 
 log = logging.getLogger(__name__)
 MIN_LEASE = timedelta(minutes=2)  # a claim outlives any attempt; then another worker may retry
@@ -307,7 +307,11 @@ class Dispatcher:
         """Route the new deliveries of each enabled webhook that has groups, digests or quiet
         hours; a webhook whose routing fails keeps its deliveries for the next pass."""
         for name in enabled:
-            if name not in self.routed or name in self._gone:
+            if name in self._gone:
+                continue
+            if name not in self.routed and not await asyncio.to_thread(
+                routing.has_due_held, self.outbox.engine, name, datetime.now(UTC)
+            ):  # a webhook whose digest or quiet hours were removed still sends what it held
                 continue
             try:
                 summary = await asyncio.to_thread(

@@ -101,13 +101,27 @@ def has_work(engine: Engine, webhook: str, now: datetime) -> bool:
         deliveries.c.state == PENDING,
         deliveries.c.routed_at.is_(None),
     )
-    due = sa.select(deliveries.c.id).where(
-        deliveries.c.webhook == webhook,
-        deliveries.c.state == HELD,
-        deliveries.c.next_attempt_at <= now,
-    )
     with engine.connect() as db:
-        return db.scalar(new.limit(1)) is not None or db.scalar(due.limit(1)) is not None
+        return db.scalar(new.limit(1)) is not None or db.scalar(_due_held(webhook, now)) is not None
+
+
+def has_due_held(engine: Engine, webhook: str, now: datetime) -> bool:
+    """Whether held deliveries of the webhook are due: also asked of webhooks without groups,
+    digests or quiet hours, whose held deliveries were held under an earlier config."""
+    with engine.connect() as db:
+        return db.scalar(_due_held(webhook, now)) is not None
+
+
+def _due_held(webhook: str, now: datetime) -> sa.Select[tuple[int]]:
+    return (
+        sa.select(deliveries.c.id)
+        .where(
+            deliveries.c.webhook == webhook,
+            deliveries.c.state == HELD,
+            deliveries.c.next_attempt_at <= now,
+        )
+        .limit(1)
+    )
 
 
 @contextmanager

@@ -291,6 +291,27 @@ async def test_a_digest_webhook_gets_one_digest_and_its_alerts_count_as_delivere
     store.close()
 
 
+async def test_alerts_held_under_a_digest_are_sent_after_the_digest_is_removed(
+    tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
+) -> None:
+    # held under `digest: 1s`, then the config drops the digest: what was held must still go
+    # out (as the digest it was promised), and the run must end rather than spin on it
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    record(store, STORIES["story"][0], "alrt_0", ["daily"])
+    held = {"daily": hook("daily", url=receiver.url, digest="1s")}
+    await Dispatcher(store.outbox, client, held).deliver_due()
+    assert {r.state for r in store.outbox.recent_alerts()} == {"held"}
+
+    plain = Dispatcher(store.outbox, client, {"daily": hook("daily", url=receiver.url)})
+    await asyncio.wait_for(deliver_until_idle(plain), timeout=30)
+
+    (digest,) = receiver.deliveries
+    assert digest.body["type"] == "alert.digest"
+    assert digest.body["data"]["count"] == 1
+    assert {r.state for r in store.outbox.recent_alerts()} == {"delivered"}
+    store.close()
+
+
 async def test_a_failed_digest_is_retried_with_its_own_id(
     tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
 ) -> None:
