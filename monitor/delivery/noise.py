@@ -163,12 +163,16 @@ def _group(
         created = {**document, "data": {**data, "group": _group_json(group)}}
         return CREATED, _dump(created), group.id
     group.count += 1
-    group.sources.append(source)
+    if len(group.sources) < MAX_SOURCES:  # `count` keeps the whole number
+        group.sources.append(source)
     if len(group.texts) < routing.MAX_TEXTS and row.lang not in {t[2] for t in group.texts}:
         group.texts.append([title, summary, row.lang])  # one more language to compare with
     group.changed = True
     updated = envelope(UPDATED, {**data, "group": _group_json(group)}, now)
     return UPDATED, _dump(updated), group.id
+
+
+MAX_SOURCES = 50  # sources listed in a group (and in each alert.updated body); `count` is all
 
 
 def _group_json(group: StoryGroup) -> dict[str, object]:

@@ -153,6 +153,22 @@ async def test_five_outlets_one_story_give_one_created_and_four_updated(
     store.close()
 
 
+async def test_a_long_story_lists_its_first_sources_and_counts_them_all(
+    tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
+) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    total = noise.MAX_SOURCES + 5
+    for i in range(total):
+        record(store, STORIES["story"][i % 5], f"alrt_{i:03d}", ["news"])
+    await deliver_until_idle(Dispatcher(store.outbox, client, grouped(receiver)))
+
+    last = max(receiver.deliveries, key=lambda d: d.webhook_id).body["data"]
+    assert last["group"]["count"] == total
+    assert len(last["group"]["sources"]) == noise.MAX_SOURCES
+    assert last["group"]["sources"][0]["alert_id"] == "alrt_000"
+    store.close()
+
+
 async def test_discord_edits_the_story_message_and_slack_posts_short_updates(
     storage_url: str, server: LocalServer, client: httpx.AsyncClient
 ) -> None:
