@@ -23,11 +23,13 @@ from monitor.feeds.refresh import RefreshContext, RefreshOutcome, feed_settings,
 from monitor.metrics import Metrics
 from monitor.store import FeedState, Store
 from monitor.store.recent import check_sooner, prune_item_text
+from monitor.store.routing import prune_groups
 
 if TYPE_CHECKING:
     from monitor.feeds.websub import WebSub
 
 log = logging.getLogger(__name__)
+GROUPS_KEPT = timedelta(days=7)  # story groups are kept this long after they close
 FEED_LEASE = timedelta(minutes=5)  # a poll holds its feed this long at most; then others may
 MAX_FEEDS_IN_FLIGHT = FetchLimits().max_connections  # more would wait for the pool, on the clock
 
@@ -129,6 +131,9 @@ class Pipeline:
         pruned = prune_item_text(self.store.engine, datetime.now(UTC) - keep)
         if pruned:
             log.info("retention: forgot the text of %d items older than %s", pruned, keep)
+        groups = prune_groups(self.store.engine, datetime.now(UTC) - GROUPS_KEPT)
+        if groups:
+            log.info("retention: forgot %d story groups closed over %s ago", groups, GROUPS_KEPT)
         return pruned
 
 

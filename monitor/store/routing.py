@@ -340,3 +340,11 @@ def add_digest(db: Connection, webhook: str, digest: Digest, now: datetime) -> N
         .where(deliveries.c.id.in_(digest.members), deliveries.c.state == HELD)
         .values(state=DIGESTED, digest_id=digest.id, next_attempt_at=None)
     )
+
+
+def prune_groups(engine: Engine, closed_before: datetime) -> int:
+    """Forget story groups that closed before `closed_before` (no new alert can join them)."""
+    with begin(engine) as db:
+        return db.execute(
+            sa.delete(story_groups).where(story_groups.c.closes_at < closed_before)
+        ).rowcount

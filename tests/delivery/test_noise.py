@@ -24,7 +24,7 @@ from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delive
 from monitor.delivery.payload import alert_created
 from monitor.delivery.settings import QuietHours, WebhookConfig
 from monitor.models import Item, Match
-from monitor.store import NewAlert, SeenItem, Store
+from monitor.store import NewAlert, SeenItem, Store, routing
 from tests.delivery.support import hook
 from tests.support.receiver import SignedReceiver
 from tests.support.servers import LocalServer, RecordedRequest, Reply
@@ -166,6 +166,18 @@ async def test_a_long_story_lists_its_first_sources_and_counts_them_all(
     assert last["group"]["count"] == total
     assert len(last["group"]["sources"]) == noise.MAX_SOURCES
     assert last["group"]["sources"][0]["alert_id"] == "alrt_000"
+    store.close()
+
+
+async def test_closed_story_groups_are_pruned_and_open_ones_kept(
+    tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
+) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    record(store, STORIES["story"][0], "alrt_0", ["news"])
+    await deliver_until_idle(Dispatcher(store.outbox, client, grouped(receiver)))
+    now = datetime.now(UTC)
+    assert routing.prune_groups(store.engine, now) == 0  # open for 12 h
+    assert routing.prune_groups(store.engine, now + timedelta(hours=13)) == 1
     store.close()
 
 
