@@ -64,6 +64,7 @@ class Callbacks(Protocol):
     def body_deadline(self) -> float: ...
     async def verify(self, token: str, query: Mapping[str, str]) -> Reply: ...
     async def push(self, token: str, headers: Mapping[str, str], body: bytes) -> Reply: ...
+    async def known(self, token: str) -> bool: ...
     def refused(self, token: str, outcome: str) -> None: ...
 
 
@@ -122,12 +123,16 @@ class Health:
         return "ok" if answered else "unavailable: the database does not answer"
 
 
+PUSH_READS_AT_ONCE = 4  # WebSub bodies read at the same time; more get a 503
+
+
 class HttpServer:
     def __init__(self, health: Health, metrics: Metrics, websub: Callbacks | None = None) -> None:
         self.health = health
         self.metrics = metrics
         self.websub = websub
         self._server: asyncio.Server | None = None
+        self._push_reads = 0
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; returns the bound address (port 0 picks a free one). Raises OSError."""
@@ -150,6 +155,9 @@ class HttpServer:
         except ConnectionError:
             writer.close()
             return
+        except Exception:  # a request must never take the server down, nor go unanswered
+            log.exception("http: cannot answer a request")
+            status, content_type, body = 500, "text/plain", b"internal error\n"
         header = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Service Unavailable')}\r\n"
             f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
@@ -180,9 +188,8 @@ class HttpServer:
         body = json.dumps({"status": "ok" if ok else "unhealthy", "checks": checks}) + "\n"
         return (200 if ok else 503), "application/json", body.encode()
 
-    @staticmethod
     async def _websub(
-        websub: Callbacks, method: str, target: str, head: bytes, reader: asyncio.StreamReader
+        self, websub: Callbacks, method: str, target: str, head: bytes, reader: asyncio.StreamReader
     ) -> Reply:
         path, _, query = target.partition("?")
         token = path.removeprefix(WEBSUB_PREFIX)
@@ -192,8 +199,25 @@ class HttpServer:
             return await websub.verify(token, dict(parse_qsl(query, keep_blank_values=True)))
         if method != "POST":
             return 405, "text/plain", b"method not allowed\n"
-        headers = request_headers(head)
-        body = await _read_body(websub, token, headers, reader)
+        return await self._push(websub, token, head, reader)
+
+    async def _push(
+        self, websub: Callbacks, token: str, head: bytes, reader: asyncio.StreamReader
+    ) -> Reply:
+        """A body is read only for a callback path we handed out, and only a few at once: any
+        client can POST here, and each body may be as large as a feed."""
+        if not await websub.known(token):
+            websub.refused(token, "unknown")
+            return 404, "text/plain", b"no such subscription\n"
+        if self._push_reads >= PUSH_READS_AT_ONCE:
+            websub.refused(token, "busy")
+            return 503, "text/plain", b"busy, retry later\n"
+        self._push_reads += 1
+        try:
+            headers = request_headers(head)
+            body = await _read_body(websub, token, headers, reader)
+        finally:
+            self._push_reads -= 1
         if isinstance(body, tuple):
             return body
         return await websub.push(token, headers, body)
@@ -204,7 +228,7 @@ async def _read_body(
 ) -> bytes | Reply:
     """A push's body, bounded in size (before reading) and in time; else the refusal."""
     length = headers.get("content-length", "")
-    if "transfer-encoding" in headers or not length.isdigit():
+    if "transfer-encoding" in headers or not (length.isascii() and length.isdigit()):
         websub.refused(token, "no_length")
         return 411, "text/plain", b"a Content-Length is required\n"
     if int(length) > websub.max_body:

@@ -79,7 +79,8 @@ def signature_problem(header: str | None, secret: str, body: bytes) -> str | Non
     if not sep or digest not in DIGESTS:
         return "bad_signature"
     expected = hmac.new(secret.encode(), body, digest).hexdigest()
-    return None if hmac.compare_digest(expected, given.strip().lower()) else "bad_signature"
+    given_bytes = given.strip().lower().encode("utf-8", "replace")  # compare_digest: ASCII str only
+    return None if hmac.compare_digest(expected.encode(), given_bytes) else "bad_signature"
 
 
 class WebSub:
@@ -379,6 +380,11 @@ class WebSub:
             return 200, _TEXT, b""
         return 404, _TEXT, b"no such pending request\n"
 
+    async def known(self, token: str) -> bool:
+        """Whether `token` is a callback path this daemon handed out (checked before a body is
+        read)."""
+        return await asyncio.to_thread(subs.by_token, self._engine(), token) is not None
+
     async def push(self, token: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Content from the hub: signature checked, then recorded like a polled document."""
         sub = await asyncio.to_thread(subs.by_token, self._engine(), token)
@@ -457,7 +463,12 @@ def _verified(sub: Subscription, now: datetime) -> bool:
 
 def _lease(text: str | None, settings: WebSubSettings | None, sub: Subscription) -> int:
     """The lease the hub granted; what we asked for when it says nothing usable."""
-    if text and text.strip().isdigit() and 0 < int(text) < 10 * 365 * 86400:
+    if (
+        text
+        and text.strip().isascii()
+        and text.strip().isdigit()
+        and 0 < int(text) < 10 * 365 * 86400
+    ):
         return int(text)
     if settings is not None:
         return int(settings.lease.total_seconds())

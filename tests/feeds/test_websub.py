@@ -52,6 +52,7 @@ def _sign(method: str, key: str = SECRET_KEY, body: bytes = BODY) -> str:
             "bad_signature",
         ),  # a method the spec does not name
         (_sign("sha256").replace("=", ""), "bad_signature"),
+        ("sha256=\u00e9", "bad_signature"),  # not ASCII: compare_digest would raise on str
         ("sha256=", "bad_signature"),
         ("", "unsigned"),
         (None, "unsigned"),
@@ -161,9 +162,13 @@ class _Callbacks:
     max_body = 1000
     body_deadline = 0.5
 
-    def __init__(self) -> None:
+    def __init__(self, tokens: set[str]) -> None:
+        self.tokens = tokens
         self.pushed: list[bytes] = []
         self.refusals: list[str] = []
+
+    async def known(self, token: str) -> bool:
+        return token in self.tokens
 
     async def verify(self, token: str, query: Mapping[str, str]) -> Reply:
         return 200, "text/plain", query.get("hub.challenge", "").encode()
@@ -187,10 +192,10 @@ async def _ask(port: int, request: bytes) -> bytes:
 
 async def test_callbacks_are_routed_and_push_bodies_bounded(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
-    callbacks = _Callbacks()
+    token = "A" * 43
+    callbacks = _Callbacks({token})
     server = HttpServer(Health(store, lambda: None), Metrics(store), callbacks)
     _host, port = await server.start("127.0.0.1", 0)
-    token = "A" * 43
     try:
         answer = await _ask(
             port, f"GET /websub/{token}?hub.challenge=xyz HTTP/1.1\r\n\r\n".encode()
@@ -209,7 +214,13 @@ async def test_callbacks_are_routed_and_push_bodies_bounded(tmp_path: Path) -> N
         assert (await _ask(port, slow)).startswith(b"HTTP/1.1 408 ")  # the rest never comes
         put = f"PUT /websub/{token} HTTP/1.1\r\n\r\n".encode()
         assert (await _ask(port, put)).startswith(b"HTTP/1.1 405 ")
-        assert callbacks.refusals == ["too_large", "no_length", "too_slow"]
+        # a superscript digit is not a length (str.isdigit says it is; int() disagrees)
+        odd = f"POST /websub/{token} HTTP/1.1\r\nContent-Length: \u00b2\r\n\r\n".encode("latin-1")
+        assert (await _ask(port, odd)).startswith(b"HTTP/1.1 411 ")
+        # a path we never handed out: refused before a byte of its body is read
+        stranger = f"POST /websub/{'B' * 43} HTTP/1.1\r\nContent-Length: 999\r\n\r\n".encode()
+        assert (await _ask(port, stranger)).startswith(b"HTTP/1.1 404 ")
+        assert callbacks.refusals == ["too_large", "no_length", "too_slow", "no_length", "unknown"]
         assert callbacks.pushed == [b"hello"]
         # the daemon's own endpoints are untouched
         assert (await _ask(port, b"GET /metrics HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
