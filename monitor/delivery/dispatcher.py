@@ -192,6 +192,10 @@ async def attempt(
         # the message names the kind of failure, never the URL (which may carry a token)
         failed = TransientDeliveryError(f"{type(exc).__name__}: connection failed")
         return DeliveryOutcome(None, failed, None, time.monotonic() - started)
+    if request.method == "PATCH" and response.status_code == 404 and alert.reply_to:
+        # the message to edit is gone (deleted in the channel): post the update as a new one
+        retry = dataclasses.replace(delivery, reply_to=None)
+        return await attempt(client, hook, retry, target)
     error, retry_after = classify(response, now)
     if error is not None:
         error = type(error)(str(error) + _answer_snippet(response, hook.url))

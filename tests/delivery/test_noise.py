@@ -226,6 +226,30 @@ async def test_discord_edits_the_story_message_and_slack_posts_short_updates(
     store.close()
 
 
+async def test_an_update_whose_discord_message_was_deleted_is_posted_anew(
+    tmp_path: Path, server: LocalServer, client: httpx.AsyncClient
+) -> None:
+    server.route(  # the story's message itself is gone: its edit URL answers 404
+        "/api/webhooks/1/tok",
+        lambda _request: Reply(200, b'{"id": "900001"}', {"Content-Type": "application/json"}),
+    )
+    url = server.url("/api/webhooks/1/tok")
+    hooks = {"discord": hook("discord", format="discord", url=url, group="12h")}
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    for i, story in enumerate(STORIES["story"][:2]):
+        record(store, story, f"alrt_{i}", ["discord"])
+    await deliver_until_idle(Dispatcher(store.outbox, client, hooks))
+
+    sent = [(r.method, r.path.split("?")[0]) for r in server.requests]
+    assert sent == [
+        ("POST", "/api/webhooks/1/tok"),
+        ("PATCH", "/api/webhooks/1/tok/messages/900001"),
+        ("POST", "/api/webhooks/1/tok"),
+    ]
+    assert store.outbox.delivery_counts() == {"delivered": 2}
+    store.close()
+
+
 def test_a_delivery_is_never_claimed_before_it_is_routed(storage_url: str) -> None:
     store = Store.open(storage_url)
     record(store, STORIES["story"][0], "alrt_0", ["news"])
