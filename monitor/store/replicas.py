@@ -131,7 +131,8 @@ class Replicas:
             )
 
     def beat(self, replica_id: str, now: datetime, interval: timedelta, activity: Activity) -> bool:
-        """Refresh a replica's row; False when it was gone (pruned or removed) and is re-added."""
+        """Refresh a replica's row; False when it had been taken for dead (its row expired, or
+        gone: pruned or removed, and re-added), so its claims may have been taken over."""
         values = {
             "last_seen_at": now,
             "expires_at": now + interval * MISSED,
@@ -140,11 +141,18 @@ class Replicas:
             "deliveries": activity.deliveries,
         }
         with begin(self.engine) as db:
-            done = db.execute(
+            alive = db.execute(
+                sa.update(replicas)
+                .where(replicas.c.id == replica_id, replicas.c.expires_at >= now)
+                .values(**values)
+            )
+            if alive.rowcount:
+                return True
+            expired = db.execute(
                 sa.update(replicas).where(replicas.c.id == replica_id).values(**values)
             )
-            if done.rowcount:
-                return True
+            if expired.rowcount:
+                return False
         self.register(replica_id, now, interval)
         self.beat(replica_id, now, interval, activity)
         return False

@@ -151,6 +151,17 @@ def test_a_replica_taken_for_dead_comes_back_with_its_next_heartbeat(store: Stor
     assert (row.id, row.polls) == ("slow", 7)
 
 
+def test_a_replica_that_stalled_past_its_expiry_learns_it_was_taken_for_dead(
+    store: Store,
+) -> None:
+    replicas = Replicas(store.engine)
+    replicas.register("stalled", NOW, BEAT)
+    assert replicas.beat("stalled", NOW + BEAT, BEAT, Activity())  # on time
+    late = NOW + BEAT + BEAT * MISSED + timedelta(seconds=1)  # e.g. a paused VM
+    assert not replicas.beat("stalled", late, BEAT, Activity())  # its row was still there
+    assert replicas.beat("stalled", late + BEAT, BEAT, Activity())  # alive again
+
+
 def test_dead_replicas_are_pruned_after_a_day(store: Store) -> None:
     replicas = Replicas(store.engine)
     replicas.register("old", NOW, BEAT)
