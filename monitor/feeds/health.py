@@ -102,9 +102,15 @@ def _raise_unhealthy(  # noqa: PLR0917 - the parts of one event
     event = _event(feed, found.reason, found.since, gap)
     hooks = _subscribers(config, "feed.unhealthy")
     if not record_health_change(
-        engine, feed.id, now, reason=found.reason, event=event, webhooks=hooks
+        engine,
+        feed.id,
+        now,
+        reason=found.reason,
+        event=event,
+        webhooks=hooks,
+        checked_at=feed.last_checked_at,
     ):
-        return 0  # another replica got there first
+        return 0  # another replica got there first, or a poll since
     if found.reason == FAILING:
         what = f"every poll has failed for {approximate_duration(now - found.since)}"
         detail = f" (last error: {feed.last_error})" if feed.last_error else ""
@@ -128,7 +134,15 @@ def _raise_recovered(
     reason = feed.unhealthy_reason or FAILING
     event = _event(feed, reason, feed.unhealthy_since, gap)
     hooks = _subscribers(config, "feed.recovered")
-    if not record_health_change(engine, feed.id, now, reason=None, event=event, webhooks=hooks):
+    if not record_health_change(
+        engine,
+        feed.id,
+        now,
+        reason=None,
+        event=event,
+        webhooks=hooks,
+        checked_at=feed.last_checked_at,
+    ):
         return 0
     log.info("%s: healthy again (was %s)", feed.url, reason, extra={"feed_url": feed.url})
     return 1

@@ -65,11 +65,21 @@ def record_health_change(
     reason: str | None,
     event: Mapping[str, object],
     webhooks: Iterable[str],
+    checked_at: datetime | None,
 ) -> bool:
     """Mark the feed unhealthy for `reason` and queue `feed.unhealthy`, or with `reason` None
-    healthy again with `feed.recovered`; False when it already was (another replica's doing)."""
+    healthy again with `feed.recovered`; False when it already was (another replica's doing), or
+    when the feed was polled since `checked_at` (its last poll as the diagnosis read it): then
+    the diagnosis is stale and the next check decides."""
+    unchanged = (
+        feeds.c.last_checked_at.is_(None)
+        if checked_at is None
+        else feeds.c.last_checked_at == checked_at
+    )
     if reason is not None:
-        change = sa.update(feeds).where(feeds.c.id == feed_id, feeds.c.unhealthy_since.is_(None))
+        change = sa.update(feeds).where(
+            feeds.c.id == feed_id, feeds.c.unhealthy_since.is_(None), unchanged
+        )
         change = change.values(unhealthy_since=now, unhealthy_reason=reason)
     else:
         change = sa.update(feeds).where(feeds.c.id == feed_id, feeds.c.unhealthy_since.is_not(None))

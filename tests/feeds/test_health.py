@@ -17,7 +17,7 @@ from monitor.config import HealthSettings, LoadedConfig, load_config
 from monitor.feeds.health import FAILING, SILENT, Diagnosis, check_health, diagnose, silent_limit
 from monitor.models import Item
 from monitor.store import FeedState, SeenItem, Store
-from monitor.store.health import usual_gap
+from monitor.store.health import health_candidates, record_health_change, usual_gap
 from monitor.store.tables import deliveries
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -215,3 +215,31 @@ def test_replicas_checking_at_once_announce_a_change_once(
         ("ops", "feed.unhealthy"),
         ("all", "feed.unhealthy"),
     ]
+
+
+def test_a_diagnosis_made_stale_by_a_poll_is_not_announced(
+    store: Store, tmp_path: Path, storage_url: str
+) -> None:
+    config = _config(tmp_path, storage_url, {"failing_after": "1h"})
+    store.sync_feeds([("http://feeds.test/wire.xml", "Wire")], NOW)
+    feed_id = store.feeds()[0].id
+    store.record_poll_failure(
+        feed_id, NOW - timedelta(hours=2), error="HTTP 503", next_check_at=NOW
+    )
+    (seen,) = health_candidates(store.engine, NOW, timedelta(hours=1), None)
+    _poll(store, feed_id, NOW - timedelta(minutes=1), "back")  # it works again meanwhile
+
+    found = diagnose(seen, config.settings.health, None, NOW)
+    assert found is not None  # what the check read says failing...
+    changed = record_health_change(
+        store.engine,
+        feed_id,
+        NOW,
+        reason=found.reason,
+        event={},
+        webhooks=["ops"],
+        checked_at=seen.last_checked_at,
+    )
+    assert not changed  # ...but the feed was polled since: nothing is announced
+    assert _queued(store) == []
+    assert check_health(store.engine, config, NOW).unhealthy == 0
