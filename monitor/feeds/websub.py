@@ -209,9 +209,7 @@ class WebSub:
             callback=callback,
             secret=secret,
             now=now,
-        )
-        await asyncio.to_thread(
-            subs.update, self._engine(), token, next_action_at=now + VERIFY_WITHIN
+            verify_by=now + VERIFY_WITHIN,
         )
         lease = int(settings.lease.total_seconds())
         error = await self._ask_hub(hub, "subscribe", topic, callback, secret, lease)

@@ -115,9 +115,11 @@ def save_request(
     callback: str,
     secret: str,
     now: datetime,
+    verify_by: datetime,
 ) -> None:
     """A new subscription request (replacing the feed's previous one, if any), before it is sent:
-    a hub may verify before it answers the request."""
+    a hub may verify before it answers the request. `verify_by`: when it counts as failed if
+    the hub has not verified it (written with the row, so no crash leaves it waiting forever)."""
     with begin(engine) as db:
         db.execute(sa.delete(subs).where(subs.c.feed_id == feed_id))
         db.execute(
@@ -130,7 +132,7 @@ def save_request(
                 secret=secret,
                 state=REQUESTED,
                 requested_at=now,
-                next_action_at=None,
+                next_action_at=verify_by,
                 pushes=0,
             )
         )
