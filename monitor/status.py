@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     now = datetime.now(UTC)
     try:
-        store = Store.open(config.storage_url)
+        store = Store.open(config.storage_url, migrating=False)  # never under live daemons
         try:
             replicas = Replicas(store.engine)
             rows, queue = replicas.report(now), replicas.queue(now)

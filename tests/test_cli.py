@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,3 +42,18 @@ def test_approximate_durations_read_as_people_say_them() -> None:
     cases = {42: "42s", 90: "1m", 7200: "2h", 26 * 3600: "1d"}
     for seconds, expected in cases.items():
         assert approximate_duration(timedelta(seconds=seconds)) == expected
+
+
+def test_status_never_migrates_the_database_under_running_daemons(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "none.yaml").write_text("rules: []\n", encoding="utf-8")
+    database = tmp_path / "monitor.db"
+    (tmp_path / "monitor.yaml").write_text(f"storage: sqlite:///{database}\n", encoding="utf-8")
+
+    result = run_cli("status", "--config", str(tmp_path), cwd=tmp_path)
+
+    assert result.returncode == 1, result.stdout
+    assert "schema is at revision none" in result.stderr
+    assert "this monitor expects" in result.stderr
+    with sqlite3.connect(database) as db:  # nothing was created in it
+        assert db.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)

@@ -81,6 +81,17 @@ def migrate(engine: Engine) -> None:
         raise StoreError(f"cannot migrate the database: {exc}") from exc
 
 
+def check_revision(engine: Engine) -> None:
+    """StoreError unless the database's schema is the one this version of monitor writes."""
+    found = _current_revision(engine)
+    if found != SCHEMA_REVISION:
+        raise StoreError(
+            f"the database schema is at revision {found or 'none (empty database)'}, this "
+            f"monitor expects {SCHEMA_REVISION}: start `monitor run` of this version to migrate "
+            "it, or use the monitor version the running daemons use"
+        )
+
+
 def _current_revision(engine: Engine) -> str | None:
     try:
         with engine.connect() as connection:

@@ -20,8 +20,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.errors import StoreError
 from monitor.models import Item
-from monitor.store.engine import Transaction, create_engine, lease_free, migrate
+from monitor.store.engine import Transaction, check_revision, create_engine, lease_free, migrate
 from monitor.store.outbox import PENDING, Outbox
 from monitor.store.tables import alerts, deliveries, feeds, items
 
@@ -135,9 +136,19 @@ class Store:
         self.outbox = Outbox(engine)
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, *, migrating: bool = True) -> Store:
+        """The store at `url`, its schema brought to the newest revision; with `migrating`
+        False, a store whose schema is not this version's is a StoreError instead (for commands
+        that must not change the database under running daemons, like `monitor status`)."""
         engine = create_engine(url)
-        migrate(engine)
+        if migrating:
+            migrate(engine)
+        else:
+            try:
+                check_revision(engine)
+            except StoreError:
+                engine.dispose()
+                raise
         return cls(engine)
 
     def close(self) -> None:
