@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
 PRUNE_EVERY = timedelta(hours=1)
 PRUNE_FIRST = timedelta(minutes=1)  # after start, once the first polls are under way
-HEALTH_EVERY = timedelta(minutes=1)  # feed health (monitor.feeds.health) is checked this often
+HEALTH_EVERY = timedelta(minutes=10)  # feed health (monitor.feeds.health): thresholds are hours
 CLAIM_AHEAD = MAX_FEEDS_IN_FLIGHT * 3 // 2  # feeds held at most: polling, plus a short queue
 
 
@@ -243,7 +243,7 @@ class Scheduler:
         try:
             return await asyncio.to_thread(self.pipeline.check_feed_health)
         except Exception:
-            log.exception("health: checking feed health failed; retrying in a minute")
+            log.exception("health: checking feed health failed; retrying at the next check")
             return None
 
     async def _tick_prune(self) -> None:

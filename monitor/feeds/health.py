@@ -8,7 +8,8 @@
   without three such gaps yet, `silent_min` alone.
 
 The events go to the webhooks whose `events:` list them; the state is kept on the feed either way
-(`monitor feeds` shows it) and logged. Checked once a minute by the daemon and at the end of a
+(`monitor feeds` shows it) and logged. Checked every 10 minutes by the daemon (the thresholds are
+hours and days, and each check reads the cadence of every candidate feed) and at the end of a
 `run --once` cycle.
 """
 
