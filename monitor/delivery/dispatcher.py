@@ -388,23 +388,25 @@ class Dispatcher:
     async def _deliver(self, delivery: DueDelivery) -> str:
         hook = self.webhooks[delivery.webhook]
         lane = self.lanes[delivery.webhook]
+        # the lane's slot is held until the outcome is recorded: the next delivery of this
+        # webhook may depend on it (a story update edits the message its first alert created)
         try:
             if not await lane.turn():  # paused by a Retry-After meanwhile: hand it back
                 await asyncio.to_thread(self.outbox.release, self.owner, [delivery.id])
                 return DEFERRED
             outcome = await attempt(self.client, hook, delivery, self.targets[delivery.webhook])
+            try:
+                return await self._record(hook, lane, delivery, outcome)
+            except Exception:
+                log.exception(
+                    "cannot record the delivery of %s to %s; it is retried when its lease ends",
+                    delivery.webhook_id,
+                    delivery.webhook,
+                    extra={"alert_id": delivery.webhook_id, "webhook": delivery.webhook},
+                )
+                return PENDING
         finally:
             lane.release()
-        try:
-            return await self._record(hook, lane, delivery, outcome)
-        except Exception:
-            log.exception(
-                "cannot record the delivery of %s to %s; it is retried when its lease ends",
-                delivery.webhook_id,
-                delivery.webhook,
-                extra={"alert_id": delivery.webhook_id, "webhook": delivery.webhook},
-            )
-            return PENDING
 
     async def _record(
         self, hook: WebhookConfig, lane: Lane, delivery: DueDelivery, outcome: DeliveryOutcome
