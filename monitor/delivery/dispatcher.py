@@ -310,12 +310,18 @@ class Dispatcher:
     async def _route(self, enabled: list[str]) -> None:
         """Route the new deliveries of each enabled webhook that has groups, digests or quiet
         hours; a webhook whose routing fails keeps its deliveries for the next pass."""
-        for name in enabled:
-            if name in self._gone:
-                continue
-            if name not in self.routed and not await asyncio.to_thread(
-                routing.has_due_held, self.outbox.engine, name, datetime.now(UTC)
-            ):  # a webhook whose digest or quiet hours were removed still sends what it held
+        live = [name for name in enabled if name not in self._gone]
+        # a webhook whose digest or quiet hours were removed still sends what it held
+        plain = [name for name in live if name not in self.routed]
+        draining = (
+            await asyncio.to_thread(
+                routing.with_due_held, self.outbox.engine, plain, datetime.now(UTC)
+            )
+            if plain
+            else set()
+        )
+        for name in live:
+            if name not in self.routed and name not in draining:
                 continue
             try:
                 summary = await asyncio.to_thread(

@@ -11,7 +11,7 @@ and the digest that carries them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -105,11 +105,20 @@ def has_work(engine: Engine, webhook: str, now: datetime) -> bool:
         return db.scalar(new.limit(1)) is not None or db.scalar(_due_held(webhook, now)) is not None
 
 
-def has_due_held(engine: Engine, webhook: str, now: datetime) -> bool:
-    """Whether held deliveries of the webhook are due: also asked of webhooks without groups,
-    digests or quiet hours, whose held deliveries were held under an earlier config."""
+def with_due_held(engine: Engine, webhooks: Collection[str], now: datetime) -> set[str]:
+    """Which of `webhooks` have held deliveries due, in one read: asked of webhooks without
+    groups, digests or quiet hours, whose held deliveries were held under an earlier config."""
+    query = (
+        sa.select(deliveries.c.webhook)
+        .where(
+            deliveries.c.webhook.in_(list(webhooks)),
+            deliveries.c.state == HELD,
+            deliveries.c.next_attempt_at <= now,
+        )
+        .distinct()
+    )
     with engine.connect() as db:
-        return db.scalar(_due_held(webhook, now)) is not None
+        return set(db.scalars(query))
 
 
 def _due_held(webhook: str, now: datetime) -> sa.Select[tuple[int]]:
