@@ -26,6 +26,7 @@ a held alert; replicas route one webhook at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class RouteSummary:
     updates: int = 0  # deliveries that became alert.updated of an earlier story
     held: int = 0
     digests: tuple[str, ...] = ()
+    released: int = 0  # held alert.created sent at once: an urgent update of its story came
 
 
 def quiet_end(quiet: QuietHours, moment: datetime) -> datetime | None:
@@ -111,8 +113,13 @@ def route_webhook(engine: Engine, hook: WebhookConfig, now: datetime) -> RouteSu
                 window = window or until
                 held += 1
             decisions.append(Routed(row.id, event, payload, group_id, until))
+        decisions, released = _release_firsts(decisions)
+        held -= released
         routing.save_groups(db, hook.name, [g for gs in groups.values() for g in gs])
         routing.mark_routed(db, decisions, now)
+        created_now = {d.group_id for d in decisions if d.event == CREATED}
+        sent_updates = {d.group_id for d in decisions if d.event == UPDATED and not d.held_until}
+        released += routing.release_firsts(db, hook.name, sent_updates - created_now)
         due = routing.due_held(db, hook.name, now)
         digests: tuple[str, ...] = ()
         if due:
@@ -120,7 +127,21 @@ def route_webhook(engine: Engine, hook: WebhookConfig, now: datetime) -> RouteSu
             digest = build_digest(due, counts, now)
             routing.add_digest(db, hook.name, digest, now)
             digests = (digest.id,)
-    return RouteSummary(len(decisions), updates, held, digests)
+    return RouteSummary(len(decisions), updates, held, digests, released)
+
+
+def _release_firsts(decisions: list[Routed]) -> tuple[list[Routed], int]:
+    """An update sent at once (urgent) of a story whose `alert.created` is held: the receiver
+    would see an update of a story it never saw, so that first alert is sent at once too (it
+    is claimed first: it is older). Done here for firsts routed in this same pass."""
+    sent = {d.group_id for d in decisions if d.event == UPDATED and d.held_until is None}
+    out = [
+        dataclasses.replace(d, held_until=None)
+        if d.event == CREATED and d.held_until is not None and d.group_id in sent
+        else d
+        for d in decisions
+    ]
+    return out, sum(a is not b for a, b in zip(out, decisions, strict=True))
 
 
 def _group(

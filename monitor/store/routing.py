@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from monitor.store.engine import begin
-from monitor.store.outbox import DIGEST_EVENT, DIGESTED, HELD, PENDING
+from monitor.store.outbox import ALERT_CREATED, DIGEST_EVENT, DIGESTED, HELD, PENDING
 from monitor.store.tables import (
     UTCDateTime,
     alerts,
@@ -265,6 +265,25 @@ def mark_routed(db: Connection, routed: Sequence[Routed], now: datetime) -> None
             for row in routed
         ],
     )
+
+
+def release_firsts(db: Connection, webhook: str, group_ids: Collection[str | None]) -> int:
+    """Send now the held `alert.created` of these story groups (an urgent update of each is
+    sent at once): due from when it was queued, so it is claimed before its updates."""
+    wanted = [g for g in group_ids if g is not None]
+    if not wanted:
+        return 0
+    result = db.execute(
+        sa.update(deliveries)
+        .where(
+            deliveries.c.webhook == webhook,
+            deliveries.c.state == HELD,
+            deliveries.c.event == ALERT_CREATED,
+            deliveries.c.group_id.in_(wanted),
+        )
+        .values(state=PENDING, next_attempt_at=deliveries.c.created_at)
+    )
+    return int(result.rowcount)
 
 
 def open_window(db: Connection, webhook: str, now: datetime) -> datetime | None:

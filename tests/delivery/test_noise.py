@@ -398,6 +398,37 @@ async def test_urgent_alerts_skip_the_digest(
     store.close()
 
 
+@pytest.mark.parametrize("same_pass", [False, True])
+async def test_an_urgent_update_of_a_held_story_brings_its_first_alert_out_first(
+    storage_url: str, receiver: SignedReceiver, client: httpx.AsyncClient, same_pass: bool
+) -> None:
+    # the story's first alert is held for the digest; an urgent report of the same story must
+    # not reach the receiver as an update of a story it never saw: the first goes out with it
+    store = Store.open(storage_url)
+    hooks = {
+        "news": hook(
+            "news", url=receiver.url, group="12h", digest="1h", urgent="high", concurrency=1
+        )
+    }
+    dispatcher = Dispatcher(store.outbox, client, hooks)
+    record(store, STORIES["story"][0], "alrt_first", ["news"], severity="medium")
+    if not same_pass:
+        await dispatcher.deliver_due()
+        assert receiver.attempts() == []
+    record(store, STORIES["story"][1], "alrt_later", ["news"], severity="medium")
+    record(store, STORIES["story"][2], "alrt_hot", ["news"], severity="critical")
+    await deliver_until_idle(dispatcher, within=1)
+
+    assert [(d.webhook_id, d.body["type"]) for d in receiver.deliveries] == [
+        ("alrt_first", "alert.created"),
+        ("alrt_hot", "alert.updated"),
+    ]
+    assert receiver.deliveries[1].body["data"]["group"]["count"] == 3
+    (held,) = [r for r in store.outbox.recent_alerts() if r.state == "held"]
+    assert held.alert_id == "alrt_later"  # a plain update still waits for the digest
+    store.close()
+
+
 def test_quiet_hours_hold_alerts_until_they_end_then_send_one_digest(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
     night = datetime(2026, 3, 1, 22, 30, tzinfo=UTC)  # 23:30 in Madrid (CET)
