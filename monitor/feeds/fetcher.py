@@ -27,6 +27,7 @@ from monitor import __version__
 from monitor.errors import FeedError, PermanentFeedError, TransientFeedError
 from monitor.feeds.caching import cache_hint, retry_after
 from monitor.feeds.compression import BodyTooLarge, Decoder
+from monitor.feeds.transport import FeedTransport
 
 __all__ = [  # cache_hint and retry_after live in caching.py and are part of this interface
     "ACCEPT_ENCODING",
@@ -127,6 +128,10 @@ def make_client(
     fetch_feed follows redirects itself; other callers that want httpx to follow them can pass
     follow_redirects=True per request and still get `limits.max_redirects`.
     """
+    pool_limits = httpx.Limits(
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+    )
     return httpx.AsyncClient(
         timeout=_timeout(limits),
         headers={
@@ -134,10 +139,8 @@ def make_client(
             "Accept": ACCEPT,
             "Accept-Encoding": ACCEPT_ENCODING,
         },
-        limits=httpx.Limits(
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-        ),
+        limits=pool_limits,  # for the proxy transports httpx makes from the environment
+        transport=FeedTransport(pool_limits),
         follow_redirects=False,
         max_redirects=limits.max_redirects,
     )

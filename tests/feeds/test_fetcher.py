@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
+import socket
+import threading
 import zlib
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -112,6 +116,42 @@ async def test_bodiless_answers_keep_the_connection_for_the_next_fetch(
         await fetch_feed(client, server.url(path), seen, limits)
     assert len(server.requests) == 6
     assert server.connections == 1
+
+
+async def test_a_keep_alive_connection_the_server_closed_is_not_reused(
+    server: LocalServer, client: httpx.AsyncClient, limits: FetchLimits
+) -> None:
+    # the pool asks each idle connection whether its server hung up (transport.py answers it
+    # with a poll of the kept socket): a request sent on a closed one fails with no answer
+    closed = threading.Event()
+
+    def answer_then_hang_up(handler: BaseHTTPRequestHandler) -> None:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n<rss/>")
+        handler.wfile.flush()
+        handler.connection.shutdown(socket.SHUT_RDWR)
+        handler.close_connection = True
+        closed.set()
+
+    server.raw("/hangs-up", answer_then_hang_up)
+    first = await fetch_feed(client, server.url("/hangs-up"), Validators(), limits)
+    assert isinstance(first, Fetched)
+    assert await asyncio.to_thread(closed.wait, 10)
+    second = await fetch_feed(client, server.url("/hangs-up"), Validators(), limits)
+    assert isinstance(second, Fetched), second
+    assert server.connections == 2
+
+
+async def test_transport_errors_are_httpx_errors(limits: FetchLimits) -> None:
+    async with make_client() as own_client:
+        with socket.socket() as unused:
+            unused.bind(("127.0.0.1", 0))
+            refused_url = f"http://127.0.0.1:{unused.getsockname()[1]}/feed.xml"
+        with pytest.raises(httpx.ConnectError):
+            await own_client.get(refused_url)
+        result = await fetch_feed(own_client, refused_url, Validators(), limits)
+    assert isinstance(result, FetchFailed)
+    assert result.transient
+    assert "refused" in str(result.error)
 
 
 async def test_fetched_without_validators_does_not_carry_old_ones(
