@@ -51,6 +51,7 @@ JITTER = 0.1  # each wait is stretched by up to 10 %, so retries of many alerts 
 CLAIM_POLL = 1.0  # seconds: while a slow target is in flight, look for new work this often
 GONE = "gone"
 DEFERRED = "deferred"  # claimed, not attempted: its lane was paused
+SUPERSEDED = "superseded"  # attempted, but the claim had ended before its outcome was recorded
 NO_HINT = RateHint()
 
 
@@ -439,15 +440,29 @@ class Dispatcher:
             error=None if outcome.error is None else str(outcome.error),
             duration_ms=round(outcome.duration * 1000),
         )
-        await asyncio.to_thread(
-            self.outbox.record_attempt,
-            delivery.id,
-            now,
-            record,
-            state=state,
-            next_attempt_at=next_at,
-            remote_id=outcome.remote_id,
+        recorded = await asyncio.to_thread(
+            functools.partial(
+                self.outbox.record_attempt,
+                delivery.id,
+                now,
+                record,
+                state=state,
+                next_attempt_at=next_at,
+                remote_id=outcome.remote_id,
+                owner=self.owner,
+            )
         )
+        if not recorded:
+            log.warning(
+                "the outcome of %s to %s (%s) came after its claim ended (its lease ran out and "
+                "another process took it, or it was routed or replayed meanwhile): kept in its "
+                "attempts, its state left to whoever holds it now",
+                delivery.webhook_id,
+                delivery.webhook,
+                _outcome_name(outcome),
+                extra={"alert_id": delivery.webhook_id, "webhook": delivery.webhook},
+            )
+            return SUPERSEDED
         if outcome.gone:
             await self._disable(hook, now, str(outcome.error))
             return GONE

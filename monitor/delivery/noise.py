@@ -92,7 +92,7 @@ def route_webhook(engine: Engine, hook: WebhookConfig, now: datetime) -> RouteSu
     if not routing.has_work(engine, hook.name, now):
         return RouteSummary()
     with routing.locked(engine, hook.name, now) as db:
-        pending = routing.unrouted(db, hook.name)
+        pending = routing.unrouted(db, hook.name, now)
         groups: dict[str, list[StoryGroup]] = {}
         if hook.group is not None and pending:
             earliest = min(row.created_at for row in pending)

@@ -307,10 +307,18 @@ class Outbox:
         state: str,
         next_attempt_at: datetime | None,
         remote_id: str | None = None,
-    ) -> None:
+        owner: str | None = None,
+        counted: bool = True,
+    ) -> bool:
         """Record one attempt and the delivery's new state; `remote_id` is the target's id of
         the message sent (kept, so later updates of its story can edit it). A digest delivered
-        marks the deliveries it carried delivered too."""
+        marks the deliveries it carried delivered too. `counted=False` (a rate limit) leaves
+        the retry budget (`attempts`) as it was.
+
+        The state changes only if the row is still as it was claimed: `pending` and claimed by
+        `owner`. An outcome arriving after the claim ended (the lease ran out and another
+        process claimed it, it was routed again, released, replayed) is kept in the attempts'
+        history only, and False returned: the row belongs to whoever holds it now."""
         with begin(self.engine) as db:
             db.execute(
                 sa.insert(delivery_attempts).values(
@@ -322,12 +330,16 @@ class Outbox:
                     duration_ms=attempt.duration_ms,
                 )
             )
-            db.execute(
+            changed = db.execute(
                 sa.update(deliveries)
-                .where(deliveries.c.id == delivery_id)
+                .where(
+                    deliveries.c.id == delivery_id,
+                    deliveries.c.state == PENDING,
+                    deliveries.c.claimed_by.is_not_distinct_from(owner),
+                )
                 .values(
                     state=state,
-                    attempts=deliveries.c.attempts + 1,
+                    attempts=deliveries.c.attempts + (1 if counted else 0),
                     next_attempt_at=next_attempt_at,
                     lease_until=None,
                     claimed_by=None,
@@ -335,7 +347,9 @@ class Outbox:
                     delivered_at=now if state == DELIVERED else None,
                     **({"remote_id": remote_id[:100]} if remote_id else {}),
                 )
-            )
+            ).rowcount
+            if not changed:
+                return False
             if state == DELIVERED:
                 carrier = (
                     sa.select(deliveries.c.webhook, deliveries.c.message_id, deliveries.c.event)
@@ -353,6 +367,7 @@ class Outbox:
                         )
                         .values(state=DELIVERED, delivered_at=now)
                     )
+        return True
 
     def next_delivery_at(self, webhooks: Iterable[str]) -> datetime | None:
         times = [t for t in self.next_delivery_times(webhooks).values() if t is not None]

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from monitor.store.engine import begin
+from monitor.store.engine import begin, lease_free
 from monitor.store.outbox import ALERT_CREATED, DIGEST_EVENT, DIGESTED, HELD, PENDING
 from monitor.store.tables import (
     UTCDateTime,
@@ -100,6 +100,7 @@ def has_work(engine: Engine, webhook: str, now: datetime) -> bool:
         deliveries.c.webhook == webhook,
         deliveries.c.state == PENDING,
         deliveries.c.routed_at.is_(None),
+        lease_free(deliveries.c.lease_until, now),
     )
     with engine.connect() as db:
         return db.scalar(new.limit(1)) is not None or db.scalar(_due_held(webhook, now)) is not None
@@ -149,8 +150,12 @@ def locked(engine: Engine, webhook: str, now: datetime) -> Iterator[Connection]:
         yield db
 
 
-def unrouted(db: Connection, webhook: str, limit: int = 500) -> list[Unrouted]:
-    """The webhook's pending alert deliveries not yet routed, oldest alert first."""
+def unrouted(db: Connection, webhook: str, now: datetime, limit: int = 500) -> list[Unrouted]:
+    """The webhook's pending alert deliveries not yet routed, oldest alert first; not those in
+    flight (claimed unrouted by a process whose config has no noise settings for the webhook:
+    routing them now would turn a row being sent into a held one). PostgreSQL: the rows read
+    are locked until routing commits, so no claim takes one meanwhile (claims skip locked
+    rows); SQLite: the routing lock is the write lock, claims wait for it."""
     query = (
         sa.select(
             deliveries.c.id,
@@ -167,9 +172,11 @@ def unrouted(db: Connection, webhook: str, limit: int = 500) -> list[Unrouted]:
             deliveries.c.webhook == webhook,
             deliveries.c.state == PENDING,
             deliveries.c.routed_at.is_(None),
+            lease_free(deliveries.c.lease_until, now),
         )
         .order_by(alerts.c.created_at, deliveries.c.id)
         .limit(limit)
+        .with_for_update(of=deliveries, skip_locked=True)
     )
     return [
         Unrouted(r.id, r.alert_id, r.rule_id, r.severity, r.created_at, r.payload, r.lang)
@@ -237,9 +244,17 @@ def mark_routed(db: Connection, routed: Sequence[Routed], now: datetime) -> None
         return
     statement = (
         sa.update(deliveries)
-        .where(deliveries.c.id == sa.bindparam("b_id"), deliveries.c.state == PENDING)
+        .where(
+            deliveries.c.id == sa.bindparam("b_id"),
+            deliveries.c.state == PENDING,
+            lease_free(deliveries.c.lease_until, now),
+        )
         .values(
             routed_at=now,
+            # an earlier claim (whose lease ended) no longer owns the row: its late outcome
+            # must not be recorded over what routing decided (Outbox.record_attempt)
+            claimed_by=None,
+            lease_until=None,
             event=sa.bindparam("b_event"),
             group_id=sa.bindparam("b_group"),
             payload=sa.func.coalesce(

@@ -24,7 +24,7 @@ from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delive
 from monitor.delivery.payload import alert_created
 from monitor.delivery.settings import QuietHours, WebhookConfig
 from monitor.models import Item, Match
-from monitor.store import NewAlert, SeenItem, Store, routing
+from monitor.store import AttemptRecord, NewAlert, SeenItem, Store, routing
 from tests.delivery.support import hook
 from tests.support.receiver import SignedReceiver
 from tests.support.servers import LocalServer, RecordedRequest, Reply
@@ -34,6 +34,7 @@ STORIES = json.loads(
         encoding="utf-8"
     )
 )
+OK = AttemptRecord("delivered", 200, None, 5)
 RULE = Match("russia-cuba-contacts", "Russian–Cuban official contacts", "high", 90.0)
 
 
@@ -263,6 +264,33 @@ def test_a_delivery_is_never_claimed_before_it_is_routed(storage_url: str) -> No
     noise.route_webhook(store.engine, hook("news", group="12h"), now)
     due = store.outbox.claim_deliveries(now, lease, {"news": 10}, routed_only={"news"})
     assert sorted(d.webhook_id for d in due) == sorted(["alrt_0", event_id])
+    store.close()
+
+
+def test_routing_leaves_rows_in_flight_alone(storage_url: str) -> None:
+    # a replica whose config has no noise settings for `news` claimed the row unrouted; a
+    # replica (or a reload) with `digest:` must not turn that row into a held one under it
+    store = Store.open(storage_url)
+    record(store, STORIES["story"][0], "alrt_0", ["news"])
+    now, lease = datetime.now(UTC), timedelta(minutes=2)
+    (sending,) = store.outbox.claim_deliveries(now, lease, ["news"], owner="plain")
+    digest = hook("news", digest="1h")
+    assert noise.route_webhook(store.engine, digest, now).routed == 0
+    assert store.outbox.record_attempt(
+        sending.id, now, OK, state="delivered", next_attempt_at=None, owner="plain"
+    )
+    assert store.outbox.delivery_counts() == {"delivered": 1}
+
+    # its lease ended without an outcome: now it is routed, and the old claim is void
+    record(store, STORIES["unrelated"], "alrt_1", ["news"])
+    now = datetime.now(UTC)
+    (stuck,) = store.outbox.claim_deliveries(now, lease, ["news"], owner="plain")
+    later = now + lease + timedelta(seconds=1)
+    assert noise.route_webhook(store.engine, digest, later).held == 1
+    assert not store.outbox.record_attempt(
+        stuck.id, later, OK, state="delivered", next_attempt_at=None, owner="plain"
+    )
+    assert store.outbox.delivery_counts() == {"delivered": 1, "held": 1}
     store.close()
 
 

@@ -85,3 +85,23 @@ def test_recent_alerts_filter_by_rule_and_state(store: Store) -> None:
     assert store.outbox.recent_alerts(50, rule_id="other") == []
     assert store.outbox.recent_alerts(50, state=FAILED) == []
     assert len(store.outbox.recent_alerts(2)) == 2
+
+
+def test_a_late_outcome_never_overwrites_a_row_claimed_again_or_rerouted(store: Store) -> None:
+    now = datetime.now(UTC)
+    (first,) = store.outbox.claim_deliveries(now, LEASE, {"a": 1}, owner="slow")
+    later = now + LEASE + timedelta(seconds=1)  # the slow owner's lease ran out: taken over
+    (again,) = store.outbox.claim_deliveries(later, LEASE, {"a": 1}, owner="fast")
+    assert again.id == first.id
+    assert not store.outbox.record_attempt(
+        first.id, later, FAIL, state=FAILED, next_attempt_at=None, owner="slow"
+    )
+    assert store.outbox.leases_held(later, ["a"]) == {"fast": 1}  # still the new owner's
+    assert store.outbox.record_attempt(
+        first.id, later, OK, state=DELIVERED, next_attempt_at=None, owner="fast"
+    )
+    assert not store.outbox.record_attempt(  # a row no longer pending is not changed either
+        first.id, later, FAIL, state=PENDING, next_attempt_at=later, owner="fast"
+    )
+    (row,) = [r for r in store.outbox.recent_alerts(50) if r.state == DELIVERED]
+    assert (row.alert_id, row.webhook, row.attempts) == (first.alert_id, "a", 3)  # history kept
