@@ -10,8 +10,17 @@ small JSON body saying which check failed:
 
     {"status": "ok", "checks": {"scheduler": "ok: last tick 0.4s ago", "store": "ok"}}
 
-A WebSub push is read only with a Content-Length within `fetch.max_size_mib` (413 otherwise,
-before a byte of it is read; 411 without a length) and within `fetch.deadline` (408).
+A WebSub push is read only for a callback path the daemon handed out (404 otherwise), at most
+PUSH_READS_AT_ONCE at a time (503), within `fetch.max_size_mib` and `fetch.deadline` (408):
+
+    Content-Length: N                 N over the cap: 413 before a byte of it is read
+    Transfer-Encoding: chunked        read chunk by chunk; 413 as soon as the chunks pass the cap;
+                                      malformed framing 400; another transfer coding 501
+    neither                           411
+    Content-Encoding: gzip, deflate   decoded (monitor.feeds.compression), its output capped too:
+                                      413 past the cap, however small the compressed body (a
+                                      bomb is stopped at the cap); corrupt data 400; br, zstd or
+                                      another coding 415
 """
 
 from __future__ import annotations
@@ -25,9 +34,11 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
+from monitor.errors import PermanentFeedError
+from monitor.feeds.compression import BodyTooLarge, Decoder
 from monitor.metrics import CONTENT_TYPE, Metrics
 from monitor.store import Store
 
@@ -37,7 +48,7 @@ DEFAULT_HOST = "127.0.0.1"
 STALE_TICK = 15.0  # seconds without a scheduler tick before /healthz says unhealthy
 STORE_TIMEOUT = 5.0  # seconds the store gets to answer `SELECT 1`
 READ_TIMEOUT = 5.0
-MAX_HEADER = 8192
+MAX_HEADER = 8192  # bytes of a request's head, and of a chunked body's trailers
 WEBSUB_PREFIX = "/websub/"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _REASONS = {
@@ -50,21 +61,28 @@ _REASONS = {
     410: "Gone",
     411: "Length Required",
     413: "Content Too Large",
+    415: "Unsupported Media Type",
     500: "Internal Server Error",
+    501: "Not Implemented",
 }
 Reply = tuple[int, str, bytes]  # status, content type, body
+Found = TypeVar("Found")
 
 
-class Callbacks(Protocol):
-    """What serves /websub/<token> (monitor.feeds.websub.WebSub)."""
+class Callbacks(Protocol[Found]):
+    """What serves /websub/<token> (monitor.feeds.websub.WebSub). `find` looks the token up
+    before a body is read; `push` gets what it found, the body with its Content-Encoding undone,
+    and the body as sent (`raw`: what a hub may have signed)."""
 
     @property
     def max_body(self) -> int: ...
     @property
     def body_deadline(self) -> float: ...
     async def verify(self, token: str, query: Mapping[str, str]) -> Reply: ...
-    async def push(self, token: str, headers: Mapping[str, str], body: bytes) -> Reply: ...
-    async def known(self, token: str) -> bool: ...
+    async def find(self, token: str) -> Found | None: ...
+    async def push(
+        self, found: Found, headers: Mapping[str, str], body: bytes, raw: bytes
+    ) -> Reply: ...
     def refused(self, token: str, outcome: str) -> None: ...
 
 
@@ -127,7 +145,9 @@ PUSH_READS_AT_ONCE = 4  # WebSub bodies read at the same time; more get a 503
 
 
 class HttpServer:
-    def __init__(self, health: Health, metrics: Metrics, websub: Callbacks | None = None) -> None:
+    def __init__(
+        self, health: Health, metrics: Metrics, websub: Callbacks[Any] | None = None
+    ) -> None:
         self.health = health
         self.metrics = metrics
         self.websub = websub
@@ -189,7 +209,12 @@ class HttpServer:
         return (200 if ok else 503), "application/json", body.encode()
 
     async def _websub(
-        self, websub: Callbacks, method: str, target: str, head: bytes, reader: asyncio.StreamReader
+        self,
+        websub: Callbacks[Any],
+        method: str,
+        target: str,
+        head: bytes,
+        reader: asyncio.StreamReader,
     ) -> Reply:
         path, _, query = target.partition("?")
         token = path.removeprefix(WEBSUB_PREFIX)
@@ -202,43 +227,115 @@ class HttpServer:
         return await self._push(websub, token, head, reader)
 
     async def _push(
-        self, websub: Callbacks, token: str, head: bytes, reader: asyncio.StreamReader
+        self, websub: Callbacks[Any], token: str, head: bytes, reader: asyncio.StreamReader
     ) -> Reply:
         """A body is read only for a callback path we handed out, and only a few at once: any
         client can POST here, and each body may be as large as a feed."""
-        if not await websub.known(token):
+        found = await websub.find(token)
+        if found is None:
             websub.refused(token, "unknown")
             return 404, "text/plain", b"no such subscription\n"
         if self._push_reads >= PUSH_READS_AT_ONCE:
             websub.refused(token, "busy")
             return 503, "text/plain", b"busy, retry later\n"
         self._push_reads += 1
+        headers = request_headers(head)
         try:
-            headers = request_headers(head)
-            body = await _read_body(websub, token, headers, reader)
+            raw = await _read_framed(headers, reader, websub.max_body, websub.body_deadline)
+            content = _decoded(raw, headers.get("content-encoding", ""), websub.max_body)
+        except _Refused as refusal:
+            websub.refused(token, refusal.outcome)
+            return refusal.status, "text/plain", refusal.message
         finally:
             self._push_reads -= 1
-        if isinstance(body, tuple):
-            return body
-        return await websub.push(token, headers, body)
+        kept = {k: v for k, v in headers.items() if k not in _FRAMING}  # undone here
+        return await websub.push(found, kept, content, raw)
 
 
-async def _read_body(
-    websub: Callbacks, token: str, headers: Mapping[str, str], reader: asyncio.StreamReader
-) -> bytes | Reply:
-    """A push's body, bounded in size (before reading) and in time; else the refusal."""
+_FRAMING = frozenset(("content-length", "transfer-encoding", "content-encoding"))
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+class _Refused(Exception):  # noqa: N818 - a signal inside this module, not an error class
+    """A push body not read or not decoded: the status to answer and the outcome to count."""
+
+    def __init__(self, status: int, outcome: str, message: bytes) -> None:
+        super().__init__(outcome)
+        self.status = status
+        self.outcome = outcome
+        self.message = message
+
+
+_TOO_LARGE = 413, "too_large", b"too large\n"
+_MALFORMED = 400, "bad_body", b"malformed chunked body\n"
+
+
+async def _read_framed(
+    headers: Mapping[str, str], reader: asyncio.StreamReader, cap: int, deadline: float
+) -> bytes:
+    """A push's body as sent, bounded in size (before reading, when it has a length) and in
+    time; else _Refused."""
+    coding = headers.get("transfer-encoding")
     length = headers.get("content-length", "")
-    if "transfer-encoding" in headers or not (length.isascii() and length.isdigit()):
-        websub.refused(token, "no_length")
-        return 411, "text/plain", b"a Content-Length is required\n"
-    if int(length) > websub.max_body:
-        websub.refused(token, "too_large")
-        return 413, "text/plain", b"too large\n"
+    if coding is None:  # else the transfer coding frames the body, whatever the length says
+        if not (length.isascii() and length.isdigit()):
+            raise _Refused(411, "no_length", b"a Content-Length or a chunked body is required\n")
+        if int(length) > cap:
+            raise _Refused(*_TOO_LARGE)
+    elif coding.strip().lower() != "chunked":
+        raise _Refused(501, "bad_body", b"only the chunked transfer coding is understood\n")
     try:
-        return await asyncio.wait_for(reader.readexactly(int(length)), timeout=websub.body_deadline)
+        async with asyncio.timeout(deadline):
+            if coding is None:
+                return await reader.readexactly(int(length))
+            return await _read_chunked(reader, cap)
     except TimeoutError:
-        websub.refused(token, "too_slow")
-        return 408, "text/plain", b"too slow\n"
+        raise _Refused(408, "too_slow", b"too slow\n") from None
+
+
+async def _read_chunked(reader: asyncio.StreamReader, cap: int) -> bytes:
+    """A chunked body (RFC 9112 7.1), refused once its chunks pass `cap`; trailers skipped."""
+    body = bytearray()
+    while True:
+        line = await reader.readuntil(b"\r\n")  # a line past the reader's limit: 400
+        size = line[:-2].split(b";", 1)[0].strip()  # chunk extensions ignored
+        if not size or len(size) > 16 or not _HEX.issuperset(size):
+            raise _Refused(*_MALFORMED)
+        if int(size, 16) == 0:
+            break
+        if len(body) + int(size, 16) > cap:
+            raise _Refused(*_TOO_LARGE)
+        body += await reader.readexactly(int(size, 16))
+        if await reader.readexactly(2) != b"\r\n":
+            raise _Refused(*_MALFORMED)
+    trailers = 0
+    while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+        trailers += len(line)
+        if trailers > MAX_HEADER:
+            raise _Refused(*_MALFORMED)
+    return bytes(body)
+
+
+def _decoded(raw: bytes, content_encoding: str, cap: int) -> bytes:
+    """`raw` with its Content-Encoding undone, the output capped at `cap` (a gzip bomb stops
+    there); refused when the coding is unknown (415) or the data corrupt (400)."""
+    if not content_encoding.strip():
+        return raw
+    try:
+        decoder = Decoder(content_encoding, cap)
+    except PermanentFeedError:
+        log.warning("http: a WebSub push with Content-Encoding %r refused", content_encoding[:40])
+        raise _Refused(
+            415, "bad_encoding", b"unsupported Content-Encoding: send gzip, deflate or none\n"
+        ) from None
+    try:
+        content = decoder.decode(raw)
+        decoder.finish()
+    except BodyTooLarge:
+        raise _Refused(*_TOO_LARGE) from None
+    except PermanentFeedError as error:
+        raise _Refused(400, "bad_body", f"{error}\n".encode()) from None
+    return content
 
 
 def request_headers(head: bytes) -> dict[str, str]:

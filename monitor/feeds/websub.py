@@ -8,8 +8,21 @@
        the challenge is echoed only for a pending or live subscription of that topic (-> verified)
     -> pushes: POST callback; X-Hub-Signature (sha1/sha256/sha384/sha512 HMAC of the raw body
        with the secret) checked, then refresh.ingest_pushed: parse, identity, store, match, outbox
-    -> renewed at 80 % of the lease the hub granted; unrenewed at its end -> expired
+    -> renewed at 80 % of the lease the hub granted, but never sooner than the feed's poll
+       interval after the verification; unrenewed at its end -> expired
     -> a feed removed from the config, or set to `websub: false`, is unsubscribed
+
+A hub is asked no more often than the feed would be polled. A lease so short that 80 % of it is
+less than the feed's interval (a hub granting 1 s) is not renewed before it ends: the feed is
+polled at its usual interval as if it had no hub (pushes that come are taken as a bonus), and
+it is subscribed again (same callback and secret) one interval after each verification.
+
+Requests to hubs are never made on a poll's time: `after_poll` hands the subscription to a
+background task of this object, and at most HUB_REQUESTS_AT_ONCE requests to hubs run at once
+(background subscriptions and the timer's renewals together); `stop` lets them finish for a
+grace period, then cancels them. With replicas, the timer's work is claimed row by row
+(monitor.store.subscriptions.claim_due): one replica renews or retries a subscription, and a
+dead replica's claims are taken over once its heartbeat row expires.
 
 Polling goes on: while a subscription is verified, a safety poll every max(interval, 1 h) catches
 what a hub missed (1 h: a lost push costs at most an hour; a hub that drops everything is no worse
@@ -34,6 +47,7 @@ import httpx
 from sqlalchemy.engine import Engine
 
 from monitor.config import FeedConfig, WebSubSettings
+from monitor.delivery import owner as owners
 from monitor.feeds.fetcher import USER_AGENT
 from monitor.feeds.refresh import RefreshOutcome, ingest_pushed
 from monitor.store import FeedState
@@ -53,9 +67,15 @@ RETRY_FAILED = timedelta(hours=1)  # ask a failed (or expired) hub again after t
 RETRY_DENIED = timedelta(days=1)
 HUB_DEADLINE = 15.0  # seconds for a whole request to a hub
 HUB_ANSWER_BYTES = 4096  # read at most this much of a hub's answer (for the error message)
+HUB_REQUESTS_AT_ONCE = 4  # requests to hubs in flight at once, per daemon
+CLAIM_LEASE = timedelta(minutes=5)  # the timer holds a due row this long at most (or until
+# its replica's heartbeat stops); a tick's rows take HUB_DEADLINE each, HUB_REQUESTS_AT_ONCE at once
+CLAIM_AT_ONCE = 16  # due rows claimed per tick: 16 / 4 x 15 s = 1 min at worst, inside the lease
 DIGESTS = frozenset(("sha1", "sha256", "sha384", "sha512"))  # X-Hub-Signature methods
 Reply = tuple[int, str, bytes]  # status, content type, body
+Target = tuple[Subscription, FeedState]  # what a callback token names
 _TEXT = "text/plain; charset=utf-8"
+_SHORT_LEASE = " (shorter than the poll interval: polled as usual, subscribed again each interval)"
 
 
 def make_hub_client() -> httpx.AsyncClient:
@@ -91,10 +111,17 @@ class WebSub:
         pipeline: Pipeline,
         client: httpx.AsyncClient,
         on_push: Callable[[str, RefreshOutcome | None], None] | None = None,
+        *,
+        owner: str | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.client = client
         self.on_push = on_push or (lambda _outcome, _refresh: None)
+        # who claims due rows: the replica id (monitor.delivery.owner, as the heartbeat's)
+        self.owner = owner or str(owners.current())
+        self._hub_slots = asyncio.Semaphore(HUB_REQUESTS_AT_ONCE)
+        self._subscribing: dict[int, asyncio.Task[None]] = {}  # background, by feed id
+        self._stopping = False
 
     # -- the config in force ------------------------------------------------------------------
 
@@ -127,49 +154,85 @@ class WebSub:
         except Exception:
             log.exception("websub: cannot read the subscription of %s", feed.url)
             return settings
-        if sub is None or not _verified(sub, datetime.now(UTC)):
-            return settings
+        if sub is None or not _verified(sub, datetime.now(UTC)) or _lapses_unrenewed(sub):
+            return settings  # a lease too short to renew in time: polled as usual
         interval = max(self.pipeline.config.feed_interval(settings), SAFETY_POLL)
         return settings.model_copy(update={"interval": interval})
 
     async def after_poll(
         self, feed: FeedState, settings: FeedConfig, outcome: RefreshOutcome
     ) -> None:
-        """Subscribe when a fetched document names a hub we are not subscribed to there."""
-        if not self.enabled_for(settings) or outcome.status != "fetched":
+        """Subscribe when a fetched document names a hub we are not subscribed to there: in a
+        background task, so a slow hub never holds the poll (nor its slot). Returns at once."""
+        if not self.enabled_for(settings) or outcome.status != "fetched" or self._stopping:
             return
-        if not outcome.hubs or not outcome.topic:
+        if not outcome.hubs or not outcome.topic or feed.id in self._subscribing:
             return
-        hub, topic = outcome.hubs[0], outcome.topic
+        task = asyncio.create_task(
+            self._subscribe_if_new(feed, outcome.hubs[0], outcome.topic),
+            name=f"websub-subscribe-{feed.id}",
+        )
+        self._subscribing[feed.id] = task
+        task.add_done_callback(lambda done: self._subscribed(feed.id, done))
+
+    def _subscribed(self, feed_id: int, task: asyncio.Task[None]) -> None:
+        if self._subscribing.get(feed_id) is task:
+            del self._subscribing[feed_id]
+
+    async def _subscribe_if_new(self, feed: FeedState, hub: str, topic: str) -> None:
         try:
             sub = await asyncio.to_thread(subs.for_feed, self._engine(), feed.id)
             if sub is not None and sub.hub == hub and sub.topic == topic:
                 return  # known: the timer renews or retries it
-            await self._subscribe(feed.id, feed.url, hub, topic)
+            replacing = sub.token if sub is not None else None
+            await self._subscribe(feed.id, feed.url, hub, topic, replacing=replacing)
         except Exception:
             log.exception("websub: subscribing %s failed", feed.url, extra={"feed_url": feed.url})
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """No new background requests; those in flight get `grace` seconds, then are cancelled
+        (a request cut short leaves its row 'requested': the timer fails it after VERIFY_WITHIN)."""
+        self._stopping = True
+        tasks = list(self._subscribing.values())
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=grace) if grace > 0 else ((), tasks)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if pending:
+            log.info("websub: %d subscription requests cancelled at stop", len(pending))
 
     # -- the timer ----------------------------------------------------------------------------
 
     async def tick(self) -> None:
-        """Renew, retry, expire and unsubscribe what is due (the scheduler calls this)."""
-        if self.settings is None:  # WebSub turned off: nothing renewed, leases lapse
+        """Renew, retry, expire and unsubscribe what is due (the scheduler calls this): the
+        rows this daemon claims, acted on together (HUB_REQUESTS_AT_ONCE requests at once)."""
+        if self.settings is None or self._stopping:  # WebSub off: nothing renewed, leases lapse
             return
         now = datetime.now(UTC)
         engine = self._engine()
-        feeds = self.pipeline.config.settings.feeds
-        opted_out = [f.url for f in feeds if not f.websub]
-        due = await asyncio.to_thread(subs.due, engine, now)
-        due += await asyncio.to_thread(subs.live_for, engine, opted_out)
-        done: set[int] = set()
-        for sub in due:
-            if sub.feed_id in done:
-                continue
-            done.add(sub.feed_id)
-            try:
-                await self._act(sub, now)
-            except Exception:
-                log.exception("websub: %s: unexpected error", sub.feed_url)
+        opted_out = [f.url for f in self.pipeline.config.settings.feeds if not f.websub]
+        due = await asyncio.to_thread(
+            subs.claim_due,
+            engine,
+            now,
+            owner=self.owner,
+            lease=CLAIM_LEASE,
+            opted_out=opted_out,
+            limit=CLAIM_AT_ONCE,
+        )
+        try:
+            await asyncio.gather(*(self._act_logged(sub, now) for sub in due))
+        finally:
+            tokens = [sub.token for sub in due]
+            await asyncio.to_thread(subs.release, engine, tokens, self.owner)
+
+    async def _act_logged(self, sub: Subscription, now: datetime) -> None:
+        try:
+            await self._act(sub, now)
+        except Exception:
+            log.exception("websub: %s: unexpected error", sub.feed_url)
 
     async def _act(self, sub: Subscription, now: datetime) -> None:
         settings = self.pipeline.settings.get(sub.feed_url)
@@ -180,18 +243,26 @@ class WebSub:
             await asyncio.to_thread(subs.delete, self._engine(), sub.token)
         elif sub.state == subs.REQUESTED:
             await self._failed(sub, "the hub did not verify the subscription in time", now)
+        elif sub.state == subs.VERIFIED and _lapses_unrenewed(sub):
+            await self._subscribe_again(sub, now)  # a short lease, as planned at verification
         elif sub.state == subs.VERIFIED and sub.expires_at is not None and sub.expires_at <= now:
             await self._lapsed(sub, now)
         elif sub.state == subs.VERIFIED:
             await self._renew(sub, now)
         elif wanted and sub.next_action_at is not None and sub.next_action_at <= now:
-            await self._subscribe(sub.feed_id, sub.feed_url, sub.hub, sub.topic)  # try again
+            await self._subscribe(
+                sub.feed_id, sub.feed_url, sub.hub, sub.topic, replacing=sub.token
+            )
         elif not wanted:
             await asyncio.to_thread(subs.delete, self._engine(), sub.token)
 
     # -- requests to hubs ---------------------------------------------------------------------
 
-    async def _subscribe(self, feed_id: int, feed_url: str, hub: str, topic: str) -> None:
+    async def _subscribe(
+        self, feed_id: int, feed_url: str, hub: str, topic: str, *, replacing: str | None
+    ) -> None:
+        """Ask `hub` for a new subscription, replacing the feed's row `replacing` (None: the
+        feed had none); nothing is sent when someone else replaced that row first."""
         settings = self.settings
         if settings is None:
             return
@@ -199,7 +270,7 @@ class WebSub:
         token = secrets.token_urlsafe(32)
         secret = secrets.token_hex(32)
         callback = settings.callback + token
-        await asyncio.to_thread(
+        saved = await asyncio.to_thread(
             subs.save_request,
             self._engine(),
             feed_id,
@@ -210,7 +281,11 @@ class WebSub:
             secret=secret,
             now=now,
             verify_by=now + VERIFY_WITHIN,
+            replacing=replacing,
         )
+        if not saved:
+            log.debug("websub: %s: another daemon is subscribing it already", feed_url)
+            return
         lease = int(settings.lease.total_seconds())
         error = await self._ask_hub(hub, "subscribe", topic, callback, secret, lease)
         if error is None:
@@ -219,6 +294,30 @@ class WebSub:
         sub = await asyncio.to_thread(subs.by_token, self._engine(), token)
         if sub is not None and sub.state == subs.REQUESTED:
             await self._failed(sub, error, datetime.now(UTC))
+
+    async def _subscribe_again(self, sub: Subscription, now: datetime) -> None:
+        """A lease too short to renew in time has ended, one poll interval after it was
+        verified: ask again with the same callback and secret (the row waits as 'requested')."""
+        settings = self.settings
+        lease = int(settings.lease.total_seconds()) if settings else sub.lease_seconds or 0
+        asked = await asyncio.to_thread(
+            subs.update,
+            self._engine(),
+            sub.token,
+            states=[subs.VERIFIED],
+            state=subs.REQUESTED,
+            requested_at=now,
+            next_action_at=now + VERIFY_WITHIN,
+        )
+        if not asked:
+            return
+        error = await self._ask_hub(
+            sub.hub, "subscribe", sub.topic, sub.callback, sub.secret, lease
+        )
+        if error is not None:
+            again = await asyncio.to_thread(subs.by_token, self._engine(), sub.token)
+            if again is not None and again.state == subs.REQUESTED:
+                await self._failed(again, error, datetime.now(UTC))
 
     async def _renew(self, sub: Subscription, now: datetime) -> None:
         settings = self.settings
@@ -275,7 +374,8 @@ class WebSub:
             form["hub.secret"] = secret
             if lease:
                 form["hub.lease_seconds"] = str(lease)
-        return await ask_hub(self.client, hub, form)
+        async with self._hub_slots:
+            return await ask_hub(self.client, hub, form)
 
     # -- state changes ------------------------------------------------------------------------
 
@@ -332,6 +432,8 @@ class WebSub:
             return 404, _TEXT, b"no such subscription\n"
         if mode == "subscribe" and challenge and sub.state in subs.LIVE:
             lease = _lease(query.get("hub.lease_seconds"), self.settings, sub)
+            # renewed at 80 % of the lease, but never sooner than one poll interval from now
+            renew_in = max(timedelta(seconds=lease * RENEW_AT), self._interval(sub))
             verified = await asyncio.to_thread(
                 subs.update,
                 self._engine(),
@@ -341,15 +443,16 @@ class WebSub:
                 lease_seconds=lease,
                 verified_at=now,
                 expires_at=now + timedelta(seconds=lease),
-                next_action_at=now + timedelta(seconds=lease * RENEW_AT),
+                next_action_at=now + renew_in,
                 last_error=None,
             )
             if verified:
                 log.info(
-                    "websub: %s: subscription verified by %s, lease %ds",
+                    "websub: %s: subscription verified by %s, lease %ds%s",
                     sub.feed_url,
                     sub.hub,
                     lease,
+                    _SHORT_LEASE if renew_in.total_seconds() >= lease else "",
                     extra={"feed_url": sub.feed_url},
                 )
                 return 200, _TEXT, challenge.encode()
@@ -378,20 +481,29 @@ class WebSub:
             return 200, _TEXT, b""
         return 404, _TEXT, b"no such pending request\n"
 
-    async def known(self, token: str) -> bool:
-        """Whether `token` is a callback path this daemon handed out (checked before a body is
-        read)."""
-        return await asyncio.to_thread(subs.by_token, self._engine(), token) is not None
-
-    async def push(self, token: str, headers: Mapping[str, str], body: bytes) -> Reply:
-        """Content from the hub: signature checked, then recorded like a polled document."""
-        sub = await asyncio.to_thread(subs.by_token, self._engine(), token)
-        if sub is None:
-            return self._refused("unknown", token, 404, b"no such subscription\n")
+    def _interval(self, sub: Subscription) -> timedelta:
         settings = self.pipeline.settings.get(sub.feed_url)
-        if sub.state not in subs.LIVE or settings is None:
+        return self.pipeline.config.feed_interval(settings) if settings else timedelta(0)
+
+    async def find(self, token: str) -> Target | None:
+        """The subscription `token` names and its feed, in one indexed read; None when this
+        daemon never handed out that callback path (checked before a body is read)."""
+        return await asyncio.to_thread(subs.for_push, self._engine(), token)
+
+    async def push(
+        self, found: Target, headers: Mapping[str, str], body: bytes, raw: bytes
+    ) -> Reply:
+        """Content from the hub (`body` with its Content-Encoding undone, `raw` as sent):
+        signature checked, then recorded like a polled document."""
+        sub, feed = found
+        token = sub.token
+        settings = self.pipeline.settings.get(sub.feed_url)
+        if sub.state not in subs.LIVE or settings is None or not sub.feed_active:
             return self._refused("unknown", token, 410, b"subscription ended\n")
-        problem = signature_problem(headers.get("x-hub-signature"), sub.secret, body)
+        # the spec signs "the raw body"; with a Content-Encoding, a hub may sign either form
+        problem = signature_problem(headers.get("x-hub-signature"), sub.secret, raw)
+        if problem == "bad_signature" and raw != body:
+            problem = signature_problem(headers.get("x-hub-signature"), sub.secret, body)
         if problem is not None:
             log.warning(
                 "websub: %s: pushed content dropped (%s)",
@@ -401,15 +513,17 @@ class WebSub:
             )
             self.on_push(problem, None)
             return 202, _TEXT, b"dropped\n"  # 2xx: a forger learns nothing, a hub does not retry
-        return await self._ingest(sub, settings, headers, body)
+        return await self._ingest(sub, feed, settings, headers, body)
 
     async def _ingest(
-        self, sub: Subscription, settings: FeedConfig, headers: Mapping[str, str], body: bytes
+        self,
+        sub: Subscription,
+        feed: FeedState,
+        settings: FeedConfig,
+        headers: Mapping[str, str],
+        body: bytes,
     ) -> Reply:
         token = sub.token
-        feed = await asyncio.to_thread(_feed_state, self.pipeline, sub.feed_id)
-        if feed is None:
-            return self._refused("unknown", token, 410, b"subscription ended\n")
         try:
             outcome = await ingest_pushed(self.pipeline.context, feed, settings, body, headers)
         except Exception:
@@ -459,6 +573,16 @@ def _verified(sub: Subscription, now: datetime) -> bool:
     return sub.state == subs.VERIFIED and (sub.expires_at is None or sub.expires_at > now)
 
 
+def _lapses_unrenewed(sub: Subscription) -> bool:
+    """A verified lease planned to end before its renewal: shorter than the poll interval."""
+    return (
+        sub.state == subs.VERIFIED
+        and sub.next_action_at is not None
+        and sub.expires_at is not None
+        and sub.next_action_at > sub.expires_at
+    )
+
+
 def _lease(text: str | None, settings: WebSubSettings | None, sub: Subscription) -> int:
     """The lease the hub granted; what we asked for when it says nothing usable."""
     if (
@@ -471,10 +595,6 @@ def _lease(text: str | None, settings: WebSubSettings | None, sub: Subscription)
     if settings is not None:
         return int(settings.lease.total_seconds())
     return sub.lease_seconds or 86400
-
-
-def _feed_state(pipeline: Pipeline, feed_id: int) -> FeedState | None:
-    return next((feed for feed in pipeline.store.feeds() if feed.id == feed_id), None)
 
 
 async def _some_text(response: httpx.Response) -> str:

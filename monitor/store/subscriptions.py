@@ -10,19 +10,29 @@ The protocol lives in monitor.feeds.websub; these are its queries. A row's life:
 
 `next_action_at` is when the daemon looks at a row again: renew a verified one, or try a
 failed, denied or expired one again; None while nothing is due.
+
+Replicas sharing the database act on a due row one at a time: `claim_due` leases it to one owner
+(`claimed_by`, `lease_until`; FOR UPDATE SKIP LOCKED on PostgreSQL, as feeds and deliveries are
+claimed), `release` gives it back. A claim ends early when its owner's heartbeat row in `replicas`
+has expired (the test monitor.store.replicas uses to free a dead replica's feeds and deliveries),
+else when its lease does. A request replaces only the row it was decided on (`save_request`'s
+`replacing`), so two daemons that decide at once to subscribe a feed send one request, not two.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
-from monitor.store.engine import begin
-from monitor.store.tables import feeds, websub_subscriptions
+from monitor.store.engine import begin, lease_free
+from monitor.store.store import FeedState
+from monitor.store.tables import feeds, replicas, websub_subscriptions
 
 REQUESTED = "requested"
 VERIFIED = "verified"
@@ -81,6 +91,21 @@ def by_token(engine: Engine, token: str) -> Subscription | None:
     return found[0] if found else None
 
 
+def for_push(engine: Engine, token: str) -> tuple[Subscription, FeedState] | None:
+    """The subscription with this callback token and its feed, in one read (by the unique
+    token's index): what a push needs before its body is read."""
+    query = sa.select(subs, feeds).join(feeds, feeds.c.id == subs.c.feed_id)
+    with engine.connect() as db:
+        row = db.execute(query.where(subs.c.token == token)).first()
+    if row is None:
+        return None
+    values = row._mapping
+    feed = FeedState(**{f.name: values[feeds.c[f.name]] for f in fields(FeedState)})
+    found = {f.name: values[subs.c[f.name]] for f in fields(Subscription) if f.name in subs.c}
+    sub = Subscription(**found, feed_url=feed.url, feed_active=values[feeds.c.active])
+    return sub, feed
+
+
 def every(engine: Engine) -> list[Subscription]:
     return _rows(engine, _select().order_by(subs.c.feed_id))
 
@@ -96,6 +121,69 @@ def due(engine: Engine, now: datetime) -> list[Subscription]:
             )
         ),
     )
+
+
+def claim_due(
+    engine: Engine,
+    now: datetime,
+    *,
+    owner: str,
+    lease: timedelta,
+    opted_out: Collection[str] = (),
+    limit: int = 100,
+) -> list[Subscription]:
+    """Lease to `owner` the rows due now (see `due`) and the live rows of `opted_out` feeds
+    that no one else holds, soonest due first; the rows taken."""
+    wanted = sa.or_(
+        subs.c.next_action_at <= now,
+        sa.and_(subs.c.state.in_(LIVE), feeds.c.active.is_(False)),
+        sa.and_(subs.c.state.in_(LIVE), feeds.c.url.in_(list(opted_out))),
+    )
+    query = (
+        sa.select(subs.c.token)
+        .join(feeds, feeds.c.id == subs.c.feed_id)
+        .where(wanted, _claim_free(now))
+        .order_by(subs.c.next_action_at)
+        .limit(limit)
+        # PostgreSQL: replicas claiming at once take disjoint rows; only subscription rows are
+        # locked (a feed row may be held by a poll's claim). SQLite has one writer.
+        .with_for_update(skip_locked=True, of=subs)
+    )
+    with begin(engine) as db:
+        tokens = list(db.scalars(query).all())
+        if not tokens:
+            return []
+        # the claim is checked again: on SQLite another writer may have claimed since our read
+        taken = db.scalars(
+            sa.update(subs)
+            .where(subs.c.token.in_(tokens), _claim_free(now))
+            .values(claimed_by=owner, lease_until=now + lease)
+            .returning(subs.c.token)
+        ).all()
+    if not taken:
+        return []
+    claimed = _select().where(subs.c.token.in_(list(taken))).order_by(subs.c.next_action_at)
+    return _rows(engine, claimed)
+
+
+def _claim_free(now: datetime) -> sa.ColumnElement[bool]:
+    """Not held: never claimed, lease ended, or held by a replica whose heartbeat stopped."""
+    dead = sa.select(replicas.c.id).where(replicas.c.expires_at < now)
+    return sa.or_(
+        lease_free(subs.c.lease_until, now), subs.c.claimed_by.in_(dead.scalar_subquery())
+    )
+
+
+def release(engine: Engine, tokens: Collection[str], owner: str) -> None:
+    """Give back the claims `owner` holds on these rows (`claimed_by` stays: who acted last)."""
+    if not tokens:
+        return
+    with begin(engine) as db:
+        db.execute(
+            sa.update(subs)
+            .where(subs.c.token.in_(list(tokens)), subs.c.claimed_by == owner)
+            .values(lease_until=None)
+        )
 
 
 def live_for(engine: Engine, urls: Collection[str]) -> list[Subscription]:
@@ -116,14 +204,23 @@ def save_request(
     secret: str,
     now: datetime,
     verify_by: datetime,
-) -> None:
-    """A new subscription request (replacing the feed's previous one, if any), before it is sent:
-    a hub may verify before it answers the request. `verify_by`: when it counts as failed if
-    the hub has not verified it (written with the row, so no crash leaves it waiting forever)."""
+    replacing: str | None,
+) -> bool:
+    """A new subscription request, before it is sent: a hub may verify before it answers the
+    request. `verify_by`: when it counts as failed if the hub has not verified it (written with
+    the row, so no crash leaves it waiting forever).
+
+    `replacing` is the token of the feed's row the request was decided on (None: there was
+    none). Only that row is replaced: False, and nothing written, when the feed's row is another
+    by now (another replica, or this one's timer, asked first), so the request is not sent twice.
+    """
+    dialect_insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
     with begin(engine) as db:
-        db.execute(sa.delete(subs).where(subs.c.feed_id == feed_id))
-        db.execute(
-            sa.insert(subs).values(
+        if replacing is not None:
+            db.execute(sa.delete(subs).where(subs.c.feed_id == feed_id, subs.c.token == replacing))
+        inserted = db.execute(
+            dialect_insert(subs)
+            .values(
                 feed_id=feed_id,
                 hub=hub,
                 topic=topic,
@@ -135,7 +232,9 @@ def save_request(
                 next_action_at=verify_by,
                 pushes=0,
             )
+            .on_conflict_do_nothing()  # the feed's row (primary key) is someone else's now
         )
+        return bool(inserted.rowcount)
 
 
 def update(

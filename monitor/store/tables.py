@@ -237,5 +237,9 @@ websub_subscriptions = Table(
     Column("last_push_at", UTCDateTime, nullable=True),
     Column("pushes", Integer, nullable=False, default=0),
     Column("last_error", Text, nullable=True),
+    # since 0008: a replica acting on a due row (renew, retry, expire) holds it until lease_until,
+    # or until its heartbeat stops (monitor.store.subscriptions.claim_due)
+    Column("claimed_by", String(200), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
 )
 Index("ix_websub_subscriptions_due", websub_subscriptions.c.next_action_at)

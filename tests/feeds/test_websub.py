@@ -165,16 +165,22 @@ class _Callbacks:
     def __init__(self, tokens: set[str]) -> None:
         self.tokens = tokens
         self.pushed: list[bytes] = []
+        self.raw: list[bytes] = []
+        self.headers: list[Mapping[str, str]] = []
         self.refusals: list[str] = []
 
-    async def known(self, token: str) -> bool:
-        return token in self.tokens
+    async def find(self, token: str) -> str | None:
+        return token if token in self.tokens else None
 
     async def verify(self, token: str, query: Mapping[str, str]) -> Reply:
         return 200, "text/plain", query.get("hub.challenge", "").encode()
 
-    async def push(self, token: str, headers: Mapping[str, str], body: bytes) -> Reply:
+    async def push(
+        self, found: str, headers: Mapping[str, str], body: bytes, raw: bytes
+    ) -> Reply:
         self.pushed.append(body)
+        self.raw.append(raw)
+        self.headers.append(headers)
         return 200, "text/plain", b"ok\n"
 
     def refused(self, token: str, outcome: str) -> None:
@@ -208,8 +214,11 @@ async def test_callbacks_are_routed_and_push_bodies_bounded(tmp_path: Path) -> N
         assert callbacks.pushed == [b"hello"]
         big = f"POST /websub/{token} HTTP/1.1\r\nContent-Length: 1001\r\n\r\n".encode()
         assert (await _ask(port, big)).startswith(b"HTTP/1.1 413 ")  # refused before reading
-        chunked = f"POST /websub/{token} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
-        assert (await _ask(port, chunked)).startswith(b"HTTP/1.1 411 ")
+        # a transfer coding other than chunked (RFC 9112: 501), and no framing at all (411)
+        coded = f"POST /websub/{token} HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        assert (await _ask(port, coded.encode())).startswith(b"HTTP/1.1 501 ")
+        unframed = f"POST /websub/{token} HTTP/1.1\r\n\r\nhello".encode()
+        assert (await _ask(port, unframed)).startswith(b"HTTP/1.1 411 ")
         slow = f"POST /websub/{token} HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc".encode()
         assert (await _ask(port, slow)).startswith(b"HTTP/1.1 408 ")  # the rest never comes
         put = f"PUT /websub/{token} HTTP/1.1\r\n\r\n".encode()
@@ -220,7 +229,14 @@ async def test_callbacks_are_routed_and_push_bodies_bounded(tmp_path: Path) -> N
         # a path we never handed out: refused before a byte of its body is read
         stranger = f"POST /websub/{'B' * 43} HTTP/1.1\r\nContent-Length: 999\r\n\r\n".encode()
         assert (await _ask(port, stranger)).startswith(b"HTTP/1.1 404 ")
-        assert callbacks.refusals == ["too_large", "no_length", "too_slow", "no_length", "unknown"]
+        assert callbacks.refusals == [
+            "too_large",
+            "bad_body",
+            "no_length",
+            "too_slow",
+            "no_length",
+            "unknown",
+        ]
         assert callbacks.pushed == [b"hello"]
         # the daemon's own endpoints are untouched
         assert (await _ask(port, b"GET /metrics HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
@@ -321,11 +337,11 @@ def test_subscribe_verify_push_alert_and_unsubscribe(
 def test_the_lease_is_renewed_before_it_ends(
     tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
 ) -> None:
-    hub.grant = 2  # seconds: renewed at 80 %, so about every 1.6 s
-    config, _topic = websub_config(tmp_path, server, hub, receiver, interval="1h", lease="1h")
+    hub.grant = 2  # seconds: renewed at 80 %, about every 1.6 s (not sooner than the 1 s interval)
+    config, _topic = websub_config(tmp_path, server, hub, receiver, interval="1s", lease="1h")
     daemon = Daemon.start(config)
     try:
-        assert hub.wait_for(lambda _: len(hub.of("verified")) >= 2), daemon.log
+        assert hub.wait_for(lambda _: len(hub.of("verified")) >= 3), daemon.log
         callbacks = {event.callback for event in hub.of("request")}
         assert len(callbacks) == 1  # renewals keep the callback (and its secret)
         assert {event.form["hub.secret"] for event in hub.of("request")} == {
@@ -334,7 +350,9 @@ def test_the_lease_is_renewed_before_it_ends(
         shown = _feeds_json(config)["websub"]
         assert isinstance(shown, dict)
         assert shown["state"] == "verified"
-        assert len(server.requests_to("/wire.xml")) == 1  # still not polled again
+        # over 3 s of a 1 s interval: polled at start, at most once more before the hub verified,
+        # then only by the safety poll
+        assert len(server.requests_to("/wire.xml")) <= 2
     finally:
         code, _seconds = daemon.stop()
     assert code == 0, daemon.log

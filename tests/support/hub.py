@@ -7,25 +7,30 @@ hub.deny = True                             # verify nothing: tell the subscribe
 hub.grant = 2                               # lease granted, seconds (default: what was asked)
 hub.wait_for(lambda events: …)              # event-driven: requests, verifications, denials
 hub.publish(topic, body)                    # signed POST to every verified callback of topic
+hub.publish(topic, body, gzip=True, chunked=True)   # … gzip-encoded (signed as sent), chunked
 websub_config(folder, server, hub, receiver, interval="1h")   # a daemon config naming the hub
 
 Like a real hub it answers a subscription request with 202 at once and verifies intent after,
 from another thread: GET callback?hub.mode=…&hub.topic=…&hub.challenge=…&hub.lease_seconds=…,
-and counts the subscription verified only if the answer is 2xx and echoes the challenge.
+and counts the subscription verified only if the answer is 2xx and echoes the challenge (a
+callback it cannot reach counts as refused, status 0). Each event records when it happened
+(time.monotonic()), so tests can measure how often the hub is asked.
 """
 
 from __future__ import annotations
 
+import gzip as gzip_codec
 import hashlib
 import hmac
 import re
 import secrets
 import socket
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -47,6 +52,7 @@ class HubEvent:
     callback: str
     status: int = 0  # the subscriber's answer to a verification
     form: dict[str, str] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -106,9 +112,12 @@ class LocalHub:
             return
         lease = self.grant or int(form.get("hub.lease_seconds") or 86400)
         challenge = secrets.token_urlsafe(24)
-        status, body = self.verification(
-            callback, mode, topic, challenge=challenge, lease_seconds=lease
-        )
+        try:
+            status, body = self.verification(
+                callback, mode, topic, challenge=challenge, lease_seconds=lease
+            )
+        except OSError:  # the callback cannot be reached (no server there)
+            status, body = 0, b""
         verified = 200 <= status < 300 and body == challenge.encode()
         self._record(HubEvent("verified" if verified else "refused", mode, topic, callback, status))
         if verified and mode == "subscribe":
@@ -142,25 +151,40 @@ class LocalHub:
         method: str = "sha256",
         secret: str | None = None,
         signed: bool = True,
+        gzip: bool = False,
+        chunked: bool = False,
     ) -> list[int]:
         """POST `body` to every verified subscriber of `topic`, signed with its secret (or
-        `secret`); the subscribers' statuses."""
+        `secret`); the subscribers' statuses. `gzip`: sent with Content-Encoding: gzip (and
+        signed as sent); `chunked`: sent with Transfer-Encoding: chunked, in 1 KiB chunks."""
         statuses = []
+        sent = gzip_codec.compress(body) if gzip else body
         for (sub_topic, _), sub in list(self.subscribers.items()):
             if sub_topic != topic:
                 continue
             headers = {"Content-Type": "application/rss+xml; charset=utf-8"}
+            if gzip:
+                headers["Content-Encoding"] = "gzip"
             if signed:
                 key = (secret or sub.secret).encode()
-                digest = hmac.new(key, body, getattr(hashlib, method)).hexdigest()
+                digest = hmac.new(key, sent, getattr(hashlib, method)).hexdigest()
                 headers["X-Hub-Signature"] = f"{method}={digest}"
             headers["Link"] = f'<{self.url}>; rel="hub", <{topic}>; rel="self"'
-            statuses.append(_request(sub.callback, body, headers)[0])
+            data = _chunks(sent) if chunked else sent
+            statuses.append(_request(sub.callback, data, headers)[0])
         return statuses
 
 
+def _chunks(data: bytes, size: int = 1024) -> Iterator[bytes]:
+    """An iterable body: urllib sends it with Transfer-Encoding: chunked, one chunk each."""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
 def _request(
-    url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    url: str,
+    body: bytes | Iterator[bytes] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, headers=headers or {})
     try:
