@@ -53,6 +53,8 @@ GONE = "gone"
 DEFERRED = "deferred"  # claimed, not attempted: its lane was paused
 SUPERSEDED = "superseded"  # attempted, but the claim had ended before its outcome was recorded
 NO_HINT = RateHint()
+OTHERS_CHECK = timedelta(minutes=1)  # how often a plain webhook is checked for other routers
+OTHERS_RECENT = timedelta(minutes=10)  # a group opened or a row held this recently: routed
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +248,11 @@ class Dispatcher:
         self._gone: set[str] = set()
         # webhooks whose deliveries are routed first: story groups, digests, quiet hours
         self.routed = {name for name, hook in self.webhooks.items() if hook.noisy}
+        # plain here, but another process (a replica on another config) routes them: leave
+        # their new deliveries to it (see _check_routed_elsewhere)
+        self.deferred: set[str] = set()
+        self._started = datetime.now(UTC)
+        self._deferred_checked = -OTHERS_CHECK.total_seconds()
 
     async def deliver_due(self) -> DispatchSummary:
         """Claim due deliveries lane by lane, send them, record each outcome; return when
@@ -277,7 +284,7 @@ class Dispatcher:
                             self.lease,
                             wanted,
                             owner=self.owner,
-                            routed_only=self.routed,
+                            routed_only=self.routed | self.deferred,
                         )
                     )
                 for delivery in due:
@@ -303,7 +310,10 @@ class Dispatcher:
         enabled = [name for name in await self._enabled() if name not in self._gone]
         times = await asyncio.to_thread(self.outbox.next_delivery_times, enabled)
         candidates = []
-        for name, when in times.items():
+        soon = datetime.now(UTC) + timedelta(seconds=self.claim_poll)
+        for name, due in times.items():
+            # a deferred webhook's new deliveries wait for the other process to route them
+            when = max(due, soon) if name in self.deferred else due
             paused = self.lanes[name].paused_until
             candidates.append(max(when, paused) if paused is not None else when)
         return min(candidates, default=None)
@@ -314,6 +324,7 @@ class Dispatcher:
         live = [name for name in enabled if name not in self._gone]
         # a webhook whose digest or quiet hours were removed still sends what it held
         plain = [name for name in live if name not in self.routed]
+        await self._check_routed_elsewhere(plain)
         draining = (
             await asyncio.to_thread(
                 routing.with_due_held, self.outbox.engine, plain, datetime.now(UTC)
@@ -346,6 +357,38 @@ class Dispatcher:
                     summary.held,
                     extra={"webhook": name},
                 )
+
+    async def _check_routed_elsewhere(self, plain: list[str]) -> None:
+        """Replicas must share webhook settings. A webhook plain here that another process
+        routes (it opened a story group or held a delivery lately, since this config was put
+        in force) is left to it: this process claims only its routed deliveries, so a story is
+        not told twice, once grouped and once not. Checked once a minute."""
+        if time.monotonic() - self._deferred_checked < OTHERS_CHECK.total_seconds():
+            return
+        self._deferred_checked = time.monotonic()
+        since = max(self._started, datetime.now(UTC) - OTHERS_RECENT)
+        try:
+            others = await asyncio.to_thread(
+                routing.routed_by_others, self.outbox.engine, plain, since
+            )
+        except Exception:
+            log.exception("cannot check whether other processes route these webhooks")
+            return
+        for name in sorted(others - self.deferred):
+            log.warning(
+                "webhook %s has no group, digest or quiet hours here, but another process "
+                "routes it with them: replicas must share webhook settings. Its new alerts are "
+                "left to that process while it does",
+                name,
+                extra={"webhook": name},
+            )
+        for name in sorted(self.deferred - others):
+            log.info(
+                "webhook %s: no other process routes it any more; sending its alerts here",
+                name,
+                extra={"webhook": name},
+            )
+        self.deferred = others
 
     async def _enabled(self) -> list[str]:
         """Configured webhooks not disabled; a disabled one whose URL changed is re-enabled."""

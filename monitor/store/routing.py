@@ -122,6 +122,24 @@ def with_due_held(engine: Engine, webhooks: Collection[str], now: datetime) -> s
         return set(db.scalars(query))
 
 
+def routed_by_others(engine: Engine, webhooks: Collection[str], since: datetime) -> set[str]:
+    """Which of `webhooks` (plain in the asking process's config) another process routes with
+    noise settings: a story group opened, or a delivery held, since `since`."""
+    names = list(webhooks)
+    if not names:
+        return set()
+    grouped = sa.select(story_groups.c.webhook).where(
+        story_groups.c.webhook.in_(names), story_groups.c.opened_at >= since
+    )
+    held = sa.select(deliveries.c.webhook).where(
+        deliveries.c.state == HELD,
+        deliveries.c.webhook.in_(names),
+        deliveries.c.routed_at >= since,
+    )
+    with engine.connect() as db:
+        return {str(name) for name in db.scalars(sa.union(grouped, held))}
+
+
 def _due_held(webhook: str, now: datetime) -> sa.Select[tuple[int]]:
     return (
         sa.select(deliveries.c.id)

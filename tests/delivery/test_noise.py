@@ -294,6 +294,35 @@ def test_routing_leaves_rows_in_flight_alone(storage_url: str) -> None:
     store.close()
 
 
+async def test_a_replica_without_group_leaves_new_alerts_to_the_one_that_groups(
+    storage_url: str,
+    receiver: SignedReceiver,
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # two replicas, one still on a config without `group:` for the webhook (a rolling reload)
+    store = Store.open(storage_url)
+    plain = Dispatcher(store.outbox, client, {"news": hook("news", url=receiver.url)})
+    grouping = Dispatcher(store.outbox, client, grouped(receiver))
+    record(store, STORIES["story"][0], "alrt_0", ["news"])
+    await grouping.deliver_due()
+    for i in (1, 2):
+        record(store, STORIES["story"][i], f"alrt_{i}", ["news"])
+    with caplog.at_level("WARNING", logger="monitor.delivery.dispatcher"):
+        await plain.deliver_due()
+    assert [d.webhook_id for d in receiver.deliveries] == ["alrt_0"]
+    assert "another process routes it" in caplog.text
+    assert plain.deferred == {"news"}
+
+    await deliver_until_idle(grouping)
+    assert sorted((d.webhook_id, d.body["type"]) for d in receiver.deliveries) == [
+        ("alrt_0", "alert.created"),
+        ("alrt_1", "alert.updated"),
+        ("alrt_2", "alert.updated"),
+    ]
+    store.close()
+
+
 def test_a_group_ends_its_span_after_its_first_alert(storage_url: str) -> None:
     store = Store.open(storage_url)
     start = datetime.now(UTC) - timedelta(hours=13)
