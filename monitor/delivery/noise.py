@@ -17,8 +17,10 @@ routes that webhook's new alert deliveries here, in one transaction holding the 
    within quiet hours (or, without `digest`, an alert arriving within them) ends when they end.
 3. Digest: held deliveries whose window has ended become one `alert.digest`, itself an outbox
    row (retried, signed, one `webhook-id` on every attempt); each story shown once (a group's
-   alerts together, with the group's source count). Held deliveries are `digested` into it and
-   `delivered` when it is.
+   alerts together, with the group's source count), at most `digest_max_items` stories a
+   message (more: several messages, `data.part`). Held deliveries are `digested` into it and
+   `delivered` when it is. An urgent alert joining a story whose `alert.created` is held sends
+   that first alert at once, before it.
 
 Everything lives in the store, so a restart neither repeats a group's `alert.created` nor loses
 a held alert; replicas route one webhook at a time.
@@ -124,9 +126,10 @@ def route_webhook(engine: Engine, hook: WebhookConfig, now: datetime) -> RouteSu
         digests: tuple[str, ...] = ()
         if due:
             counts = routing.group_counts(db, hook.name, [h.group_id for h in due if h.group_id])
-            digest = build_digest(due, counts, now)
-            routing.add_digest(db, hook.name, digest, now)
-            digests = (digest.id,)
+            parts = build_digests(due, counts, now, hook.digest_max_items)
+            for digest in parts:
+                routing.add_digest(db, hook.name, digest, now)
+            digests = tuple(d.id for d in parts)
     return RouteSummary(len(decisions), updates, held, digests, released)
 
 
@@ -200,11 +203,46 @@ def _group_json(group: StoryGroup) -> dict[str, object]:
     return {"id": group.id, "count": group.count, "sources": list(group.sources)}
 
 
-def build_digest(
-    held: Sequence[HeldDelivery], counts: dict[str, int], now: datetime
+def build_digests(
+    held: Sequence[HeldDelivery], counts: dict[str, int], now: datetime, max_items: int = 50
+) -> list[routing.Digest]:
+    """The `alert.digest` messages for these held deliveries: each story once (the worst
+    severity and best score of its alerts, its first item, how many sources told it), at most
+    `max_items` stories a message, in order; a story's alerts are never split between two.
+
+    Beyond `max_items` the window is split into several messages rather than one listing the
+    first N and a count of the rest: each held alert is marked delivered with the digest that
+    carries it, so every one must be in a body a receiver got (machine receivers read them all;
+    chat targets show the first few entries of each anyway)."""
+    members: dict[str, list[HeldDelivery]] = {}
+    for entry in held:
+        key = entry.group_id or f"alert:{entry.alert_id}"
+        members.setdefault(key, []).append(entry)
+    keys = list(members)
+    chunks = [keys[i : i + max_items] for i in range(0, len(keys), max_items)]
+    start = min((h.routed_at or h.created_at) for h in held)
+    end = max(h.held_until for h in held)
+    window = {"start": _iso(min(start, end)), "end": _iso(end)}
+    return [
+        _digest(
+            [e for key in chunk for e in members[key]],
+            counts,
+            now,
+            window,
+            {"number": number, "of": len(chunks)},
+        )
+        for number, chunk in enumerate(chunks, 1)
+    ]
+
+
+def _digest(
+    held: Sequence[HeldDelivery],
+    counts: dict[str, int],
+    now: datetime,
+    window: dict[str, str],
+    part: dict[str, int],
 ) -> routing.Digest:
-    """One `alert.digest` for these held deliveries: each story once, the worst severity and
-    best score of its alerts, its first item, and how many sources told it."""
+    """One `alert.digest` message: each story of `held` once."""
     digest_id = new_event_id("dgst", now)
     stories: dict[str, dict[str, Any]] = {}
     for entry in held:
@@ -228,12 +266,11 @@ def build_digest(
             not isinstance(story["score"], int | float) or score > story["score"]
         ):
             story["score"] = score
-    start = min((h.routed_at or h.created_at) for h in held)
-    end = max(h.held_until for h in held)
     data = {
         "id": digest_id,
-        "window": {"start": _iso(min(start, end)), "end": _iso(end)},
+        "window": window,
         "count": len(held),
+        "part": part,
         "stories": list(stories.values()),
     }
     payload = _dump(envelope(DIGEST_EVENT, data, now))

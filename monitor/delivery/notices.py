@@ -18,6 +18,11 @@ from monitor.delivery.settings import severity_rank
 from monitor.delivery.text import clip, one_line
 
 MAX_ENTRIES = 10  # a digest or a source list longer than this says "… and N more"
+# a digest's entries, as the longest target shows them (labels and notes escaped, links): under
+# Slack's 3,000 characters a section, with room for the "… and N more" line
+ENTRIES_BUDGET = 2_900
+LABEL_SHOWN, NOTE_SHOWN, ROW_EXTRA = 200, 100, 10  # what targets clip labels and notes to
+LINK_MAX = 500  # a longer link is left out (Slack and Discord drop them; Teams would overflow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +122,45 @@ def _digest(alert: Alert, data: Mapping[str, Any]) -> Notice:
         )
     span = " – ".join(p for p in (_text(window.get("start")), _text(window.get("end"))) if p)
     plural = "s" if total != 1 else ""
+    part = _mapping(data.get("part"))
+    number, of = part.get("number"), part.get("of")
+    split = f" (part {number} of {of})" if isinstance(of, int) and of > 1 else ""
+    shown = _within_budget(entries[:MAX_ENTRIES])
     return Notice(
-        title=f"Digest: {total} alert{plural} in {len(stories)} "
+        title=f"Digest{split}: {total} alert{plural} in {len(stories)} "
         f"stor{'ies' if len(stories) != 1 else 'y'}",
         lines=[span] if span else [],
-        entries=entries[:MAX_ENTRIES],
-        more=max(len(entries) - MAX_ENTRIES, 0),
+        entries=shown,
+        more=len(entries) - len(shown),
         severity=worst,
         footer=alert.id,
     )
+
+
+def _within_budget(entries: list[Entry]) -> list[Entry]:
+    """The first entries whose rows, as the longest target renders them, fit ENTRIES_BUDGET."""
+    kept: list[Entry] = []
+    used = 0
+    for entry in entries:
+        cost = (
+            _escaped_length(entry.label, LABEL_SHOWN)
+            + len(entry.link or "")
+            + _escaped_length(entry.note, NOTE_SHOWN)
+            + ROW_EXTRA
+        )
+        if used + cost > ENTRIES_BUDGET:
+            break
+        kept.append(entry)
+        used += cost
+    return kept
+
+
+def _escaped_length(text: str, shown: int) -> int:
+    """How long `text` can be once a target escapes it (`&amp;` in Slack, a backslash before
+    Markdown in Discord) and clips it to `shown`."""
+    grow = 4 * text.count("&") + 3 * (text.count("<") + text.count(">"))
+    grow += sum(text.count(c) for c in "*_~`|[]()\\#")
+    return min(len(text) + grow, shown)
 
 
 def _feed(alert: Alert, data: Mapping[str, Any]) -> Notice:
@@ -180,4 +215,6 @@ def _text(value: object) -> str:
 
 
 def _link(value: object) -> str | None:
-    return value if isinstance(value, str) and value.startswith(("http://", "https://")) else None
+    if not isinstance(value, str) or len(value) > LINK_MAX:
+        return None
+    return value if value.startswith(("http://", "https://")) else None

@@ -130,6 +130,14 @@ class WebhookConfig(StrictModel):
         "opens with the first alert held and lasts this long. E.g. `1h`.",
         json_schema_extra={"examples": ["1h"]},
     )
+    digest_max_items: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="At most this many stories (each listed by its first item, with every "
+        "alert of it in the window) in one `alert.digest` message; a window with more is sent "
+        "as several messages, `data.part` = {number, of}, each signed and retried on its own.",
+    )
     quiet: QuietHours | None = Field(
         default=None,
         description="Quiet hours: alerts arriving then are held and sent as one `alert.digest` "

@@ -112,6 +112,54 @@ def test_a_digest_of_many_stories_stays_short_and_says_how_many_are_left_out() -
     assert utf16(embed["description"]) <= discord.DESCRIPTION_MAX
 
 
+def _big_digest(stories: int = 1000) -> Alert:
+    """A digest at the size cap's limit with every text as long and odd as a feed can make it."""
+    document = json.loads((EVENTS / "alert.digest.json").read_text(encoding="utf-8"))
+    story = document["data"]["stories"][0]
+    document["data"]["part"] = {"number": 2, "of": 3}
+    document["data"]["count"] = stories * 7
+    document["data"]["stories"] = [
+        {
+            **story,
+            "severity": "critical",
+            "sources": 99,
+            "rule": {"id": "r" * 200, "title": "<&>" * 300, "severity": "high"},
+            "item": {
+                **story["item"],
+                "title": f"Story {i} " + "&<>*_~`|[]()" * 400,
+                "link": "https://wire.example.org/" + "a" * (90 * (i % 30)),
+            },
+        }
+        for i in range(stories)
+    ]
+    return Alert.parse("dgst_1", json.dumps(document))
+
+
+def test_the_biggest_digest_renders_within_every_chat_targets_limits() -> None:
+    digest = _big_digest()
+    for name in ("slack", "discord", "teams", "ntfy"):
+        h = hook(format=name, url="https://hooks.example.org/T0/B0/SECRET")
+        body = target_for(h).build(h, digest, 0).body
+        document = json.loads(body)
+        assert "part 2 of 3" in _texts(document), name
+        if name == "slack":  # 50 blocks, 3,000 characters a section, 40,000 in all
+            assert len(document["blocks"]) <= 50
+            for block in document["blocks"]:
+                if block["type"] == "section":
+                    assert len(block["text"]["text"]) <= 3000
+            assert len(_texts(document)) <= 40_000
+        elif name == "discord":  # 10 embeds; 6,000 in all, 4,096 a description (UTF-16)
+            assert len(document["embeds"]) <= 10
+            (embed,) = document["embeds"]
+            assert utf16(embed["description"]) <= discord.DESCRIPTION_MAX
+            assert utf16(_texts(embed)) <= 6000
+        elif name == "teams":  # Teams refuses messages over 28 KB
+            assert len(body) <= 27_000
+        else:  # ntfy: 4,096 bytes of message
+            assert utf8(document["message"]) <= 4096
+            assert len(document.get("click", "")) <= 2000
+
+
 @pytest.mark.parametrize("event_type", TYPES)
 def test_standard_and_cloudevents_carry_the_event_with_its_own_id(event_type: str) -> None:
     event = stored(event_type)

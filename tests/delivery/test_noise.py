@@ -400,6 +400,35 @@ async def test_a_digest_webhook_gets_one_digest_and_its_alerts_count_as_delivere
     store.close()
 
 
+async def test_a_window_with_more_stories_than_the_cap_is_sent_as_several_digests(
+    storage_url: str, receiver: SignedReceiver, client: httpx.AsyncClient
+) -> None:
+    store = Store.open(storage_url)
+    for i, story in enumerate(STORIES["story"]):
+        record(store, story, f"alrt_{i}", ["daily"])
+    record(store, STORIES["unrelated"], "alrt_u", ["daily"])
+    other = {
+        "feed": "prensa",
+        "lang": "es",
+        "title": "Vietnam dona 2.000 toneladas de arroz a Cuba",
+        "summary": "El cargamento de arroz vietnamita llegó al puerto de Santiago de Cuba.",
+    }
+    record(store, other, "alrt_v", ["daily"])
+    settings = {"group": "12h", "digest": "1s", "digest_max_items": 2}
+    await deliver_until_idle(
+        Dispatcher(store.outbox, client, {"daily": hook("daily", url=receiver.url, **settings)})
+    )
+
+    parts = sorted((d.body["data"] for d in receiver.deliveries), key=lambda p: p["part"]["number"])
+    assert [p["part"] for p in parts] == [{"number": 1, "of": 2}, {"number": 2, "of": 2}]
+    assert [[s["group"] for s in p["stories"]] for p in parts] == [["alrt_0", "alrt_u"], ["alrt_v"]]
+    assert [p["count"] for p in parts] == [6, 1]  # a story's alerts are never split
+    assert len({p["id"] for p in parts}) == 2
+    assert parts[0]["window"] == parts[1]["window"]
+    assert {r.state for r in store.outbox.recent_alerts()} == {"delivered"}
+    store.close()
+
+
 async def test_alerts_held_under_a_digest_are_sent_after_the_digest_is_removed(
     tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
 ) -> None:
@@ -560,6 +589,7 @@ def test_release_time() -> None:
         ({"quiet": {"start": "22:00", "end": "07:00", "timezone": "Mars/Olympus"}}, "time zone"),
         ({"quiet": {"start": "07:00", "end": "07:00"}}, "same time"),
         ({"digest": "0s"}, "at least 1s"),
+        ({"digest": "1h", "digest_max_items": 0}, "greater than or equal to 1"),
         ({"urgent": "urgent"}, "urgent"),
         ({"group": "soon"}, "group"),
         ({"group": "12h", "events": ["alert.created"]}, "alert.updated"),
