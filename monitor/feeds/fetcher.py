@@ -27,7 +27,7 @@ from monitor import __version__
 from monitor.errors import FeedError, PermanentFeedError, TransientFeedError
 from monitor.feeds.caching import cache_hint, retry_after
 from monitor.feeds.compression import BodyTooLarge, Decoder
-from monitor.feeds.transport import FeedTransport
+from monitor.transport import PooledTransport
 
 __all__ = [  # cache_hint and retry_after live in caching.py and are part of this interface
     "ACCEPT_ENCODING",
@@ -140,7 +140,7 @@ def make_client(
             "Accept-Encoding": ACCEPT_ENCODING,
         },
         limits=pool_limits,  # for the proxy transports httpx makes from the environment
-        transport=FeedTransport(pool_limits),
+        transport=PooledTransport(pool_limits),
         follow_redirects=False,
         max_redirects=limits.max_redirects,
     )

@@ -121,8 +121,6 @@ async def test_bodiless_answers_keep_the_connection_for_the_next_fetch(
 async def test_a_keep_alive_connection_the_server_closed_is_not_reused(
     server: LocalServer, client: httpx.AsyncClient, limits: FetchLimits
 ) -> None:
-    # the pool asks each idle connection whether its server hung up (transport.py answers it
-    # with a poll of the kept socket): a request sent on a closed one fails with no answer
     closed = threading.Event()
 
     def answer_then_hang_up(handler: BaseHTTPRequestHandler) -> None:
@@ -138,6 +136,27 @@ async def test_a_keep_alive_connection_the_server_closed_is_not_reused(
     assert await asyncio.to_thread(closed.wait, 10)
     second = await fetch_feed(client, server.url("/hangs-up"), Validators(), limits)
     assert isinstance(second, Fetched), second
+    assert server.connections == 2
+
+
+async def test_a_get_the_server_drops_unanswered_on_a_reused_connection_is_sent_again(
+    server: LocalServer, client: httpx.AsyncClient, limits: FetchLimits
+) -> None:
+    # the race every keep-alive client meets: the server closes an idle connection just as
+    # the next request goes out on it; browsers send such a GET again, so do we, once
+    def second_request_dropped(handler: BaseHTTPRequestHandler) -> None:
+        served = getattr(handler, "served", 0)
+        handler.served = served + 1  # type: ignore[attr-defined]
+        if served:
+            handler.close_connection = True  # closed without a word
+            return
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n<rss/>")
+
+    server.raw("/drops", second_request_dropped)
+    assert isinstance(await fetch_feed(client, server.url("/drops"), Validators(), limits), Fetched)
+    again = await fetch_feed(client, server.url("/drops"), Validators(), limits)
+    assert isinstance(again, Fetched), again
+    assert len(server.requests_to("/drops")) == 3
     assert server.connections == 2
 
 

@@ -1,4 +1,4 @@
-"""The feed client's transport: httpcore's pool with a cheaper check of idle connections.
+"""Our HTTP transport: httpcore's connection pool, cheaper to keep, safer to reuse.
 
 Before reusing (or while keeping) an idle keep-alive connection, httpcore asks every connection
 of the pool whether the server closed it (`get_extra_info("is_readable")`), on every request
@@ -6,7 +6,14 @@ and every response end. Through anyio that question rebuilds the socket's attrib
 time, `getpeername()` included: profiled on the feed farm (1,000 conditional GETs, one host,
 10 connections, ~40 checks per request), it was 14 % of a whole `run --once`'s CPU. Here each
 stream keeps its socket and answers with one `poll()`; everything else is httpcore's, through
-its public backend interface. Saves ~1 s of CPU per 1,000 feeds polled (bench/peer.py).
+its public backend interface. Saves ~1 s of CPU per 1,000 feeds polled (bench/peer.py). A
+connection found open stays so for `RECHECK_AFTER` before its socket is asked again: the pool
+asks ~10 times per millisecond at 10 connections, and each poll is a system call.
+
+Reusing a keep-alive connection races with the server closing it (Apache and Node close idle
+ones after 5 s, httpx's own expiry): a GET or HEAD that fails on a connection before any answer
+arrives is sent once more, as browsers do. The TLS context (~90 ms to load the CA bundle) is
+made on the first https request, so plain-HTTP runs never pay it.
 
 Errors are httpx's, as with httpx's own transport: callers catch httpx exceptions only.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import contextmanager
 from typing import Any
@@ -42,6 +50,12 @@ _ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
     (httpcore.LocalProtocolError, httpx.LocalProtocolError),
     (httpcore.ProtocolError, httpx.ProtocolError),
 )
+
+
+RECHECK_AFTER = 0.005  # seconds
+
+# what a request on a connection the server had closed fails with, before any answer
+_STALE_CONNECTION = (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError)
 
 
 @contextmanager
@@ -72,6 +86,7 @@ class _Stream(httpcore.AsyncNetworkStream):
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
         self._inner = inner
         self._socket: socket.socket | None = inner.get_extra_info("socket")
+        self._open_until = 0.0  # monotonic time until which the last check still stands
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._inner.read(max_bytes, timeout)
@@ -92,7 +107,13 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
-            return socket_readable(self._socket)
+            now = time.monotonic()
+            if now < self._open_until:
+                return False
+            if socket_readable(self._socket):
+                return True
+            self._open_until = now + RECHECK_AFTER
+            return False
         return self._inner.get_extra_info(info)
 
 
@@ -135,17 +156,25 @@ class _ResponseBody(httpx.AsyncByteStream):
             await self._stream.aclose()
 
 
-class FeedTransport(httpx.AsyncBaseTransport):
-    """HTTP/1.1 over httpcore's connection pool, for the feed client."""
+class PooledTransport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 over httpcore's connection pools (one for http, one for https, made when needed)."""
 
     def __init__(self, limits: httpx.Limits) -> None:
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_Backend(),
-        )
+        self._limits = limits
+        self._pools: dict[bytes, httpcore.AsyncConnectionPool] = {}
+
+    def _pool(self, scheme: bytes) -> httpcore.AsyncConnectionPool:
+        pool = self._pools.get(scheme)
+        if pool is None:
+            pool = httpcore.AsyncConnectionPool(
+                ssl_context=httpx.create_ssl_context() if scheme == b"https" else None,
+                max_connections=self._limits.max_connections,
+                max_keepalive_connections=self._limits.max_keepalive_connections,
+                keepalive_expiry=self._limits.keepalive_expiry,
+                network_backend=_Backend(),
+            )
+            self._pools[scheme] = pool
+        return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         core_request = httpcore.Request(
@@ -160,8 +189,14 @@ class FeedTransport(httpx.AsyncBaseTransport):
             content=request.stream,
             extensions=request.extensions,
         )
+        pool = self._pool(request.url.raw_scheme)
         with _httpx_errors(request):
-            response = await self._pool.handle_async_request(core_request)
+            try:
+                response = await pool.handle_async_request(core_request)
+            except _STALE_CONNECTION:
+                if request.method not in ("GET", "HEAD"):
+                    raise
+                response = await pool.handle_async_request(core_request)
         return httpx.Response(
             status_code=response.status,
             headers=response.headers,
@@ -170,4 +205,5 @@ class FeedTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        for pool in self._pools.values():
+            await pool.aclose()
