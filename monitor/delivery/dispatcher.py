@@ -3,7 +3,10 @@
 Only a 2xx answer is success. A 3xx is a failure (never followed: a receiver that moved must be
 reconfigured, not guessed). Everything else — other statuses, timeouts, refused connections — is
 retried on the webhook's `retry` schedule, never sooner than a `Retry-After` (or Discord's
-`retry_after`) asks; after the last wait the delivery is kept as `failed`. A 410 Gone disables
+`retry_after`) asks; after the last wait the delivery is kept as `failed`. A 429 (rate limited)
+is not a failure of the alert: it is retried when Retry-After says (else after the wait the
+next attempt would have) without spending the retry budget, for up to RATE_LIMITED_FREE of
+429s in a row; after that each 429 counts, so an endless 429 still ends. A 410 Gone disables
 the webhook (kept in `webhook_states`, logged as an error, shown by `monitor webhooks`): its
 deliveries stay pending, untouched, until `monitor webhooks enable NAME` or a new URL in the
 config.
@@ -53,6 +56,7 @@ GONE = "gone"
 DEFERRED = "deferred"  # claimed, not attempted: its lane was paused
 SUPERSEDED = "superseded"  # attempted, but the claim had ended before its outcome was recorded
 NO_HINT = RateHint()
+RATE_LIMITED_FREE = timedelta(days=1)  # 429s in a row cost no retry for this long, then count
 OTHERS_CHECK = timedelta(minutes=1)  # how often a plain webhook is checked for other routers
 OTHERS_RECENT = timedelta(minutes=10)  # a group opened or a row held this recently: routed
 
@@ -469,11 +473,16 @@ class Dispatcher:
             wait = max(wait or timedelta(0), outcome.hint.pause)
         elif wait is not None and outcome.status_code in (429, 503):
             lane.pause(wait, now)
+        free = outcome.status_code == 429 and await self._rate_limit_is_free(delivery, now)
         state: str
         if outcome.delivered:
             state, next_at = DELIVERED, None
         elif outcome.gone:
             state, next_at = PENDING, now  # held, untouched, until the webhook is enabled
+        elif free:  # the wait the next counted attempt would have, or longer if asked
+            attempts_made = delivery.attempts
+            next_at = next_attempt(hook.retry, min(attempts_made + 1, len(hook.retry)), now, wait)
+            state = PENDING
         else:
             next_at = next_attempt(hook.retry, attempts_made, now, wait)
             state = PENDING if next_at is not None else FAILED
@@ -493,6 +502,7 @@ class Dispatcher:
                 next_attempt_at=next_at,
                 remote_id=outcome.remote_id,
                 owner=self.owner,
+                counted=not free,
             )
         )
         if not recorded:
@@ -509,8 +519,15 @@ class Dispatcher:
         if outcome.gone:
             await self._disable(hook, now, str(outcome.error))
             return GONE
-        _log_attempt(delivery, attempts_made, state, outcome, next_at)
+        _log_attempt(delivery, attempts_made, state, outcome, next_at, free=free)
         return state
+
+    async def _rate_limit_is_free(self, delivery: DueDelivery, now: datetime) -> bool:
+        """Whether a 429 leaves the retry budget alone: a rate limit is not a failure of the
+        alert, until the delivery has been rate limited for RATE_LIMITED_FREE in a row (then
+        each 429 counts, so an endless 429 ends as `failed` like any failure)."""
+        since = await asyncio.to_thread(self.outbox.rate_limited_since, delivery.id)
+        return since is None or now - since < RATE_LIMITED_FREE
 
     async def _disable(self, hook: WebhookConfig, now: datetime, reason: str) -> None:
         first = hook.name not in self._gone
@@ -542,9 +559,20 @@ def _log_attempt(
     state: str,
     outcome: DeliveryOutcome,
     next_at: datetime | None,
+    *,
+    free: bool = False,
 ) -> None:
     extra = {"alert_id": delivery.webhook_id, "webhook": delivery.webhook, "attempt": attempts}
-    if state == DELIVERED:
+    if free and next_at is not None:
+        log.warning(
+            "delivery of %s to %s rate limited (%s); next at %s, not counted as a failed attempt",
+            delivery.webhook_id,
+            delivery.webhook,
+            outcome.error,
+            next_at.strftime("%H:%M:%S"),
+            extra=extra,
+        )
+    elif state == DELIVERED:
         log.info(
             "delivered %s to %s (HTTP %s)",
             delivery.webhook_id,

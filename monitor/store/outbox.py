@@ -369,6 +369,25 @@ class Outbox:
                     )
         return True
 
+    def rate_limited_since(self, delivery_id: int) -> datetime | None:
+        """When the delivery's latest run of 429 answers began (None: its last attempt was not
+        a 429): a rate limit costs no retry, for a while (monitor.delivery.dispatcher)."""
+        made = delivery_attempts.c
+        with self.engine.connect() as db:
+            other = db.scalar(
+                sa.select(sa.func.max(made.attempted_at)).where(
+                    made.delivery_id == delivery_id,
+                    made.status_code.is_distinct_from(429),
+                )
+            )
+            query = sa.select(sa.func.min(made.attempted_at)).where(
+                made.delivery_id == delivery_id, made.status_code == 429
+            )
+            if other is not None:
+                query = query.where(made.attempted_at > other)
+            value = db.scalar(query)
+            return value if isinstance(value, datetime) else None
+
     def next_delivery_at(self, webhooks: Iterable[str]) -> datetime | None:
         times = [t for t in self.next_delivery_times(webhooks).values() if t is not None]
         return min(times, default=None)

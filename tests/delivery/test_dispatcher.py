@@ -20,7 +20,7 @@ from monitor.delivery.dispatcher import (
 from monitor.delivery.settings import WebhookConfig
 from monitor.errors import PermanentDeliveryError, TransientDeliveryError
 from monitor.models import Item
-from monitor.store import NewAlert, SeenItem, Store
+from monitor.store import AttemptRecord, NewAlert, SeenItem, Store
 from tests.support.receiver import SECRET, SignedReceiver
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -135,7 +135,7 @@ async def test_failures_retry_with_the_same_webhook_id_then_fail_visibly(
     tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
 ) -> None:
     store = _store_with_alerts(tmp_path, 1)
-    receiver.answer([503, (429, {"Retry-After": "0"}), 500])
+    receiver.answer([503, 502, 500])
     dispatcher = Dispatcher(store.outbox, client, _hook(receiver, ["0s", "0s"]))
     for _ in range(3):
         await dispatcher.deliver_due()
@@ -178,4 +178,41 @@ async def test_an_unreachable_receiver_keeps_the_alert_queued(
     assert row.state == "pending"
     assert "connection failed" in (row.last_error or "")
     assert "127.0.0.1:9" not in (row.last_error or "")
+    store.close()
+
+
+async def test_a_rate_limit_does_not_spend_the_retry_budget(
+    tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
+) -> None:
+    store = _store_with_alerts(tmp_path, 1)
+    receiver.answer([503, (429, {"Retry-After": "0"}), 429, 429])
+    dispatcher = Dispatcher(store.outbox, client, _hook(receiver, ["0s", "0s"]))
+    for _ in range(5):
+        await dispatcher.deliver_due()
+    assert len(receiver.attempts()) == 5
+    assert [d.webhook_id for d in receiver.deliveries] == ["alrt_0"]
+    (row,) = store.outbox.recent_alerts()
+    assert (row.state, row.attempts) == ("delivered", 5)  # every attempt shown
+    store.close()
+
+
+async def test_a_rate_limit_that_lasts_a_day_counts_again(
+    tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
+) -> None:
+    store = _store_with_alerts(tmp_path, 1)
+    (due,) = store.outbox.claim_deliveries(NOW, timedelta(minutes=1), ["hook"])
+    limited = AttemptRecord("transient", 429, "HTTP 429 Too Many Requests", 5)
+    long_ago = datetime.now(UTC) - timedelta(days=1, minutes=1)
+    assert store.outbox.record_attempt(
+        due.id, long_ago, limited, state="pending", next_attempt_at=NOW, counted=False
+    )
+    assert store.outbox.rate_limited_since(due.id) == long_ago
+    receiver.answer([429] * 5)
+    dispatcher = Dispatcher(store.outbox, client, _hook(receiver, ["0s"]))
+    for _ in range(3):
+        await dispatcher.deliver_due()
+    assert len(receiver.attempts()) == 2  # each 429 counted: one retry, then failed
+    (row,) = store.outbox.recent_alerts()
+    assert row.state == "failed"
+    assert (row.last_error or "").startswith("HTTP 429 Too Many Requests")
     store.close()
