@@ -185,7 +185,8 @@ class WebSub:
             if sub is not None and sub.hub == hub and sub.topic == topic:
                 return  # known: the timer renews or retries it
             replacing = sub.token if sub is not None else None
-            await self._subscribe(feed.id, feed.url, hub, topic, replacing=replacing)
+            async with self._hub_slots:  # the row is written only once a request may go out
+                await self._subscribe(feed.id, feed.url, hub, topic, replacing=replacing)
         except Exception:
             log.exception("websub: subscribing %s failed", feed.url, extra={"feed_url": feed.url})
 
@@ -230,7 +231,8 @@ class WebSub:
 
     async def _act_logged(self, sub: Subscription, now: datetime) -> None:
         try:
-            await self._act(sub, now)
+            async with self._hub_slots:
+                await self._act(sub, now)
         except Exception:
             log.exception("websub: %s: unexpected error", sub.feed_url)
 
@@ -374,8 +376,7 @@ class WebSub:
             form["hub.secret"] = secret
             if lease:
                 form["hub.lease_seconds"] = str(lease)
-        async with self._hub_slots:
-            return await ask_hub(self.client, hub, form)
+        return await ask_hub(self.client, hub, form)
 
     # -- state changes ------------------------------------------------------------------------
 

@@ -233,8 +233,9 @@ def save_request(
                 pushes=0,
             )
             .on_conflict_do_nothing()  # the feed's row (primary key) is someone else's now
+            .returning(subs.c.token)  # rowcount is -1 here on psycopg
         )
-        return bool(inserted.rowcount)
+        return inserted.first() is not None
 
 
 def update(

@@ -4,23 +4,41 @@ written in tests/support/hub.py, feeds and a signed-webhook receiver on 127.0.0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
 import hashlib
 import hmac
+import itertools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+import zlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from monitor.config import load_config
+from monitor.delivery.dispatcher import make_delivery_client
 from monitor.errors import ConfigError
-from monitor.feeds.websub import ask_hub, make_hub_client, signature_problem
+from monitor.feeds.fetcher import make_client
+from monitor.feeds.websub import (
+    HUB_REQUESTS_AT_ONCE,
+    WebSub,
+    ask_hub,
+    make_hub_client,
+    signature_problem,
+)
 from monitor.httpserver import Health, HttpServer, Reply
 from monitor.metrics import Metrics
+from monitor.pipeline import MAX_FEEDS_IN_FLIGHT, Pipeline
 from monitor.store import Store
+from monitor.store import subscriptions as subs
+from monitor.store.replicas import Replicas
 from tests.conftest import run_cli
 from tests.ops.daemon import Daemon, edit_config
 from tests.support.hub import LocalHub, hub_document, websub_config
@@ -175,9 +193,7 @@ class _Callbacks:
     async def verify(self, token: str, query: Mapping[str, str]) -> Reply:
         return 200, "text/plain", query.get("hub.challenge", "").encode()
 
-    async def push(
-        self, found: str, headers: Mapping[str, str], body: bytes, raw: bytes
-    ) -> Reply:
+    async def push(self, found: str, headers: Mapping[str, str], body: bytes, raw: bytes) -> Reply:
         self.pushed.append(body)
         self.raw.append(raw)
         self.headers.append(headers)
@@ -304,6 +320,11 @@ def test_subscribe_verify_push_alert_and_unsubscribe(
         assert len(server.requests_to("/wire.xml")) == 1  # polled once, at start
         assert daemon.metric('monitor_websub_pushes_total{outcome="accepted"}') == 1
         assert daemon.metric("monitor_alerts_created_total") == 1
+        # the same content again, gzip-encoded and chunked: read, verified, nothing new
+        again = hub_document("pushed.xml", hub, topic)
+        assert hub.publish(topic, again, gzip=True, chunked=True) == [200]
+        assert daemon.metric('monitor_websub_pushes_total{outcome="accepted"}') == 2
+        assert _items(config) == ["push-1", "push-2", "push-3"]
 
         # verifications the daemon did not ask for are refused
         callback = form["hub.callback"]
@@ -319,7 +340,7 @@ def test_subscribe_verify_push_alert_and_unsubscribe(
         assert isinstance(shown, dict)
         assert shown["state"] == "verified"
         assert shown["hub"] == hub.url
-        assert shown["pushes"] == 1
+        assert shown["pushes"] == 2
         listed = run_cli("feeds", "--config", str(config), cwd=config)
         assert f"websub verified at {hub.url}" in listed.stdout
 
@@ -341,6 +362,8 @@ def test_the_lease_is_renewed_before_it_ends(
     config, _topic = websub_config(tmp_path, server, hub, receiver, interval="1s", lease="1h")
     daemon = Daemon.start(config)
     try:
+        assert hub.wait_for(lambda _: bool(hub.of("verified"))), daemon.log
+        polled = len(server.requests_to("/wire.xml"))
         assert hub.wait_for(lambda _: len(hub.of("verified")) >= 3), daemon.log
         callbacks = {event.callback for event in hub.of("request")}
         assert len(callbacks) == 1  # renewals keep the callback (and its secret)
@@ -350,13 +373,36 @@ def test_the_lease_is_renewed_before_it_ends(
         shown = _feeds_json(config)["websub"]
         assert isinstance(shown, dict)
         assert shown["state"] == "verified"
-        # over 3 s of a 1 s interval: polled at start, at most once more before the hub verified,
-        # then only by the safety poll
-        assert len(server.requests_to("/wire.xml")) <= 2
+        # over 3 s of a 1 s interval since the hub verified: at most the poll already scheduled
+        # then, and after it only the safety poll (an hour)
+        assert len(server.requests_to("/wire.xml")) <= polled + 1, daemon.log
     finally:
         code, _seconds = daemon.stop()
     assert code == 0, daemon.log
     assert "Traceback" not in daemon.log
+
+
+def test_a_lease_shorter_than_the_interval_is_not_renewed_more_often(
+    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+) -> None:
+    hub.grant = 1  # second: renewing at 80 % would ask the hub every tick
+    config, _topic = websub_config(tmp_path, server, hub, receiver, interval="2s")
+    daemon = Daemon.start(config)
+    try:
+        assert hub.wait_for(lambda _: len(hub.of("verified")) >= 3, timeout=30), daemon.log
+        asked = [event.at for event in hub.of("request")]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(asked)]
+        assert min(gaps) >= 1.9, gaps  # once per poll interval (2 s) at most
+        # and polled at its interval meanwhile: no slow safety poll on a lease that lapses
+        assert server.wait_for(lambda _: len(server.requests_to("/wire.xml")) >= 4, timeout=20)
+        shown = _feeds_json(config)["websub"]
+        assert isinstance(shown, dict)
+        assert shown["state"] in ("verified", "requested")
+    finally:
+        code, _seconds = daemon.stop()
+    assert code == 0, daemon.log
+    assert "Traceback" not in daemon.log
+    assert "shorter than the poll interval: polled as usual" in daemon.log
 
 
 def test_an_unrenewed_lease_expires_and_polling_resumes(
@@ -445,3 +491,241 @@ def test_hub_denial_at_once_and_opted_out_feeds(
     finally:
         code, _seconds = daemon.stop()
     assert code == 0, daemon.log
+
+
+# -- in process: replicas, a slow hub, push bodies, the push lookup -------------------------------
+
+
+def _more_feeds(config: Path, server: LocalServer, hub: LocalHub, count: int) -> list[str]:
+    """`count` more feeds naming `hub` (each its own topic), added to the config; all topics."""
+    topics = [server.url(f"/wire-{n}.xml") for n in range(count)]
+    for topic in topics:
+        serve_feed(server, topic.removeprefix(server.url("")), hub_document("wire.xml", hub, topic))
+    added = [{"url": topic, "interval": "1h"} for topic in topics]
+    edit_config(config, lambda document: document.update(feeds=[*document["feeds"], *added]))  # type: ignore[misc]
+    return [server.url("/wire.xml"), *topics]
+
+
+@contextlib.asynccontextmanager
+async def _replica(config: Path, owner: str) -> AsyncIterator[WebSub]:
+    """One daemon's pipeline and WebSub, claiming as `owner`, on the config's database."""
+    loaded = load_config(config, environ={})
+    store = await asyncio.to_thread(Store.open, loaded.storage_url)
+    try:
+        async with (
+            make_client() as feed_client,
+            make_delivery_client() as delivery_client,
+            make_hub_client() as hub_client,
+        ):
+            pipeline = Pipeline(loaded, store, feed_client, delivery_client)
+            websub = WebSub(pipeline, hub_client, owner=owner)
+            pipeline.websub = websub
+            await asyncio.to_thread(pipeline.sync_feeds)
+            try:
+                yield websub
+            finally:
+                await websub.stop()
+    finally:
+        await asyncio.to_thread(store.close)
+
+
+def _make_due(engine: Engine, state: str = subs.FAILED) -> list[str]:
+    """Every subscription due again now, oldest first by feed; their tokens in that order."""
+    rows = subs.every(engine)
+    for position, sub in enumerate(rows):
+        due = datetime.now(UTC) - timedelta(minutes=10) + timedelta(seconds=position)
+        subs.update(engine, sub.token, state=state, next_action_at=due)
+    return [sub.token for sub in rows]
+
+
+async def test_replicas_send_the_hub_one_request_per_subscription(
+    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver, storage_url: str
+) -> None:
+    config, _topic = websub_config(tmp_path, server, hub, receiver, interval="1h")
+    edit_config(config, lambda document: document.update(storage=storage_url))
+    topics = _more_feeds(config, server, hub, 11)
+    async with _replica(config, "replica-a") as one, _replica(config, "replica-b") as two:
+        engine = one.pipeline.store.engine
+        # both poll every feed at once: each subscription is requested once (a request replaces
+        # only the row it was decided on; the loser of an insert race sends nothing)
+        feeds = await asyncio.to_thread(one.pipeline.store.feeds)
+        polls = [w.pipeline.refresh(feed) for feed in feeds for w in (one, two)]
+        assert {o.status for o in await asyncio.gather(*polls)} == {"fetched"}
+        assert await asyncio.to_thread(hub.wait_for, lambda e: len(e) >= len(topics))
+        await one.stop(grace=20)  # the background requests finish
+        await two.stop(grace=20)
+        assert sorted(e.topic for e in hub.of("request")) == sorted(topics)
+        assert len(await asyncio.to_thread(subs.every, engine)) == len(topics)
+
+    async with _replica(config, "replica-a") as one, _replica(config, "replica-b") as two:
+        # both timers at once, every row due (failed, to be tried again): one request per row
+        before = len(hub.of("request"))
+        engine = one.pipeline.store.engine
+        await asyncio.to_thread(_make_due, engine)
+        await asyncio.gather(one.tick(), two.tick())
+        asked = [e.topic for e in hub.of("request")[before:]]
+        assert sorted(asked) == sorted(topics)
+
+        # rows held by a live replica stay its own; a dead replica's (its heartbeat row expired)
+        # are taken over at once, long before their lease ends
+        now = datetime.now(UTC)
+        replicas = Replicas(engine)
+        replicas.register("live-one", now, timedelta(minutes=1))
+        replicas.register("dead-one", now - timedelta(hours=1), timedelta(seconds=10))
+        tokens = await asyncio.to_thread(_make_due, engine)
+        held = {"live-one": tokens[:6], "dead-one": tokens[6:]}
+        for owner, wanted in held.items():
+            taken = subs.claim_due(engine, now, owner=owner, lease=timedelta(hours=1), limit=6)
+            assert [sub.token for sub in taken] == wanted
+        before = len(hub.of("request"))
+        await two.tick()
+        asked = [e.topic for e in hub.of("request")[before:]]
+        assert sorted(asked) == sorted(topics[6:])  # the dead one's rows, each once
+        await one.tick()
+        assert len(hub.of("request")) == before + 6  # the live one's rows were not touched
+
+
+async def test_a_hub_that_does_not_answer_holds_no_poll(
+    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+) -> None:
+    hub.hold = threading.Event()  # takes requests, answers none
+    config, _topic = websub_config(tmp_path, server, hub, receiver, interval="1h")
+    topics = _more_feeds(config, server, hub, MAX_FEEDS_IN_FLIGHT + 1)  # more than poll slots
+    try:
+        async with _replica(config, "replica-a") as websub:
+            feeds = await asyncio.to_thread(websub.pipeline.store.feeds)
+            assert len(feeds) == len(topics)
+            # every poll ends without waiting for the hub (before, each held its slot for the
+            # hub's 15 s deadline, and the last feeds waited for a free slot)
+            polls = asyncio.gather(*(websub.pipeline.refresh(feed) for feed in feeds))
+            outcomes = await asyncio.wait_for(polls, timeout=10)
+            assert {outcome.status for outcome in outcomes} == {"fetched"}
+            assert await asyncio.to_thread(hub.wait_for, lambda e: len(e) >= HUB_REQUESTS_AT_ONCE)
+            await asyncio.wait_for(websub.stop(), timeout=5)  # cancels what is in flight
+            assert len(hub.of("request")) == HUB_REQUESTS_AT_ONCE  # the others never started
+            rows = await asyncio.to_thread(subs.every, websub.pipeline.store.engine)
+            assert len(rows) == HUB_REQUESTS_AT_ONCE
+            assert {row.state for row in rows} == {subs.REQUESTED}  # failed later by the timer
+    finally:
+        hub.hold.set()
+
+
+async def test_pushes_chunked_or_compressed_are_read_within_the_caps(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    token = "A" * 43
+    callbacks = _Callbacks({token})  # max_body 1000, body_deadline 0.5
+    server = HttpServer(Health(store, lambda: None), Metrics(store), callbacks)
+    _host, port = await server.start("127.0.0.1", 0)
+
+    def post(headers: str, body: bytes) -> bytes:
+        return f"POST /websub/{token} HTTP/1.1\r\n{headers}\r\n".encode() + body
+
+    chunked = "Transfer-Encoding: chunked\r\n"
+    document = b"<rss>" + b"x" * 900 + b"</rss>"
+    packed = gzip.compress(document)
+    try:
+        # chunked: extensions ignored, trailers skipped, chunks joined
+        body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"
+        assert (await _ask(port, post(chunked, body))).startswith(b"HTTP/1.1 200 ")
+        # Content-Length and Transfer-Encoding both: the transfer coding frames the body
+        assert (await _ask(port, post(chunked + "Content-Length: 3\r\n", body))).startswith(
+            b"HTTP/1.1 200 "
+        )
+        # gzip, with a length or chunked, and x-gzip and deflate: decoded, the raw body kept
+        gzipped = f"Content-Encoding: gzip\r\nContent-Length: {len(packed)}\r\n"
+        assert (await _ask(port, post(gzipped, packed))).startswith(b"HTTP/1.1 200 ")
+        framed = b"".join(
+            b"%x\r\n%s\r\n" % (len(packed[i : i + 100]), packed[i : i + 100])
+            for i in range(0, len(packed), 100)
+        )
+        answer = await _ask(
+            port, post(chunked + "Content-Encoding: x-gzip\r\n", framed + b"0\r\n\r\n")
+        )
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        deflated = zlib.compress(document)
+        coded = f"Content-Encoding: deflate\r\nContent-Length: {len(deflated)}\r\n"
+        assert (await _ask(port, post(coded, deflated))).startswith(b"HTTP/1.1 200 ")
+        assert callbacks.pushed == [b"hello world", b"hello world", document, document, document]
+        assert callbacks.raw[2:] == [packed, packed, deflated]
+        assert all("content-encoding" not in headers for headers in callbacks.headers)
+
+        # refusals: chunks past the cap (before reading them), a gzip bomb (decoded up to the
+        # cap only), malformed chunks, corrupt gzip, an unknown coding, a chunked body that stops
+        past = b"3e8\r\n" + b"x" * 1000 + b"\r\n1\r\nx\r\n0\r\n\r\n"  # 1000 + 1 bytes
+        assert (await _ask(port, post(chunked, past))).startswith(b"HTTP/1.1 413 ")
+        bomb = gzip.compress(b"\0" * (512 << 10))  # 512 KiB in about 500 bytes
+        assert len(bomb) < 1000
+        bombed = f"Content-Encoding: gzip\r\nContent-Length: {len(bomb)}\r\n"
+        assert (await _ask(port, post(bombed, bomb))).startswith(b"HTTP/1.1 413 ")
+        assert (await _ask(port, post(chunked, b"zz\r\nhello\r\n0\r\n\r\n"))).startswith(
+            b"HTTP/1.1 400 "
+        )
+        assert (await _ask(port, post(chunked, b"2\r\nhello\r\n0\r\n\r\n"))).startswith(
+            b"HTTP/1.1 400 "
+        )
+        corrupt = f"Content-Encoding: gzip\r\nContent-Length: {len(packed) - 8}\r\n"
+        assert (await _ask(port, post(corrupt, packed[:-8]))).startswith(b"HTTP/1.1 400 ")
+        brotli = "Content-Encoding: br\r\nContent-Length: 5\r\n"
+        assert (await _ask(port, post(brotli, b"hello"))).startswith(b"HTTP/1.1 415 ")
+        assert (await _ask(port, post(chunked, b"5\r\nhel"))).startswith(b"HTTP/1.1 408 ")
+        assert callbacks.refusals == [
+            "too_large",
+            "too_large",
+            "bad_body",
+            "bad_body",
+            "bad_body",
+            "bad_encoding",
+            "too_slow",
+        ]
+        assert len(callbacks.pushed) == 5
+    finally:
+        await server.stop()
+        store.close()
+
+
+async def test_a_push_finds_its_subscription_and_feed_in_one_read(
+    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+) -> None:
+    config, topic = websub_config(tmp_path, server, hub, receiver, interval="1h")
+    _more_feeds(config, server, hub, 20)  # a feed list worth not reading for each push
+    async with _replica(config, "replica-a") as websub:
+        store = websub.pipeline.store
+        (feed,) = [f for f in await asyncio.to_thread(store.feeds) if f.url == topic]
+        token, secret, now = "T" * 43, "s" * 64, datetime.now(UTC)
+        saved = subs.save_request(
+            store.engine,
+            feed.id,
+            hub=hub.url,
+            topic=topic,
+            token=token,
+            callback=f"http://127.0.0.1/websub/{token}",
+            secret=secret,
+            now=now,
+            verify_by=now + timedelta(minutes=10),
+            replacing=None,
+        )
+        assert saved
+        statements: list[str] = []
+
+        def record(*args: object) -> None:
+            statements.append(" ".join(str(args[2]).split()))
+
+        http = HttpServer(Health(store, lambda: None), Metrics(store), websub)
+        _host, port = await http.start("127.0.0.1", 0)
+        body = hub_document("pushed.xml", hub, topic)
+        signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        request = (
+            f"POST /websub/{token} HTTP/1.1\r\nContent-Length: {len(body)}\r\n"
+            f"X-Hub-Signature: {signature}\r\nContent-Type: application/rss+xml\r\n\r\n"
+        ).encode() + body
+        sa.event.listen(store.engine, "before_cursor_execute", record)
+        try:
+            assert (await _ask(port, request)).startswith(b"HTTP/1.1 200 ")
+        finally:
+            sa.event.remove(store.engine, "before_cursor_execute", record)
+            await http.stop()
+        reads = [s for s in statements if s.startswith("SELECT")]
+        assert len([s for s in reads if "FROM websub_subscriptions" in s]) == 1, reads
+        whole_list = [s for s in reads if "FROM feeds" in s and "websub" not in s]
+        assert whole_list == [], whole_list
+        assert [item for item in await asyncio.to_thread(_items, config) if item == "push-3"]

@@ -5,6 +5,7 @@ hub.url                                     # what a feed names as rel="hub"
 hub.answer = 500                            # answer subscription requests with this instead
 hub.deny = True                             # verify nothing: tell the subscriber hub.mode=denied
 hub.grant = 2                               # lease granted, seconds (default: what was asked)
+hub.hold = threading.Event()                # answer no request until the event is set
 hub.wait_for(lambda events: …)              # event-driven: requests, verifications, denials
 hub.publish(topic, body)                    # signed POST to every verified callback of topic
 hub.publish(topic, body, gzip=True, chunked=True)   # … gzip-encoded (signed as sent), chunked
@@ -69,6 +70,7 @@ class LocalHub:
         self.answer = 202
         self.deny = False
         self.grant: int | None = None
+        self.hold: threading.Event | None = None
         self.events: list[HubEvent] = []
         self.subscribers: dict[tuple[str, str], Subscriber] = {}  # (topic, callback)
         self._changed = threading.Condition()
@@ -98,6 +100,8 @@ class LocalHub:
         mode, topic = form.get("hub.mode", ""), form.get("hub.topic", "")
         callback = form.get("hub.callback", "")
         self._record(HubEvent("request", mode, topic, callback, form=form))
+        if self.hold is not None:
+            self.hold.wait(timeout=30)  # a hub that does not answer (until the test is over)
         if request.method != "POST" or mode not in ("subscribe", "unsubscribe"):
             return Reply(400, b"bad request")
         if self.answer != 202:
