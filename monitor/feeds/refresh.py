@@ -261,6 +261,7 @@ async def _record_success(
         status=status,
         content_digest=digest,
         moved_to=moved_to,
+        owner=feed.claimed_by,
     )
     return await ctx.writer.record(poll)
 
@@ -284,6 +285,7 @@ async def _record_failure(
         status=failed.status,
         gone=gone,
         moved_to=moved_to,
+        owner=feed.claimed_by,
     )
     await ctx.writer.record_failure(failure)
     if gone:

@@ -52,6 +52,7 @@ class FeedState:
     failing_since: datetime | None = None  # first failure after the last success
     unhealthy_since: datetime | None = None  # feed.unhealthy raised, not yet recovered
     unhealthy_reason: str | None = None  # failing | silent
+    claimed_by: str | None = None  # the replica holding the feed's lease when it was read
 
     @property
     def fetch_url(self) -> str:
@@ -107,6 +108,7 @@ class PollRecord:
     status: int | None = None
     content_digest: str | None = None
     moved_to: str | None = None
+    owner: str | None = None  # who claimed the feed for this poll: only its lease is ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,7 @@ class PollFailure:
     status: int | None = None
     gone: bool = False
     moved_to: str | None = None
+    owner: str | None = None  # who claimed the feed for this poll: only its lease is ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,15 +329,24 @@ class Store:
     def record_polls(self, polls: Sequence[PollRecord | PollFailure]) -> list[PollResult | None]:
         """Several polls' outcomes in one transaction (monitor.store.writer groups them).
 
-        A result per poll, in order: a `PollResult` for a success, None for a failure.
+        A result per poll, in order: a `PollResult` for a success, None for a failure. Polls
+        that brought no items (a 304, the same bytes again) are written with one executemany:
+        a warm cycle is mostly those, and one UPDATE statement each cost ~0.2 ms of Python.
         """
+        quiet = [poll for poll in polls if isinstance(poll, PollRecord) and not poll.seen]
+        results: list[PollResult | None] = []
         with self._begin() as db:
-            return [
-                self._write_poll(db, poll)
-                if isinstance(poll, PollRecord)
-                else self._write_failure(db, poll)
-                for poll in polls
-            ]
+            if quiet:
+                _write_quiet_polls(db, quiet)
+            for poll in polls:
+                if isinstance(poll, PollFailure):
+                    self._write_failure(db, poll)
+                    results.append(None)
+                elif poll.seen:
+                    results.append(self._write_poll(db, poll))
+                else:
+                    results.append(PollResult(0, 0))
+        return results
 
     def _write_poll(self, db: Connection, poll: PollRecord) -> PollResult:
         item_ids = self._insert_items(db, poll.feed_id, poll.seen, poll.now)
@@ -344,7 +356,7 @@ class Store:
             "etag": poll.etag,
             "last_modified": poll.last_modified,
             "next_check_at": poll.next_check_at,
-            "lease_until": None,
+            "lease_until": _lease_ended_by(poll.owner),
             "last_checked_at": poll.now,
             "last_success_at": poll.now,
             "error_count": 0,
@@ -372,7 +384,7 @@ class Store:
             "failing_since": sa.func.coalesce(feeds.c.failing_since, failure.now),
             "last_checked_at": failure.now,
             "next_check_at": failure.next_check_at,
-            "lease_until": None,
+            "lease_until": _lease_ended_by(failure.owner),
             "last_status": failure.status,
         }
         if failure.gone:
@@ -468,6 +480,63 @@ class Store:
         return Transaction(self.engine)
 
 
+def _lease_ended_by(owner: str | None) -> sa.ColumnElement[Any]:
+    """The lease's new value when `owner`'s poll is recorded: ended if `owner` still holds it.
+
+    A replica that stalled long enough to be taken for dead may finish a poll after another
+    replica claimed the feed again; ending that replica's lease would let a third poll start.
+    """
+    return sa.case(
+        (feeds.c.claimed_by.is_not_distinct_from(owner), sa.null()), else_=feeds.c.lease_until
+    )
+
+
+def _write_quiet_polls(db: Connection, polls: Sequence[PollRecord]) -> None:
+    """Polls without items, as one UPDATE run once per poll (executemany)."""
+    parameters = [
+        {
+            "b_id": poll.feed_id,
+            "b_now": poll.now,
+            "b_next": poll.next_check_at,
+            "b_etag": poll.etag,
+            "b_modified": poll.last_modified,
+            "b_status": poll.status,
+            "b_owner": poll.owner,
+            "b_title": poll.title or None,
+            "b_digest": poll.content_digest or None,
+            "b_moved": poll.moved_to or None,
+        }
+        for poll in polls
+    ]
+    now = sa.bindparam("b_now", type_=feeds.c.last_checked_at.type)
+    statement = (
+        sa.update(feeds)
+        .where(feeds.c.id == sa.bindparam("b_id"))
+        .values(
+            etag=sa.bindparam("b_etag"),
+            last_modified=sa.bindparam("b_modified"),
+            next_check_at=sa.bindparam("b_next", type_=feeds.c.next_check_at.type),
+            lease_until=sa.case(
+                (feeds.c.claimed_by.is_not_distinct_from(sa.bindparam("b_owner")), sa.null()),
+                else_=feeds.c.lease_until,
+            ),
+            last_checked_at=now,
+            last_success_at=now,
+            error_count=0,
+            last_error=None,
+            failing_since=None,
+            first_polled_at=sa.func.coalesce(feeds.c.first_polled_at, now),
+            last_status=sa.bindparam("b_status"),
+            title=sa.func.coalesce(sa.bindparam("b_title", type_=sa.String), feeds.c.title),
+            content_digest=sa.func.coalesce(
+                sa.bindparam("b_digest", type_=sa.String), feeds.c.content_digest
+            ),
+            moved_to=sa.func.coalesce(sa.bindparam("b_moved", type_=sa.String), feeds.c.moved_to),
+        )
+    )
+    db.execute(statement, parameters)
+
+
 def feed_state_from_row(row: sa.Row[tuple[object, ...]]) -> FeedState:
     return FeedState(
         id=row.id,
@@ -490,6 +559,7 @@ def feed_state_from_row(row: sa.Row[tuple[object, ...]]) -> FeedState:
         failing_since=row.failing_since,
         unhealthy_since=row.unhealthy_since,
         unhealthy_reason=row.unhealthy_reason,
+        claimed_by=row.claimed_by,
     )
 
 

@@ -101,3 +101,104 @@ async def test_polls_arriving_while_writing_join_the_next_transaction(
     rest = [writer.record(_poll(i)) for i in ids[1:]]
     await asyncio.gather(first, *rest)
     assert store.transactions == 2
+
+
+def _quiet(feed_id: int, owner: str | None, **changes: object) -> PollRecord:
+    values: dict[str, object] = {
+        "next_check_at": NOW + timedelta(minutes=10),
+        "etag": '"same"',
+        "last_modified": "Sun, 01 Mar 2026 11:00:00 GMT",
+        "title": None,
+        "status": 304,
+        "owner": owner,
+    }
+    values.update(changes)
+    return PollRecord(feed_id, NOW, **values)  # type: ignore[arg-type]
+
+
+def test_quiet_polls_written_together_keep_what_they_do_not_change(store: CountingStore) -> None:
+    ids = list(_feeds(store, 3).values())
+    first = store.record_polls([_poll(ids[0], Item(title="One", guid="g1"))])
+    assert first == [PollResult(1, 0)]
+    before = {feed.id: feed for feed in store.feeds()}
+    later = NOW + timedelta(hours=1)
+    polls = [
+        PollRecord(ids[0], later, later + timedelta(minutes=7), '"e0"', None, None, status=304),
+        PollRecord(
+            ids[1],
+            later,
+            later + timedelta(minutes=8),
+            None,
+            "lm",
+            "New title",
+            status=200,
+            content_digest="abc",
+            moved_to="http://moved.test/1",
+        ),
+        PollFailure(ids[2], later, "HTTP 503", later + timedelta(minutes=9), status=503),
+    ]
+    assert store.record_polls(polls) == [PollResult(0, 0), PollResult(0, 0), None]
+    after = {feed.id: feed for feed in store.feeds()}
+    kept = after[ids[0]]
+    assert (kept.etag, kept.last_modified, kept.last_status) == ('"e0"', None, 304)
+    assert kept.title == before[ids[0]].title == f"Feed {ids[0]}"  # no title: the old one stays
+    assert kept.first_polled_at == NOW  # set by the first poll, never moved
+    assert kept.last_checked_at == kept.last_success_at == later
+    assert kept.next_check_at == later + timedelta(minutes=7)
+    assert kept.last_new_item_at == NOW
+    changed = after[ids[1]]
+    assert (changed.title, changed.content_digest, changed.moved_to) == (
+        "New title",
+        "abc",
+        "http://moved.test/1",
+    )
+    assert changed.first_polled_at == later
+    assert changed.last_new_item_at is None
+    failed = after[ids[2]]
+    assert (failed.error_count, failed.last_error, failed.last_status) == (1, "HTTP 503", 503)
+    # a success after failures clears them, quiet or not
+    store.record_polls([_quiet(ids[2], None)])
+    recovered = next(feed for feed in store.feeds() if feed.id == ids[2])
+    assert (recovered.error_count, recovered.last_error, recovered.failing_since) == (0, None, None)
+
+
+@pytest.mark.parametrize("kind", ["quiet", "with items", "failure"])
+def test_a_poll_ends_only_the_lease_its_own_replica_holds(store: CountingStore, kind: str) -> None:
+    # replica A stalls mid-poll, is taken for dead, B claims the feed again; A's late write must
+    # not end B's lease, or a third poll could start while B's is under way
+    (feed_id,) = _feeds(store, 1).values()
+    lease = timedelta(minutes=5)
+    assert [f.id for f in store.claim_feeds(NOW, lease, owner="replica-b")] == [feed_id]
+    late: PollRecord | PollFailure
+    if kind == "quiet":
+        late = _quiet(feed_id, "replica-a")
+    elif kind == "with items":
+        late = PollRecord(
+            feed_id,
+            NOW,
+            NOW,
+            None,
+            None,
+            None,
+            (SeenItem(Item(title="x", guid="x"), ()),),
+            owner="replica-a",
+        )
+    else:
+        late = PollFailure(feed_id, NOW, "HTTP 500", NOW, owner="replica-a")
+    store.record_polls([late])
+    assert store.claim_feeds(NOW, lease, due_only=False, owner="replica-c") == []
+    own = _quiet(feed_id, "replica-b")
+    if kind == "failure":
+        own = PollFailure(feed_id, NOW, "HTTP 500", NOW, owner="replica-b")  # type: ignore[assignment]
+    store.record_polls([own])
+    assert [f.id for f in store.claim_feeds(NOW, lease, due_only=False, owner="replica-c")] == [
+        feed_id
+    ]
+
+
+def test_run_once_polls_without_an_owner_end_their_lease(store: CountingStore) -> None:
+    (feed_id,) = _feeds(store, 1).values()
+    (claimed,) = store.claim_feeds(NOW, timedelta(minutes=5), due_only=False)
+    assert claimed.claimed_by is None
+    store.record_polls([_quiet(feed_id, claimed.claimed_by)])
+    assert len(store.claim_feeds(NOW, timedelta(minutes=5), due_only=False)) == 1
