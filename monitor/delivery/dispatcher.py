@@ -57,6 +57,7 @@ DEFERRED = "deferred"  # claimed, not attempted: its lane was paused
 SUPERSEDED = "superseded"  # attempted, but the claim had ended before its outcome was recorded
 NO_HINT = RateHint()
 RATE_LIMITED_FREE = timedelta(days=1)  # 429s in a row cost no retry for this long, then count
+ORPHAN_GRACE = timedelta(minutes=10)  # orphaned this recently by another config: revived
 OTHERS_CHECK = timedelta(minutes=1)  # how often a plain webhook is checked for other routers
 OTHERS_RECENT = timedelta(minutes=10)  # a group opened or a row held this recently: routed
 
@@ -257,6 +258,8 @@ class Dispatcher:
         self.deferred: set[str] = set()
         self._started = datetime.now(UTC)
         self._deferred_checked = -OTHERS_CHECK.total_seconds()
+        self._orphaned = False  # deliveries of webhooks not in this config marked (once)
+        self._revived_at = -OTHERS_CHECK.total_seconds()
 
     async def deliver_due(self) -> DispatchSummary:
         """Claim due deliveries lane by lane, send them, record each outcome; return when
@@ -264,6 +267,7 @@ class Dispatcher:
         digests or quiet hours have their new deliveries routed first (monitor.delivery.noise),
         and again at most every `claim_poll` seconds while deliveries are in flight."""
         await self._release_dead_claims()
+        await self._orphans()
         enabled = await self._enabled()
         tasks: dict[asyncio.Task[str], DueDelivery] = {}
         states: Counter[str] = Counter()
@@ -393,6 +397,45 @@ class Dispatcher:
                 extra={"webhook": name},
             )
         self.deferred = others
+
+    async def _orphans(self) -> None:
+        """Once per config (this dispatcher): the pending and held deliveries of webhooks no
+        longer in the config become `orphaned`, kept and listed, not left pending forever. Then
+        once a minute: deliveries of a webhook this config has, orphaned in the last
+        ORPHAN_GRACE (by a replica on an older config), are made due again."""
+        now = datetime.now(UTC)
+        try:
+            if not self._orphaned:
+                counts = await asyncio.to_thread(self.outbox.orphan, list(self.webhooks), now)
+                self._orphaned = True
+                for name, count in sorted(counts.items()):
+                    log.warning(
+                        "webhook %s is not in the config: its %d undelivered deliveries are "
+                        "kept as orphaned (`monitor alerts --state orphaned`; put it back, then "
+                        "`monitor replay ID… --webhook %s`)",
+                        name,
+                        count,
+                        name,
+                        extra={"webhook": name},
+                    )
+            if time.monotonic() - self._revived_at < OTHERS_CHECK.total_seconds():
+                return
+            self._revived_at = time.monotonic()
+            revived = await asyncio.to_thread(
+                self.outbox.revive_orphans, list(self.webhooks), now - ORPHAN_GRACE, now
+            )
+        except Exception:
+            log.exception("cannot check the deliveries of webhooks removed from the config")
+            return
+        for name, count in sorted(revived.items()):
+            log.warning(
+                "webhook %s: %d deliveries orphaned in the last %d minutes by a process "
+                "whose config lacks it are due again here (replicas must share the config)",
+                name,
+                count,
+                ORPHAN_GRACE.total_seconds() // 60,
+                extra={"webhook": name},
+            )
 
     async def _enabled(self) -> list[str]:
         """Configured webhooks not disabled; a disabled one whose URL changed is re-enabled."""

@@ -11,8 +11,9 @@ A row is one event for one webhook. `event` is its type (`alert.created` unless 
 `payload` the body (null: the alert's stored `alert.created`); `alert_id` is null for events that
 belong to no one alert. States: `pending` (due at `next_attempt_at`), `delivered`, `failed`
 (retries spent), `held` (kept for a digest or until quiet hours end, released at
-`next_attempt_at`: neither sent nor lost) and `digested` (sent inside the digest `digest_id`;
-`delivered` once that digest is).
+`next_attempt_at`: neither sent nor lost), `digested` (sent inside the digest `digest_id`;
+`delivered` once that digest is) and `orphaned` (its webhook was removed from the config while
+it was pending or held; `next_attempt_at` is when that was noticed; kept, listed, replayable).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from monitor.store.engine import begin, lease_free
 from monitor.store.tables import alerts, deliveries, delivery_attempts, items, webhook_states
 
 PENDING, DELIVERED, FAILED, HELD, DIGESTED = "pending", "delivered", "failed", "held", "digested"
-STATES = (PENDING, DELIVERED, FAILED, HELD, DIGESTED)
+ORPHANED = "orphaned"
+STATES = (PENDING, DELIVERED, FAILED, HELD, DIGESTED, ORPHANED)
 ALERT_CREATED = "alert.created"
 DIGEST_EVENT = "alert.digest"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -419,6 +421,61 @@ class Outbox:
                 if isinstance(value, datetime):  # UTCDateTime: the CASE keeps the column type
                     result[str(name)] = value
             return result
+
+    # webhooks removed from the config --------------------------------------------------------
+
+    def orphan(self, configured: Collection[str], now: datetime) -> dict[str, int]:
+        """Mark `orphaned` the pending and held deliveries (not in flight) of every webhook not
+        in `configured`; per webhook, how many. Nothing is deleted."""
+        query = (
+            sa.update(deliveries)
+            .where(
+                deliveries.c.state.in_((PENDING, HELD)),
+                deliveries.c.webhook.not_in(list(configured)),
+                lease_free(deliveries.c.lease_until, now),
+            )
+            .values(
+                state=ORPHANED,
+                next_attempt_at=now,
+                lease_until=None,
+                claimed_by=None,
+                last_error=f"orphaned: its webhook is not in the config "
+                f"(since {now.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}); put it back, then replay",
+            )
+            .returning(deliveries.c.webhook)
+        )
+        with begin(self.engine) as db:
+            counts: dict[str, int] = {}
+            for name in db.scalars(query):
+                counts[name] = counts.get(name, 0) + 1
+            return counts
+
+    def revive_orphans(
+        self, webhooks: Collection[str], since: datetime, now: datetime
+    ) -> dict[str, int]:
+        """Make due again the deliveries of `webhooks` orphaned at or after `since` (by a
+        process whose config lacked a webhook this one has); per webhook, how many."""
+        names = list(webhooks)
+        if not names:
+            return {}
+        recent = sa.and_(
+            deliveries.c.state == ORPHANED,
+            deliveries.c.next_attempt_at >= since,
+            deliveries.c.webhook.in_(names),
+        )
+        with self.engine.connect() as db:  # a read first: nearly always there is nothing
+            if db.scalar(sa.select(deliveries.c.id).where(recent).limit(1)) is None:
+                return {}
+        with begin(self.engine) as db:
+            counts: dict[str, int] = {}
+            for name in db.scalars(
+                sa.update(deliveries)
+                .where(recent)
+                .values(state=PENDING, next_attempt_at=now, last_error=None)
+                .returning(deliveries.c.webhook)
+            ):
+                counts[name] = counts.get(name, 0) + 1
+            return counts
 
     # requeue -------------------------------------------------------------------------------
 

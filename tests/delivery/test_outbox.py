@@ -7,8 +7,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, Store
+from monitor.store.outbox import ORPHANED
+from monitor.store.tables import deliveries
 from tests.delivery.support import store_with_alerts
 
 LEASE = timedelta(minutes=2)
@@ -105,3 +108,30 @@ def test_a_late_outcome_never_overwrites_a_row_claimed_again_or_rerouted(store: 
     )
     (row,) = [r for r in store.outbox.recent_alerts(50) if r.state == DELIVERED]
     assert (row.alert_id, row.webhook, row.attempts) == (first.alert_id, "a", 3)  # history kept
+
+
+def test_deliveries_of_webhooks_not_configured_are_orphaned_kept_and_replayable(
+    store: Store,
+) -> None:
+    now = datetime.now(UTC)
+    (leased,) = store.outbox.claim_deliveries(now, LEASE, {"b": 1}, owner="busy")
+    assert store.outbox.orphan(["a"], now) == {"b": 2}  # the one in flight is left to its owner
+    assert store.outbox.delivery_counts() == {PENDING: 4, ORPHANED: 2}
+    orphans = store.outbox.recent_alerts(50, state=ORPHANED)
+    assert {r.webhook for r in orphans} == {"b"}
+    assert all("not in the config" in (r.last_error or "") for r in orphans)
+    assert store.outbox.next_delivery_times(["b"]) == {"b": leased_until(store, leased.id)}
+
+    later = now + timedelta(minutes=11)
+    assert store.outbox.revive_orphans(["b"], later - timedelta(minutes=10), later) == {}
+    assert store.outbox.revive_orphans(["a"], now, now) == {}  # only the webhooks given
+    assert store.outbox.requeue(later, alert_ids=[orphans[0].alert_id], webhook="b") == 1
+    assert store.outbox.revive_orphans(["b"], now, later) == {"b": 1}  # orphaned recently
+    assert store.outbox.delivery_counts() == {PENDING: 6}
+
+
+def leased_until(store: Store, delivery_id: int) -> datetime:
+    with store.engine.connect() as db:
+        value = db.scalar(sa.select(deliveries.c.lease_until).where(deliveries.c.id == delivery_id))
+    assert isinstance(value, datetime)
+    return value
