@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.config import load_config
 from monitor.delivery.dispatcher import make_delivery_client
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError
 from monitor.feeds.fetcher import make_client
 from monitor.feeds.websub import (
@@ -405,6 +406,24 @@ def test_a_lease_shorter_than_the_interval_is_not_renewed_more_often(
     assert "shorter than the poll interval: polled as usual" in daemon.log
 
 
+async def test_only_a_lease_renewed_in_time_slows_polling(
+    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+) -> None:
+    config, topic = websub_config(tmp_path, server, hub, receiver, interval="5m")
+    async with _replica(config, "replica-a") as websub:
+        engine = websub.pipeline.store.engine
+        (feed,) = await asyncio.to_thread(websub.pipeline.store.feeds)
+        settings = websub.pipeline.settings[topic]
+        now = datetime.now(UTC)
+        _save(engine, feed.id, "T" * 43, hub.url, topic)
+        ends = now + timedelta(minutes=4)  # granted 4 min: verified, but it ends before renewal
+        subs.update(engine, "T" * 43, state=subs.VERIFIED, expires_at=ends)
+        for renewal, interval in ((ends + timedelta(seconds=1), "5m"), (ends, "1h")):
+            subs.update(engine, "T" * 43, next_action_at=renewal)
+            polled = await websub.polling(feed, settings)
+            assert polled.interval == parse_duration(interval), renewal
+
+
 def test_an_unrenewed_lease_expires_and_polling_resumes(
     tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
 ) -> None:
@@ -529,13 +548,36 @@ async def _replica(config: Path, owner: str) -> AsyncIterator[WebSub]:
         await asyncio.to_thread(store.close)
 
 
-def _make_due(engine: Engine, state: str = subs.FAILED) -> list[str]:
-    """Every subscription due again now, oldest first by feed; their tokens in that order."""
+def _make_due(engine: Engine) -> list[str]:
+    """Every subscription verified and due for renewal now, in feed order; their tokens."""
     rows = subs.every(engine)
+    now = datetime.now(UTC)
     for position, sub in enumerate(rows):
-        due = datetime.now(UTC) - timedelta(minutes=10) + timedelta(seconds=position)
-        subs.update(engine, sub.token, state=state, next_action_at=due)
+        due = now - timedelta(minutes=10) + timedelta(seconds=position)
+        ends = now + timedelta(hours=1)
+        subs.update(engine, sub.token, state=subs.VERIFIED, next_action_at=due, expires_at=ends)
     return [sub.token for sub in rows]
+
+
+def _save(  # noqa: PLR0917 - a subscription row's parameters
+    engine: Engine, feed_id: int, token: str, hub: str, topic: str, secret: str = "s" * 64
+) -> None:
+    """A subscription row as requested now, with this token and secret."""
+    now = datetime.now(UTC)
+    callback = f"http://127.0.0.1/websub/{token}"
+    saved = subs.save_request(
+        engine,
+        feed_id,
+        hub=hub,
+        topic=topic,
+        token=token,
+        callback=callback,
+        secret=secret,
+        now=now,
+        verify_by=now + timedelta(minutes=10),
+        replacing=None,
+    )
+    assert saved
 
 
 async def test_replicas_send_the_hub_one_request_per_subscription(
@@ -558,7 +600,7 @@ async def test_replicas_send_the_hub_one_request_per_subscription(
         assert len(await asyncio.to_thread(subs.every, engine)) == len(topics)
 
     async with _replica(config, "replica-a") as one, _replica(config, "replica-b") as two:
-        # both timers at once, every row due (failed, to be tried again): one request per row
+        # both timers at once, every row due for renewal: one request per row
         before = len(hub.of("request"))
         engine = one.pipeline.store.engine
         await asyncio.to_thread(_make_due, engine)
@@ -691,20 +733,8 @@ async def test_a_push_finds_its_subscription_and_feed_in_one_read(
     async with _replica(config, "replica-a") as websub:
         store = websub.pipeline.store
         (feed,) = [f for f in await asyncio.to_thread(store.feeds) if f.url == topic]
-        token, secret, now = "T" * 43, "s" * 64, datetime.now(UTC)
-        saved = subs.save_request(
-            store.engine,
-            feed.id,
-            hub=hub.url,
-            topic=topic,
-            token=token,
-            callback=f"http://127.0.0.1/websub/{token}",
-            secret=secret,
-            now=now,
-            verify_by=now + timedelta(minutes=10),
-            replacing=None,
-        )
-        assert saved
+        token, secret = "T" * 43, "s" * 64
+        await asyncio.to_thread(_save, store.engine, feed.id, token, hub.url, topic, secret)
         statements: list[str] = []
 
         def record(*args: object) -> None:
