@@ -266,7 +266,7 @@ class WebSub:
         """Ask `hub` for a new subscription, replacing the feed's row `replacing` (None: the
         feed had none); nothing is sent when someone else replaced that row first."""
         settings = self.settings
-        if settings is None:
+        if settings is None or self.client.is_closed:  # off, or the daemon is stopping
             return
         now = datetime.now(UTC)
         token = secrets.token_urlsafe(32)
