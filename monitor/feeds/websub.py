@@ -453,7 +453,7 @@ class WebSub:
                     sub.feed_url,
                     sub.hub,
                     lease,
-                    _SHORT_LEASE if renew_in.total_seconds() >= lease else "",
+                    _SHORT_LEASE if renew_in.total_seconds() > lease else "",
                     extra={"feed_url": sub.feed_url},
                 )
                 return 200, _TEXT, challenge.encode()
