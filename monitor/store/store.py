@@ -15,8 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -25,6 +23,7 @@ from monitor.models import Item
 from monitor.store.engine import Transaction, check_revision, create_engine, lease_free, migrate
 from monitor.store.outbox import PENDING, Outbox
 from monitor.store.tables import alerts, deliveries, feeds, items
+from monitor.store.upsert import conflict_insert
 
 _SYNC_LOCK = 7_262_012  # pg_advisory_xact_lock key of sync_feeds (7_262_011: migrations)
 _ANALYZE_AFTER = 100  # feeds added at once, after which PostgreSQL's statistics are renewed
@@ -577,8 +576,9 @@ def _insert_ignoring_conflicts(
     """
     if not rows:
         return []
-    dialect_insert = postgresql_insert if db.dialect.name == "postgresql" else sqlite_insert
     statement = (
-        dialect_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(*returning)
+        conflict_insert(db.dialect.name, table)
+        .on_conflict_do_nothing(index_elements=conflict)
+        .returning(*returning)
     )
     return list(db.execute(statement, list(rows)).all())
