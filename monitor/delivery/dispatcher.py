@@ -57,6 +57,7 @@ DEFERRED = "deferred"  # claimed, not attempted: its lane was paused
 SUPERSEDED = "superseded"  # attempted, but the claim had ended before its outcome was recorded
 NO_HINT = RateHint()
 RATE_LIMITED_FREE = timedelta(days=1)  # 429s in a row cost no retry for this long, then count
+RATE_LIMITED_BACKOFF_MAX = timedelta(hours=1)  # longest wait after a 429 without Retry-After
 ORPHAN_GRACE = timedelta(minutes=10)  # orphaned this recently by another config: revived
 OTHERS_CHECK = timedelta(minutes=1)  # how often a plain webhook is checked for other routers
 OTHERS_RECENT = timedelta(minutes=10)  # a group opened or a row held this recently: routed
@@ -516,15 +517,20 @@ class Dispatcher:
             wait = max(wait or timedelta(0), outcome.hint.pause)
         elif wait is not None and outcome.status_code in (429, 503):
             lane.pause(wait, now)
-        free = outcome.status_code == 429 and await self._rate_limit_is_free(delivery, now)
+        limited_for = await self._rate_limited_for(delivery, now, outcome)
+        free = limited_for is not None and limited_for < RATE_LIMITED_FREE
         state: str
         if outcome.delivered:
             state, next_at = DELIVERED, None
         elif outcome.gone:
             state, next_at = PENDING, now  # held, untouched, until the webhook is enabled
-        elif free:  # the wait the next counted attempt would have, or longer if asked
+        elif free and limited_for is not None:
+            # the wait the next counted attempt would have, or what Retry-After asks, and at
+            # least as long as the 429s have lasted (up to an hour): it backs off by doubling
             attempts_made = delivery.attempts
-            next_at = next_attempt(hook.retry, min(attempts_made + 1, len(hook.retry)), now, wait)
+            scheduled = next_attempt(hook.retry, min(attempts_made + 1, len(hook.retry)), now, wait)
+            backoff = now + min(limited_for, RATE_LIMITED_BACKOFF_MAX)
+            next_at = max(scheduled or backoff, backoff)
             state = PENDING
         else:
             next_at = next_attempt(hook.retry, attempts_made, now, wait)
@@ -548,6 +554,8 @@ class Dispatcher:
                 counted=not free,
             )
         )
+        if outcome.gone:  # whoever holds the row now, the receiver is gone
+            await self._disable(hook, now, str(outcome.error))
         if not recorded:
             log.warning(
                 "the outcome of %s to %s (%s) came after its claim ended (its lease ran out and "
@@ -560,17 +568,21 @@ class Dispatcher:
             )
             return SUPERSEDED
         if outcome.gone:
-            await self._disable(hook, now, str(outcome.error))
             return GONE
         _log_attempt(delivery, attempts_made, state, outcome, next_at, free=free)
         return state
 
-    async def _rate_limit_is_free(self, delivery: DueDelivery, now: datetime) -> bool:
-        """Whether a 429 leaves the retry budget alone: a rate limit is not a failure of the
-        alert, until the delivery has been rate limited for RATE_LIMITED_FREE in a row (then
-        each 429 counts, so an endless 429 ends as `failed` like any failure)."""
+    async def _rate_limited_for(
+        self, delivery: DueDelivery, now: datetime, outcome: DeliveryOutcome
+    ) -> timedelta | None:
+        """For a 429, how long the delivery has been answered 429 without a break (zero for a
+        first one); None for any other outcome. A rate limit is not a failure of the alert: it
+        leaves the retry budget alone until this reaches RATE_LIMITED_FREE (then each 429
+        counts, so an endless 429 ends as `failed` like any failure)."""
+        if outcome.status_code != 429:
+            return None
         since = await asyncio.to_thread(self.outbox.rate_limited_since, delivery.id)
-        return since is None or now - since < RATE_LIMITED_FREE
+        return timedelta(0) if since is None else max(now - since, timedelta(0))
 
     async def _disable(self, hook: WebhookConfig, now: datetime, reason: str) -> None:
         first = hook.name not in self._gone
