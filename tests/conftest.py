@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import os
 import subprocess
 import sys
@@ -18,6 +19,20 @@ from tests.support.servers import LocalServer
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 POSTGRESQL = os.environ.get("MONITOR_TEST_POSTGRESQL", "postgresql+psycopg://127.0.0.1:5432/test")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Bytecode for monitor/ before the suite starts its ~130 `monitor` subprocesses.
+
+    With PYTHONDONTWRITEBYTECODE set (some shells and containers set it), no process writes
+    .pyc files, and every subprocess compiled monitor's ~80 modules from source again: ~0.3 s
+    of CPU each (measured: `monitor --version` 1.55 s of CPU without, 1.25 s with). Written
+    once here (only what changed since the last run; __pycache__ is git-ignored), they are
+    read as usual, and an edited module is compiled from source as before. Not in xdist
+    workers: the controller did it before starting them.
+    """
+    if sys.dont_write_bytecode and "PYTEST_XDIST_WORKER" not in os.environ:
+        compileall.compile_dir(REPO / "monitor", quiet=1)
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 daemon = Daemon.start(config_dir)          # waits for the start summary line
 daemon.get("/healthz")                     # (status, body) from its own HTTP server
 daemon.wait_for_log("config reloaded")     # event-driven: a condition on the lines so far
-daemon.stop()                              # SIGTERM, returns (exit code, seconds it took)
+daemon.stop()                              # SIGTERM, returns (exit code, seconds to exit)
+daemon.logged_at("stopped")                # time.monotonic() when that line was read
 """
 
 from __future__ import annotations
@@ -49,10 +50,12 @@ class Daemon:
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self.process = process
         self.lines: list[str] = []
+        self.times: list[float] = []  # time.monotonic() when each line of `lines` was read
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.base_url = ""
+        self.signalled_at: float | None = None
 
     @classmethod
     def start(
@@ -84,9 +87,11 @@ class Daemon:
         for line in self.process.stderr:
             with self._changed:
                 self.lines.append(line.rstrip("\n"))
+                self.times.append(time.monotonic())
                 self._changed.notify_all()
         with self._changed:
             self.lines.append("")  # end of output: wake every waiter
+            self.times.append(time.monotonic())
             self._changed.notify_all()
 
     @property
@@ -106,6 +111,14 @@ class Daemon:
             self._changed.wait_for(seen, timeout=timeout)
         assert found, f"no log line with {text!r} within {timeout}s; log so far:\n{self.log}"
         return found[0]
+
+    def logged_at(self, text: str, *, after: int = 0) -> float | None:
+        """When the first line from index `after` on containing `text` was read, if one was."""
+        with self._changed:
+            for line, moment in zip(self.lines[after:], self.times[after:], strict=True):
+                if text in line:
+                    return moment
+        return None
 
     def mark(self) -> int:
         """How many lines were logged so far (to wait for a line after this point)."""
@@ -128,12 +141,16 @@ class Daemon:
         return 0.0
 
     def stop(self, timeout: float = 30.0) -> tuple[int, float]:
-        started = time.monotonic()
+        """SIGTERM; the exit code and the seconds from the signal to the exit.
+
+        `signalled_at` keeps when the signal went, to compare with `logged_at` lines."""
+        self.signalled_at = time.monotonic()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(timeout=timeout)
+        seconds = time.monotonic() - self.signalled_at  # not the wait for the log reader below
         self._close()
-        return code, time.monotonic() - started
+        return code, seconds
 
     def kill(self) -> None:
         if self.process.poll() is None:

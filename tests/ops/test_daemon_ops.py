@@ -30,6 +30,16 @@ def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     return True
 
 
+def _stop_phases(daemon: Daemon, mark: int) -> str:
+    """Where a stop's seconds went: signal -> `stopping` logged -> `stopped` logged -> exit."""
+    start = daemon.signalled_at or 0.0
+    moments = [daemon.logged_at(text, after=mark) for text in ("stopping:", "stopped")]
+    return ", ".join(
+        f"{name} after {moment - start:.2f}s" if moment is not None else f"no {name} line"
+        for name, moment in zip(("stopping", "stopped"), moments, strict=True)
+    )
+
+
 def test_health_metrics_and_a_prompt_clean_stop(
     tmp_path: Path, server: LocalServer, receiver: SignedReceiver
 ) -> None:
@@ -71,9 +81,13 @@ def test_health_metrics_and_a_prompt_clean_stop(
         assert checked.returncode == 0, checked.stderr
         assert json.loads(checked.stdout)["status"] == "ok"
     finally:
+        mark = daemon.mark()
         code, seconds = daemon.stop()
     assert code == 0, daemon.log
-    assert seconds < 5, f"took {seconds:.1f}s to stop"
+    # from SIGTERM to exit (interpreter exit included): ~0.5-0.9 s measured with the machine's
+    # load at 8 on 2 cores; the work in flight (a poll each second) ends well within the grace
+    assert seconds < 5, f"took {seconds:.1f}s to stop ({_stop_phases(daemon, mark)})\n{daemon.log}"
+    assert "cancelled" not in daemon.log  # nothing in flight had to be cut short
     assert "monitor running: 1 feeds, 2 rules (in 1 file), 1 webhooks (analysts)" in daemon.log
     assert daemon.log.rstrip().endswith("stopped")
     assert "Traceback" not in daemon.log
