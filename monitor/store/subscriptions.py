@@ -26,13 +26,12 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from monitor.store.engine import begin, lease_free
 from monitor.store.store import FeedState
 from monitor.store.tables import feeds, replicas, websub_subscriptions
+from monitor.store.upsert import conflict_insert
 
 REQUESTED = "requested"
 VERIFIED = "verified"
@@ -214,12 +213,11 @@ def save_request(
     none). Only that row is replaced: False, and nothing written, when the feed's row is another
     by now (another replica, or this one's timer, asked first), so the request is not sent twice.
     """
-    dialect_insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
     with begin(engine) as db:
         if replacing is not None:
             db.execute(sa.delete(subs).where(subs.c.feed_id == feed_id, subs.c.token == replacing))
         inserted = db.execute(
-            dialect_insert(subs)
+            conflict_insert(engine.dialect.name, subs)
             .values(
                 feed_id=feed_id,
                 hub=hub,
