@@ -260,6 +260,8 @@ async def _serve(
         await stop.wait()
         log.info("stopping: no new work; waiting up to %.0fs for work in flight", grace)
         await scheduler.stop(grace, hurry)
+        if pipeline.websub is not None:  # its background requests to hubs: finish, else cancel
+            await pipeline.websub.stop(0.0 if hurry.is_set() else min(grace, 5.0))
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
         stop.set()

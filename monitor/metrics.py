@@ -99,7 +99,8 @@ class Metrics:
         self.pushes = Counter(
             "monitor_websub_pushes",
             "WebSub pushes received, by outcome: accepted, unsigned, bad_signature (dropped), "
-            "unknown (no live subscription), unparsable, too_large, too_slow, no_length, error.",
+            "unknown (no live subscription), unparsable, too_large, too_slow, no_length, busy "
+            "(503: too many at once), bad_body (400/501), bad_encoding (415), error.",
             ["outcome"],
             registry=r,
         )

@@ -759,3 +759,21 @@ async def test_a_push_finds_its_subscription_and_feed_in_one_read(
         whole_list = [s for s in reads if "FROM feeds" in s and "websub" not in s]
         assert whole_list == [], whole_list
         assert [item for item in await asyncio.to_thread(_items, config) if item == "push-3"]
+
+
+def test_a_stopping_daemon_cancels_requests_a_silent_hub_holds(
+    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+) -> None:
+    hub.hold = threading.Event()  # takes the subscription request, never answers
+    config, _topic = websub_config(tmp_path, server, hub, receiver, interval="1h")
+    daemon = Daemon.start(config)
+    try:
+        assert hub.wait_for(lambda events: len(events) >= 1), daemon.log
+        code, _seconds = daemon.stop()
+        assert code == 0, daemon.log
+        assert "websub: 1 subscription requests cancelled at stop" in daemon.log
+        assert "Task was destroyed but it is pending" not in daemon.log
+        assert "Traceback" not in daemon.log
+    finally:
+        hub.hold.set()
+        daemon.kill()
