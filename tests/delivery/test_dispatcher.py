@@ -221,3 +221,29 @@ async def test_a_rate_limit_that_lasts_a_day_counts_again(
     assert row.state == "failed"
     assert (row.last_error or "").startswith("HTTP 429 Too Many Requests")
     store.close()
+
+
+@pytest.mark.parametrize("status", [200, 410])
+async def test_an_outcome_after_the_claim_ended_leaves_the_row_to_its_new_owner(
+    tmp_path: Path,
+    receiver: SignedReceiver,
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+) -> None:
+    store = _store_with_alerts(tmp_path, 1)
+    dispatcher = Dispatcher(store.outbox, client, _hook(receiver, ["1h"]), owner="slow")
+    now = datetime.now(UTC)
+    (due,) = store.outbox.claim_deliveries(now, timedelta(minutes=2), ["hook"], owner="slow")
+    later = now + timedelta(minutes=3)  # the lease ran out; another replica took the row
+    assert store.outbox.claim_deliveries(later, timedelta(minutes=2), ["hook"], owner="fast")
+    receiver.answer([status])
+    with caplog.at_level("WARNING", logger="monitor.delivery.dispatcher"):
+        assert await dispatcher._deliver(due) == "superseded"
+    assert "came after its claim ended" in caplog.text
+    assert store.outbox.leases_held(later, ["hook"]) == {"fast": 1}
+    (row,) = store.outbox.recent_alerts()
+    assert (row.state, row.attempts) == ("pending", 1)  # the attempt is in its history
+    # a 410 disables the webhook all the same: the receiver is gone whoever holds the row
+    assert ("hook" in store.outbox.disabled_webhooks()) == (status == 410)
+    store.close()
