@@ -34,7 +34,8 @@ def register(sub: Any, with_config: ConfigOption) -> None:
             description="List the latest alerts, newest first, one line per (alert, webhook): "
             "when, alert id (the webhook-id receivers see), severity, rule, webhook, state "
             "(pending, delivered, failed; held for a digest or quiet hours, digested into a "
-            "digest not yet delivered), attempts made, then the item's title and, for "
+            "digest not yet delivered; orphaned: its webhook was removed from the config, "
+            "replayable), attempts made, then the item's title and, for "
             "undelivered ones, the last error and next attempt (or when a held one is "
             "released). Reads the store only. "
             "Exit codes: 0, 1 storage unavailable, 2 invalid config.",
