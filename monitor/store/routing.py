@@ -18,8 +18,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from monitor.store.engine import begin, lease_free
@@ -32,6 +30,7 @@ from monitor.store.tables import (
     story_groups,
     webhook_states,
 )
+from monitor.store.upsert import conflict_insert
 
 MAX_TEXTS = 4  # texts a group keeps to compare new items with: its first, one per language
 
@@ -156,9 +155,8 @@ def _due_held(webhook: str, now: datetime) -> sa.Select[tuple[int]]:
 def locked(engine: Engine, webhook: str, now: datetime) -> Iterator[Connection]:
     """A transaction holding `webhook`'s routing lock until it ends."""
     with begin(engine) as db:
-        insert = postgresql_insert if db.dialect.name == "postgresql" else sqlite_insert
         db.execute(
-            insert(webhook_states)
+            conflict_insert(db.dialect.name, webhook_states)
             .values(name=webhook, updated_at=now)
             .on_conflict_do_nothing(index_elements=["name"])
         )
