@@ -32,6 +32,7 @@ from monitor.matching import explain as explain_match
 from monitor.models import Item
 from monitor.reporting import load_or_report
 from monitor.store import Store
+from monitor.yamlpos import load_plain
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 log = logging.getLogger("monitor")
@@ -102,7 +103,7 @@ def health_url(directory: Path) -> tuple[str | None, str]:
     if not text:
         path = directory / CONFIG_FILE
         try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+            document = load_plain(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             return None, f"cannot read {path}: {exc}"
         value = document.get("http") if isinstance(document, dict) else None

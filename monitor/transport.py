@@ -11,9 +11,14 @@ connection found open stays so for `RECHECK_AFTER` before its socket is asked ag
 asks ~10 times per millisecond at 10 connections, and each poll is a system call.
 
 Reusing a keep-alive connection races with the server closing it (Apache and Node close idle
-ones after 5 s, httpx's own expiry): a GET or HEAD that fails on a connection before any answer
-arrives is sent once more, as browsers do. The TLS context (~90 ms to load the CA bundle) is
-made on the first https request, so plain-HTTP runs never pay it.
+ones after 5 s, httpx's own expiry): a GET or HEAD that fails on a *reused* connection before
+its answer is sent once more, as browsers do, after every idle connection's check is forgotten
+(several may have closed at once). A request that failed on a connection of its own is not sent
+again. The TLS context (~90 ms to load the CA bundle) is made for the first https connection,
+so plain-HTTP runs never pay it.
+
+Proxies from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`) are httpx's
+business: with any of them set, `make_client` leaves this transport out (`environment_proxies`).
 
 Errors are httpx's, as with httpx's own transport: callers catch httpx exceptions only.
 """
@@ -26,8 +31,11 @@ import select
 import socket
 import ssl
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterable
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import httpcore
@@ -53,6 +61,7 @@ _ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
 
 
 RECHECK_AFTER = 0.005  # seconds
+_IDEMPOTENT = frozenset(("GET", "HEAD"))
 
 # what a request on a connection the server had closed fails with, before any answer
 _STALE_CONNECTION = (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError)
@@ -83,10 +92,12 @@ def socket_readable(sock: socket.socket | None) -> bool:
 class _Stream(httpcore.AsyncNetworkStream):
     """An httpcore stream that remembers its socket for the idle-connection check."""
 
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+    def __init__(self, inner: httpcore.AsyncNetworkStream, backend: _Backend) -> None:
         self._inner = inner
+        self._backend = backend
         self._socket: socket.socket | None = inner.get_extra_info("socket")
         self._open_until = 0.0  # monotonic time until which the last check still stands
+        self._checked_in = 0  # the backend's generation at that check
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._inner.read(max_bytes, timeout)
@@ -103,23 +114,43 @@ class _Stream(httpcore.AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        return _Stream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+        upgraded = await self._inner.start_tls(ssl_context, server_hostname, timeout)
+        return _Stream(upgraded, self._backend)
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
             now = time.monotonic()
-            if now < self._open_until:
+            if now < self._open_until and self._checked_in == self._backend.generation:
                 return False
             if socket_readable(self._socket):
                 return True
             self._open_until = now + RECHECK_AFTER
+            self._checked_in = self._backend.generation
             return False
         return self._inner.get_extra_info(info)
+
+
+@dataclass
+class _Attempt:
+    """One try of a request: did it open a connection of its own?"""
+
+    connected: bool = False
+
+
+# the request being tried in this task: httpcore opens a request's connection in its own task
+_attempt: ContextVar[_Attempt | None] = ContextVar("_attempt", default=None)
+
+
+def _connecting() -> None:
+    attempt = _attempt.get()
+    if attempt is not None:
+        attempt.connected = True
 
 
 class _Backend(httpcore.AsyncNetworkBackend):
     def __init__(self) -> None:
         self._inner = httpcore.AnyIOBackend()
+        self.generation = 0  # bumped to make every stream ask its socket again
 
     async def connect_tcp(
         self,
@@ -129,16 +160,48 @@ class _Backend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        _connecting()
         stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        return _Stream(stream)
+        return _Stream(stream, self)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
     ) -> httpcore.AsyncNetworkStream:
-        return _Stream(await self._inner.connect_unix_socket(path, timeout, socket_options))
+        _connecting()
+        return _Stream(await self._inner.connect_unix_socket(path, timeout, socket_options), self)
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+class _Pool(httpcore.AsyncConnectionPool):
+    """httpcore's pool, its TLS context made for the first https connection."""
+
+    def __init__(self, limits: httpx.Limits, backend: _Backend) -> None:
+        super().__init__(
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=backend,
+        )
+        self._keepalive_expiry_s = limits.keepalive_expiry
+        self._backend = backend
+        self._tls: ssl.SSLContext | None = None
+
+    def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
+        if origin.scheme == b"https" and self._tls is None:
+            self._tls = httpx.create_ssl_context()
+        return httpcore.AsyncHTTPConnection(
+            origin=origin,
+            ssl_context=self._tls,
+            keepalive_expiry=self._keepalive_expiry_s,
+            network_backend=self._backend,
+        )
+
+
+def environment_proxies() -> bool:
+    """Whether the environment names a proxy (what httpx reads when it makes its transports)."""
+    return bool(urllib.request.getproxies())
 
 
 class _ResponseBody(httpx.AsyncByteStream):
@@ -157,24 +220,11 @@ class _ResponseBody(httpx.AsyncByteStream):
 
 
 class PooledTransport(httpx.AsyncBaseTransport):
-    """HTTP/1.1 over httpcore's connection pools (one for http, one for https, made when needed)."""
+    """HTTP/1.1 over httpcore's connection pool, see the module's docstring."""
 
     def __init__(self, limits: httpx.Limits) -> None:
-        self._limits = limits
-        self._pools: dict[bytes, httpcore.AsyncConnectionPool] = {}
-
-    def _pool(self, scheme: bytes) -> httpcore.AsyncConnectionPool:
-        pool = self._pools.get(scheme)
-        if pool is None:
-            pool = httpcore.AsyncConnectionPool(
-                ssl_context=httpx.create_ssl_context() if scheme == b"https" else None,
-                max_connections=self._limits.max_connections,
-                max_keepalive_connections=self._limits.max_keepalive_connections,
-                keepalive_expiry=self._limits.keepalive_expiry,
-                network_backend=_Backend(),
-            )
-            self._pools[scheme] = pool
-        return pool
+        self._backend = _Backend()
+        self._pool = _Pool(limits, self._backend)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         core_request = httpcore.Request(
@@ -189,14 +239,15 @@ class PooledTransport(httpx.AsyncBaseTransport):
             content=request.stream,
             extensions=request.extensions,
         )
-        pool = self._pool(request.url.raw_scheme)
+        first = _Attempt()
         with _httpx_errors(request):
             try:
-                response = await pool.handle_async_request(core_request)
+                response = await self._try(core_request, first)
             except _STALE_CONNECTION:
-                if request.method not in ("GET", "HEAD"):
+                if request.method not in _IDEMPOTENT or first.connected:
                     raise
-                response = await pool.handle_async_request(core_request)
+                self._backend.generation += 1  # other idle connections may have closed too
+                response = await self._try(core_request, _Attempt())
         return httpx.Response(
             status_code=response.status,
             headers=response.headers,
@@ -204,6 +255,12 @@ class PooledTransport(httpx.AsyncBaseTransport):
             extensions=response.extensions,
         )
 
+    async def _try(self, request: httpcore.Request, attempt: _Attempt) -> httpcore.Response:
+        token = _attempt.set(attempt)
+        try:
+            return await self._pool.handle_async_request(request)
+        finally:
+            _attempt.reset(token)
+
     async def aclose(self) -> None:
-        for pool in self._pools.values():
-            await pool.aclose()
+        await self._pool.aclose()

@@ -107,6 +107,19 @@ class _Builder:
         return _ENV_REF.sub(replace, text)
 
 
+def load_plain(text: str) -> object:
+    """Plain data, without positions, parsed as `load_positioned` parses (for lenient readers)."""
+    return yaml.load(text, Loader=_NodeLoader)  # noqa: S506 - a safe loader either way
+
+
+def _compose(text: str, loader_class: type[yaml.SafeLoader]) -> yaml.Node | None:
+    loader = loader_class(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
 def load_positioned(path: Path, environ: Mapping[str, str] | None = None) -> PositionedDocument:
     """Read one YAML file. Syntax errors and duplicate keys land in `problems`, never raise."""
     document = PositionedDocument(path=path, data=None)
@@ -116,19 +129,20 @@ def load_positioned(path: Path, environ: Mapping[str, str] | None = None) -> Pos
         document.problems.append((Position(0, 0), f"cannot read: {exc}"))
         return document
     try:
-        loader = _NodeLoader(text)
+        node = _compose(text, _NodeLoader)
+    except yaml.YAMLError:
+        # libyaml's messages are terser (a tab is "a character that cannot start any token")
+        # and its reader errors point at bytes: the error path asks PyYAML's own parser
         try:
-            node = loader.get_single_node()
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
-        document.problems.append((where, f"invalid YAML: {exc.problem or exc.context}"))
-        return document
-    except yaml.YAMLError as exc:
-        document.problems.append((Position(1, 1), f"invalid YAML: {exc}"))
-        return document
+            node = _compose(text, yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+            document.problems.append((where, f"invalid YAML: {exc.problem or exc.context}"))
+            return document
+        except yaml.YAMLError as exc:
+            document.problems.append((Position(1, 1), f"invalid YAML: {exc}"))
+            return document
     if node is None:
         document.data = {}
         return document

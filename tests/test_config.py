@@ -118,6 +118,16 @@ def test_environment_substitution_and_storage_override(tmp_path: Path) -> None:
             id="yaml-syntax",
         ),
         pytest.param(
+            "feeds:\n\t- url: https://a.example/rss\n",
+            "monitor.yaml:2:1: invalid YAML: found character '\\t' that cannot start any token",
+            id="yaml-tab",
+        ),
+        pytest.param(
+            "defaults: *missing\n",
+            "monitor.yaml:1:11: invalid YAML: found undefined alias 'missing'",
+            id="yaml-undefined-alias",
+        ),
+        pytest.param(
             "feeds:\n  - name: no url\n",
             "monitor.yaml:2:5: missing required key 'feeds.0.url'",
             id="missing-key",

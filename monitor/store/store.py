@@ -367,7 +367,7 @@ class Store:
             "error_count": 0,
             "last_error": None,
             "failing_since": None,
-            "first_polled_at": sa.func.coalesce(feeds.c.first_polled_at, poll.now),
+            "first_polled_at": sa.func.coalesce(feeds.c.first_polled_at, _moment(poll.now)),
             "last_status": poll.status,
         }
         if poll.title:
@@ -386,7 +386,7 @@ class Store:
         values: dict[str, object] = {
             "error_count": feeds.c.error_count + 1,
             "last_error": failure.error[:2000],
-            "failing_since": sa.func.coalesce(feeds.c.failing_since, failure.now),
+            "failing_since": sa.func.coalesce(feeds.c.failing_since, _moment(failure.now)),
             "last_checked_at": failure.now,
             "next_check_at": failure.next_check_at,
             "lease_until": _lease_ended_by(failure.owner),
@@ -483,6 +483,11 @@ class Store:
 
     def _begin(self) -> Transaction:
         return Transaction(self.engine)
+
+
+def _moment(value: datetime) -> sa.BindParameter[datetime]:
+    """A time bound as the columns store it (UTC), where it is not a column's own value."""
+    return sa.literal(value, type_=feeds.c.last_checked_at.type)
 
 
 def _lease_ended_by(owner: str | None) -> sa.ColumnElement[Any]:

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler
 import httpx
 import pytest
 
-from monitor import __version__
+from monitor import __version__, transport
 from monitor.errors import PermanentFeedError, TransientFeedError
 from monitor.feeds.fetcher import (
     Fetched,
@@ -119,8 +119,15 @@ async def test_bodiless_answers_keep_the_connection_for_the_next_fetch(
 
 
 async def test_a_keep_alive_connection_the_server_closed_is_not_reused(
-    server: LocalServer, client: httpx.AsyncClient, limits: FetchLimits
+    server: LocalServer,
+    client: httpx.AsyncClient,
+    limits: FetchLimits,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # the pool asks idle connections whether their server hung up; answered right, no request
+    # goes out on a closed one (every check asks the socket, and the retry is off)
+    monkeypatch.setattr(transport, "RECHECK_AFTER", 0.0)
+    monkeypatch.setattr(transport, "_STALE_CONNECTION", ())
     closed = threading.Event()
 
     def answer_then_hang_up(handler: BaseHTTPRequestHandler) -> None:
@@ -136,6 +143,7 @@ async def test_a_keep_alive_connection_the_server_closed_is_not_reused(
     assert await asyncio.to_thread(closed.wait, 10)
     second = await fetch_feed(client, server.url("/hangs-up"), Validators(), limits)
     assert isinstance(second, Fetched), second
+    assert len(server.requests_to("/hangs-up")) == 2
     assert server.connections == 2
 
 
@@ -158,6 +166,70 @@ async def test_a_get_the_server_drops_unanswered_on_a_reused_connection_is_sent_
     assert isinstance(again, Fetched), again
     assert len(server.requests_to("/drops")) == 3
     assert server.connections == 2
+
+
+async def test_a_request_dropped_on_a_new_connection_is_not_sent_again(
+    server: LocalServer, client: httpx.AsyncClient, limits: FetchLimits
+) -> None:
+    def drop(handler: BaseHTTPRequestHandler) -> None:
+        handler.close_connection = True
+
+    server.raw("/drops-all", drop)
+    result = await fetch_feed(client, server.url("/drops-all"), Validators(), limits)
+    assert isinstance(result, FetchFailed)
+    assert "disconnected" in str(result.error)
+    assert len(server.requests_to("/drops-all")) == 1
+
+
+async def test_after_a_stale_connection_every_idle_one_is_checked_again(
+    server: LocalServer,
+    client: httpx.AsyncClient,
+    limits: FetchLimits,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a server restarting (or timing out idle connections) closes them all at once; the one
+    # retry must not land on another connection last seen open
+    monkeypatch.setattr(transport, "RECHECK_AFTER", 3600.0)
+    together = threading.Barrier(3, timeout=10)
+    sockets: list[socket.socket] = []
+
+    def held(handler: BaseHTTPRequestHandler) -> None:
+        sockets.append(handler.connection)
+        together.wait()  # three requests in flight at once: three connections
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n<rss/>")
+
+    server.raw("/held", held)
+    server.static("/feed.xml", b"<rss/>", headers=RSS)
+    firsts = await asyncio.gather(
+        *(fetch_feed(client, server.url("/held"), Validators(), limits) for _ in range(3))
+    )
+    assert all(isinstance(result, Fetched) for result in firsts)
+    # one more request: the pool checks every idle connection, all open, remembered as such
+    assert isinstance(
+        await fetch_feed(client, server.url("/feed.xml"), Validators(), limits), Fetched
+    )
+    assert server.connections == 3
+    for held_socket in sockets:
+        held_socket.shutdown(socket.SHUT_RDWR)
+    result = await fetch_feed(client, server.url("/feed.xml"), Validators(), limits)
+    assert isinstance(result, Fetched), result
+    assert server.connections == 4
+
+
+async def test_proxies_from_the_environment_are_used(
+    server: LocalServer, limits: FetchLimits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an egress proxy is how many hosts reach the internet: our own transport steps aside
+    server.static("http://feeds.invalid/feed.xml", b"<rss/>", headers=RSS)
+    monkeypatch.setenv("HTTP_PROXY", server.url())
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with make_client(limits=limits) as proxied:
+        result = await fetch_feed(proxied, "http://feeds.invalid/feed.xml", Validators(), limits)
+    assert isinstance(result, Fetched), result
+    assert result.body == b"<rss/>"
+    (request,) = server.requests
+    assert request.path == "http://feeds.invalid/feed.xml"  # the absolute form a proxy gets
 
 
 async def test_transport_errors_are_httpx_errors(limits: FetchLimits) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -196,9 +196,22 @@ def test_a_poll_ends_only_the_lease_its_own_replica_holds(store: CountingStore, 
     ]
 
 
-def test_run_once_polls_without_an_owner_end_their_lease(store: CountingStore) -> None:
+def test_a_poll_without_an_owner_ends_a_lease_taken_without_one(store: CountingStore) -> None:
     (feed_id,) = _feeds(store, 1).values()
     (claimed,) = store.claim_feeds(NOW, timedelta(minutes=5), due_only=False)
     assert claimed.claimed_by is None
     store.record_polls([_quiet(feed_id, claimed.claimed_by)])
     assert len(store.claim_feeds(NOW, timedelta(minutes=5), due_only=False)) == 1
+
+
+def test_times_in_another_zone_are_stored_as_the_same_moment(store: CountingStore) -> None:
+    ids = list(_feeds(store, 2).values())
+    moscow = NOW.astimezone(timezone(timedelta(hours=3)))
+    with_items = PollRecord(
+        ids[0], moscow, moscow, None, None, None, (SeenItem(Item(title="x", guid="x"), ()),)
+    )
+    failure = PollFailure(ids[1], moscow, "HTTP 500", moscow)
+    store.record_polls([with_items, failure])
+    stored = {feed.id: feed for feed in store.feeds()}
+    assert stored[ids[0]].first_polled_at == NOW
+    assert stored[ids[1]].failing_since == NOW
