@@ -204,6 +204,11 @@ def environment_proxies() -> bool:
     return bool(urllib.request.getproxies())
 
 
+def pooled_transport(limits: httpx.Limits) -> PooledTransport | None:
+    """A client's transport: ours, or None (httpx's own) when the environment names a proxy."""
+    return None if environment_proxies() else PooledTransport(limits)
+
+
 class _ResponseBody(httpx.AsyncByteStream):
     def __init__(self, stream: Any, request: httpx.Request) -> None:
         self._stream = stream  # httpcore's: an async iterable of bytes with aclose()

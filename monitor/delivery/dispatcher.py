@@ -46,6 +46,7 @@ from monitor.delivery.targets import target_for
 from monitor.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from monitor.feeds.caching import retry_after as parse_retry_after
 from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, DueDelivery, Outbox, routing
+from monitor.transport import pooled_transport
 
 log = logging.getLogger(__name__)
 MIN_LEASE = timedelta(minutes=2)  # a claim outlives any attempt; then another worker may retry
@@ -220,11 +221,13 @@ async def attempt(
 
 def make_delivery_client() -> httpx.AsyncClient:
     """The client for webhooks: no redirects followed, modest pool, our User-Agent."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
     return httpx.AsyncClient(
         follow_redirects=False,
         headers={"user-agent": f"monitor/{__version__}"},
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        limits=limits,
         timeout=httpx.Timeout(15.0),
+        transport=pooled_transport(limits),  # its TLS context made when first needed
     )
 
 

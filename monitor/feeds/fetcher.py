@@ -27,7 +27,7 @@ from monitor import __version__
 from monitor.errors import FeedError, PermanentFeedError, TransientFeedError
 from monitor.feeds.caching import cache_hint, retry_after
 from monitor.feeds.compression import BodyTooLarge, Decoder
-from monitor.transport import PooledTransport, environment_proxies
+from monitor.transport import pooled_transport
 
 __all__ = [  # cache_hint and retry_after live in caching.py and are part of this interface
     "ACCEPT_ENCODING",
@@ -141,7 +141,7 @@ def make_client(
         },
         limits=pool_limits,
         # httpx's own transports when the environment names a proxy (it honours NO_PROXY too)
-        transport=None if environment_proxies() else PooledTransport(pool_limits),
+        transport=pooled_transport(pool_limits),
         follow_redirects=False,
         max_redirects=limits.max_redirects,
     )
