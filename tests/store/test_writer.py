@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -10,6 +11,7 @@ import pytest
 
 from monitor.models import Item
 from monitor.store import NewAlert, PollResult, SeenItem, Store
+from monitor.store import writer as writer_module
 from monitor.store.store import PollFailure, PollRecord
 from monitor.store.writer import PollWriter
 
@@ -17,12 +19,18 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 class CountingStore(Store):
-    """The real store, counting the transactions `record_polls` opens."""
+    """The real store, counting the transactions `record_polls` opens; `hold_first` makes the
+    first one wait (its first event set when it starts, the second awaited before writing)."""
 
     transactions = 0
+    hold_first: tuple[threading.Event, threading.Event] | None = None
 
     def record_polls(self, polls: Sequence[PollRecord | PollFailure]) -> list[PollResult | None]:
         self.transactions += 1
+        if self.hold_first is not None and self.transactions == 1:
+            started, go_on = self.hold_first
+            started.set()
+            assert go_on.wait(10)
         return super().record_polls(polls)
 
 
@@ -91,14 +99,39 @@ async def test_a_failing_poll_fails_alone(store: CountingStore) -> None:
     assert seen == []
 
 
+async def test_polls_arriving_together_share_one_transaction(store: CountingStore) -> None:
+    ids = list(_feeds(store, 6).values())
+    writer = PollWriter(store)
+    results = await asyncio.gather(*(writer.record(_poll(i)) for i in ids))
+    assert results == [PollResult(0, 0)] * 6
+    assert store.transactions == 1
+
+
+async def test_a_batch_waits_a_moment_for_polls_arriving_just_after(
+    store: CountingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fewer, larger batches: each is a worker-thread trip competing with the event loop
+    monkeypatch.setattr(writer_module, "LINGER", 0.5)  # generous against a loaded machine
+    ids = list(_feeds(store, 2).values())
+    writer = PollWriter(store)
+    first = asyncio.ensure_future(writer.record(_poll(ids[0])))
+    await asyncio.sleep(0.01)  # the flush has started and is waiting
+    await asyncio.gather(first, writer.record(_poll(ids[1])))
+    assert store.transactions == 1
+
+
 async def test_polls_arriving_while_writing_join_the_next_transaction(
     store: CountingStore,
 ) -> None:
     ids = list(_feeds(store, 6).values())
+    started, go_on = threading.Event(), threading.Event()
+    store.hold_first = (started, go_on)
     writer = PollWriter(store)
     first = asyncio.ensure_future(writer.record(_poll(ids[0])))
-    await asyncio.sleep(0)  # the flush has started with one poll
-    rest = [writer.record(_poll(i)) for i in ids[1:]]
+    assert await asyncio.to_thread(started.wait, 10)  # the first batch is being written
+    rest = [asyncio.ensure_future(writer.record(_poll(i))) for i in ids[1:]]
+    await asyncio.sleep(0)
+    go_on.set()
     await asyncio.gather(first, *rest)
     assert store.transactions == 2
 
