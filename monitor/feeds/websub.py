@@ -54,6 +54,7 @@ from monitor.store import FeedState
 from monitor.store import subscriptions as subs
 from monitor.store.recent import check_sooner
 from monitor.store.subscriptions import Subscription
+from monitor.transport import pooled_transport
 
 if TYPE_CHECKING:
     from monitor.pipeline import Pipeline
@@ -81,11 +82,13 @@ _SHORT_LEASE = " (shorter than the poll interval: polled as usual, subscribed ag
 def make_hub_client() -> httpx.AsyncClient:
     """The client for hubs: no redirects followed, short timeouts (each request also has a
     deadline)."""
+    limits = httpx.Limits(max_connections=HUB_REQUESTS_AT_ONCE * 2, max_keepalive_connections=4)
     return httpx.AsyncClient(
         follow_redirects=False,
         timeout=httpx.Timeout(10.0, connect=5.0),
         headers={"User-Agent": USER_AGENT},
-        trust_env=False,
+        limits=limits,
+        transport=pooled_transport(limits),  # httpx's own, honouring them, under env proxies
     )
 
 
