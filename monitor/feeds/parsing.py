@@ -36,7 +36,7 @@ def _process_pool() -> ProcessPoolExecutor:
         # not work before Python 3.13): for the `monitor` console script that is monitor.cli
         # and all it imports, ~0.5 s of CPU per worker. Imported once in the fork server, the
         # workers inherit it instead.
-        context.set_forkserver_preload(["monitor.feeds.parser", "monitor.cli"])
+        context.set_forkserver_preload(["monitor.feeds.parser", "feedparser", "monitor.cli"])
         _pool = ProcessPoolExecutor(
             max_workers=os.cpu_count() or 2, mp_context=context, initializer=_worker_signals
         )
