@@ -3,7 +3,9 @@
 Two jobs tick every second: `feeds` claims the feeds whose `next_check_at` has come (the due time
 lives in the store, with jitter, so it survives restarts) and starts a refresh for each one not
 already in flight; `deliveries` runs the outbox dispatcher unless a run is still going. The ticks
-themselves return at once: slow feeds never hold up the others. A third job, hourly, forgets the
+themselves return at once, having started their work in a task of ours: slow feeds never hold up
+the others, and stopping the scheduler (APScheduler cancels the jobs it is running) never cuts a
+claim short between the store and us. A third job, hourly, forgets the
 text of items older than `retention.item_text`. A daemon with a heartbeat (monitor.store.replicas)
 beats on its own job, and claims feeds under its replica id.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -45,16 +48,13 @@ class Scheduler:
         self.owner = heartbeat.replica_id if heartbeat is not None else None
         self.polls = 0  # finished since start, for the heartbeat
         self.deliveries = 0
-        self._claiming = False
         self._more_due = False  # the last claim was full: claim again as soon as there is room
         self._stopping = False
-        self._early_claim: asyncio.Task[None] | None = None
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._feeds_in_flight: dict[int, asyncio.Task[object]] = {}
-        self._delivery: asyncio.Task[object] | None = None
-        self._prune: asyncio.Task[object] | None = None
-        self._health: asyncio.Task[object] | None = None
-        self._websub: asyncio.Task[object] | None = None
+        # The jobs' own work, one task per job at most. APScheduler cancels the coroutines it
+        # runs when it shuts down; ticks only start these tasks, so stop() can let them finish.
+        self._work: dict[str, asyncio.Task[object]] = {}
         self.last_tick: float | None = None  # time.monotonic() of the last feeds tick
 
     def start(self) -> None:
@@ -117,9 +117,7 @@ class Scheduler:
 
     @property
     def in_flight(self) -> int:
-        return len(self._feeds_in_flight) + int(
-            self._delivery is not None and not self._delivery.done()
-        )
+        return len(self._feeds_in_flight) + int(self._running("deliveries"))
 
     async def stop(self, grace: float, hurry: asyncio.Event | None = None) -> None:
         """Stop ticking, give in-flight work `grace` seconds (less if `hurry` is set), then
@@ -128,8 +126,7 @@ class Scheduler:
         self._scheduler.shutdown(wait=False)
         feeds = {task: feed_id for feed_id, task in self._feeds_in_flight.items()}
         tasks: list[asyncio.Task[object]] = [*feeds]
-        others = (self._delivery, self._prune, self._websub, self._health)
-        tasks += [t for t in others if t is not None and not t.done()]
+        tasks += [task for task in self._work.values() if not task.done()]
         if not tasks:
             return
         pending = await _wait(tasks, grace, hurry)
@@ -154,13 +151,14 @@ class Scheduler:
         self.last_tick = time.monotonic()
         if self.pipeline.metrics is not None:
             self.pipeline.metrics.observe_tick()
-        await self._claim_feeds()
+        self._start_claim()
 
-    async def _claim_feeds(self) -> None:
+    def _start_claim(self) -> None:
+        if len(self._feeds_in_flight) < CLAIM_AHEAD and not self._stopping:
+            self._start("claim", self._claim_feeds)
+
+    async def _claim_feeds(self) -> object:
         room = CLAIM_AHEAD - len(self._feeds_in_flight)
-        if room <= 0 or self._claiming or self._stopping:
-            return
-        self._claiming = True
         try:
             due = await asyncio.to_thread(
                 self.pipeline.store.claim_feeds,
@@ -171,21 +169,17 @@ class Scheduler:
             )
         except Exception:
             log.exception("cannot read due feeds from the store; retrying next tick")
-            return
-        finally:
-            self._claiming = False
+            return None
         self._more_due = len(due) == room
-        if self._stop_began():  # while claiming: give these back untouched
+        if self._stopping:  # stopped while claiming: give these back untouched
             await asyncio.to_thread(
                 release_feed_leases, self.pipeline.store.engine, [f.id for f in due]
             )
-            return
+            return None
         for feed in due:
             if feed.id not in self._feeds_in_flight:
                 self._start_refresh(feed)
-
-    def _stop_began(self) -> bool:
-        return self._stopping
+        return None
 
     def _start_refresh(self, feed: FeedState) -> None:
         task: asyncio.Task[object] = asyncio.create_task(self.pipeline.refresh(feed))
@@ -197,20 +191,31 @@ class Scheduler:
         self.polls += 1
         if self._more_due and len(self._feeds_in_flight) <= MAX_FEEDS_IN_FLIGHT:
             self._more_due = False  # one early claim at a time; the next full one re-arms
-            self._early_claim = asyncio.create_task(self._claim_feeds())
+            self._start_claim()
+
+    def _running(self, job: str) -> bool:
+        task = self._work.get(job)
+        return task is not None and not task.done()
+
+    def _start(self, job: str, work: Callable[[], Coroutine[object, object, object]]) -> None:
+        """Start `job`'s work in a task of ours unless it is still running from a tick before."""
+        if not self._running(job):
+            self._work[job] = asyncio.create_task(work(), name=f"scheduler-{job}")
 
     async def _tick_heartbeat(self) -> None:
+        self._start("heartbeat", self._beat)
+
+    async def _beat(self) -> object:
         assert self.heartbeat is not None
         activity = Activity(self.in_flight, self.polls, self.deliveries)
         try:
             await asyncio.to_thread(self.heartbeat.beat, datetime.now(UTC), activity)
         except Exception as exc:
             log.warning("heartbeat failed (%s); retrying in %s", exc, self.heartbeat.interval)
+        return None
 
     async def _tick_deliveries(self) -> None:
-        if self._delivery is not None and not self._delivery.done():
-            return
-        self._delivery = asyncio.create_task(self._deliver())
+        self._start("deliveries", self._deliver)
 
     async def _deliver(self) -> object:
         try:
@@ -222,9 +227,7 @@ class Scheduler:
         return summary
 
     async def _tick_websub(self) -> None:
-        if self._websub is not None and not self._websub.done():
-            return
-        self._websub = asyncio.create_task(self._run_websub())
+        self._start("websub", self._run_websub)
 
     async def _run_websub(self) -> object:
         try:
@@ -235,9 +238,7 @@ class Scheduler:
         return None
 
     async def _tick_health(self) -> None:
-        if self._health is not None and not self._health.done():
-            return
-        self._health = asyncio.create_task(self._run_health())
+        self._start("health", self._run_health)
 
     async def _run_health(self) -> object:
         try:
@@ -247,9 +248,7 @@ class Scheduler:
             return None
 
     async def _tick_prune(self) -> None:
-        if self._prune is not None and not self._prune.done():
-            return
-        self._prune = asyncio.create_task(self._run_prune())
+        self._start("retention", self._run_prune)
 
     async def _run_prune(self) -> object:
         try:
