@@ -6,13 +6,16 @@ import asyncio
 import gzip
 import hashlib
 import socket
+import ssl
 import threading
 import zlib
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from monitor import __version__, transport
 from monitor.errors import PermanentFeedError, TransientFeedError
@@ -230,6 +233,38 @@ async def test_proxies_from_the_environment_are_used(
     assert result.body == b"<rss/>"
     (request,) = server.requests
     assert request.path == "http://feeds.invalid/feed.xml"  # the absolute form a proxy gets
+
+
+async def test_https_is_checked_against_a_private_ca_named_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limits: FetchLimits
+) -> None:
+    """A certificate from an unknown CA is refused; with that CA named by SSL_CERT_FILE, feeds
+    on it are fetched and the TLS connection is kept alive between fetches."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server = LocalServer(tls=context, poll_interval=0.05)
+    server.static("/feed.xml", feed_file("rss20.xml"), headers=RSS)
+    url = server.url("/feed.xml")
+    assert url.startswith("https://")
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    try:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        async with make_client() as client:
+            refused = await fetch_feed(client, url, Validators(), limits)
+        ca_file = tmp_path / "private-ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+        async with make_client() as client:
+            fetched = [await fetch_feed(client, url, Validators(), limits) for _ in range(2)]
+    finally:
+        server.close()
+    assert isinstance(refused, FetchFailed)
+    assert isinstance(refused.error, PermanentFeedError)
+    assert str(refused.error).startswith("TLS certificate not valid")
+    assert [type(result) for result in fetched] == [Fetched, Fetched]
+    assert len(server.requests_to("/feed.xml")) == 2  # the refused client sent no request
+    assert server.connections == 2  # the refused handshake, then one kept alive for both
 
 
 async def test_transport_errors_are_httpx_errors(limits: FetchLimits) -> None:

@@ -8,10 +8,13 @@ server.url("/feed.xml")
 server.requests                   # every request received, in order
 server.wait_for(lambda reqs: len(reqs) >= 3, timeout=5)   # event-driven, no sleeps
 server.close()
+
+LocalServer(tls=context)          # HTTPS with an ssl.SSLContext (tests make one with trustme)
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,8 +41,10 @@ RawWriter = Callable[[BaseHTTPRequestHandler], None]
 
 
 class LocalServer:
-    def __init__(self, *, poll_interval: float = 0.5) -> None:
-        """`poll_interval`: how often serve_forever looks for shutdown (close() waits as long)."""
+    def __init__(self, *, poll_interval: float = 0.5, tls: ssl.SSLContext | None = None) -> None:
+        """`poll_interval`: how often serve_forever looks for shutdown (close() waits as long);
+        `tls`: serve HTTPS with this server-side context (the handshake runs in the request's
+        thread, so a client that refuses the certificate holds up no one)."""
         self._handlers: dict[str, Handler | RawWriter] = {}
         self._raw: set[str] = set()
         self.requests: list[RecordedRequest] = []
@@ -95,6 +100,11 @@ class LocalServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self.scheme = "https" if tls is not None else "http"
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(poll_interval,), daemon=True
@@ -102,7 +112,7 @@ class LocalServer:
         self._thread.start()
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def route(self, path: str, handler: Handler) -> None:
         self._handlers[path] = handler
