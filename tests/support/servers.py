@@ -100,11 +100,7 @@ class LocalServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
         self._server.daemon_threads = True
-        if tls is not None:
-            self._server.socket = tls.wrap_socket(
-                self._server.socket, server_side=True, do_handshake_on_connect=False
-            )
-        self.scheme = "https" if tls is not None else "http"
+        self.scheme = _serve_tls(self._server, tls)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(poll_interval,), daemon=True
@@ -147,3 +143,14 @@ class LocalServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _serve_tls(server: ThreadingHTTPServer, context: ssl.SSLContext | None) -> str:
+    """Accept TLS on `server` if given a context (each handshake happens on the connection's
+    first read); the URL scheme it serves."""
+    if context is None:
+        return "http"
+    server.socket = context.wrap_socket(
+        server.socket, server_side=True, do_handshake_on_connect=False
+    )
+    return "https"
