@@ -205,19 +205,26 @@ def test_replicas_starting_at_once_migrate_one_at_a_time(postgresql_url: str) ->
     assert versions == [ScriptDirectory(str(MIGRATIONS)).get_current_head()] * 4
 
 
-def test_replicas_starting_together_add_the_configured_feeds_once(storage_url: str) -> None:
-    """Both sync the same 300 feeds at once into an empty store: no unique-key error."""
+@pytest.mark.parametrize("order", ["same", "reversed"])
+def test_replicas_starting_together_add_the_configured_feeds_once(
+    storage_url: str, order: str
+) -> None:
+    """Both sync the same 3,000 feeds at once into an empty store: no unique-key error, and no
+    deadlock when their configs list the feeds in opposite orders (PostgreSQL: each would wait
+    on rows the other inserted first, were the syncs not taken one at a time)."""
     stores = [Store.open(storage_url) for _ in range(2)]
-    configured = [(f"http://farm/{i}.xml", f"Feed {i}") for i in range(300)]
+    configured = [(f"http://farm/{i}.xml", f"Feed {i}") for i in range(3000)]
+    orders = [configured, configured if order == "same" else configured[::-1]]
     start = threading.Barrier(2)
 
-    def sync(store: Store) -> None:
+    def sync(store: Store, feeds: list[tuple[str, str | None]]) -> None:
         start.wait()
-        store.sync_feeds(configured, NOW)
+        store.sync_feeds(feeds, NOW)
 
     try:
         with ThreadPoolExecutor(2) as pool:
-            for done in [pool.submit(sync, store) for store in stores]:
+            syncs = [pool.submit(sync, *pair) for pair in zip(stores, orders, strict=True)]
+            for done in syncs:
                 done.result()
         assert sorted(f.url for f in stores[0].feeds()) == sorted(url for url, _ in configured)
     finally:
