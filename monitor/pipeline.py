@@ -17,9 +17,14 @@ import httpx
 
 from monitor.config import LoadedConfig
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary
-from monitor.feeds.fetcher import FetchLimits
 from monitor.feeds.health import HealthReport, check_health
-from monitor.feeds.refresh import RefreshContext, RefreshOutcome, feed_settings, refresh_feed
+from monitor.feeds.refresh import (
+    MAX_POLLS_IN_FLIGHT,
+    RefreshContext,
+    RefreshOutcome,
+    feed_settings,
+    refresh_feed,
+)
 from monitor.metrics import Metrics
 from monitor.store import FeedState, Store
 from monitor.store.recent import check_sooner, prune_item_text
@@ -31,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 GROUPS_KEPT = timedelta(days=7)  # story groups are kept this long after they close
 FEED_LEASE = timedelta(minutes=5)  # a poll holds its feed this long at most; then others may
-MAX_FEEDS_IN_FLIGHT = FetchLimits().max_connections  # more would wait for the pool, on the clock
+MAX_FEEDS_IN_FLIGHT = MAX_POLLS_IN_FLIGHT  # fetching to matching at once (monitor.feeds.refresh)
 
 
 class Pipeline:
@@ -52,7 +57,6 @@ class Pipeline:
         self.settings = feed_settings(config)
         self._delivery_client = delivery_client
         self.dispatcher = self._dispatcher(config)
-        self._slots = asyncio.Semaphore(MAX_FEEDS_IN_FLIGHT)
         self.websub: WebSub | None = None  # set by the daemon when it serves HTTP
 
     def _dispatcher(self, config: LoadedConfig) -> Dispatcher:
@@ -86,8 +90,7 @@ class Pipeline:
                 check_sooner(self.store.engine, [feed.url], now + after)
 
     async def refresh(self, feed: FeedState) -> RefreshOutcome:
-        async with self._slots:
-            outcome = await self._refresh(feed)
+        outcome = await self._refresh(feed)
         if self.metrics is not None:
             self.metrics.observe_refresh(outcome)
         return outcome

@@ -1,0 +1,68 @@
+"""refresh_feed in process, over a real server and a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor.config import load_config
+from monitor.feeds.fetcher import make_client
+from monitor.feeds.refresh import RefreshContext, feed_settings, refresh_feed
+from monitor.store import PollResult, Store
+from monitor.store.store import PollFailure, PollRecord
+from tests.support.pipeline import feed_document, serve_feed, write_config
+from tests.support.servers import LocalServer
+
+
+async def test_a_poll_waiting_for_its_write_leaves_its_slot_to_the_next_fetch(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    """With one poll slot, a second feed is fetched while the first one's transaction is held
+    up: a poll holds its slot from fetch to matching, not while its outcome is written."""
+    paths = {"/wire.xml": "havana-wire.xml", "/prensa.xml": "prensa-es.xml"}
+    for path, name in paths.items():
+        serve_feed(server, path, feed_document(name))
+    urls = [server.url(path) for path in paths]
+    config = load_config(
+        write_config(tmp_path / "config", feeds=[{"url": url} for url in urls]), environ={}
+    )
+    store = await asyncio.to_thread(Store.open, config.storage_url)
+    writing, writes_may_go = threading.Event(), threading.Event()
+    record_polls = store.record_polls
+
+    def held_up(polls: Sequence[PollRecord | PollFailure]) -> list[PollResult | None]:
+        writing.set()
+        assert writes_may_go.wait(10)
+        return record_polls(polls)
+
+    store.record_polls = held_up  # type: ignore[method-assign]
+    try:
+        now = datetime.now(UTC)
+        store.sync_feeds([(url, None) for url in urls], now)
+        first, second = sorted(
+            store.claim_feeds(now, timedelta(minutes=5), due_only=False),
+            key=lambda feed: urls.index(feed.url),
+        )
+        settings = feed_settings(config)
+        async with make_client() as client:
+            context = RefreshContext(
+                store=store, client=client, config=config, in_flight=asyncio.Semaphore(1)
+            )
+            polls = [asyncio.create_task(refresh_feed(context, first, settings[first.url]))]
+            assert await asyncio.to_thread(writing.wait, 10)  # the first poll is being written
+            polls.append(asyncio.create_task(refresh_feed(context, second, settings[second.url])))
+            fetched_second = await asyncio.to_thread(
+                server.wait_for, lambda requests: any(r.path == "/prensa.xml" for r in requests), 5
+            )
+            writes_may_go.set()
+            outcomes = await asyncio.gather(*polls)
+        assert fetched_second
+        assert [(o.feed_url, o.status) for o in outcomes] == [(url, "fetched") for url in urls]
+        assert all(outcome.new_items > 0 for outcome in outcomes)
+        assert [feed.last_status for feed in store.feeds()] == [200, 200]
+    finally:
+        writes_may_go.set()
+        await asyncio.to_thread(store.close)
