@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import shutil
 import sys
@@ -42,7 +43,10 @@ def write_config(state: Path, urls: list[str]) -> Path:
         "fetch": {"per_host": 10},
         "feeds": [{"url": url} for url in urls],
     }
-    (directory / "monitor.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
+    text = yaml.dump(document, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper))
+    config = directory / "monitor.yaml"
+    if not config.exists() or config.read_text(encoding="utf-8") != text:  # phases share it
+        config.write_text(text, encoding="utf-8")
     return directory
 
 
@@ -51,6 +55,7 @@ def main() -> None:
     parser.add_argument("--urls", type=Path, required=True)
     parser.add_argument("--state", type=Path, required=True)
     args = parser.parse_args()
+    gc.freeze()  # as the `monitor` command does once its modules are loaded (monitor.cli.entry)
     urls = [line.strip() for line in args.urls.read_text().splitlines() if line.strip()]
     args.state.mkdir(parents=True, exist_ok=True)
     config = load_config(write_config(args.state, urls), {})
@@ -59,6 +64,7 @@ def main() -> None:
     inner = time.perf_counter() - started
     print(summary.line(), file=sys.stderr)
     print(json.dumps({"items": summary.new_items, "inner_wall": round(inner, 3)}))
+    gc.freeze()  # as `monitor run --once` does before it exits
 
 
 if __name__ == "__main__":
