@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 import yaml  # noqa: E402
 
 from monitor.config import load_config  # noqa: E402
-from monitor.daemon import run_once  # noqa: E402
+from monitor.once import run_once  # noqa: E402
 
 
 def write_config(state: Path, urls: list[str]) -> Path:

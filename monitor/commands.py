@@ -17,16 +17,15 @@ import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import backtest as backtesting
-from monitor import daemon
+from monitor import once as one_cycle
 from monitor.config import (
     CONFIG_FILE,
     combined_schema,
     config_schema,
     rules_schema,
 )
-from monitor.errors import StoreError
+from monitor.errors import StartError, StoreError
 from monitor.feeds.normalize import html_to_text
-from monitor.httpserver import HTTP_ENV, parse_address
 from monitor.logs import setup_logging as _setup_logging
 from monitor.matching import explain as explain_match
 from monitor.models import Item
@@ -62,14 +61,16 @@ def run(
         return EXIT_INVALID
     try:
         if once:
-            summary = asyncio.run(daemon.run_once(config, max_wait))
+            summary = asyncio.run(one_cycle.run_once(config, max_wait))
             print(summary.line())
         else:
+            from monitor import daemon  # noqa: PLC0415 - its parts load only for the daemon
+
             asyncio.run(daemon.run_daemon(config, grace=grace.total_seconds()))
     except StoreError as exc:
         log.error("storage: %s", exc)  # noqa: TRY400 - users need the message, not a traceback
         return EXIT_FAILED
-    except daemon.StartError as exc:
+    except StartError as exc:
         log.error("cannot start: %s", exc)  # noqa: TRY400 - the message says it all
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -99,6 +100,8 @@ def health_url(directory: Path) -> tuple[str | None, str]:
     monitor.yaml is read leniently (only `http`), so a config edit that does not validate —
     which the running daemon survives — does not make its health check fail.
     """
+    from monitor.httpserver import HTTP_ENV, parse_address  # noqa: PLC0415 - the daemon's part
+
     text = os.environ.get(HTTP_ENV)
     if not text:
         path = directory / CONFIG_FILE

@@ -12,7 +12,8 @@ carry one of these; they are raised only inside a stage or where the program mus
     │   ├── TransientDeliveryError   timeout, refused connection, 3xx, 5xx, 429: retried on schedule
     │   └── PermanentDeliveryError   a 4xx other than 408/429: still retried on schedule (a
     │                                receiver may be fixed), and shown as such in the attempt log
-    └── StoreError                   the database cannot be reached or migrated
+    ├── StoreError                   the database cannot be reached or migrated
+    └── StartError                   the daemon cannot start (its HTTP address is taken, …)
 """
 
 from __future__ import annotations
@@ -75,3 +76,7 @@ class PermanentDeliveryError(DeliveryError):
 
 class StoreError(MonitorError):
     """The database cannot be reached, opened or migrated."""
+
+
+class StartError(MonitorError):
+    """The daemon cannot start (its HTTP address is taken, …): exit 1 with the reason."""

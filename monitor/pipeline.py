@@ -25,13 +25,13 @@ from monitor.feeds.refresh import (
     feed_settings,
     refresh_feed,
 )
-from monitor.metrics import Metrics
 from monitor.store import FeedState, Store
 from monitor.store.recent import check_sooner, prune_item_text
 from monitor.store.routing import prune_groups
 
 if TYPE_CHECKING:
     from monitor.feeds.websub import WebSub
+    from monitor.metrics import Metrics
 
 log = logging.getLogger(__name__)
 GROUPS_KEPT = timedelta(days=7)  # story groups are kept this long after they close

@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.daemon import _deliver_until
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delivery_client
 from monitor.delivery.owner import Owner, current
 from monitor.delivery.settings import WebhookConfig
+from monitor.once import _deliver_until
 from monitor.store import Store
 from tests.delivery.support import hook, store_with_alerts
 from tests.support.receiver import SECRET, SignedReceiver
