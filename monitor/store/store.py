@@ -172,7 +172,8 @@ class Store:
         with self._begin() as db:
             if db.dialect.name == "postgresql":  # replicas starting together sync one at a time
                 db.execute(sa.text(f"SELECT pg_advisory_xact_lock({_SYNC_LOCK})"))
-            existing = {row.url: row for row in db.execute(sa.select(feeds))}
+            columns = sa.select(feeds.c.id, feeds.c.url, feeds.c.name, feeds.c.active)
+            existing = {row.url: row for row in db.execute(columns)}
             new: list[dict[str, object]] = []
             for url, name in wanted.items():
                 row = existing.get(url)
