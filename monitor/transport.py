@@ -41,6 +41,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 import httpcore
@@ -214,9 +215,12 @@ class _Pool(httpcore.AsyncConnectionPool):
         idle connection to several queued requests, all but one of which then fail, queue
         again and run another pass (encode/httpcore#1035, pydantic/httpx2#1075). Here each
         connection is looked at once per pass, and a connection promised to a request (not yet
-        started on it) is neither promised again nor closed. Measured on the feed farm (1,000
-        conditional GETs, one host, 10 connections, a task per fetch): 1.05 s -> 0.72 s of CPU.
-        HTTP/1.1 only, as this transport: one request per connection at a time.
+        started on it) is not promised again nor closed to make room (one that expired or
+        that its server closed is, and the request queues again). A connection that is neither
+        idle nor held by a request was promised to one cancelled before it started: httpcore
+        keeps it forever, a pool slot lost for good; here it is closed. Measured on the feed
+        farm (1,000 conditional GETs, one host, 10 connections, a task per fetch): 1.05 s ->
+        0.72 s of CPU. HTTP/1.1 only, as this transport: one request per connection at a time.
         """
         if not _POOL_INTERNALS:  # an httpcore whose pool we do not know: its own pass
             return super()._assign_requests_to_connections()
@@ -228,8 +232,10 @@ class _Pool(httpcore.AsyncConnectionPool):
                 continue
             if connection.has_expired():
                 closing.append(connection)
-            else:
+            elif id(connection) in promised or connection.is_idle():
                 kept.append(connection)
+            else:  # its request was cancelled between being promised it and starting on it
+                closing.append(connection)
         idle = [c for c in kept if id(c) not in promised and c.is_idle()]
         surplus = idle[: max(len(idle) - self._max_keepalive_connections, 0)]
         closing += surplus
@@ -261,12 +267,19 @@ def _take_available(
     return None
 
 
+_POOL_REQUEST_API = ("connection", "is_queued", "assign_to_connection")
+
+
 def _knows_pool_internals() -> bool:
     """Whether httpcore's pool keeps what `_Pool._assign_requests_to_connections` reads."""
     pool = httpcore.AsyncConnectionPool()
     names = ("_connections", "_requests", "_max_connections", "_max_keepalive_connections")
-    return all(hasattr(pool, name) for name in names) and hasattr(
-        httpcore.AsyncConnectionPool, "_assign_requests_to_connections"
+    requests = getattr(import_module("httpcore._async.connection_pool"), "AsyncPoolRequest", None)
+    request = requests(httpcore.Request("GET", "http://pool.invalid/")) if requests else None
+    return (
+        all(hasattr(pool, name) for name in names)
+        and hasattr(httpcore.AsyncConnectionPool, "_assign_requests_to_connections")
+        and all(hasattr(request, name) for name in _POOL_REQUEST_API)
     )
 
 

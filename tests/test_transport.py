@@ -46,6 +46,31 @@ async def test_a_full_pool_closes_an_idle_connection_for_another_host() -> None:
         assert server.connections == 3  # two to 127.0.0.1, then one of them closed for localhost
 
 
+async def test_a_request_cancelled_before_starting_on_its_new_connection_loses_no_slot() -> None:
+    """A queued request is given a new connection as another's response ends, and is cancelled
+    before it starts on it: httpcore kept that connection forever, the pool's one slot lost
+    and every later request timed out waiting for it."""
+    with LocalServer(poll_interval=0.02) as server:
+        server.static("/feed", b"<rss/>")
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        pool_timeout = httpx.Timeout(5.0, pool=1.0)
+        async with httpx.AsyncClient(
+            transport=PooledTransport(limits), timeout=pool_timeout
+        ) as client:
+            pooled = client._transport._pool  # type: ignore[attr-defined]
+            other_host = server.url("/feed").replace("127.0.0.1", "localhost")
+            async with client.stream("GET", server.url("/feed")):
+                waiting = asyncio.create_task(client.get(other_host))
+                while not any(request.is_queued() for request in pooled._requests):  # noqa: ASYNC110 - the pool has no event to await; sleep(0) only yields
+                    await asyncio.sleep(0)  # until it waits for the pool's one connection
+            # the response ended: the waiting request was promised a new connection, unstarted
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            later = await client.get(server.url("/feed"))
+        assert later.status_code == 200
+
+
 # -- the assignment pass alone, over stand-ins for httpcore's connections and pool requests --
 
 
@@ -117,14 +142,16 @@ def test_a_connection_promised_to_a_request_is_neither_promised_again_nor_closed
 
 
 def test_the_pass_drops_closed_and_expired_connections_and_leaves_requests_waiting() -> None:
-    gone, stale, busy = (
+    gone, stale, busy, orphan = (
         _Connection(b"a.test", closed=True),
         _Connection(b"a.test", expired=True),
         _Connection(b"a.test", idle=False),
+        _Connection(b"a.test", idle=False),  # promised to a request cancelled before it started
     )
+    working = _Request("http://a.test/0", connection=busy)
     first, second = _Request("http://a.test/1"), _Request("http://a.test/2")
-    pool = _pool([gone, stale, busy], [first, second], most=2, kept_alive=2)
-    assert pool._assign_requests_to_connections() == [stale]
+    pool = _pool([gone, stale, busy, orphan], [working, first, second], most=2, kept_alive=2)
+    assert pool._assign_requests_to_connections() == [stale, orphan]
     assert first.connection is not None
     assert first.connection not in (gone, stale, busy)
     assert second.connection is None  # the pool is full of busy connections: it waits
