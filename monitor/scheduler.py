@@ -130,8 +130,10 @@ class Scheduler:
         if not tasks:
             return
         pending = await _wait(tasks, grace, hurry)
+        claim = self._work.get("claim")
         for task in pending:
-            task.cancel()
+            if task is not claim:  # a claim's thread cannot be stopped: it ends, gives back
+                task.cancel()  # what it took (as stopping began before), and is awaited below
         if not pending:
             return
         await asyncio.gather(*pending, return_exceptions=True)
@@ -172,9 +174,12 @@ class Scheduler:
             return None
         self._more_due = len(due) == room
         if self._stopping:  # stopped while claiming: give these back untouched
-            await asyncio.to_thread(
-                release_feed_leases, self.pipeline.store.engine, [f.id for f in due]
-            )
+            try:
+                await asyncio.to_thread(
+                    release_feed_leases, self.pipeline.store.engine, [f.id for f in due]
+                )
+            except Exception as exc:
+                log.warning("cannot give back feed leases (%s); they expire on their own", exc)
             return None
         for feed in due:
             if feed.id not in self._feeds_in_flight:

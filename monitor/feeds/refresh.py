@@ -124,6 +124,7 @@ class _Polled:
 
     record: PollRecord | PollFailure
     outcome: RefreshOutcome
+    retry_in: timedelta | None = None  # a failure's backoff, for its log line
 
 
 async def refresh_feed(
@@ -132,8 +133,10 @@ async def refresh_feed(
     """Poll one feed and record what it brought. Never raises for the feed's own failures."""
     async with ctx.slots:
         polled = await _poll(ctx, feed, settings)
+        await ctx.writer.make_room()  # a bounded number of outcomes wait to be written
     if isinstance(polled.record, PollFailure):
         await ctx.writer.record_failure(polled.record)
+        _log_failure(feed, polled.record, polled.retry_in or timedelta(0))
         return polled.outcome
     result = await ctx.writer.record(polled.record)
     if polled.outcome.status != "fetched":
@@ -296,10 +299,9 @@ def _success(
 def _failure(
     feed: FeedState, interval: timedelta, failed: FetchFailed, moved_to: str | None
 ) -> _Polled:
-    """The failure to record, logged (once written, the next try is as the log says)."""
+    """The failure to record, and when the next try will be."""
     now = datetime.now(UTC)
     error = str(failed.error)
-    gone = failed.status == 410
     wait = backoff(interval, feed.error_count + 1, failed.retry_after)
     failure = PollFailure(
         feed.id,
@@ -307,27 +309,31 @@ def _failure(
         error=error,
         next_check_at=jittered(now, wait),
         status=failed.status,
-        gone=gone,
+        gone=failed.status == 410,
         moved_to=moved_to,
         owner=feed.claimed_by,
     )
-    if gone:
+    return _Polled(failure, RefreshOutcome(feed.url, "failed", error=error), retry_in=wait)
+
+
+def _log_failure(feed: FeedState, failure: PollFailure, retry_in: timedelta) -> None:
+    """What the user reads of a failure once it is recorded."""
+    if failure.gone:
         log.error(
             "%s: %s; polling stopped: remove the feed from the config, or change its url",
             feed.url,
-            error,
+            failure.error,
             extra={"feed_url": feed.url},
         )
     else:
         log.warning(
             "%s: %s (failure %d in a row; next try in about %s)",
             feed.url,
-            error,
+            failure.error,
             feed.error_count + 1,
-            approximate_duration(wait),
+            approximate_duration(retry_in),
             extra={"feed_url": feed.url},
         )
-    return _Polled(failure, RefreshOutcome(feed.url, "failed", error=error))
 
 
 def _unseen(store: Store, feed_id: int, items: Sequence[Item]) -> list[Identified]:

@@ -27,6 +27,11 @@ MAX_BATCH = 256  # polls per transaction; bounds how long one transaction holds 
 # ~0.6 s more CPU (median of 6 runs each, bench/peer.py). A poll's outcome is recorded (and
 # its alerts sent) at most this much later.
 LINGER = 0.02  # seconds
+# Outcomes waiting to be written (queued or in the transaction under way) before a poll that
+# finished waits to hand its own over, still holding its slot: when the store is slower than the
+# feeds (a cold `run --once` over thousands of feeds, a remote PostgreSQL), parsed items pile
+# up no further than this.
+MAX_PENDING = 2 * MAX_BATCH
 
 Poll = PollRecord | PollFailure
 Written = PollResult | None | Exception
@@ -40,6 +45,14 @@ class PollWriter:
         self._max_batch = max_batch
         self._queue: list[tuple[Poll, asyncio.Future[PollResult | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._writing = 0  # outcomes in the transaction under way
+        self._room = asyncio.Event()  # set when a transaction ends
+
+    async def make_room(self) -> None:
+        """Wait while `MAX_PENDING` outcomes or more wait to be written."""
+        while len(self._queue) + self._writing >= MAX_PENDING:
+            self._room.clear()
+            await self._room.wait()
 
     async def record(self, poll: PollRecord) -> PollResult:
         result = await self._submit(poll)
@@ -62,7 +75,12 @@ class PollWriter:
             await asyncio.sleep(LINGER)
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
-            outcomes = await asyncio.to_thread(self._write, [poll for poll, _ in batch])
+            self._writing = len(batch)
+            try:
+                outcomes = await asyncio.to_thread(self._write, [poll for poll, _ in batch])
+            finally:
+                self._writing = 0
+                self._room.set()
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue

@@ -136,6 +136,28 @@ async def test_polls_arriving_while_writing_join_the_next_transaction(
     assert store.transactions == 2
 
 
+async def test_a_finished_poll_waits_for_room_while_too_many_outcomes_are_unwritten(
+    store: CountingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the store is slower than the feeds, polls stop piling outcomes up in memory."""
+    monkeypatch.setattr(writer_module, "MAX_PENDING", 3)
+    ids = list(_feeds(store, 4).values())
+    started, go_on = threading.Event(), threading.Event()
+    store.hold_first = (started, go_on)
+    writer = PollWriter(store)
+    first = asyncio.ensure_future(writer.record(_poll(ids[0])))
+    assert await asyncio.to_thread(started.wait, 10)  # one outcome in a transaction held up
+    await writer.make_room()  # one pending of three: room at once
+    queued = [asyncio.ensure_future(writer.record(_poll(i))) for i in ids[1:3]]
+    room = asyncio.ensure_future(writer.make_room())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not room.done()  # three unwritten: the next poll waits
+    go_on.set()
+    await asyncio.wait_for(room, 10)
+    await asyncio.gather(first, *queued)
+
+
 def _quiet(feed_id: int, owner: str | None, **changes: object) -> PollRecord:
     values: dict[str, object] = {
         "next_check_at": NOW + timedelta(minutes=10),
