@@ -98,7 +98,7 @@ class LocalServer:
 
             do_GET = do_POST = do_HEAD = do_PUT = do_PATCH = _handle  # noqa: N815
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
+        self._server = _Server(("127.0.0.1", 0), _RequestHandler)
         self._server.daemon_threads = True
         self.scheme = _serve_tls(self._server, tls)
         self.port = self._server.server_address[1]
@@ -143,6 +143,12 @@ class LocalServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: clients opening more connections at once than
+    # that (a pool of 16 under a loaded machine) saw some of them reset by the server
+    request_queue_size = 128
 
 
 def _serve_tls(server: ThreadingHTTPServer, context: ssl.SSLContext | None) -> str:
