@@ -18,13 +18,7 @@ import httpx
 from monitor.config import LoadedConfig
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary
 from monitor.feeds.health import HealthReport, check_health
-from monitor.feeds.refresh import (
-    MAX_POLLS_IN_FLIGHT,
-    RefreshContext,
-    RefreshOutcome,
-    feed_settings,
-    refresh_feed,
-)
+from monitor.feeds.refresh import RefreshContext, RefreshOutcome, feed_settings, refresh_feed
 from monitor.store import FeedState, Store
 from monitor.store.recent import check_sooner, prune_item_text
 from monitor.store.routing import prune_groups
@@ -36,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 GROUPS_KEPT = timedelta(days=7)  # story groups are kept this long after they close
 FEED_LEASE = timedelta(minutes=5)  # a poll holds its feed this long at most; then others may
-MAX_FEEDS_IN_FLIGHT = MAX_POLLS_IN_FLIGHT  # fetching to matching at once (monitor.feeds.refresh)
 
 
 class Pipeline:

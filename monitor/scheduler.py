@@ -28,7 +28,8 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from monitor.pipeline import FEED_LEASE, MAX_FEEDS_IN_FLIGHT, Pipeline
+from monitor.feeds.refresh import MAX_FEEDS_IN_FLIGHT
+from monitor.pipeline import FEED_LEASE, Pipeline
 from monitor.store import FeedState
 from monitor.store.recent import release_feed_leases
 from monitor.store.replicas import Activity, Heartbeat
@@ -142,12 +143,14 @@ class Scheduler:
             await asyncio.to_thread(release_feed_leases, self.pipeline.store.engine, cancelled)
         except Exception as exc:
             log.warning("cannot give back feed leases (%s); they expire on their own", exc)
-        log.warning(
-            "cancelled %d unfinished tasks (%d feed polls, re-queued for the next run; "
-            "deliveries in flight are handed back to the outbox)",
-            len(pending),
-            len(cancelled),
-        )
+        stopped = pending - {claim}  # the claim was awaited, not cancelled
+        if stopped:
+            log.warning(
+                "cancelled %d unfinished tasks (%d feed polls, re-queued for the next run; "
+                "deliveries in flight are handed back to the outbox)",
+                len(stopped),
+                len(cancelled),
+            )
 
     async def _tick_feeds(self) -> None:
         self.last_tick = time.monotonic()

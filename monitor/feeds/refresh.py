@@ -46,7 +46,7 @@ from monitor.store.writer import PollWriter
 
 log = logging.getLogger(__name__)
 # more would wait for a connection of the shared client's pool, their deadline running
-MAX_POLLS_IN_FLIGHT = FetchLimits().max_connections
+MAX_FEEDS_IN_FLIGHT = FetchLimits().max_connections
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ class RefreshContext:
         if self.poll_writer is None:
             object.__setattr__(self, "poll_writer", PollWriter(self.store))
         if self.in_flight is None:
-            object.__setattr__(self, "in_flight", asyncio.Semaphore(MAX_POLLS_IN_FLIGHT))
+            object.__setattr__(self, "in_flight", asyncio.Semaphore(MAX_FEEDS_IN_FLIGHT))
 
     @property
     def hosts(self) -> HostLimiter:

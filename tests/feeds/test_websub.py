@@ -27,6 +27,7 @@ from monitor.delivery.dispatcher import make_delivery_client
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError
 from monitor.feeds.fetcher import make_client
+from monitor.feeds.refresh import MAX_FEEDS_IN_FLIGHT
 from monitor.feeds.websub import (
     HUB_REQUESTS_AT_ONCE,
     WebSub,
@@ -36,7 +37,7 @@ from monitor.feeds.websub import (
 )
 from monitor.httpserver import Health, HttpServer, Reply
 from monitor.metrics import Metrics
-from monitor.pipeline import MAX_FEEDS_IN_FLIGHT, Pipeline
+from monitor.pipeline import Pipeline
 from monitor.store import Store
 from monitor.store import subscriptions as subs
 from monitor.store.replicas import Replicas
