@@ -22,7 +22,7 @@ import feedparser
 
 from bench.eval_rules import DEFAULT_DATA, DEFAULT_RULES, load_matcher, read_rows, to_item
 from monitor.matching import Matcher, RuleFile, compile_rules
-from monitor.matching.normalize import tokenize
+from monitor.text import tokenize
 from monitor.models import Item
 
 FALLBACK_DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "matching"

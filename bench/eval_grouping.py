@@ -40,7 +40,7 @@ from monitor.delivery.grouping import (
     same_story,
     story_similarity,
 )
-from monitor.matching.normalize import words
+from monitor.text import words
 from monitor.store.routing import MAX_TEXTS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -43,7 +43,7 @@ from typing import TypeVar
 
 from rapidfuzz import fuzz, process
 
-from monitor.matching.normalize import fold, latin_key, tokenize
+from monitor.text import fold, latin_key, tokenize
 
 K = TypeVar("K")
 

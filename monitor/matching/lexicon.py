@@ -16,7 +16,7 @@ from typing import Literal
 
 from rapidfuzz import fuzz, process
 
-from monitor.matching.normalize import Token, fold, latin_key, strip_marks, words
+from monitor.text import Token, fold, latin_key, strip_marks, words
 
 Mode = Literal["exact", "prefix", "fuzzy", "substring"]
 

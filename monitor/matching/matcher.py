@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise, product
 
 from monitor.matching.lexicon import Lexicon
-from monitor.matching.normalize import tokenize
+from monitor.text import tokenize
 from monitor.models import Item, Match, TermHit
 
 MAX_NEAR_COMBINATIONS = 4096  # bounds the proximity search on pathological items

@@ -28,7 +28,7 @@ from monitor.matching.matcher import (
     RuleInfo,
     TermNode,
 )
-from monitor.matching.normalize import tokenize
+from monitor.text import tokenize
 from monitor.matching.schema import GROUP_KEYS, Condition, RuleFile, TermSpec
 
 Loc = tuple[str | int, ...]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.matching.normalize import fold, latin_key, tokenize
+from monitor.text import fold, latin_key, tokenize
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Text folding and tokenizing, keeping every word's offsets into the original text.
+"""Text folding and tokenizing, keeping offsets: a leaf that matching and story grouping share.
 
 Matching compares *folded* words: case-folded, accents and other combining marks removed
 (Álvarez = alvarez, Гаване = гаване, ё = е), HTML tags skipped and entities decoded. Each
