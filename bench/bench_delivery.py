@@ -30,8 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from monitor.delivery.dispatcher import Dispatcher, make_delivery_client
-from monitor.delivery.payload import alert_created, new_alert_id
 from monitor.delivery.settings import WebhookConfig
+from monitor.events import alert_created, new_alert_id
 from monitor.models import Item, Match
 from monitor.store import NewAlert, SeenItem, Store
 

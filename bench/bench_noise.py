@@ -24,8 +24,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from monitor.delivery import noise
-from monitor.delivery.payload import alert_created
 from monitor.delivery.settings import WebhookConfig
+from monitor.events import alert_created
 from monitor.models import Item, Match
 from monitor.store import NewAlert, SeenItem, Store
 from monitor.store.tables import story_groups

@@ -40,8 +40,8 @@ from monitor.delivery.grouping import (
     same_story,
     story_similarity,
 )
-from monitor.text import words
 from monitor.store.routing import MAX_TEXTS
+from monitor.text import words
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "grouping"

@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
 
-from monitor.config import load_config  # noqa: E402
-from monitor.once import run_once  # noqa: E402
+from monitor.config.settings import load_config  # noqa: E402
+from monitor.runtime.once import run_once  # noqa: E402
 
 
 def write_config(state: Path, urls: list[str]) -> Path:
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--urls", type=Path, required=True)
     parser.add_argument("--state", type=Path, required=True)
     args = parser.parse_args()
-    gc.freeze()  # as the `monitor` command does once its modules are loaded (monitor.cli.entry)
+    gc.freeze()  # as `monitor` does once its modules are loaded (monitor.cli.main.entry)
     urls = [line.strip() for line in args.urls.read_text().splitlines() if line.strip()]
     args.state.mkdir(parents=True, exist_ok=True)
     config = load_config(write_config(args.state, urls), {})

@@ -40,7 +40,7 @@ from pathlib import Path
 import sqlalchemy as sa
 import yaml
 
-from monitor.feeds.refresh import MAX_FEEDS_IN_FLIGHT
+from monitor.pipeline.refresh import MAX_FEEDS_IN_FLIGHT
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_BENCH = REPO.parent / "shared" / "bench"

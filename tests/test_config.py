@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from monitor.config import load_config
+from monitor.config.settings import load_config
 from monitor.errors import ConfigError
 from tests.conftest import REPO, run_cli
 from tests.support.receiver import SECRET

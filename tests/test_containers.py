@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
-from monitor.commands import health_url
-from monitor.config import load_config
+from monitor.cli.commands import health_url
+from monitor.config.settings import load_config
 from tests.conftest import REPO, SHARED
 
 COMPOSE_SCHEMA = SHARED / "schemas" / "compose-spec.json"

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from monitor.config import load_config
+from monitor.config.settings import load_config
 from monitor.delivery.dispatcher import make_delivery_client
 from monitor.feeds.fetcher import make_client
-from monitor.pipeline import Pipeline
-from monitor.scheduler import Scheduler
+from monitor.pipeline.pipeline import Pipeline
+from monitor.runtime.scheduler import Scheduler
 from monitor.store import FeedState, Store
 from monitor.store.tables import feeds
 from tests.support.pipeline import feed_document, serve_feed, write_config

@@ -1,4 +1,4 @@
-"""monitor.transport's connection pool: real requests through it, and its assignment pass.
+"""monitor.http.transport's connection pool: real requests through it, and its assignment pass.
 
 (Keep-alive checks, the retry on a reused connection, proxies and TLS: tests/feeds/test_fetcher.py.)
 """
@@ -12,8 +12,8 @@ import httpcore
 import httpx
 import pytest
 
-from monitor import transport
-from monitor.transport import PooledTransport
+from monitor.http import transport
+from monitor.http.transport import PooledTransport
 from tests.support.servers import LocalServer, Reply
 
 pytestmark = pytest.mark.skipif(

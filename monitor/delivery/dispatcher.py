@@ -15,7 +15,7 @@ Isolation: every webhook has its own lane (monitor.delivery.limits) with its own
 rate limit and pause; the dispatcher claims for a lane only what it can start, and keeps
 claiming for the other lanes while a slow one is in flight.
 
-Crash safety: claims carry the claiming process (monitor.delivery.owner); a dispatcher first
+Crash safety: claims carry the claiming process (monitor.store.owners); a dispatcher first
 releases the claims of dead processes on its own machine, so a `run --once` after a crash
 delivers at once; claims of processes elsewhere end with their lease.
 """
@@ -38,15 +38,23 @@ import httpx
 
 from monitor import __version__
 from monitor.delivery import noise
-from monitor.delivery import owner as owners
 from monitor.delivery.base import Alert, RateHint, Target
 from monitor.delivery.limits import Lane
 from monitor.delivery.settings import WebhookConfig, redact_url
 from monitor.delivery.targets import target_for
 from monitor.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from monitor.feeds.caching import retry_after as parse_retry_after
-from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, DueDelivery, Outbox, routing
-from monitor.transport import pooled_transport
+from monitor.http.headers import retry_after as parse_retry_after
+from monitor.http.transport import pooled_transport
+from monitor.store import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    AttemptRecord,
+    DueDelivery,
+    Outbox,
+    owners,
+    routing,
+)
 
 log = logging.getLogger(__name__)
 MIN_LEASE = timedelta(minutes=2)  # a claim outlives any attempt; then another worker may retry

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from monitor.configtypes import Duration, StrictModel, http_url
 from monitor.durations import parse_duration
+from monitor.fields import Duration, StrictModel, http_url
 
 DEFAULT_RETRY = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
 SEVERITIES = ("low", "medium", "high", "critical")

@@ -25,9 +25,9 @@ import httpx
 
 from monitor import __version__
 from monitor.errors import FeedError, PermanentFeedError, TransientFeedError
-from monitor.feeds.caching import cache_hint, retry_after
 from monitor.feeds.compression import BodyTooLarge, Decoder
-from monitor.transport import pooled_transport
+from monitor.http.headers import cache_hint, retry_after
+from monitor.http.transport import pooled_transport
 
 __all__ = [  # cache_hint and retry_after live in caching.py and are part of this interface
     "ACCEPT_ENCODING",

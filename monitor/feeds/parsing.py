@@ -33,10 +33,10 @@ def _process_pool() -> ProcessPoolExecutor:
     if _pool is None:
         context = multiprocessing.get_context("forkserver")
         # Each worker imports the main script again (multiprocessing's "__main__" preload does
-        # not work before Python 3.13): for the `monitor` console script that is monitor.cli
+        # not work before Python 3.13): for the `monitor` console script that is monitor.cli.main
         # and all it imports, ~0.5 s of CPU per worker. Imported once in the fork server, the
         # workers inherit it instead.
-        context.set_forkserver_preload(["monitor.feeds.parser", "feedparser", "monitor.cli"])
+        context.set_forkserver_preload(["monitor.feeds.parser", "feedparser", "monitor.cli.main"])
         _pool = ProcessPoolExecutor(
             max_workers=os.cpu_count() or 2, mp_context=context, initializer=_worker_signals
         )

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from itertools import pairwise, product
 
 from monitor.matching.lexicon import Lexicon
-from monitor.text import tokenize
 from monitor.models import Item, Match, TermHit
+from monitor.text import tokenize
 
 MAX_NEAR_COMBINATIONS = 4096  # bounds the proximity search on pathological items
 MAX_HITS_PER_TERM = 3  # evidence per term and field: enough to see why, short enough to read

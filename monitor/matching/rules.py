@@ -28,8 +28,8 @@ from monitor.matching.matcher import (
     RuleInfo,
     TermNode,
 )
-from monitor.text import tokenize
 from monitor.matching.schema import GROUP_KEYS, Condition, RuleFile, TermSpec
+from monitor.text import tokenize
 
 Loc = tuple[str | int, ...]
 DEFAULT_WITHIN = 8

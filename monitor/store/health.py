@@ -1,5 +1,5 @@
 """Feed health in the store: which feeds may have changed health, their usual cadence, and the
-state change written together with its events (monitor.feeds.health decides).
+state change written together with its events (monitor.pipeline.health decides).
 
 A feed's `unhealthy_since` is set by a conditional UPDATE in the transaction that queues its
 `feed.unhealthy` events (and cleared with `feed.recovered`), so each change is announced once even

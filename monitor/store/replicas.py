@@ -1,7 +1,7 @@
 """Replicas: one row per running daemon, kept alive by its heartbeat; a dead one's claims freed.
 
 Several `monitor run` daemons may share one PostgreSQL database. Each registers a row in
-`replicas` under its claim owner (monitor.delivery.owner: host, boot, pid namespace, pid, start
+`replicas` under its claim owner (monitor.store.owners: host, boot, pid namespace, pid, start
 time) and refreshes it every heartbeat (10 s; `MONITOR_HEARTBEAT` changes it), writing
 `expires_at` = now + 3 heartbeats and what it is doing. Feed and delivery claims record that same
 owner in `claimed_by`.

@@ -83,7 +83,7 @@ feeds = Table(
     Column("gone_at", UTCDateTime, nullable=True),  # 410 Gone: polling stopped
     Column("moved_to", Text, nullable=True),  # where a 301/308 pointed
     Column("last_new_item_at", UTCDateTime, nullable=True),
-    # since 0007: health (monitor.feeds.health)
+    # since 0007: health (monitor.pipeline.health)
     Column("failing_since", UTCDateTime, nullable=True),  # first failure after the last success
     Column("unhealthy_since", UTCDateTime, nullable=True),  # feed.unhealthy sent, not recovered
     Column("unhealthy_reason", String(20), nullable=True),  # failing | silent
@@ -141,7 +141,7 @@ deliveries = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime, nullable=True),
-    # since 0003: who holds the lease (monitor.delivery.owner), so a dead holder is detected
+    # since 0003: who holds the lease (monitor.store.owners), so a dead holder is detected
     Column("claimed_by", String(200), nullable=True),
     # since 0005: events other than one alert's alert.created (monitor.store.outbox)
     Column("event", String(40), nullable=False, server_default="alert.created"),
@@ -205,7 +205,7 @@ Index("ix_delivery_attempts_delivery", delivery_attempts.c.delivery_id)
 replicas = Table(
     "replicas",
     metadata,
-    Column("id", String(200), primary_key=True),  # the claim owner (monitor.delivery.owner)
+    Column("id", String(200), primary_key=True),  # the claim owner (monitor.store.owners)
     Column("host", String(255), nullable=False),
     Column("pid", Integer, nullable=False),
     Column("version", String(40), nullable=False),
@@ -217,7 +217,7 @@ replicas = Table(
     Column("deliveries", Integer, nullable=False, default=0),  # deliveries made since it started
 )
 
-# since 0006: WebSub subscriptions (monitor.feeds.websub), one per feed
+# since 0006: WebSub subscriptions (monitor.pipeline.websub), one per feed
 websub_subscriptions = Table(
     "websub_subscriptions",
     metadata,

@@ -19,7 +19,8 @@ import httpx
 import pydantic
 import pytest
 
-from monitor.delivery import discord, sink
+from monitor.cli import sink
+from monitor.delivery import discord
 from monitor.delivery.base import Alert
 from monitor.delivery.dispatcher import Dispatcher, make_delivery_client
 from monitor.delivery.targets import TARGETS, target_for

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delivery_client
-from monitor.delivery.owner import Owner, current
 from monitor.delivery.settings import WebhookConfig
-from monitor.once import _deliver_until
+from monitor.runtime.once import _deliver_until
 from monitor.store import Store
+from monitor.store.owners import Owner, current
 from tests.delivery.support import hook, store_with_alerts
 from tests.support.receiver import SECRET, SignedReceiver
 from tests.support.servers import LocalServer, RecordedRequest, Reply

@@ -21,8 +21,8 @@ import pytest
 
 from monitor.delivery import noise
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delivery_client
-from monitor.delivery.payload import alert_created
 from monitor.delivery.settings import QuietHours, WebhookConfig
+from monitor.events import alert_created
 from monitor.models import Item, Match
 from monitor.store import AttemptRecord, NewAlert, SeenItem, Store, routing
 from tests.delivery.support import hook

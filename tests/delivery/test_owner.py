@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.delivery.owner import Owner, current, is_dead
+from monitor.store.owners import Owner, current, is_dead
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 

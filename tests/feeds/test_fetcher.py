@@ -17,7 +17,7 @@ import httpx
 import pytest
 import trustme
 
-from monitor import __version__, transport
+from monitor import __version__
 from monitor.errors import PermanentFeedError, TransientFeedError
 from monitor.feeds.fetcher import (
     Fetched,
@@ -30,6 +30,7 @@ from monitor.feeds.fetcher import (
     make_client,
     retry_after,
 )
+from monitor.http import transport
 from tests.feeds.conftest import feed_file
 from tests.support.servers import LocalServer, RecordedRequest, Reply
 

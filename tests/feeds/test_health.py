@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from monitor.config import HealthSettings, LoadedConfig, load_config
-from monitor.feeds.health import FAILING, SILENT, Diagnosis, check_health, diagnose, silent_limit
+from monitor.config.settings import HealthSettings, LoadedConfig, load_config
 from monitor.models import Item
+from monitor.pipeline.health import FAILING, SILENT, Diagnosis, check_health, diagnose, silent_limit
 from monitor.store import FeedState, SeenItem, Store
 from monitor.store.health import health_candidates, record_health_change, usual_gap
 from monitor.store.tables import deliveries

@@ -8,9 +8,9 @@ import itertools
 from datetime import timedelta
 from pathlib import Path
 
-from monitor.config import load_config
+from monitor.config.settings import load_config
 from monitor.feeds.hosts import HostLimiter
-from monitor.feeds.refresh import RefreshContext
+from monitor.pipeline.refresh import RefreshContext
 from tests.support.pipeline import write_config
 
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.config import load_config
+from monitor.config.settings import load_config
 from monitor.feeds.fetcher import make_client
-from monitor.feeds.refresh import RefreshContext, feed_settings, refresh_feed
+from monitor.pipeline.refresh import RefreshContext, feed_settings, refresh_feed
 from monitor.store import PollResult, Store
 from monitor.store.store import PollFailure, PollRecord
 from tests.support.pipeline import feed_document, serve_feed, write_config

@@ -22,22 +22,22 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from monitor.config import load_config
+from monitor.config.settings import load_config
 from monitor.delivery.dispatcher import make_delivery_client
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError
 from monitor.feeds.fetcher import make_client
-from monitor.feeds.refresh import MAX_FEEDS_IN_FLIGHT
-from monitor.feeds.websub import (
+from monitor.pipeline.pipeline import Pipeline
+from monitor.pipeline.refresh import MAX_FEEDS_IN_FLIGHT
+from monitor.pipeline.websub import (
     HUB_REQUESTS_AT_ONCE,
     WebSub,
     ask_hub,
     make_hub_client,
     signature_problem,
 )
-from monitor.httpserver import Health, HttpServer, Reply
-from monitor.metrics import Metrics
-from monitor.pipeline import Pipeline
+from monitor.runtime.httpserver import Health, HttpServer, Reply
+from monitor.runtime.metrics import Metrics
 from monitor.store import Store
 from monitor.store import subscriptions as subs
 from monitor.store.replicas import Replicas
@@ -177,7 +177,7 @@ def test_a_feed_opts_out_with_websub_false(tmp_path: Path) -> None:
 
 
 class _Callbacks:
-    """A recording stand-in for monitor.feeds.websub.WebSub, to test the server's bounds."""
+    """A recording stand-in for monitor.pipeline.websub.WebSub, to test the server's bounds."""
 
     max_body = 1000
     body_deadline = 0.5

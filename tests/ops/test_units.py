@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from monitor import commands, logs
-from monitor.config import load_config
-from monitor.httpserver import Health, HttpServer, parse_address
-from monitor.metrics import Metrics
-from monitor.reload import ConfigWatcher, diff
+from monitor.cli import commands
+from monitor.config.settings import load_config
+from monitor.runtime import logs
+from monitor.runtime.httpserver import Health, HttpServer, parse_address
+from monitor.runtime.metrics import Metrics
+from monitor.runtime.reload import ConfigWatcher, diff
 from monitor.store import Store
 from tests.ops.daemon import edit_config
 from tests.support.pipeline import write_config

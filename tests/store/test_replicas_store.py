@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
+from monitor.cli.status import status_lines
 from monitor.models import Item
-from monitor.status import status_lines
 from monitor.store import NewAlert, SeenItem, Store
 from monitor.store.engine import MIGRATIONS
 from monitor.store.replicas import (

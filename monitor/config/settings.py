@@ -18,12 +18,12 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from monitor.configtypes import Backfill, Duration, StrictModel, http_url
+from monitor.config.yamlpos import Loc, PositionedDocument, load_positioned
 from monitor.delivery.settings import WebhookConfig
 from monitor.errors import ConfigError, ConfigProblem
 from monitor.feeds.fetcher import FetchLimits
+from monitor.fields import Backfill, Duration, StrictModel, http_url
 from monitor.matching import Matcher, RuleFile, compile_rules
-from monitor.yamlpos import Loc, PositionedDocument, load_positioned
 
 M = TypeVar("M", bound=BaseModel)
 CONFIG_FILE = "monitor.yaml"
@@ -56,7 +56,8 @@ class Retention(StrictModel):
 
 class HealthSettings(StrictModel):
     """When a feed counts as unhealthy: a `feed.unhealthy` event goes to the webhooks that list
-    it in their `events:`, and `feed.recovered` when it is healthy again (monitor.feeds.health)."""
+    it in their `events:`, and `feed.recovered` when it is healthy again
+    (monitor.pipeline.health)."""
 
     failing_after: Duration | None = Field(
         default=timedelta(hours=6),
@@ -124,7 +125,7 @@ class FetchSettings(StrictModel):
 
 
 class WebSubSettings(StrictModel):
-    """WebSub (push): subscribe to the hubs feeds advertise (monitor.feeds.websub)."""
+    """WebSub (push): subscribe to the hubs feeds advertise (monitor.pipeline.websub)."""
 
     callback: str = Field(
         description="Public base URL that reaches this daemon's `http:` server at /websub/, "

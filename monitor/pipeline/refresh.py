@@ -20,11 +20,10 @@ from typing import cast
 
 import httpx
 
-from monitor.config import FeedConfig, LoadedConfig
-from monitor.delivery.payload import alert_created, new_alert_id
+from monitor.config.settings import FeedConfig, LoadedConfig
 from monitor.delivery.settings import WebhookConfig
 from monitor.durations import approximate_duration
-from monitor.feeds.caching import cache_hint
+from monitor.events import alert_created, new_alert_id
 from monitor.feeds.fetcher import (
     Fetched,
     FetchFailed,
@@ -38,6 +37,7 @@ from monitor.feeds.identity import Identified, StoredIdentities, identify, unsee
 from monitor.feeds.parser import ParsedFeed, ParseFailed
 from monitor.feeds.parsing import parse_off_loop, use_processes
 from monitor.feeds.schedule import backoff, jittered, past_skips, polite_wait
+from monitor.http.headers import cache_hint
 from monitor.matching import Matcher
 from monitor.models import Item, Match
 from monitor.store import FeedState, NewAlert, SeenItem, Store
@@ -113,7 +113,7 @@ class RefreshOutcome:
     new_items: int = 0
     alerts: int = 0
     error: str | None = None
-    # WebSub (monitor.feeds.websub): the hubs and rel="self" link a fetched document advertised
+    # WebSub (monitor.pipeline.websub): the hubs and rel="self" link a fetched document advertised
     hubs: tuple[str, ...] = ()
     topic: str | None = None
 
@@ -205,7 +205,7 @@ async def ingest_pushed(
     body: bytes,
     headers: Mapping[str, str],
 ) -> RefreshOutcome:
-    """A document a WebSub hub pushed (monitor.feeds.websub): parsed, deduplicated, matched and
+    """A document a WebSub hub pushed (monitor.pipeline.websub): parsed, deduplicated, matched and
     recorded like a polled body, leaving the feed's schedule, validators and errors alone."""
     now = datetime.now(UTC)
     async with ctx.parse_slots:

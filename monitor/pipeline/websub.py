@@ -46,18 +46,17 @@ from typing import TYPE_CHECKING
 import httpx
 from sqlalchemy.engine import Engine
 
-from monitor.config import FeedConfig, WebSubSettings
-from monitor.delivery import owner as owners
+from monitor.config.settings import FeedConfig, WebSubSettings
 from monitor.feeds.fetcher import USER_AGENT
-from monitor.feeds.refresh import RefreshOutcome, ingest_pushed
-from monitor.store import FeedState
+from monitor.http.transport import pooled_transport
+from monitor.pipeline.refresh import RefreshOutcome, ingest_pushed
+from monitor.store import FeedState, owners
 from monitor.store import subscriptions as subs
 from monitor.store.recent import check_sooner
 from monitor.store.subscriptions import Subscription
-from monitor.transport import pooled_transport
 
 if TYPE_CHECKING:
-    from monitor.pipeline import Pipeline
+    from monitor.pipeline.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 PATH_PREFIX = "/websub/"  # where the daemon's HTTP server serves callbacks
@@ -120,7 +119,7 @@ class WebSub:
         self.pipeline = pipeline
         self.client = client
         self.on_push = on_push or (lambda _outcome, _refresh: None)
-        # who claims due rows: the replica id (monitor.delivery.owner, as the heartbeat's)
+        # who claims due rows: the replica id (monitor.store.owners, as the heartbeat's)
         self.owner = owner or str(owners.current())
         self._hub_slots = asyncio.Semaphore(HUB_REQUESTS_AT_ONCE)
         self._subscribing: dict[int, asyncio.Task[None]] = {}  # background, by feed id
@@ -424,7 +423,7 @@ class WebSub:
             interval = self.pipeline.config.feed_interval(settings)
             await asyncio.to_thread(check_sooner, self._engine(), [sub.feed_url], now + interval)
 
-    # -- the callback (monitor.httpserver routes GET and POST /websub/<token> here) -----------
+    # -- the callback (monitor.runtime.httpserver routes GET and POST /websub/<token> here) --
 
     async def verify(self, token: str, query: Mapping[str, str]) -> Reply:
         """The hub's verification of intent: echo the challenge only for what we asked."""

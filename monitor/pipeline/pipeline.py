@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from monitor.config import LoadedConfig
+from monitor.config.settings import LoadedConfig
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary
-from monitor.feeds.health import HealthReport, check_health
-from monitor.feeds.refresh import RefreshContext, RefreshOutcome, feed_settings, refresh_feed
+from monitor.pipeline.health import HealthReport, check_health
+from monitor.pipeline.refresh import RefreshContext, RefreshOutcome, feed_settings, refresh_feed
 from monitor.store import FeedState, Store
 from monitor.store.recent import check_sooner, prune_item_text
 from monitor.store.routing import prune_groups
 
 if TYPE_CHECKING:
-    from monitor.feeds.websub import WebSub
-    from monitor.metrics import Metrics
+    from monitor.pipeline.websub import WebSub
+    from monitor.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 GROUPS_KEPT = timedelta(days=7)  # story groups are kept this long after they close

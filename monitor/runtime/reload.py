@@ -22,9 +22,9 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
-from monitor.config import CONFIG_FILE, LoadedConfig, load_config
+from monitor.config.settings import CONFIG_FILE, LoadedConfig, load_config
 from monitor.errors import ConfigError
-from monitor.metrics import Metrics
+from monitor.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 DEBOUNCE_MS = 400  # an editor's save (or a git checkout) arrives as one batch of changes

@@ -1,7 +1,7 @@
 """Delivery's own commands: `monitor alerts`, `monitor replay`, `monitor webhooks`, `monitor sink`.
 
 `register` adds their parsers to the CLI; each parser sets `handler`, a function taking the
-parsed arguments and returning the exit code, which `monitor.cli.main` calls. They read and
+parsed arguments and returning the exit code, which `monitor.cli.main.main` calls. They read and
 write the store named by the config (`--config DIR`); none prints a webhook URL in full or a
 secret.
 """
@@ -15,9 +15,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.config import LoadedConfig
+from monitor.cli.reporting import load_or_report
+from monitor.config.settings import LoadedConfig
 from monitor.errors import StoreError
-from monitor.reporting import load_or_report
 from monitor.store import AlertRow, Store
 from monitor.store.outbox import STATES
 
@@ -83,7 +83,7 @@ def register(sub: Any, with_config: ConfigOption) -> None:
     webhooks.add_argument("--json", action="store_true", help="one JSON object per webhook")
     webhooks.set_defaults(handler=webhooks_command)
 
-    from monitor.delivery import sink  # noqa: PLC0415 - http.server only for this command
+    from monitor.cli import sink  # noqa: PLC0415 - http.server only for this command
 
     sink.register(sub, with_config)
 

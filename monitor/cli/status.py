@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from monitor.cli.reporting import load_or_report
 from monitor.durations import approximate_duration
 from monitor.errors import StoreError
-from monitor.reporting import load_or_report
 from monitor.store import Store
 from monitor.store.replicas import Queue, ReplicaRow, Replicas
 

@@ -1,5 +1,5 @@
 """The daemon's own HTTP endpoint (the `http:` key): `GET /healthz`, `GET /metrics`, and the
-WebSub callbacks `GET` and `POST /websub/<token>` when WebSub is on (monitor.feeds.websub).
+WebSub callbacks `GET` and `POST /websub/<token>` when WebSub is on (monitor.pipeline.websub).
 
 A small asyncio server on the daemon's event loop, HTTP/1.1 with `Connection: close`: one
 request per connection is all a health checker or Prometheus needs, and it keeps the server
@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl
 
 from monitor.errors import PermanentFeedError
 from monitor.feeds.compression import BodyTooLarge, Decoder
-from monitor.metrics import CONTENT_TYPE, Metrics
+from monitor.runtime.metrics import CONTENT_TYPE, Metrics
 from monitor.store import Store
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ Found = TypeVar("Found")
 
 
 class Callbacks(Protocol[Found]):
-    """What serves /websub/<token> (monitor.feeds.websub.WebSub). `find` looks the token up
+    """What serves /websub/<token> (monitor.pipeline.websub.WebSub). `find` looks the token up
     before a body is read; `push` gets what it found, the body with its Content-Encoding undone,
     and the body as sent (`raw`: what a hub may have signed)."""
 

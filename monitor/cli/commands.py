@@ -1,4 +1,4 @@
-"""What each CLI command does; `monitor.cli` only parses arguments and calls these."""
+"""What each CLI command does; `monitor.cli.main` only parses arguments and calls these."""
 
 from __future__ import annotations
 
@@ -16,22 +16,22 @@ import httpx
 import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor import backtest as backtesting
-from monitor import once as one_cycle
-from monitor.config import (
+from monitor.cli import backtest as backtesting
+from monitor.cli.reporting import load_or_report
+from monitor.config.settings import (
     CONFIG_FILE,
     combined_schema,
     config_schema,
     rules_schema,
 )
+from monitor.config.yamlpos import load_plain
 from monitor.errors import StartError, StoreError
 from monitor.feeds.normalize import html_to_text
-from monitor.logs import setup_logging as _setup_logging
 from monitor.matching import explain as explain_match
 from monitor.models import Item
-from monitor.reporting import load_or_report
+from monitor.runtime import once as one_cycle
+from monitor.runtime.logs import setup_logging as _setup_logging
 from monitor.store import Store
-from monitor.yamlpos import load_plain
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 log = logging.getLogger("monitor")
@@ -64,7 +64,7 @@ def run(
             summary = asyncio.run(one_cycle.run_once(config, max_wait))
             print(summary.line())
         else:
-            from monitor import daemon  # noqa: PLC0415 - its parts load only for the daemon
+            from monitor.runtime import daemon  # noqa: PLC0415 - its parts load only for the daemon
 
             asyncio.run(daemon.run_daemon(config, grace=grace.total_seconds()))
     except StoreError as exc:
@@ -100,7 +100,7 @@ def health_url(directory: Path) -> tuple[str | None, str]:
     monitor.yaml is read leniently (only `http`), so a config edit that does not validate —
     which the running daemon survives — does not make its health check fail.
     """
-    from monitor.httpserver import HTTP_ENV, parse_address  # noqa: PLC0415 - the daemon's part
+    from monitor.runtime.httpserver import HTTP_ENV, parse_address  # noqa: PLC0415 - the daemon's part
 
     text = os.environ.get(HTTP_ENV)
     if not text:

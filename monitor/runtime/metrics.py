@@ -31,7 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from monitor.delivery.dispatcher import DispatchSummary
-from monitor.feeds.refresh import RefreshOutcome
+from monitor.pipeline.refresh import RefreshOutcome
 from monitor.store import Store
 from monitor.store.recent import StoreCounts, store_counts
 
@@ -116,7 +116,7 @@ class Metrics:
         self.alerts.inc(outcome.alerts)
 
     def observe_push(self, outcome: str, refresh: RefreshOutcome | None) -> None:
-        """A WebSub push (monitor.feeds.websub); its new items and alerts count as a poll's."""
+        """A WebSub push (monitor.pipeline.websub); its new items and alerts count as a poll's."""
         self.pushes.labels(outcome).inc()
         if refresh is not None:
             self.items.inc(refresh.new_items)

@@ -1,14 +1,14 @@
-"""Wiring and lifecycle of the long-running daemon (`run --once` is monitor.once).
+"""Wiring and lifecycle of the long-running daemon (`run --once` is monitor.runtime.once).
 
-Both use the same parts: `Pipeline.refresh` for a feed (monitor.feeds.refresh) and
+Both use the same parts: `Pipeline.refresh` for a feed (monitor.pipeline.refresh) and
 `Dispatcher.deliver_due` for the outbox (monitor.delivery.dispatcher); the daemon merely lets the
-scheduler (monitor.scheduler) call them when the store says work is due.
+scheduler (monitor.runtime.scheduler) call them when the store says work is due.
 
 The daemon's life: open the store -> put the config in force -> watch the config files
-(monitor.reload; SIGHUP reloads too) -> serve /healthz and /metrics if configured
-(monitor.httpserver) -> tick (monitor.scheduler) until SIGTERM or SIGINT -> stop claiming work,
-give work in flight `grace` seconds (a second signal cuts that short), cancel and re-queue the
-rest -> exit 0.
+(monitor.runtime.reload; SIGHUP reloads too) -> serve /healthz and /metrics if configured
+(monitor.runtime.httpserver) -> tick (monitor.runtime.scheduler) until SIGTERM or SIGINT -> stop
+claiming work, give work in flight `grace` seconds (a second signal cuts that short), cancel and
+re-queue the rest -> exit 0.
 """
 
 from __future__ import annotations
@@ -20,18 +20,17 @@ from datetime import UTC, datetime
 
 from sqlalchemy.engine import make_url
 
-from monitor.config import LoadedConfig
-from monitor.delivery import owner as owners
+from monitor.config.settings import LoadedConfig
 from monitor.delivery.dispatcher import make_delivery_client
 from monitor.errors import MonitorError, StartError
 from monitor.feeds.fetcher import make_client
-from monitor.feeds.websub import WebSub, make_hub_client
-from monitor.httpserver import Health, HttpServer, configured_address
-from monitor.metrics import Metrics
-from monitor.pipeline import Pipeline
-from monitor.reload import ConfigWatcher
-from monitor.scheduler import Scheduler
-from monitor.store import Store
+from monitor.pipeline.pipeline import Pipeline
+from monitor.pipeline.websub import WebSub, make_hub_client
+from monitor.runtime.httpserver import Health, HttpServer, configured_address
+from monitor.runtime.metrics import Metrics
+from monitor.runtime.reload import ConfigWatcher
+from monitor.runtime.scheduler import Scheduler
+from monitor.store import Store, owners
 from monitor.store.replicas import Heartbeat, heartbeat_interval
 
 log = logging.getLogger(__name__)

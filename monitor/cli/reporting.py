@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from monitor.config import LoadedConfig, load_config
+from monitor.config.settings import LoadedConfig, load_config
 from monitor.errors import ConfigError
 
 

@@ -1,4 +1,4 @@
-"""Command-line interface: argument parsing only; each command calls into monitor.commands."""
+"""Command-line interface: argument parsing only; each command calls into monitor.cli.commands."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from monitor import __version__, commands, status
-from monitor.delivery import commands as delivery_commands
+from monitor import __version__
+from monitor.cli import commands, status
+from monitor.cli import delivery as delivery_commands
+from monitor.cli import feeds as feeds_commands
 from monitor.durations import parse_duration
-from monitor.feeds import commands as feeds_commands
-from monitor.logs import FORMATS, default_format
+from monitor.runtime.logs import FORMATS, default_format
 
 EXIT_OK, EXIT_INVALID = 0, 2
 ConfigOption = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]

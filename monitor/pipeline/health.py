@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from monitor.config import HealthSettings, LoadedConfig
-from monitor.delivery.payload import iso
+from monitor.config.settings import HealthSettings, LoadedConfig
 from monitor.durations import approximate_duration
+from monitor.events import iso
 from monitor.store import FeedState
 from monitor.store.health import health_candidates, record_health_change, usual_gap
 

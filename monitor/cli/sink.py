@@ -202,7 +202,7 @@ def make_server(host: str, port: int, sink: Sink) -> ThreadingHTTPServer:
 
 
 def _configured_secret(args: argparse.Namespace) -> str | None:
-    from monitor.reporting import load_or_report  # noqa: PLC0415 - only with --webhook
+    from monitor.cli.reporting import load_or_report  # noqa: PLC0415 - only with --webhook
 
     config = load_or_report(args.config)
     if config is None:

@@ -28,8 +28,8 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from monitor.feeds.refresh import MAX_FEEDS_IN_FLIGHT
-from monitor.pipeline import FEED_LEASE, Pipeline
+from monitor.pipeline.pipeline import FEED_LEASE, Pipeline
+from monitor.pipeline.refresh import MAX_FEEDS_IN_FLIGHT
 from monitor.store import FeedState
 from monitor.store.recent import release_feed_leases
 from monitor.store.replicas import Activity, Heartbeat
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
 PRUNE_EVERY = timedelta(hours=1)
 PRUNE_FIRST = timedelta(minutes=1)  # after start, once the first polls are under way
-HEALTH_EVERY = timedelta(minutes=10)  # feed health (monitor.feeds.health): thresholds are hours
+HEALTH_EVERY = timedelta(minutes=10)  # feed health (monitor.pipeline.health): thresholds are hours
 CLAIM_AHEAD = MAX_FEEDS_IN_FLIGHT * 3 // 2  # feeds held at most: polling, plus a short queue
 
 

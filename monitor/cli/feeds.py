@@ -9,9 +9,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from monitor.cli.reporting import load_or_report
 from monitor.durations import approximate_duration
 from monitor.errors import StoreError
-from monitor.reporting import load_or_report
 from monitor.store import FeedState, Store
 from monitor.store import subscriptions as websub
 from monitor.store.subscriptions import Subscription

@@ -1,8 +1,9 @@
 """`monitor run --once`: one cycle over every feed, then the deliveries due, then exit.
 
-The same parts as the daemon (monitor.daemon): `Pipeline.refresh` for each feed and the outbox's
-dispatcher; only the scheduling differs, and none of the daemon's own parts (scheduler, HTTP
-server, config watcher, metrics) are loaded, so a cron job does not pay for them at each start.
+The same parts as the daemon (monitor.runtime.daemon): `Pipeline.refresh` for each feed and the
+outbox's dispatcher; only the scheduling differs, and none of the daemon's own parts (scheduler,
+HTTP server, config watcher, metrics) are loaded, so a cron job does not pay for them at each
+start.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from monitor.config import LoadedConfig
-from monitor.delivery import owner as owners
+from monitor.config.settings import LoadedConfig
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delivery_client
 from monitor.feeds.fetcher import make_client
-from monitor.feeds.refresh import RefreshOutcome
-from monitor.pipeline import FEED_LEASE, Pipeline
-from monitor.store import Store
+from monitor.pipeline.pipeline import FEED_LEASE, Pipeline
+from monitor.pipeline.refresh import RefreshOutcome
+from monitor.store import Store, owners
 from monitor.store.replicas import Replicas
 
 

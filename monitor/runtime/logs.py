@@ -4,8 +4,8 @@ Both formats carry the stable keys the code passes as `extra=` — `feed_url`, `
 `alert_id`, `webhook`, `attempt` — so logs can be searched by feed, rule or alert. In text they
 follow the message as `key=value`; in JSON they are top-level keys:
 
-    2026-03-01T09:30:02 INFO    monitor.feeds.refresh: alert … matched … [rule_id=… alert_id=…]
-    {"time": "2026-03-01T09:30:02.114Z", "level": "info", "logger": "monitor.feeds.refresh",
+    2026-03-01T09:30:02 INFO    monitor.pipeline.refresh: alert … matched … [rule_id=… alert_id=…]
+    {"time": "2026-03-01T09:30:02.114Z", "level": "info", "logger": "monitor.pipeline.refresh",
      "message": "alert alrt_… matched …", "alert_id": "alrt_…", "rule_id": "…", "feed_url": "…"}
 """
 
