@@ -6,14 +6,38 @@ the same bytes, so receivers that deduplicate on `webhook-id` also see an identi
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from monitor.models import Item, Match
-from monitor.store.outbox import new_event_id
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_event_id(prefix: str = "evt", now: datetime | None = None) -> str:
+    """`evt_` + a ULID-like id (48 bits of milliseconds, 80 random bits): sortable by time."""
+    millis = int((now.timestamp() if now else time.time()) * 1000)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        value, index = divmod(value, 32)
+        chars.append(_CROCKFORD[index])
+    return f"{prefix}_" + "".join(reversed(chars))
+
+
+def envelope(event_type: str, data: Mapping[str, object], now: datetime) -> dict[str, object]:
+    """`{"type", "timestamp", "data"}`: the shape of every event monitor sends."""
+    return {
+        "type": event_type,
+        "timestamp": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": dict(data),
+    }
 
 
 def new_alert_id(now: datetime | None = None) -> str:
-    """`alrt_` + a ULID-like id (monitor.store.outbox.new_event_id): sortable by time."""
+    """`alrt_` + a ULID-like id (new_event_id): sortable by time."""
     return new_event_id("alrt", now)
 
 

@@ -39,8 +39,9 @@ from sqlalchemy.engine import Engine
 
 from monitor.delivery.grouping import StoryText, best_match
 from monitor.delivery.settings import QuietHours, WebhookConfig, severity_rank
+from monitor.events import envelope, new_event_id
 from monitor.store import routing
-from monitor.store.outbox import DIGEST_EVENT, envelope, new_event_id
+from monitor.store.outbox import DIGEST_EVENT
 from monitor.store.routing import HeldDelivery, Routed, StoryGroup, Unrouted
 
 CREATED, UPDATED = "alert.created", "alert.updated"

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
@@ -25,11 +25,18 @@ from monitor.store.routing import prune_groups
 
 if TYPE_CHECKING:
     from monitor.pipeline.websub import WebSub
-    from monitor.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 GROUPS_KEPT = timedelta(days=7)  # story groups are kept this long after they close
 FEED_LEASE = timedelta(minutes=5)  # a poll holds its feed this long at most; then others may
+
+
+class Observer(Protocol):
+    """What the runtime counts (monitor.runtime.metrics.Metrics is one): the layer above us."""
+
+    def observe_refresh(self, outcome: RefreshOutcome) -> None: ...
+
+    def observe_dispatch(self, summary: DispatchSummary) -> None: ...
 
 
 class Pipeline:
@@ -41,7 +48,7 @@ class Pipeline:
         store: Store,
         feed_client: httpx.AsyncClient,
         delivery_client: httpx.AsyncClient,
-        metrics: Metrics | None = None,
+        metrics: Observer | None = None,
     ) -> None:
         self.config = config
         self.store = store

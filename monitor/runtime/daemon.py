@@ -122,7 +122,7 @@ async def _run_pipeline(  # noqa: PLR0917 - the daemon's parts, passed down once
         if address is not None:  # hubs call back on the HTTP server (`websub:` turns it on)
             pipeline.websub = WebSub(pipeline, hub_client, metrics.observe_push)
         await asyncio.to_thread(pipeline.sync_feeds)
-        scheduler = Scheduler(pipeline, replica)
+        scheduler = Scheduler(pipeline, replica, metrics)
         await _serve(
             pipeline,
             scheduler=scheduler,

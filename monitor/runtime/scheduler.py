@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -33,6 +34,9 @@ from monitor.pipeline.refresh import MAX_FEEDS_IN_FLIGHT
 from monitor.store import FeedState
 from monitor.store.recent import release_feed_leases
 from monitor.store.replicas import Activity, Heartbeat
+
+if TYPE_CHECKING:
+    from monitor.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
@@ -43,8 +47,11 @@ CLAIM_AHEAD = MAX_FEEDS_IN_FLIGHT * 3 // 2  # feeds held at most: polling, plus 
 
 
 class Scheduler:
-    def __init__(self, pipeline: Pipeline, heartbeat: Heartbeat | None = None) -> None:
+    def __init__(
+        self, pipeline: Pipeline, heartbeat: Heartbeat | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.pipeline = pipeline
+        self.metrics = metrics
         self.heartbeat = heartbeat
         self.owner = heartbeat.replica_id if heartbeat is not None else None
         self.polls = 0  # finished since start, for the heartbeat
@@ -154,8 +161,8 @@ class Scheduler:
 
     async def _tick_feeds(self) -> None:
         self.last_tick = time.monotonic()
-        if self.pipeline.metrics is not None:
-            self.pipeline.metrics.observe_tick()
+        if self.metrics is not None:
+            self.metrics.observe_tick()
         self._start_claim()
 
     def _start_claim(self) -> None:

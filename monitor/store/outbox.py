@@ -19,8 +19,6 @@ it was pending or held; `next_attempt_at` is when that was noticed; kept, listed
 from __future__ import annotations
 
 import json
-import os
-import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from monitor.events import envelope, new_event_id
 from monitor.store.engine import begin, lease_free
 from monitor.store.tables import alerts, deliveries, delivery_attempts, items, webhook_states
 
@@ -36,27 +35,6 @@ ORPHANED = "orphaned"
 STATES = (PENDING, DELIVERED, FAILED, HELD, DIGESTED, ORPHANED)
 ALERT_CREATED = "alert.created"
 DIGEST_EVENT = "alert.digest"
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def new_event_id(prefix: str = "evt", now: datetime | None = None) -> str:
-    """`evt_` + a ULID-like id (48 bits of milliseconds, 80 random bits): sortable by time."""
-    millis = int((now.timestamp() if now else time.time()) * 1000)
-    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        value, index = divmod(value, 32)
-        chars.append(_CROCKFORD[index])
-    return f"{prefix}_" + "".join(reversed(chars))
-
-
-def envelope(event_type: str, data: Mapping[str, object], now: datetime) -> dict[str, object]:
-    """`{"type", "timestamp", "data"}`: the shape of every event monitor sends."""
-    return {
-        "type": event_type,
-        "timestamp": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "data": dict(data),
-    }
 
 
 @dataclass(frozen=True, slots=True)
