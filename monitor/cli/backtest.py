@@ -25,7 +25,7 @@ from typing import TextIO
 from sqlalchemy.engine import Engine
 
 from monitor.matching import Matcher
-from monitor.store.recent import StoredItem, count_items, items_since
+from monitor.store.stored_items import StoredItem, count_items, items_since
 
 NEW, GONE = "new", "gone"
 PROGRESS_EVERY = 2.0  # seconds between progress lines when stderr is not a terminal

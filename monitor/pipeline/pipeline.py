@@ -20,8 +20,9 @@ from monitor.delivery.dispatcher import Dispatcher, DispatchSummary
 from monitor.pipeline.health import HealthReport, check_health
 from monitor.pipeline.refresh import RefreshContext, RefreshOutcome, feed_settings, refresh_feed
 from monitor.store import FeedState, Store
-from monitor.store.recent import check_sooner, prune_item_text
+from monitor.store.retention import prune_item_text
 from monitor.store.routing import prune_groups
+from monitor.store.schedule import check_sooner
 
 if TYPE_CHECKING:
     from monitor.pipeline.websub import WebSub

@@ -52,7 +52,7 @@ from monitor.http.transport import pooled_transport
 from monitor.pipeline.refresh import RefreshOutcome, ingest_pushed
 from monitor.store import FeedState, owners
 from monitor.store import subscriptions as subs
-from monitor.store.recent import check_sooner
+from monitor.store.schedule import check_sooner
 from monitor.store.subscriptions import Subscription
 
 if TYPE_CHECKING:

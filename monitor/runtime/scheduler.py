@@ -32,8 +32,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor.pipeline.pipeline import FEED_LEASE, Pipeline
 from monitor.pipeline.refresh import MAX_FEEDS_IN_FLIGHT
 from monitor.store import FeedState
-from monitor.store.recent import release_feed_leases
 from monitor.store.replicas import Activity, Heartbeat
+from monitor.store.schedule import release_feed_leases
 
 if TYPE_CHECKING:
     from monitor.runtime.metrics import Metrics
