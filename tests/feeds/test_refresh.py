@@ -10,7 +10,7 @@ from pathlib import Path
 
 from monitor.config.settings import load_config
 from monitor.feeds.fetcher import make_client
-from monitor.pipeline.refresh import RefreshContext, feed_settings, refresh_feed
+from monitor.pipeline.refresh import feed_settings, refresh_context, refresh_feed
 from monitor.store import PollResult, Store
 from monitor.store.store import PollFailure, PollRecord
 from tests.support.pipeline import feed_document, serve_feed, write_config
@@ -48,9 +48,7 @@ async def test_a_poll_waiting_for_its_write_leaves_its_slot_to_the_next_fetch(
         )
         settings = feed_settings(config)
         async with make_client() as client:
-            context = RefreshContext(
-                store=store, client=client, config=config, in_flight=asyncio.Semaphore(1)
-            )
+            context = refresh_context(store, client, config, poll_slots=asyncio.Semaphore(1))
             polls = [asyncio.create_task(refresh_feed(context, first, settings[first.url]))]
             assert await asyncio.to_thread(writing.wait, 10)  # the first poll is being written
             polls.append(asyncio.create_task(refresh_feed(context, second, settings[second.url])))
@@ -66,3 +64,19 @@ async def test_a_poll_waiting_for_its_write_leaves_its_slot_to_the_next_fetch(
     finally:
         writes_may_go.set()
         await asyncio.to_thread(store.close)
+
+
+def test_a_reload_keeps_the_slots_and_the_writer_and_takes_the_new_limits(tmp_path: Path) -> None:
+    """What outlives a rule edit (poll and parse slots, the group-commit writer) is kept by
+    `reloaded`; what the new config says (its fetch limits, its rules) is taken from it."""
+    directory = write_config(tmp_path / "config", feeds=[{"url": "http://127.0.0.1:9/feed.xml"}])
+    config = load_config(directory, environ={})
+    context = refresh_context(None, None, config)  # type: ignore[arg-type]
+    text = (directory / "monitor.yaml").read_text(encoding="utf-8")
+    (directory / "monitor.yaml").write_text(text + "fetch:\n  max_size_mib: 1\n", encoding="utf-8")
+    newer = load_config(directory, environ={})
+    reloaded = context.reloaded(newer)
+    assert reloaded.config is newer
+    assert reloaded.limits == newer.settings.fetch.limits() != context.limits
+    kept = ("poll_slots", "parse_slots", "writer", "hosts")
+    assert all(getattr(reloaded, name) is getattr(context, name) for name in kept)

@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -27,15 +28,11 @@ from monitor.delivery.dispatcher import make_delivery_client
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError
 from monitor.feeds.fetcher import make_client
+from monitor.feeds.websub import HUB_REQUESTS_AT_ONCE, ask_hub, make_hub_client, signature_problem
 from monitor.pipeline.pipeline import Pipeline
 from monitor.pipeline.refresh import MAX_FEEDS_IN_FLIGHT
-from monitor.pipeline.websub import (
-    HUB_REQUESTS_AT_ONCE,
-    WebSub,
-    ask_hub,
-    make_hub_client,
-    signature_problem,
-)
+from monitor.pipeline.websub.callback import Callback
+from monitor.pipeline.websub.subscriber import Subscriber
 from monitor.runtime.httpserver import Health, HttpServer, Reply
 from monitor.runtime.metrics import Metrics
 from monitor.store import Store
@@ -177,7 +174,8 @@ def test_a_feed_opts_out_with_websub_false(tmp_path: Path) -> None:
 
 
 class _Callbacks:
-    """A recording stand-in for monitor.pipeline.websub.WebSub, to test the server's bounds."""
+    """A recording stand-in for monitor.pipeline.websub.callback.Callback, to test the server's
+    bounds."""
 
     max_body = 1000
     body_deadline = 0.5
@@ -421,7 +419,7 @@ async def test_only_a_lease_renewed_in_time_slows_polling(
         subs.update(engine, "T" * 43, state=subs.VERIFIED, expires_at=ends)
         for renewal, interval in ((ends + timedelta(seconds=1), "5m"), (ends, "1h")):
             subs.update(engine, "T" * 43, next_action_at=renewal)
-            polled = await websub.polling(feed, settings)
+            polled = await websub.subscriber.polling(feed, settings)
             assert polled.interval == parse_duration(interval), renewal
 
 
@@ -526,8 +524,17 @@ def _more_feeds(config: Path, server: LocalServer, hub: LocalHub, count: int) ->
     return [server.url("/wire.xml"), *topics]
 
 
+@dataclass(frozen=True)
+class _Replica:
+    """One daemon's pipeline with WebSub on: its subscriber and its callback."""
+
+    pipeline: Pipeline
+    subscriber: Subscriber
+    callback: Callback
+
+
 @contextlib.asynccontextmanager
-async def _replica(config: Path, owner: str) -> AsyncIterator[WebSub]:
+async def _replica(config: Path, owner: str) -> AsyncIterator[_Replica]:
     """One daemon's pipeline and WebSub, claiming as `owner`, on the config's database."""
     loaded = load_config(config, environ={})
     store = await asyncio.to_thread(Store.open, loaded.storage_url)
@@ -538,13 +545,13 @@ async def _replica(config: Path, owner: str) -> AsyncIterator[WebSub]:
             make_hub_client() as hub_client,
         ):
             pipeline = Pipeline(loaded, store, feed_client, delivery_client)
-            websub = WebSub(pipeline, hub_client, owner=owner)
-            pipeline.websub = websub
+            callback = pipeline.use_websub(hub_client, owner=owner)
+            assert pipeline.subscriber is not None
             await asyncio.to_thread(pipeline.sync_feeds)
             try:
-                yield websub
+                yield _Replica(pipeline, pipeline.subscriber, callback)
             finally:
-                await websub.stop()
+                await pipeline.subscriber.stop()
     finally:
         await asyncio.to_thread(store.close)
 
@@ -595,8 +602,8 @@ async def test_replicas_send_the_hub_one_request_per_subscription(
         polls = [w.pipeline.refresh(feed) for feed in feeds for w in (one, two)]
         assert {o.status for o in await asyncio.gather(*polls)} == {"fetched"}
         assert await asyncio.to_thread(hub.wait_for, lambda e: len(e) >= len(topics))
-        await one.stop(grace=20)  # the background requests finish
-        await two.stop(grace=20)
+        await one.subscriber.stop(grace=20)  # the background requests finish
+        await two.subscriber.stop(grace=20)
         assert sorted(e.topic for e in hub.of("request")) == sorted(topics)
         assert len(await asyncio.to_thread(subs.every, engine)) == len(topics)
 
@@ -605,7 +612,7 @@ async def test_replicas_send_the_hub_one_request_per_subscription(
         before = len(hub.of("request"))
         engine = one.pipeline.store.engine
         await asyncio.to_thread(_make_due, engine)
-        await asyncio.gather(one.tick(), two.tick())
+        await asyncio.gather(one.subscriber.tick(), two.subscriber.tick())
         asked = [e.topic for e in hub.of("request")[before:]]
         assert sorted(asked) == sorted(topics)
 
@@ -621,10 +628,10 @@ async def test_replicas_send_the_hub_one_request_per_subscription(
             taken = subs.claim_due(engine, now, owner=owner, lease=timedelta(hours=1), limit=6)
             assert [sub.token for sub in taken] == wanted
         before = len(hub.of("request"))
-        await two.tick()
+        await two.subscriber.tick()
         asked = [e.topic for e in hub.of("request")[before:]]
         assert sorted(asked) == sorted(topics[6:])  # the dead one's rows, each once
-        await one.tick()
+        await one.subscriber.tick()
         assert len(hub.of("request")) == before + 6  # the live one's rows were not touched
 
 
@@ -644,7 +651,7 @@ async def test_a_hub_that_does_not_answer_holds_no_poll(
             outcomes = await asyncio.wait_for(polls, timeout=10)
             assert {outcome.status for outcome in outcomes} == {"fetched"}
             assert await asyncio.to_thread(hub.wait_for, lambda e: len(e) >= HUB_REQUESTS_AT_ONCE)
-            await asyncio.wait_for(websub.stop(), timeout=5)  # cancels what is in flight
+            await asyncio.wait_for(websub.subscriber.stop(), timeout=5)  # cancels what is in flight
             assert len(hub.of("request")) == HUB_REQUESTS_AT_ONCE  # the others never started
             rows = await asyncio.to_thread(subs.every, websub.pipeline.store.engine)
             assert len(rows) == HUB_REQUESTS_AT_ONCE
@@ -741,7 +748,7 @@ async def test_a_push_finds_its_subscription_and_feed_in_one_read(
         def record(*args: object) -> None:
             statements.append(" ".join(str(args[2]).split()))
 
-        http = HttpServer(Health(store, lambda: None), Metrics(store), websub)
+        http = HttpServer(Health(store, lambda: None), Metrics(store), websub.callback)
         _host, port = await http.start("127.0.0.1", 0)
         body = hub_document("pushed.xml", hub, topic)
         signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
