@@ -130,7 +130,10 @@ class _Polled:
 
     record: PollRecord | PollFailure
     outcome: RefreshOutcome
-    retry_in: timedelta | None = None  # a failure's backoff, for its log line
+    # a failure's backoff, and whether it is one that will not pass by itself (a
+    # PermanentFeedError: monitor.errors), for its log line
+    retry_in: timedelta = timedelta(0)
+    lasting: bool = False
 
 
 async def refresh_feed(
@@ -198,7 +201,7 @@ async def _write(ctx: RefreshContext, feed: FeedState, polled: _Polled) -> Refre
     """Record the poll (in a transaction shared with others) and say what it brought."""
     if isinstance(polled.record, PollFailure):
         await ctx.writer.record_failure(polled.record)
-        _log_failure(feed, polled.record, polled.retry_in or timedelta(0))
+        _log_failure(feed, polled.record, polled.retry_in, lasting=polled.lasting)
         return polled.outcome
     result = await ctx.writer.record(polled.record)
     if polled.outcome.status != "fetched":
@@ -340,11 +343,15 @@ def _failed(
         moved_to=moved_to,
         owner=feed.claimed_by,
     )
-    return _Polled(failure, RefreshOutcome(feed.url, "failed", error=error), retry_in=wait)
+    outcome = RefreshOutcome(feed.url, "failed", error=error)
+    return _Polled(failure, outcome, retry_in=wait, lasting=not failed.transient)
 
 
-def _log_failure(feed: FeedState, failure: PollFailure, retry_in: timedelta) -> None:
-    """What the user reads of a failure once it is recorded."""
+def _log_failure(
+    feed: FeedState, failure: PollFailure, retry_in: timedelta, *, lasting: bool
+) -> None:
+    """What the user reads of a failure once it is recorded: a lasting one (a 4xx, not a feed,
+    over a limit) is retried on the same schedule, but asks the user to look."""
     if failure.gone:
         log.error(
             "%s: %s; polling stopped: remove the feed from the config, or change its url",
@@ -354,11 +361,12 @@ def _log_failure(feed: FeedState, failure: PollFailure, retry_in: timedelta) -> 
         )
     else:
         log.warning(
-            "%s: %s (failure %d in a row; next try in about %s)",
+            "%s: %s (failure %d in a row; next try in about %s)%s",
             feed.url,
             failure.error,
             feed.error_count + 1,
             approximate_duration(retry_in),
+            "; this failure will not pass by itself: check the feed" if lasting else "",
             extra={"feed_url": feed.url},
         )
 

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from monitor.config.settings import load_config
 from monitor.feeds.fetcher import make_client
 from monitor.pipeline.refresh import feed_settings, refresh_context, refresh_feed
@@ -80,3 +82,42 @@ def test_a_reload_keeps_the_slots_and_the_writer_and_takes_the_new_limits(tmp_pa
     assert reloaded.limits == newer.settings.fetch.limits() != context.limits
     kept = ("poll_slots", "parse_slots", "writer", "hosts")
     assert all(getattr(reloaded, name) is getattr(context, name) for name in kept)
+
+
+async def test_a_failure_that_will_not_pass_by_itself_says_so(
+    tmp_path: Path, server: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 404 (a PermanentFeedError) and a 503 (transient) are retried on the same schedule; the
+    404's log line also asks the user to look at the feed."""
+    server.static("/missing.xml", b"not here", status=404)
+    server.static("/busy.xml", b"try later", status=503)
+    urls = [server.url("/missing.xml"), server.url("/busy.xml")]
+    config = load_config(
+        write_config(tmp_path / "config", feeds=[{"url": url} for url in urls]), environ={}
+    )
+    store = await asyncio.to_thread(Store.open, config.storage_url)
+    try:
+        now = datetime.now(UTC)
+        store.sync_feeds([(url, None) for url in urls], now)
+        claimed = store.claim_feeds(now, timedelta(minutes=5), due_only=False)
+        settings = feed_settings(config)
+        async with make_client() as client:
+            context = refresh_context(store, client, config)
+            with caplog.at_level("WARNING", logger="monitor.pipeline.refresh"):
+                outcomes = [await refresh_feed(context, f, settings[f.url]) for f in claimed]
+        checks = {feed.url: feed.next_check_at for feed in store.feeds()}
+    finally:
+        await asyncio.to_thread(store.close)
+    assert {o.status for o in outcomes} == {"failed"}
+    lines = {
+        url: [r.getMessage() for r in caplog.records if r.getMessage().startswith(url)]
+        for url in urls
+    }
+    (missing,), (busy,) = lines[urls[0]], lines[urls[1]]
+    assert missing.endswith(
+        "(failure 1 in a row; next try in about 10m); "
+        "this failure will not pass by itself: check the feed"
+    ), missing
+    assert busy.endswith("(failure 1 in a row; next try in about 10m)"), busy
+    waits = [checks[url] - now for url in urls]
+    assert all(timedelta(minutes=10) <= wait <= timedelta(minutes=12) for wait in waits), waits
