@@ -23,19 +23,20 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from monitor.config.settings import load_config
+from monitor.config.settings import FeedConfig, load_config
 from monitor.delivery.dispatcher import make_delivery_client
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError
 from monitor.feeds.fetcher import make_client
 from monitor.feeds.websub import HUB_REQUESTS_AT_ONCE, ask_hub, make_hub_client, signature_problem
 from monitor.pipeline.pipeline import Pipeline
-from monitor.pipeline.refresh import MAX_FEEDS_IN_FLIGHT
+from monitor.pipeline.refresh import MAX_FEEDS_IN_FLIGHT, RefreshOutcome, feed_settings
 from monitor.pipeline.websub.callback import Callback
+from monitor.pipeline.websub.shared import InForce
 from monitor.pipeline.websub.subscriber import Subscriber
 from monitor.runtime.httpserver import Health, HttpServer, Reply
 from monitor.runtime.metrics import Metrics
-from monitor.store import Store
+from monitor.store import FeedState, Store
 from monitor.store import subscriptions as subs
 from monitor.store.replicas import Replicas
 from tests.conftest import run_cli
@@ -731,6 +732,51 @@ async def test_pushes_chunked_or_compressed_are_read_within_the_caps(tmp_path: P
     finally:
         await server.stop()
         store.close()
+
+
+async def test_the_callback_needs_only_the_store_the_config_and_an_ingest_function(
+    tmp_path: Path,
+) -> None:
+    """Verification, lookup and pushes, with no pipeline, hub or HTTP server: the challenge is
+    echoed for what we asked and the granted lease recorded; a signed push is handed to the
+    ingest function, a forged one is dropped (202) and counted."""
+    topic, token = "https://a.test/feed", "T" * 43
+    websub = {"callback": "https://monitor.example.org/websub/", "lease": "2d"}
+    loaded = load_config(_config_with(tmp_path, websub=websub, http="127.0.0.1:0"), environ={})
+    store = await asyncio.to_thread(Store.open, loaded.storage_url)
+    ingested: list[tuple[str, str, bytes]] = []
+    counted: list[str] = []
+
+    async def ingest(
+        feed: FeedState, settings: FeedConfig, body: bytes, headers: Mapping[str, str]
+    ) -> RefreshOutcome:
+        ingested.append((feed.url, settings.url, body))
+        return RefreshOutcome(feed.url, "pushed", 1, 0)
+
+    try:
+        store.sync_feeds([(topic, None)], datetime.now(UTC))
+        (feed,) = store.feeds()
+        _save(store.engine, feed.id, token, "https://hub.test/", topic, SECRET_KEY)
+        in_force = InForce(lambda: loaded, lambda: feed_settings(loaded))
+        callback = Callback(store.engine, in_force, ingest, lambda kind, _: counted.append(kind))
+        asked = {"hub.mode": "subscribe", "hub.topic": topic, "hub.challenge": "c1"}
+        assert (await callback.verify(token, {**asked, "hub.topic": "https://b.test/"}))[0] == 404
+        granted = {**asked, "hub.lease_seconds": "3600"}
+        assert (await callback.verify(token, granted))[::2] == (200, b"c1")
+        verified = subs.by_token(store.engine, token)
+        assert verified is not None
+        assert (verified.state, verified.lease_seconds) == (subs.VERIFIED, 3600)
+        found = await callback.find(token)
+        assert found is not None
+        assert await callback.find("U" * 43) is None
+        signed = {"x-hub-signature": _sign("sha256")}
+        assert (await callback.push(found, signed, BODY, BODY))[::2] == (200, b"ok\n")
+        forged = {"x-hub-signature": _sign("sha256", key="not the secret")}
+        assert (await callback.push(found, forged, BODY, BODY))[::2] == (202, b"dropped\n")
+    finally:
+        await asyncio.to_thread(store.close)
+    assert ingested == [(topic, topic, BODY)]
+    assert counted == ["accepted", "bad_signature"]
 
 
 async def test_a_push_finds_its_subscription_and_feed_in_one_read(

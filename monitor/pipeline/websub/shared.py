@@ -34,6 +34,10 @@ class InForce:
     def enabled_for(self, feed: FeedConfig | None) -> bool:
         return self.websub is not None and feed is not None and feed.websub
 
+    def opted_out(self) -> list[str]:
+        """The URLs of feeds set to `websub: false`: unsubscribed, never subscribed again."""
+        return [feed.url for feed in self.config().settings.feeds if not feed.websub]
+
     def interval(self, feed: FeedConfig) -> timedelta:
         return self.config().feed_interval(feed)
 

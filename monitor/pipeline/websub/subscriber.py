@@ -126,14 +126,13 @@ class Subscriber:
             return
         now = datetime.now(UTC)
         engine = self.engine
-        opted_out = [f.url for f in self.in_force.config().settings.feeds if not f.websub]
         due = await asyncio.to_thread(
             subs.claim_due,
             engine,
             now,
             owner=self.owner,
             lease=CLAIM_LEASE,
-            opted_out=opted_out,
+            opted_out=self.in_force.opted_out(),
             limit=CLAIM_AT_ONCE,
         )
         try:
