@@ -1,4 +1,5 @@
-"""A loaded config made runnable: feeds refreshed and deliveries sent with shared HTTP clients.
+"""A loaded config made runnable: feeds refreshed and deliveries sent with shared HTTP clients,
+and (`use_websub`) WebSub's subscriber and callback given what they need of it.
 
 The pipeline outlives its config: `apply` swaps in a newly loaded one (a hot reload) between
 refreshes. Each refresh reads the config it starts with, so rules change atomically: an item is
