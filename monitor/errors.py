@@ -1,19 +1,33 @@
 """The exception tree of monitor.
 
-Errors that cross a stage boundary travel as values (a `FetchFailed`, a `DeliveryOutcome`) that
-carry one of these; they are raised only inside a stage or where the program must stop.
+Errors that cross a stage boundary travel as values (a `FetchFailed`, a `ParseFailed`, a
+`DeliveryOutcome`) that carry one of these; they are raised only inside a stage or where the
+program must stop.
 
-    MonitorError
-    ├── ConfigError                  config or rules invalid: exits 2, each problem printed
-    ├── FeedError                    one feed failed; contained to that feed, recorded in the store
-    │   ├── TransientFeedError       timeout, refused connection, 5xx, 429: retried with backoff
-    │   └── PermanentFeedError       404, not a feed, too big, hostile: backed off; 410: stopped
+    MonitorError                     every error monitor raises on purpose
+    ├── ConfigError                  config or rules invalid: exits 2, each ConfigProblem printed
+    ├── FeedError                    one feed's poll failed: contained to that feed, its error
+    │   │                            recorded in the store; every one is retried on the feed's
+    │   │                            backoff (the interval doubled per failure in a row, capped
+    │   │                            at a day, never sooner than Retry-After); only a 410 stops
+    │   │                            polling
+    │   ├── TransientFeedError       may pass by itself: timeout, refused connection, host not
+    │   │                            found, a broken protocol, 408, 429, 5xx
+    │   └── PermanentFeedError       will not pass by itself: any other 4xx, not a feed, over a
+    │                                size limit, hostile content, an invalid TLS certificate or
+    │                                redirect; its log line asks the user to check the feed
     ├── DeliveryError                one delivery attempt failed; the alert stays in the outbox
     │   ├── TransientDeliveryError   timeout, refused connection, 3xx, 5xx, 429: retried on schedule
-    │   └── PermanentDeliveryError   a 4xx other than 408/429: still retried on schedule (a
-    │                                receiver may be fixed), and shown as such in the attempt log
-    ├── StoreError                   the database cannot be reached or migrated
+    │   └── PermanentDeliveryError   a 4xx other than 408/429, a template that fails: still
+    │                                retried on schedule (a receiver may be fixed), and recorded
+    │                                as `permanent` in the attempt log
+    ├── StoreError                   the database cannot be reached, migrated, or is at another
+    │                                schema revision
     └── StartError                   the daemon cannot start (its HTTP address is taken, …)
+
+Not in the tree, on purpose: signals their callers catch at once and turn into one of the above
+or into an answer (BodyTooLarge of monitor.feeds.compression, _Refused of
+monitor.runtime.httpserver).
 """
 
 from __future__ import annotations
@@ -54,11 +68,12 @@ class FeedError(MonitorError):
 
 
 class TransientFeedError(FeedError):
-    """Worth retrying soon: timeouts, refused connections, 5xx, 429."""
+    """May pass by itself: timeouts, refused connections, 408, 429, 5xx."""
 
 
 class PermanentFeedError(FeedError):
-    """Will not fix itself: 404, 410, not a feed, over a limit, hostile content."""
+    """Will not pass by itself (404, 410, not a feed, over a limit, hostile content): retried on
+    the same backoff all the same, and logged with a request to check the feed."""
 
 
 class DeliveryError(MonitorError):

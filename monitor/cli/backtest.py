@@ -1,15 +1,13 @@
-"""`monitor backtest`: the current rules over items already stored, compared with what alerted.
+"""`monitor backtest`'s output: the report of the current rules over items already stored.
 
-No network, no state changed: items first seen within `--since` are read back from the store
-(their text is kept for `retention.item_text`), matched with the rules on disk, and compared with
-the alerts the store holds for them. Two lists come out:
+The comparison itself is monitor.pipeline.backtest (re-exported here as `backtest` for the
+command in monitor.cli.commands). The report has two lists:
 
 - new: would alert now, did not (a rule added or loosened, or an item that arrived during its
   feed's first-poll backfill window and so was recorded without alerting);
 - gone: alerted, would not now (a rule tightened or removed).
 
-Items whose text retention already pruned are left out of the comparison (matching a title alone
-would report false differences) and counted.
+and a count of the items whose text retention already pruned (left out of the comparison).
 """
 
 from __future__ import annotations
@@ -17,92 +15,14 @@ from __future__ import annotations
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
-from sqlalchemy.engine import Engine
+from monitor.pipeline.backtest import GONE, NEW, BacktestResult, Difference, Progress, backtest
 
-from monitor.matching import Matcher
-from monitor.store.recent import StoredItem, count_items, items_since
+__all__ = ["backtest", "progress_printer", "report", "since_from"]  # backtest: for cli.commands
 
-NEW, GONE = "new", "gone"
 PROGRESS_EVERY = 2.0  # seconds between progress lines when stderr is not a terminal
-
-
-@dataclass(frozen=True, slots=True)
-class Difference:
-    change: str  # new | gone
-    rule_id: str
-    stored: StoredItem
-    score: float | None  # the score now (new), None when it no longer matches (gone)
-    alert_id: str | None  # the alert it had (gone)
-
-    def as_json(self) -> dict[str, object]:
-        item = self.stored.item
-        return {
-            "change": self.change,
-            "rule_id": self.rule_id,
-            "score": None if self.score is None else round(self.score, 1),
-            "alert_id": self.alert_id,
-            "item": {
-                "title": item.title,
-                "link": item.link,
-                "published": item.published.isoformat() if item.published else None,
-                "first_seen": self.stored.first_seen_at.isoformat(),
-                "feed": {"url": item.feed_url, "name": item.feed_name},
-            },
-        }
-
-
-@dataclass
-class BacktestResult:
-    since: datetime
-    items: int = 0
-    without_text: int = 0
-    still_alerting: int = 0
-    differences: list[Difference] = field(default_factory=list)
-
-    def of(self, change: str) -> list[Difference]:
-        return [d for d in self.differences if d.change == change]
-
-
-Progress = Callable[[int, int], None]
-
-
-def backtest(
-    engine: Engine,
-    matcher: Matcher,
-    since: datetime,
-    *,
-    rule: str | None = None,
-    progress: Progress | None = None,
-) -> BacktestResult:
-    """Match every stored item first seen since `since`; compare with the alerts it has."""
-    result = BacktestResult(since)
-    total = count_items(engine, since)
-    for stored in items_since(engine, since):
-        result.items += 1
-        if progress is not None:
-            progress(result.items, total)
-        if not stored.has_text:
-            result.without_text += 1
-            continue
-        now = {m.rule_id: m.score for m in matcher.match(stored.item) if rule in (None, m.rule_id)}
-        had = {r: a for r, a in stored.alerted.items() if rule in (None, r)}
-        result.still_alerting += len(now.keys() & had.keys())
-        result.differences.extend(
-            Difference(NEW, rule_id, stored, score, None)
-            for rule_id, score in now.items()
-            if rule_id not in had
-        )
-        result.differences.extend(
-            Difference(GONE, rule_id, stored, None, alert_id)
-            for rule_id, alert_id in had.items()
-            if rule_id not in now
-        )
-    return result
 
 
 def report(result: BacktestResult, window: str, rules: int, out: TextIO, *, show: int) -> None:

@@ -1,4 +1,5 @@
-"""A loaded config made runnable: feeds refreshed and deliveries sent with shared HTTP clients.
+"""A loaded config made runnable: feeds refreshed and deliveries sent with shared HTTP clients,
+and (`use_websub`) WebSub's subscriber and callback given what they need of it.
 
 The pipeline outlives its config: `apply` swaps in a newly loaded one (a hot reload) between
 refreshes. Each refresh reads the config it starts with, so rules change atomically: an item is
@@ -8,23 +9,30 @@ matched by the old rules or by the new ones, never by a mix.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import httpx
 
-from monitor.config.settings import LoadedConfig
+from monitor.config.settings import FeedConfig, LoadedConfig
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary
 from monitor.pipeline.health import HealthReport, check_health
-from monitor.pipeline.refresh import RefreshContext, RefreshOutcome, feed_settings, refresh_feed
+from monitor.pipeline.refresh import (
+    RefreshOutcome,
+    feed_settings,
+    ingest_pushed,
+    refresh_context,
+    refresh_feed,
+)
+from monitor.pipeline.websub.callback import Callback, OnPush
+from monitor.pipeline.websub.shared import InForce
+from monitor.pipeline.websub.subscriber import Subscriber
 from monitor.store import FeedState, Store
-from monitor.store.recent import check_sooner, prune_item_text
+from monitor.store.retention import prune_item_text
 from monitor.store.routing import prune_groups
-
-if TYPE_CHECKING:
-    from monitor.pipeline.websub import WebSub
+from monitor.store.schedule import check_sooner
 
 log = logging.getLogger(__name__)
 GROUPS_KEPT = timedelta(days=7)  # story groups are kept this long after they close
@@ -53,11 +61,30 @@ class Pipeline:
         self.config = config
         self.store = store
         self.metrics = metrics
-        self.context = RefreshContext(store=store, client=feed_client, config=config)
+        self.context = refresh_context(store, feed_client, config)
         self.settings = feed_settings(config)
         self._delivery_client = delivery_client
         self.dispatcher = self._dispatcher(config)
-        self.websub: WebSub | None = None  # set by the daemon when it serves HTTP
+        self.subscriber: Subscriber | None = None  # WebSub: set by `use_websub`
+
+    def use_websub(
+        self,
+        hub_client: httpx.AsyncClient,
+        on_push: OnPush | None = None,
+        *,
+        owner: str | None = None,
+    ) -> Callback:
+        """Subscribe to the hubs polled documents name (the daemon does, when it serves HTTP):
+        returns the callback its HTTP server routes /websub/<token> to."""
+        in_force = InForce(lambda: self.config, lambda: self.settings)
+        self.subscriber = Subscriber(self.store.engine, hub_client, in_force, owner=owner)
+        return Callback(self.store.engine, in_force, self.ingest_pushed, on_push)
+
+    async def ingest_pushed(
+        self, feed: FeedState, settings: FeedConfig, body: bytes, headers: Mapping[str, str]
+    ) -> RefreshOutcome:
+        """A document a hub pushed, recorded with the rules in force (no schedule change)."""
+        return await ingest_pushed(self.context, feed, settings, body, headers)
 
     def _dispatcher(self, config: LoadedConfig) -> Dispatcher:
         hooks = {hook.name: hook for hook in config.settings.webhooks}
@@ -76,7 +103,7 @@ class Pipeline:
         old = self.config
         self.config = config
         self.settings = feed_settings(config)
-        self.context = dataclasses.replace(self.context, config=config)
+        self.context = self.context.reloaded(config)
         if config.settings.webhooks != old.settings.webhooks:  # else keep the lanes' state
             self.dispatcher = self._dispatcher(config)
         await asyncio.to_thread(self._sync_schedule, old, config)
@@ -99,18 +126,18 @@ class Pipeline:
         context, settings = self.context, self.settings.get(feed.url)
         if settings is None:  # removed from the config while queued
             return RefreshOutcome(feed.url, "unchanged")
-        websub = self.websub
+        subscriber = self.subscriber
         try:
-            if websub is not None:  # while a hub pushes, only a slow safety poll
-                settings = await websub.polling(feed, settings)
+            if subscriber is not None:  # while a hub pushes, only a slow safety poll
+                settings = await subscriber.polling(feed, settings)
             outcome = await refresh_feed(context, feed, settings)
         except Exception as exc:  # one feed must never take the others down
             log.exception(
                 "%s: unexpected error while refreshing", feed.url, extra={"feed_url": feed.url}
             )
             return RefreshOutcome(feed.url, "failed", error=f"internal error: {exc!r}")
-        if websub is not None:  # a hub named in the document: subscribe (never raises)
-            await websub.after_poll(feed, settings, outcome)
+        if subscriber is not None:  # a hub named in the document: subscribe (never raises)
+            await subscriber.after_poll(feed, settings, outcome)
         return outcome
 
     async def deliver_due(self) -> DispatchSummary:

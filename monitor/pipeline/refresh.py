@@ -1,10 +1,16 @@
 """`refresh_feed`: the one pipeline function for a feed, read top to bottom.
 
-conditional GET (per-host limits) -> failed: back off (Retry-After, 410 stops) and record
--> 304, or a body identical to the last: reschedule -> parse (in a worker thread)
--> keep what is new (guid, link or text: monitor.feeds.identity) -> match the new items
--> on a feed's first poll alert only within `backfill` -> one transaction: items seen +
-alerts + outbox rows + validators + the next check (monitor.feeds.schedule)
+    take a poll slot -> conditional GET (per-host limits; a 301/308 is followed and recorded)
+    -> failed: back off (doubling, Retry-After honoured; 410 stops polling) and record
+    -> 304, or a body identical to the last: record the next check only
+    -> parse (in a worker thread or process) -> the new items and their alerts
+       (monitor.pipeline.alerting) -> the next check from the interval, Cache-Control/Expires,
+       <ttl> and <skipHours>/<skipDays> (monitor.feeds.schedule)
+    -> give the slot back -> one transaction, shared with the polls finishing alongside
+       (monitor.store.writer): items seen, alerts, outbox rows, validators, the next check
+
+`ingest_pushed` takes a document a WebSub hub pushed through the same parse and alerting steps,
+leaving the feed's schedule alone.
 """
 
 from __future__ import annotations
@@ -14,16 +20,13 @@ import dataclasses
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import httpx
 
 from monitor.config.settings import FeedConfig, LoadedConfig
-from monitor.delivery.settings import WebhookConfig
 from monitor.durations import approximate_duration
-from monitor.events import alert_created, new_alert_id
 from monitor.feeds.fetcher import (
     Fetched,
     FetchFailed,
@@ -33,14 +36,12 @@ from monitor.feeds.fetcher import (
     fetch_feed,
 )
 from monitor.feeds.hosts import HostLimiter
-from monitor.feeds.identity import Identified, StoredIdentities, identify, unseen
 from monitor.feeds.parser import ParsedFeed, ParseFailed
 from monitor.feeds.parsing import parse_off_loop, use_processes
 from monitor.feeds.schedule import backoff, jittered, past_skips, polite_wait
 from monitor.http.headers import cache_hint
-from monitor.matching import Matcher
-from monitor.models import Item, Match
-from monitor.store import FeedState, NewAlert, SeenItem, Store
+from monitor.pipeline.alerting import seen_items
+from monitor.store import FeedState, SeenItem, Store
 from monitor.store.store import PollFailure, PollRecord
 from monitor.store.writer import PollWriter
 
@@ -51,59 +52,64 @@ MAX_FEEDS_IN_FLIGHT = FetchLimits().max_connections
 
 @dataclass(frozen=True, slots=True)
 class RefreshContext:
-    """What every refresh needs; built once per config by the daemon."""
+    """What every refresh needs, for one config. `refresh_context` builds it; `reloaded` makes
+    the one for a newly loaded config, keeping what must outlive a rule edit."""
 
     store: Store
     client: httpx.AsyncClient
     config: LoadedConfig
-    limits: FetchLimits = field(init=False)  # from the config's `fetch:` settings
-    # kept across hot reloads (dataclasses.replace) while `fetch:` is unchanged: per-host
-    # spacing must not reset with every rule edit
-    host_limiter: HostLimiter | None = None
-    # Parsing a feed at the size cap takes seconds and ~140 MB (measured, see tests/feeds): it
-    # runs off the event loop (monitor.feeds.parsing), so fetching and delivering go on, and a
-    # few at a time, so memory stays bounded.
-    parse_slots: asyncio.Semaphore = field(
-        default_factory=lambda: asyncio.Semaphore(2 * (os.cpu_count() or 1))
-    )
-    parse_in_processes: bool = field(init=False)
-    # one per store, kept across hot reloads like the host limiter: polls share transactions
-    poll_writer: PollWriter | None = None
+    limits: FetchLimits  # from the config's `fetch:` settings
+    # per-host slots and spacing: kept across hot reloads while `fetch:` is unchanged, so the
+    # spacing does not reset with every rule edit
+    hosts: HostLimiter
+    # Parsing a feed at the size cap takes seconds and a lot of memory: it runs off the event
+    # loop (monitor.feeds.parsing), so fetching and delivering go on, and a few at a time, so
+    # memory stays bounded. Kept across hot reloads.
+    parse_slots: asyncio.Semaphore
+    parse_in_processes: bool  # worker processes rather than threads: many feeds, many cores
+    writer: PollWriter  # one per store, kept across hot reloads: polls share transactions
     # Polls between the start of their fetch and the end of their matching: each may hold a
     # connection or a body. Kept across hot reloads. Waiting for the poll's transaction is
-    # outside: polls that held their slot through it left the fetches idle for a batch's
-    # linger and write (measured on the farm's warm cycle: 1,000 polls in 1.57 s, 1.30 s out).
-    in_flight: asyncio.Semaphore | None = None
+    # outside: polls holding their slot through it would leave the fetches idle while a batch
+    # lingers and is written.
+    poll_slots: asyncio.Semaphore
 
-    def __post_init__(self) -> None:
-        fetch = self.config.settings.fetch
-        object.__setattr__(self, "limits", fetch.limits())
-        limiter = self.host_limiter
-        if limiter is None or not limiter.configured_as(fetch.per_host, fetch.host_spacing):
-            limiter = HostLimiter(fetch.per_host, fetch.host_spacing)
-            object.__setattr__(self, "host_limiter", limiter)
-        feed_count = len(self.config.settings.feeds)
-        object.__setattr__(self, "parse_in_processes", use_processes(feed_count))
-        if self.poll_writer is None:
-            object.__setattr__(self, "poll_writer", PollWriter(self.store))
-        if self.in_flight is None:
-            object.__setattr__(self, "in_flight", asyncio.Semaphore(MAX_FEEDS_IN_FLIGHT))
+    def reloaded(self, config: LoadedConfig) -> RefreshContext:
+        """The context for `config`: new rules and limits; the same slots, writer and (while
+        `fetch:` is unchanged) host limiter."""
+        fetch = config.settings.fetch
+        hosts = self.hosts
+        if not hosts.configured_as(fetch.per_host, fetch.host_spacing):
+            hosts = HostLimiter(fetch.per_host, fetch.host_spacing)
+        return dataclasses.replace(
+            self,
+            config=config,
+            limits=fetch.limits(),
+            hosts=hosts,
+            parse_in_processes=use_processes(len(config.settings.feeds)),
+        )
 
-    @property
-    def hosts(self) -> HostLimiter:
-        return cast(HostLimiter, self.host_limiter)  # always set by __post_init__
 
-    @property
-    def slots(self) -> asyncio.Semaphore:
-        return cast(asyncio.Semaphore, self.in_flight)  # always set by __post_init__
-
-    @property
-    def writer(self) -> PollWriter:
-        return cast(PollWriter, self.poll_writer)  # always set by __post_init__
-
-    @property
-    def matcher(self) -> Matcher:
-        return self.config.matcher
+def refresh_context(
+    store: Store,
+    client: httpx.AsyncClient,
+    config: LoadedConfig,
+    *,
+    poll_slots: asyncio.Semaphore | None = None,
+) -> RefreshContext:
+    """The context of a pipeline's first config (`poll_slots`: MAX_FEEDS_IN_FLIGHT by default)."""
+    fetch = config.settings.fetch
+    return RefreshContext(
+        store=store,
+        client=client,
+        config=config,
+        limits=fetch.limits(),
+        hosts=HostLimiter(fetch.per_host, fetch.host_spacing),
+        parse_slots=asyncio.Semaphore(2 * (os.cpu_count() or 1)),
+        parse_in_processes=use_processes(len(config.settings.feeds)),
+        writer=PollWriter(store),
+        poll_slots=poll_slots or asyncio.Semaphore(MAX_FEEDS_IN_FLIGHT),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,19 +130,78 @@ class _Polled:
 
     record: PollRecord | PollFailure
     outcome: RefreshOutcome
-    retry_in: timedelta | None = None  # a failure's backoff, for its log line
+    # a failure's backoff, and whether it is one that will not pass by itself (a
+    # PermanentFeedError: monitor.errors), for its log line
+    retry_in: timedelta = timedelta(0)
+    lasting: bool = False
 
 
 async def refresh_feed(
     ctx: RefreshContext, feed: FeedState, settings: FeedConfig
 ) -> RefreshOutcome:
     """Poll one feed and record what it brought. Never raises for the feed's own failures."""
-    async with ctx.slots:
+    async with ctx.poll_slots:  # from the fetch to the matching; not through the write
         polled = await _poll(ctx, feed, settings)
         await ctx.writer.make_room()  # a bounded number of outcomes wait to be written
+    return await _write(ctx, feed, polled)
+
+
+async def _poll(ctx: RefreshContext, feed: FeedState, settings: FeedConfig) -> _Polled:
+    """The poll up to its write: fetched, then failed, unchanged, or parsed and matched."""
+    now = datetime.now(UTC)
+    interval = ctx.config.feed_interval(settings)
+    fetched = await _fetch(ctx, feed)
+    moved_to = _moved(feed, fetched.permanent_redirect)
+    if isinstance(fetched, FetchFailed):
+        return _failed(feed, interval, fetched, moved_to)
+    if isinstance(fetched, NotModified) or (digest := fetched.digest) == feed.content_digest:
+        # 304, or a server without validators sending the very bytes we parsed last time
+        return _unchanged(feed, now, interval, fetched, moved_to=moved_to)
+    parsed = await _parse(
+        ctx, feed, settings, fetched.body, base_url=fetched.url, headers=fetched.headers
+    )
+    if isinstance(parsed, ParseFailed):
+        failed = FetchFailed(parsed.error, fetched.status, None, fetched.headers, fetched.elapsed)
+        return _failed(feed, interval, failed, moved_to)
+    seen = await seen_items(ctx.store, ctx.config, feed, settings, parsed.items, now=now)
+    return _parsed(
+        feed, now, interval, fetched, parsed, seen=seen, digest=digest, moved_to=moved_to
+    )
+
+
+async def _fetch(ctx: RefreshContext, feed: FeedState) -> Fetched | NotModified | FetchFailed:
+    """A conditional GET with the validators of the last poll, in the host's turn."""
+    validators = Validators(etag=feed.etag, last_modified=feed.last_modified)
+    async with ctx.hosts.slot(feed.fetch_url):
+        return await fetch_feed(ctx.client, feed.fetch_url, validators, ctx.limits)
+
+
+async def _parse(
+    ctx: RefreshContext,
+    feed: FeedState,
+    settings: FeedConfig,
+    body: bytes,
+    *,
+    base_url: str,
+    headers: Mapping[str, str],
+) -> ParsedFeed | ParseFailed:
+    """Parse off the event loop, a few documents at a time (ctx.parse_slots)."""
+    async with ctx.parse_slots:
+        return await parse_off_loop(
+            body,
+            url=feed.url,
+            base_url=base_url,
+            headers=headers,
+            feed_name=settings.name or "",
+            processes=ctx.parse_in_processes,
+        )
+
+
+async def _write(ctx: RefreshContext, feed: FeedState, polled: _Polled) -> RefreshOutcome:
+    """Record the poll (in a transaction shared with others) and say what it brought."""
     if isinstance(polled.record, PollFailure):
         await ctx.writer.record_failure(polled.record)
-        _log_failure(feed, polled.record, polled.retry_in or timedelta(0))
+        _log_failure(feed, polled.record, polled.retry_in, lasting=polled.lasting)
         return polled.outcome
     result = await ctx.writer.record(polled.record)
     if polled.outcome.status != "fetched":
@@ -154,50 +219,6 @@ async def refresh_feed(
     )
 
 
-async def _poll(ctx: RefreshContext, feed: FeedState, settings: FeedConfig) -> _Polled:
-    now = datetime.now(UTC)
-    interval = ctx.config.feed_interval(settings)
-    validators = Validators(etag=feed.etag, last_modified=feed.last_modified)
-    async with ctx.hosts.slot(feed.fetch_url):
-        fetched = await fetch_feed(ctx.client, feed.fetch_url, validators, ctx.limits)
-    moved_to = _moved(feed, fetched.permanent_redirect)
-    if isinstance(fetched, FetchFailed):
-        return _failure(feed, interval, fetched, moved_to)
-    if isinstance(fetched, NotModified) or (digest := fetched.digest) == feed.content_digest:
-        # 304, or a server without validators sending the very bytes we parsed last time
-        wait = polite_wait(interval, cache_hint(fetched.headers, now))
-        poll = _success(
-            feed, now, wait, fetched.validators, status=_status(fetched), moved_to=moved_to
-        )
-        return _Polled(poll, RefreshOutcome(feed.url, "unchanged"))
-    async with ctx.parse_slots:
-        parsed = await parse_off_loop(
-            fetched.body,
-            url=feed.url,
-            base_url=fetched.url,
-            headers=fetched.headers,
-            feed_name=settings.name or "",
-            processes=ctx.parse_in_processes,
-        )
-    if isinstance(parsed, ParseFailed):
-        failed = FetchFailed(parsed.error, fetched.status, None, fetched.headers, fetched.elapsed)
-        return _failure(feed, interval, failed, moved_to)
-    seen = await _seen_items(ctx, feed, settings, parsed, now)
-    poll = _success(
-        feed,
-        now,
-        polite_wait(interval, cache_hint(fetched.headers, now), parsed.ttl),
-        fetched.validators,
-        parsed=parsed,
-        seen=seen,
-        status=fetched.status,
-        digest=digest,
-        moved_to=moved_to,
-    )
-    outcome = RefreshOutcome(feed.url, "fetched", hubs=parsed.hub_links, topic=parsed.self_link)
-    return _Polled(poll, outcome)
-
-
 async def ingest_pushed(
     ctx: RefreshContext,
     feed: FeedState,
@@ -208,18 +229,10 @@ async def ingest_pushed(
     """A document a WebSub hub pushed (monitor.pipeline.websub): parsed, deduplicated, matched and
     recorded like a polled body, leaving the feed's schedule, validators and errors alone."""
     now = datetime.now(UTC)
-    async with ctx.parse_slots:
-        parsed = await parse_off_loop(
-            body,
-            url=feed.url,
-            base_url=feed.fetch_url,
-            headers=headers,
-            feed_name=settings.name or "",
-            processes=ctx.parse_in_processes,
-        )
+    parsed = await _parse(ctx, feed, settings, body, base_url=feed.fetch_url, headers=headers)
     if isinstance(parsed, ParseFailed):
         return RefreshOutcome(feed.url, "failed", error=str(parsed.error))
-    seen = await _seen_items(ctx, feed, settings, parsed, now)
+    seen = await seen_items(ctx.store, ctx.config, feed, settings, parsed.items, now=now)
     result = await asyncio.to_thread(ctx.store.record_push, feed.id, now, seen)
     log.info(
         "%s: %d new items, %d alerts (pushed by the WebSub hub)",
@@ -231,22 +244,7 @@ async def ingest_pushed(
     return RefreshOutcome(feed.url, "pushed", result.new_items, result.alerts_created)
 
 
-async def _seen_items(
-    ctx: RefreshContext, feed: FeedState, settings: FeedConfig, parsed: ParsedFeed, now: datetime
-) -> list[SeenItem]:
-    """The document's new items, each with the alerts it raises (backfill on a first poll)."""
-    fresh = await asyncio.to_thread(_unseen, ctx.store, feed.id, parsed.items)
-    backfill = ctx.config.feed_backfill(settings)
-    alerting = _alerting([entry.item for entry in fresh], feed, backfill, now)
-    return [
-        SeenItem(
-            entry.item,
-            _alerts_for(ctx, entry.item, now) if entry.item in alerting else (),
-            key=entry.key,
-            guid=entry.guid,
-        )
-        for entry in fresh
-    ]
+# -- the poll's record: what the store keeps, and when to look again ----------------------------
 
 
 def _moved(feed: FeedState, permanent_redirect: str | None) -> str | None:
@@ -262,41 +260,73 @@ def _moved(feed: FeedState, permanent_redirect: str | None) -> str | None:
     return permanent_redirect
 
 
-def _status(fetched: Fetched | NotModified) -> int:
-    return 304 if isinstance(fetched, NotModified) else fetched.status
-
-
-def _success(
+def _unchanged(
     feed: FeedState,
     now: datetime,
-    wait: timedelta,
+    interval: timedelta,
+    fetched: Fetched | NotModified,
+    *,
+    moved_to: str | None,
+) -> _Polled:
+    """Nothing new: the validators and the next check (the publisher may ask for a later one)."""
+    status = 304 if isinstance(fetched, NotModified) else fetched.status
+    wait = polite_wait(interval, cache_hint(fetched.headers, now))
+    record = _record(
+        feed, now, jittered(now, wait), fetched.validators, status=status, moved_to=moved_to
+    )
+    return _Polled(record, RefreshOutcome(feed.url, "unchanged"))
+
+
+def _parsed(
+    feed: FeedState,
+    now: datetime,
+    interval: timedelta,
+    fetched: Fetched,
+    parsed: ParsedFeed,
+    *,
+    seen: Sequence[SeenItem],
+    digest: str,
+    moved_to: str | None,
+) -> _Polled:
+    """A document read: its new items, and the next check outside the publisher's skips."""
+    wait = polite_wait(interval, cache_hint(fetched.headers, now), parsed.ttl)
+    next_check = past_skips(jittered(now, wait), parsed.skip_hours, parsed.skip_days)
+    record = dataclasses.replace(
+        _record(
+            feed, now, next_check, fetched.validators, status=fetched.status, moved_to=moved_to
+        ),
+        title=parsed.title,
+        seen=tuple(seen),
+        content_digest=digest,
+    )
+    outcome = RefreshOutcome(feed.url, "fetched", hubs=parsed.hub_links, topic=parsed.self_link)
+    return _Polled(record, outcome)
+
+
+def _record(
+    feed: FeedState,
+    now: datetime,
+    next_check: datetime,
     validators: Validators,
     *,
-    parsed: ParsedFeed | None = None,
-    seen: Sequence[SeenItem] = (),
     status: int,
-    digest: str | None = None,
-    moved_to: str | None = None,
+    moved_to: str | None,
 ) -> PollRecord:
-    next_check = jittered(now, wait)
-    if parsed is not None:
-        next_check = past_skips(next_check, parsed.skip_hours, parsed.skip_days)
+    """What every successful poll records; a parsed document adds its title, items, digest."""
     return PollRecord(
         feed.id,
         now,
         next_check_at=next_check,
         etag=validators.etag,
         last_modified=validators.last_modified,
-        title=parsed.title if parsed is not None else None,
-        seen=tuple(seen),
+        title=None,
         status=status,
-        content_digest=digest,
         moved_to=moved_to,
         owner=feed.claimed_by,
     )
 
 
-def _failure(
+def _failed(
     feed: FeedState, interval: timedelta, failed: FetchFailed, moved_to: str | None
 ) -> _Polled:
     """The failure to record, and when the next try will be."""
@@ -313,11 +343,15 @@ def _failure(
         moved_to=moved_to,
         owner=feed.claimed_by,
     )
-    return _Polled(failure, RefreshOutcome(feed.url, "failed", error=error), retry_in=wait)
+    outcome = RefreshOutcome(feed.url, "failed", error=error)
+    return _Polled(failure, outcome, retry_in=wait, lasting=not failed.transient)
 
 
-def _log_failure(feed: FeedState, failure: PollFailure, retry_in: timedelta) -> None:
-    """What the user reads of a failure once it is recorded."""
+def _log_failure(
+    feed: FeedState, failure: PollFailure, retry_in: timedelta, *, lasting: bool
+) -> None:
+    """What the user reads of a failure once it is recorded: a lasting one (a 4xx, not a feed,
+    over a limit) is retried on the same schedule, but asks the user to look."""
     if failure.gone:
         log.error(
             "%s: %s; polling stopped: remove the feed from the config, or change its url",
@@ -327,68 +361,14 @@ def _log_failure(feed: FeedState, failure: PollFailure, retry_in: timedelta) -> 
         )
     else:
         log.warning(
-            "%s: %s (failure %d in a row; next try in about %s)",
+            "%s: %s (failure %d in a row; next try in about %s)%s",
             feed.url,
             failure.error,
             feed.error_count + 1,
             approximate_duration(retry_in),
+            "; this failure will not pass by itself: check the feed" if lasting else "",
             extra={"feed_url": feed.url},
         )
-
-
-def _unseen(store: Store, feed_id: int, items: Sequence[Item]) -> list[Identified]:
-    """The items not recorded yet, once each, by guid, link or text (monitor.feeds.identity)."""
-    candidates = identify(items)
-    rows = store.item_identities(
-        feed_id,
-        guids=[c.guid for c in candidates if c.guid],
-        links=[c.link for c in candidates if c.link],
-        hashes=[c.content_hash for c in candidates],
-    )
-    stored = StoredIdentities(
-        guids=frozenset(guid for guid, _link, _hash in rows if guid),
-        links=frozenset(link for _guid, link, _hash in rows if link),
-        hashes=frozenset(content_hash for _guid, _link, content_hash in rows),
-        link_hashes=frozenset((link, content_hash) for _guid, link, content_hash in rows if link),
-    )
-    return unseen(candidates, stored)
-
-
-def _alerting(
-    fresh: Sequence[Item], feed: FeedState, backfill: timedelta | str, now: datetime
-) -> set[Item]:
-    """Which new items may alert: all of them, except on a feed's first poll (`backfill`)."""
-    if feed.first_polled_at is not None or backfill == "all":
-        return set(fresh)
-    if backfill == "none" or not isinstance(backfill, timedelta):
-        return set()
-    since = now - backfill
-    return {item for item in fresh if item.published is not None and item.published >= since}
-
-
-def _alerts_for(ctx: RefreshContext, item: Item, now: datetime) -> tuple[NewAlert, ...]:
-    matches = ctx.matcher.match(item)
-    hooks = ctx.config.settings.webhooks
-    return tuple(_new_alert(item, match, hooks, now) for match in matches)
-
-
-def _new_alert(item: Item, match: Match, hooks: Sequence[WebhookConfig], now: datetime) -> NewAlert:
-    alert_id = new_alert_id(now)
-    log.info(
-        "alert %s: rule %s matched %r",
-        alert_id,
-        match.rule_id,
-        item.title,
-        extra={"alert_id": alert_id, "rule_id": match.rule_id, "feed_url": item.feed_url},
-    )
-    return NewAlert(
-        id=alert_id,
-        rule_id=match.rule_id,
-        severity=match.severity,
-        score=match.score,
-        payload=alert_created(alert_id, item, match, now),
-        webhooks=tuple(h.name for h in hooks if h.wants(match.rule_id, match.severity)),
-    )
 
 
 def feed_settings(config: LoadedConfig) -> Mapping[str, FeedConfig]:

@@ -24,8 +24,9 @@ from monitor.config.settings import LoadedConfig
 from monitor.delivery.dispatcher import make_delivery_client
 from monitor.errors import MonitorError, StartError
 from monitor.feeds.fetcher import make_client
+from monitor.feeds.websub import make_hub_client
 from monitor.pipeline.pipeline import Pipeline
-from monitor.pipeline.websub import WebSub, make_hub_client
+from monitor.pipeline.websub.callback import Callback
 from monitor.runtime.httpserver import Health, HttpServer, configured_address
 from monitor.runtime.metrics import Metrics
 from monitor.runtime.reload import ConfigWatcher
@@ -119,12 +120,14 @@ async def _run_pipeline(  # noqa: PLR0917 - the daemon's parts, passed down once
         metrics.instrument(feed_client, metrics.fetch_seconds)
         metrics.instrument(delivery_client, metrics.delivery_seconds)
         pipeline = Pipeline(config, store, feed_client, delivery_client, metrics)
+        callback = None
         if address is not None:  # hubs call back on the HTTP server (`websub:` turns it on)
-            pipeline.websub = WebSub(pipeline, hub_client, metrics.observe_push)
+            callback = pipeline.use_websub(hub_client, metrics.observe_push)
         await asyncio.to_thread(pipeline.sync_feeds)
         scheduler = Scheduler(pipeline, replica, metrics)
         await _serve(
             pipeline,
+            callback=callback,
             scheduler=scheduler,
             metrics=metrics,
             address=address,
@@ -137,6 +140,7 @@ async def _run_pipeline(  # noqa: PLR0917 - the daemon's parts, passed down once
 async def _serve(
     pipeline: Pipeline,
     *,
+    callback: Callback | None,
     scheduler: Scheduler,
     metrics: Metrics,
     address: tuple[str, int] | None,
@@ -148,7 +152,7 @@ async def _serve(
     watcher = ConfigWatcher(pipeline.config, pipeline.apply, metrics)
     watching = asyncio.create_task(watcher.run(stop))
     health = Health(pipeline.store, lambda: scheduler.last_tick)
-    server = HttpServer(health, metrics, pipeline.websub)
+    server = HttpServer(health, metrics, callback)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, watcher.request_reload)
     try:
@@ -172,8 +176,8 @@ async def _serve(
         await stop.wait()
         log.info("stopping: no new work; waiting up to %.0fs for work in flight", grace)
         await scheduler.stop(grace, hurry)
-        if pipeline.websub is not None:  # its background requests to hubs: finish, else cancel
-            await pipeline.websub.stop(0.0 if hurry.is_set() else min(grace, 5.0))
+        if pipeline.subscriber is not None:  # its background requests to hubs: finish, else cancel
+            await pipeline.subscriber.stop(0.0 if hurry.is_set() else min(grace, 5.0))
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
         stop.set()

@@ -1,5 +1,6 @@
 """The daemon's own HTTP endpoint (the `http:` key): `GET /healthz`, `GET /metrics`, and the
-WebSub callbacks `GET` and `POST /websub/<token>` when WebSub is on (monitor.pipeline.websub).
+WebSub callbacks `GET` and `POST /websub/<token>` when WebSub is on (`Callbacks`, served by
+monitor.pipeline.websub.callback).
 
 A small asyncio server on the daemon's event loop, HTTP/1.1 with `Connection: close`: one
 request per connection is all a health checker or Prometheus needs, and it keeps the server
@@ -70,9 +71,9 @@ Found = TypeVar("Found")
 
 
 class Callbacks(Protocol[Found]):
-    """What serves /websub/<token> (monitor.pipeline.websub.WebSub). `find` looks the token up
-    before a body is read; `push` gets what it found, the body with its Content-Encoding undone,
-    and the body as sent (`raw`: what a hub may have signed)."""
+    """What serves /websub/<token> (monitor.pipeline.websub.callback.Callback). `find` looks the
+    token up before a body is read; `push` gets what it found, the body with its
+    Content-Encoding undone, and the body as sent (`raw`: what a hub may have signed)."""
 
     @property
     def max_body(self) -> int: ...

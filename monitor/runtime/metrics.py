@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 from monitor.delivery.dispatcher import DispatchSummary
 from monitor.pipeline.refresh import RefreshOutcome
 from monitor.store import Store
-from monitor.store.recent import StoreCounts, store_counts
+from monitor.store.counts import StoreCounts, store_counts
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -5,9 +5,11 @@ lives in the store, with jitter, so it survives restarts) and starts a refresh f
 already in flight; `deliveries` runs the outbox dispatcher unless a run is still going. The ticks
 themselves return at once, having started their work in a task of ours: slow feeds never hold up
 the others, and stopping the scheduler (APScheduler cancels the jobs it is running) never cuts a
-claim short between the store and us. A third job, hourly, forgets the
-text of items older than `retention.item_text`. A daemon with a heartbeat (monitor.store.replicas)
-beats on its own job, and claims feeds under its replica id.
+claim short between the store and us. The other jobs, in the table `Scheduler._jobs`: `websub`
+(every second, when WebSub is on) renews and retries subscriptions; `retention` (hourly) forgets
+the text of items older than `retention.item_text`; `health` raises feed health events; a daemon
+with a heartbeat (monitor.store.replicas) beats on its own job, and claims feeds under its
+replica id.
 
 Replicas share the work by claiming only what they can start: a replica holds at most
 `CLAIM_AHEAD` feeds (those polling plus a queue half as long) and claims more as soon as its
@@ -24,6 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -32,8 +35,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor.pipeline.pipeline import FEED_LEASE, Pipeline
 from monitor.pipeline.refresh import MAX_FEEDS_IN_FLIGHT
 from monitor.store import FeedState
-from monitor.store.recent import release_feed_leases
 from monitor.store.replicas import Activity, Heartbeat
+from monitor.store.schedule import release_feed_leases
 
 if TYPE_CHECKING:
     from monitor.runtime.metrics import Metrics
@@ -44,6 +47,20 @@ PRUNE_EVERY = timedelta(hours=1)
 PRUNE_FIRST = timedelta(minutes=1)  # after start, once the first polls are under way
 HEALTH_EVERY = timedelta(minutes=10)  # feed health (monitor.pipeline.health): thresholds are hours
 CLAIM_AHEAD = MAX_FEEDS_IN_FLIGHT * 3 // 2  # feeds held at most: polling, plus a short queue
+
+
+Tick = Callable[[], Coroutine[object, object, None]]  # what APScheduler calls; returns at once
+Work = Callable[[], Coroutine[object, object, object]]  # what a tick starts in a task
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One of the scheduler's ticks: `tick` runs every `every`, first `first` after start."""
+
+    name: str
+    every: timedelta
+    first: timedelta
+    tick: Tick
 
 
 class Scheduler:
@@ -67,61 +84,43 @@ class Scheduler:
 
     def start(self) -> None:
         now = datetime.now(UTC)
-        for job, name in ((self._tick_feeds, "feeds"), (self._tick_deliveries, "deliveries")):
+        for job in self._jobs():
             self._scheduler.add_job(
-                job,
+                job.tick,
                 "interval",
-                seconds=TICK_SECONDS,
-                id=name,
-                next_run_time=now,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
-        if self.pipeline.websub is not None:  # renew, retry, expire WebSub subscriptions
-            self._scheduler.add_job(
-                self._tick_websub,
-                "interval",
-                seconds=TICK_SECONDS,
-                id="websub",
-                next_run_time=now,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
-        self._scheduler.add_job(
-            self._tick_prune,
-            "interval",
-            seconds=PRUNE_EVERY.total_seconds(),
-            id="retention",
-            next_run_time=now + PRUNE_FIRST,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
-        self._scheduler.add_job(
-            self._tick_health,
-            "interval",
-            seconds=HEALTH_EVERY.total_seconds(),
-            id="health",
-            next_run_time=now + HEALTH_EVERY,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
-        if self.heartbeat is not None:
-            interval = self.heartbeat.interval
-            self._scheduler.add_job(
-                self._tick_heartbeat,
-                "interval",
-                seconds=interval.total_seconds(),
-                id="heartbeat",
-                next_run_time=now + interval,
+                seconds=job.every.total_seconds(),
+                id=job.name,
+                next_run_time=now + job.first,
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=None,
             )
         self._scheduler.start()
+
+    def _jobs(self) -> list[Job]:
+        """The table of this daemon's jobs, in the order they are added. Every job but `feeds`
+        runs its work in a task of ours (`_start`), at most one at a time."""
+        tick, at_once = timedelta(seconds=TICK_SECONDS), timedelta(0)
+        jobs = [
+            Job("feeds", tick, at_once, self._tick_feeds),
+            Job("deliveries", tick, at_once, self._in_task("deliveries", self._deliver)),
+        ]
+        if self.pipeline.subscriber is not None:  # renew, retry, expire WebSub subscriptions
+            jobs.append(Job("websub", tick, at_once, self._in_task("websub", self._renew_websub)))
+        jobs += [
+            Job("retention", PRUNE_EVERY, PRUNE_FIRST, self._in_task("retention", self._prune)),
+            Job("health", HEALTH_EVERY, HEALTH_EVERY, self._in_task("health", self._health)),
+        ]
+        if self.heartbeat is not None:
+            beat = self.heartbeat.interval
+            jobs.append(Job("heartbeat", beat, beat, self._in_task("heartbeat", self._beat)))
+        return jobs
+
+    def _in_task(self, job: str, work: Work) -> Tick:
+        async def tick() -> None:
+            self._start(job, work)
+
+        return tick
 
     @property
     def in_flight(self) -> int:
@@ -212,13 +211,10 @@ class Scheduler:
         task = self._work.get(job)
         return task is not None and not task.done()
 
-    def _start(self, job: str, work: Callable[[], Coroutine[object, object, object]]) -> None:
+    def _start(self, job: str, work: Work) -> None:
         """Start `job`'s work in a task of ours unless it is still running from a tick before."""
         if not self._running(job):
             self._work[job] = asyncio.create_task(work(), name=f"scheduler-{job}")
-
-    async def _tick_heartbeat(self) -> None:
-        self._start("heartbeat", self._beat)
 
     async def _beat(self) -> object:
         assert self.heartbeat is not None
@@ -229,9 +225,6 @@ class Scheduler:
             log.warning("heartbeat failed (%s); retrying in %s", exc, self.heartbeat.interval)
         return None
 
-    async def _tick_deliveries(self) -> None:
-        self._start("deliveries", self._deliver)
-
     async def _deliver(self) -> object:
         try:
             summary = await self.pipeline.deliver_due()
@@ -241,31 +234,22 @@ class Scheduler:
         self.deliveries += summary.delivered
         return summary
 
-    async def _tick_websub(self) -> None:
-        self._start("websub", self._run_websub)
-
-    async def _run_websub(self) -> object:
+    async def _renew_websub(self) -> object:
         try:
-            if self.pipeline.websub is not None:
-                await self.pipeline.websub.tick()
+            if self.pipeline.subscriber is not None:
+                await self.pipeline.subscriber.tick()
         except Exception:
             log.exception("websub: renewing subscriptions failed; retrying next tick")
         return None
 
-    async def _tick_health(self) -> None:
-        self._start("health", self._run_health)
-
-    async def _run_health(self) -> object:
+    async def _health(self) -> object:
         try:
             return await asyncio.to_thread(self.pipeline.check_feed_health)
         except Exception:
             log.exception("health: checking feed health failed; retrying at the next check")
             return None
 
-    async def _tick_prune(self) -> None:
-        self._start("retention", self._run_prune)
-
-    async def _run_prune(self) -> object:
+    async def _prune(self) -> object:
         try:
             return await asyncio.to_thread(self.pipeline.prune_item_text)
         except Exception:

@@ -61,8 +61,8 @@ def migrate(engine: Engine) -> None:
     """Apply every Alembic migration not yet applied, in one transaction.
 
     A database already at `SCHEMA_REVISION` is left alone without loading Alembic and its
-    scripts: that is every start but the first after an upgrade, and it saves ~0.2-0.5 s of
-    each `run --once` (measured with -X importtime).
+    scripts: that is every start but the first after an upgrade, and importing Alembic is a
+    noticeable part of a short `run --once`.
     """
     if _current_revision(engine) == SCHEMA_REVISION:
         return
@@ -120,10 +120,6 @@ class Transaction:
             self._context.__exit__(*exc_info)  # type: ignore[arg-type]
         except SQLAlchemyError as exc:
             raise StoreError(f"database error: {exc}") from exc
-
-
-def _lease_free(column: sa.ColumnElement[datetime], now: datetime) -> sa.ColumnElement[bool]:
-    return sa.or_(column.is_(None), column < now)
 
 
 def begin(engine: Engine) -> Transaction:

@@ -1,6 +1,7 @@
 """WebSub subscriptions in the store (`websub_subscriptions`, one row per feed).
 
-The protocol lives in monitor.pipeline.websub; these are its queries. A row's life:
+The protocol lives in monitor.feeds.websub (the wire) and monitor.pipeline.websub (when to ask,
+what a push does); these are its queries. A row's life:
 
     requested ── hub verifies (GET, our challenge echoed) ──> verified ── 80 % of lease ──> renewed
         │  └─ hub says hub.mode=denied ──> denied          │   (same token and secret; stays

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 from datetime import timedelta
 from pathlib import Path
 
 from monitor.config.settings import load_config
 from monitor.feeds.hosts import HostLimiter
-from monitor.pipeline.refresh import RefreshContext
+from monitor.pipeline.refresh import refresh_context
 from tests.support.pipeline import write_config
 
 
@@ -54,11 +53,11 @@ async def test_starts_on_one_host_are_spaced() -> None:
 def test_the_limiter_survives_a_reload_unless_fetch_settings_change(tmp_path: Path) -> None:
     config = write_config(tmp_path / "c", feeds=[{"url": "http://127.0.0.1:9/feed.xml"}])
     loaded = load_config(config, {})
-    context = RefreshContext(store=None, client=None, config=loaded)  # type: ignore[arg-type]
-    reloaded = dataclasses.replace(context, config=load_config(config, {}))
+    context = refresh_context(None, None, loaded)  # type: ignore[arg-type]
+    reloaded = context.reloaded(load_config(config, {}))
     assert reloaded.hosts is context.hosts
     text = (config / "monitor.yaml").read_text(encoding="utf-8")
     (config / "monitor.yaml").write_text(text + "fetch:\n  per_host: 2\n", encoding="utf-8")
-    changed = dataclasses.replace(context, config=load_config(config, {}))
+    changed = context.reloaded(load_config(config, {}))
     assert changed.hosts is not context.hosts
     assert changed.hosts.per_host == 2

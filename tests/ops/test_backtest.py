@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.store import Store
-from monitor.store.recent import prune_item_text
+from monitor.store.retention import prune_item_text
 from tests.conftest import run_cli
 from tests.support.pipeline import feed_document, serve_feed, write_config
 from tests.support.servers import LocalServer

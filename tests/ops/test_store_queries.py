@@ -1,4 +1,6 @@
-"""monitor.store.recent over SQLite and PostgreSQL: counts, backtest reads, retention, leases."""
+"""The store's operational queries over SQLite and PostgreSQL: counts for /metrics
+(monitor.store.counts), items read back for backtests (stored_items), retention, and schedule
+changes made outside a poll (schedule)."""
 
 from __future__ import annotations
 
@@ -10,13 +12,10 @@ import sqlalchemy as sa
 
 from monitor.models import Item
 from monitor.store import NewAlert, SeenItem, Store
-from monitor.store.recent import (
-    check_sooner,
-    items_since,
-    prune_item_text,
-    release_feed_leases,
-    store_counts,
-)
+from monitor.store.counts import store_counts
+from monitor.store.retention import prune_item_text
+from monitor.store.schedule import check_sooner, release_feed_leases
+from monitor.store.stored_items import items_since
 from monitor.store.tables import items
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
