@@ -159,7 +159,9 @@ async def _poll(ctx: RefreshContext, feed: FeedState, settings: FeedConfig) -> _
     interval = ctx.config.feed_interval(settings)
     validators = Validators(etag=feed.etag, last_modified=feed.last_modified)
     async with ctx.hosts.slot(feed.fetch_url):
-        fetched = await fetch_feed(ctx.client, feed.fetch_url, validators, ctx.limits)
+        fetched = await fetch_feed(
+            ctx.client, feed.fetch_url, validators, ctx.limits, configured=feed.url
+        )
     moved_to = _moved(feed, fetched.permanent_redirect)
     if isinstance(fetched, FetchFailed):
         return _failure(feed, interval, fetched, moved_to)
