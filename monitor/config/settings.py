@@ -14,15 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
 from monitor.config.yamlpos import Loc, PositionedDocument, load_positioned
 from monitor.delivery.settings import WebhookConfig
 from monitor.errors import ConfigError, ConfigProblem
 from monitor.feeds.fetcher import FetchLimits
 from monitor.fields import Backfill, Duration, StrictModel, http_url
+from monitor.http.guard import AddressPolicy, networks
 from monitor.matching import Matcher, RuleFile, compile_rules
 
 M = TypeVar("M", bound=BaseModel)
@@ -93,6 +94,17 @@ class FeedConfig(StrictModel):
     _check_url = field_validator("url")(http_url)
 
 
+def _network(value: str) -> str:
+    try:
+        networks([value])
+    except ValueError:
+        raise ValueError(f"{value!r} is not a network: write a CIDR like 10.0.0.0/8") from None
+    return value
+
+
+NetworkText = Annotated[str, AfterValidator(_network)]
+
+
 class FetchSettings(StrictModel):
     """How politely feeds are fetched."""
 
@@ -116,11 +128,25 @@ class FetchSettings(StrictModel):
         le=1024,
         description="Largest body read, in MiB (after decompression too).",
     )
+    allow_private: bool = Field(
+        default=False,
+        description="Let redirects to another host and WebSub hubs, which a feed chooses, reach "
+        "loopback, private, link-local and other non-public addresses. Feed and webhook URLs "
+        "you write are never restricted.",
+    )
+    allow_networks: list[NetworkText] = Field(
+        default_factory=list,
+        description="Networks (CIDR, e.g. 10.20.0.0/16) that redirects and hubs may reach even "
+        "though they are not public.",
+        json_schema_extra={"default": []},
+    )
+
 
     def limits(self) -> FetchLimits:
         return FetchLimits(
             max_bytes=int(self.max_size_mib * 1024 * 1024),
             deadline=self.deadline.total_seconds(),
+            address_policy=AddressPolicy(self.allow_private, networks(self.allow_networks)),
         )
 
 

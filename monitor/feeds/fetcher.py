@@ -26,6 +26,7 @@ import httpx
 from monitor import __version__
 from monitor.errors import FeedError, PermanentFeedError, TransientFeedError
 from monitor.feeds.compression import BodyTooLarge, Decoder
+from monitor.http.guard import AddressPolicy, Origin, RefusedAddress, origin, steered
 from monitor.http.headers import cache_hint, retry_after
 from monitor.http.transport import pooled_transport
 
@@ -78,6 +79,8 @@ class FetchLimits:
     max_redirects: int = 5
     max_connections: int = 20  # the shared client's pool
     max_keepalive_connections: int = 10
+    # where a redirect to another origin than the configured URL's may lead (monitor.http.guard)
+    address_policy: AddressPolicy = field(default_factory=AddressPolicy)
 
 
 @dataclass(frozen=True)
@@ -186,12 +189,20 @@ async def fetch_feed(
     url: str,
     validators: Validators,
     limits: FetchLimits = FetchLimits(),
+    *,
+    configured: str | None = None,
 ) -> Fetched | NotModified | FetchFailed:
-    """GET `url` conditionally; problems of the network or the server come back as FetchFailed."""
+    """GET `url` conditionally; problems of the network or the server come back as FetchFailed.
+
+    `configured` is the URL the operator wrote (default: `url`); `url` may differ, where the feed
+    moved. Requests to any other origin than the configured one were steered by a server, so
+    they are checked against `limits.address_policy` where they connect.
+    """
     trail = _Trail(url)
+    trusted = origin(configured or url)
     try:
         async with asyncio.timeout(limits.deadline):
-            return await _follow(client, trail, validators, limits)
+            return await _follow(client, trail, validators, limits, trusted)
     except TimeoutError:
         return trail.failed(TransientFeedError(f"timed out after {limits.deadline:g}s"))
     except FeedError as error:
@@ -205,14 +216,25 @@ async def fetch_feed(
 
 
 async def _follow(
-    client: httpx.AsyncClient, trail: _Trail, validators: Validators, limits: FetchLimits
+    client: httpx.AsyncClient,
+    trail: _Trail,
+    validators: Validators,
+    limits: FetchLimits,
+    trusted: Origin,
 ) -> Fetched | NotModified | FetchFailed:
     visited = [trail.url]
     permanent_so_far = True
+    moving_to: str | None = None  # recorded once the new address has answered, not before
     for _hop in range(limits.max_redirects + 1):
+        extensions = {} if origin(trail.url) == trusted else steered(limits.address_policy)
         async with client.stream(
-            "GET", trail.url, headers=_request_headers(validators), timeout=_timeout(limits)
+            "GET",
+            trail.url,
+            headers=_request_headers(validators),
+            timeout=_timeout(limits),
+            extensions=extensions,
         ) as response:
+            trail.permanent_redirect = moving_to
             trail.status = response.status_code
             trail.headers = {name.lower(): value for name, value in response.headers.items()}
             target = _redirect_target(response)
@@ -221,7 +243,7 @@ async def _follow(
             await _drain(response)
         permanent_so_far = permanent_so_far and trail.status in _PERMANENT_REDIRECTS
         if permanent_so_far:
-            trail.permanent_redirect = target
+            moving_to = target
         if target in visited:
             raise PermanentFeedError(f"redirect loop: {' -> '.join([*visited, target])}")
         visited.append(target)
@@ -375,6 +397,9 @@ def _connect_error(error: httpx.ConnectError, text: str) -> FeedError:
     if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
         return PermanentFeedError(f"TLS certificate not valid: {text}")
     causes = _causes(error)
+    refused = next((cause for cause in causes if isinstance(cause, RefusedAddress)), None)
+    if refused is not None:
+        return PermanentFeedError(str(refused))
     if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
         return TransientFeedError("connection refused")
     if any(isinstance(cause, socket.gaierror) for cause in causes):

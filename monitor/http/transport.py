@@ -25,6 +25,11 @@ CPU per conditional GET on the farm).
 Proxies from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`) are httpx's
 business: with any of them set, `make_client` leaves this transport out (`environment_proxies`).
 
+A request that carries an address policy (monitor.http.guard: redirects and hubs a feed chose)
+resolves its host here, checks every address it may connect to, and connects to the first one the
+policy allows, by address: what was checked is what is reached. A proxy from the environment
+connects on our behalf, so there the policy cannot be applied (docs/operations.md says so).
+
 Errors are httpx's, as with httpx's own transport: callers catch httpx exceptions only.
 """
 
@@ -32,6 +37,8 @@ Errors are httpx's, as with httpx's own transport: callers catch httpx exception
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import select
 import socket
 import ssl
@@ -46,6 +53,8 @@ from typing import Any
 
 import httpcore
 import httpx
+
+from monitor.http.guard import EXTENSION, AddressPolicy, RefusedAddress
 
 # httpcore's errors and the httpx errors they become, most specific first
 _ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
@@ -138,19 +147,41 @@ class _Stream(httpcore.AsyncNetworkStream):
 
 @dataclass
 class _Attempt:
-    """One try of a request: did it open a connection of its own?"""
+    """One try of a request: did it open a connection of its own, and where may it connect?"""
 
     connected: bool = False
+    policy: AddressPolicy | None = None
 
 
 # the request being tried in this task: httpcore opens a request's connection in its own task
 _attempt: ContextVar[_Attempt | None] = ContextVar("_attempt", default=None)
 
 
-def _connecting() -> None:
+def _connecting() -> AddressPolicy | None:
     attempt = _attempt.get()
-    if attempt is not None:
-        attempt.connected = True
+    if attempt is None:
+        return None
+    attempt.connected = True
+    return attempt.policy
+
+
+async def allowed_address(host: str, port: int, policy: AddressPolicy) -> str:
+    """The first address of `host` the policy lets us connect to; RefusedAddress if none."""
+    try:
+        literal = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        candidates = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in found))
+    else:
+        candidates = [literal]
+    refusals = []
+    for address in candidates:
+        kind = policy.refusal(address)
+        if kind is None:
+            return str(address)
+        refusals.append((address, kind))
+    address, kind = refusals[0]
+    raise RefusedAddress(host, str(address), kind)
 
 
 class _Backend(httpcore.AsyncNetworkBackend):
@@ -166,7 +197,10 @@ class _Backend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        _connecting()
+        policy = _connecting()
+        if policy is not None:  # a steered request: connect to the very address checked
+            async with asyncio.timeout(timeout):
+                host = await allowed_address(host, port, policy)
         stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
         return _Stream(stream, self)
 
@@ -331,7 +365,8 @@ class PooledTransport(httpx.AsyncBaseTransport):
             content=request.stream,
             extensions=request.extensions,
         )
-        first = _Attempt()
+        policy = request.extensions.get(EXTENSION)
+        first = _Attempt(policy=policy)
         with _httpx_errors(request):
             try:
                 response = await self._try(core_request, first)
@@ -339,7 +374,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
                 if request.method not in _IDEMPOTENT or first.connected:
                     raise
                 self._backend.generation += 1  # other idle connections may have closed too
-                response = await self._try(core_request, _Attempt())
+                response = await self._try(core_request, _Attempt(policy=policy))
         return httpx.Response(
             status_code=response.status,
             headers=response.headers,

@@ -173,7 +173,9 @@ async def _fetch(ctx: RefreshContext, feed: FeedState) -> Fetched | NotModified 
     """A conditional GET with the validators of the last poll, in the host's turn."""
     validators = Validators(etag=feed.etag, last_modified=feed.last_modified)
     async with ctx.hosts.slot(feed.fetch_url):
-        return await fetch_feed(ctx.client, feed.fetch_url, validators, ctx.limits)
+        return await fetch_feed(
+            ctx.client, feed.fetch_url, validators, ctx.limits, configured=feed.url
+        )
 
 
 async def _parse(
