@@ -141,7 +141,6 @@ class FetchSettings(StrictModel):
         json_schema_extra={"default": []},
     )
 
-
     def limits(self) -> FetchLimits:
         return FetchLimits(
             max_bytes=int(self.max_size_mib * 1024 * 1024),

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 import httpx
 
 from monitor.feeds.fetcher import USER_AGENT
+from monitor.http.guard import AddressPolicy, RefusedAddress, steered
 from monitor.http.transport import pooled_transport
 
 HUB_DEADLINE = 15.0  # seconds for a whole request to a hub
@@ -57,13 +58,20 @@ def hub_form(
 
 
 async def ask_hub(
-    client: httpx.AsyncClient, hub: str, form: Mapping[str, str], deadline: float = HUB_DEADLINE
+    client: httpx.AsyncClient,
+    hub: str,
+    form: Mapping[str, str],
+    policy: AddressPolicy,
+    deadline: float = HUB_DEADLINE,
 ) -> str | None:
     """POST `form` to the hub; None when it accepted (2xx), else what went wrong. The whole
-    exchange has `deadline` seconds; redirects are not followed; a few KiB of an error are read."""
+    exchange has `deadline` seconds; redirects are not followed; a few KiB of an error are read.
+    A feed named the hub, so where the request may connect is `policy`'s (monitor.http.guard)."""
     try:
         async with asyncio.timeout(deadline):
-            async with client.stream("POST", hub, data=dict(form)) as response:
+            async with client.stream(
+                "POST", hub, data=dict(form), extensions=steered(policy)
+            ) as response:
                 if 200 <= response.status_code < 300:
                     return None
                 if response.is_redirect:
@@ -73,6 +81,9 @@ async def ask_hub(
     except TimeoutError:
         return f"the hub did not answer within {deadline:g}s"
     except httpx.HTTPError as exc:
+        refused = exc.__cause__
+        if isinstance(refused, RefusedAddress):
+            return str(refused)
         return f"cannot reach the hub: {type(exc).__name__}: {exc}"
 
 

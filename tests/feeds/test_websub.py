@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from monitor.feeds.websub import ask_hub, hub_form, make_hub_client, signature_problem
+from monitor.http.guard import AddressPolicy, networks
 from tests.support.servers import LocalServer
 
 SECRET_KEY = "0123456789abcdef" * 4
@@ -52,6 +53,9 @@ def test_signatures_are_checked_with_every_method_the_spec_names(
 # -- a hub is a stranger's server ---------------------------------------------------------------
 
 
+OPEN = AddressPolicy(allow_private=True)  # the test hubs listen on 127.0.0.1
+
+
 async def test_requests_to_a_hostile_hub_are_bounded(server: LocalServer) -> None:
     released = threading.Event()
     served: list[int] = []
@@ -77,20 +81,39 @@ async def test_requests_to_a_hostile_hub_are_bounded(server: LocalServer) -> Non
     form = {"hub.mode": "subscribe", "hub.topic": "https://a.test/", "hub.callback": "x"}
     try:
         async with make_hub_client() as client:
-            assert await ask_hub(client, server.url("/hub"), form) is None
-            moved = await ask_hub(client, server.url("/moved"), form)
+            assert await ask_hub(client, server.url("/hub"), form, OPEN) is None
+            moved = await ask_hub(client, server.url("/moved"), form, OPEN)
             assert moved == "the hub answered 307 (redirects are not followed)"
             assert len(server.requests_to("/hub")) == 1  # the redirect was not followed
-            hung = await ask_hub(client, server.url("/hang"), form, deadline=0.5)
+            hung = await ask_hub(client, server.url("/hang"), form, OPEN, deadline=0.5)
             assert hung == "the hub did not answer within 0.5s"
-            flooded = await ask_hub(client, server.url("/flood"), form)
+            flooded = await ask_hub(client, server.url("/flood"), form, OPEN)
             assert flooded == "the hub answered 500: " + "x" * 200
-            refused = await ask_hub(client, "http://127.0.0.1:9/hub", form)
+            refused = await ask_hub(client, "http://127.0.0.1:9/hub", form, OPEN)
             assert refused is not None
             assert refused.startswith("cannot reach the hub: ConnectError")
     finally:
         released.set()
     assert sum(served) < 64 << 20  # the client hung up long before the announced gigabyte
+
+
+async def test_a_hub_a_feed_names_may_not_be_on_an_internal_address(server: LocalServer) -> None:
+    server.static("/hub", b"", status=202)
+    form = {"hub.mode": "subscribe", "hub.topic": "https://a.test/", "hub.callback": "x"}
+    async with make_hub_client() as client:
+        refused = await ask_hub(client, server.url("/hub"), form, AddressPolicy())
+        by_name = await ask_hub(
+            client, f"http://localhost:{server.port}/hub", form, AddressPolicy()
+        )
+        allowed = AddressPolicy(allow_networks=networks(["127.0.0.0/8", "::1/128"]))
+        assert await ask_hub(client, server.url("/hub"), form, allowed) is None
+    assert refused == (
+        "refused to connect to 127.0.0.1: a loopback address, which a feed or hub may not steer "
+        "monitor to (fetch.allow_private or fetch.allow_networks allow it)"
+    )
+    assert by_name is not None
+    assert by_name.startswith("refused to connect to localhost (")
+    assert len(server.requests_to("/hub")) == 1  # only the allowed one reached it
 
 
 def test_a_subscription_form_names_its_secret_and_lease_and_an_unsubscription_neither() -> None:

@@ -45,6 +45,7 @@ from tests.support.hub import LocalHub, hub_document, websub_config
 from tests.support.pipeline import serve_feed, write_config
 from tests.support.receiver import SignedReceiver
 from tests.support.servers import LocalServer
+from tests.support.servers import Reply as ServerReply
 
 SECRET_KEY = "0123456789abcdef" * 4
 BODY = b"<rss version='2.0'><channel><title>x</title></channel></rss>"
@@ -192,6 +193,9 @@ async def test_callbacks_are_routed_and_push_bodies_bounded(tmp_path: Path) -> N
 
 
 # -- the daemon, end to end -----------------------------------------------------------------------
+
+
+RSS_TYPE = {"Content-Type": "application/rss+xml; charset=utf-8"}
 
 
 @pytest.fixture
@@ -562,6 +566,51 @@ async def test_replicas_send_the_hub_one_request_per_subscription(
         assert sorted(asked) == sorted(topics[6:])  # the dead one's rows, each once
         await one.subscriber.tick()
         assert len(hub.of("request")) == before + 6  # the live one's rows were not touched
+
+
+async def _background(subscriber: Subscriber) -> None:
+    """Let the subscriptions a poll started in the background finish."""
+    await asyncio.gather(*list(subscriber._subscribing.values()))
+
+
+async def test_a_hub_on_an_internal_address_needs_the_operator_s_opt_in(
+    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+) -> None:
+    # the feed names a hub on 127.0.0.1; the operator did not set fetch.allow_private
+    config, _topic = websub_config(
+        tmp_path, server, hub, receiver, interval="1h", allow_private=False
+    )
+    async with _replica(config, "replica-a") as websub:
+        (feed,) = await asyncio.to_thread(websub.pipeline.store.feeds)
+        assert (await websub.pipeline.refresh(feed)).status == "fetched"
+        await _background(websub.subscriber)
+        (row,) = await asyncio.to_thread(subs.every, websub.pipeline.store.engine)
+    assert hub.events == []  # not one request reached it
+    assert row.state == subs.FAILED
+    assert row.last_error is not None
+    assert row.last_error.startswith("refused to connect to 127.0.0.1: a loopback address")
+
+
+async def test_a_feed_naming_another_hub_at_each_poll_waits_out_its_backoff(
+    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+) -> None:
+    hub.answer = 500  # every subscription fails: retried in an hour, not at the next poll
+    config, topic = websub_config(tmp_path, server, hub, receiver, interval="1h")
+    polls = itertools.count()
+    document = hub_document("wire.xml", hub, topic)
+
+    def another_hub_each_time(_request: object) -> ServerReply:
+        elsewhere = f"{hub.url}?poll={next(polls)}".encode()
+        return ServerReply(200, document.replace(hub.url.encode(), elsewhere), RSS_TYPE)
+
+    server.route("/wire.xml", another_hub_each_time)
+    async with _replica(config, "replica-a") as websub:
+        (feed,) = await asyncio.to_thread(websub.pipeline.store.feeds)
+        for _ in range(4):
+            assert (await websub.pipeline.refresh(feed)).status == "fetched"
+            await _background(websub.subscriber)
+    assert len(server.requests_to("/wire.xml")) == 4
+    assert len(hub.of("request")) == 1  # before: one request to a "new" hub per poll
 
 
 async def test_a_hub_that_does_not_answer_holds_no_poll(

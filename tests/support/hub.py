@@ -228,8 +228,12 @@ def websub_config(
     *,
     interval: str,
     lease: str = "1h",
+    allow_private: bool = True,
 ) -> tuple[Path, str]:
-    """A config folder with one feed naming `hub`; returns it and the feed's URL (the topic)."""
+    """A config folder with one feed naming `hub`; returns it and the feed's URL (the topic).
+
+    The hub listens on 127.0.0.1, where a hub a feed names may not go unless the operator says
+    so: `allow_private` is that explicit opt-in (fetch.allow_private)."""
     topic = server.url("/wire.xml")
     serve_feed(server, "/wire.xml", hub_document("wire.xml", hub, topic))
     port = free_port()
@@ -242,6 +246,8 @@ def websub_config(
     def websub(document: dict[str, object]) -> None:
         document["http"] = f"127.0.0.1:{port}"
         document["websub"] = {"callback": f"http://127.0.0.1:{port}/websub/", "lease": lease}
+        if allow_private:
+            document["fetch"] = {"allow_private": True}
 
     edit_config(config, websub)
     return config, topic

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from monitor.config.settings import FeedConfig, LoadedConfig, WebSubSettings
+from monitor.http.guard import AddressPolicy
 from monitor.store.schedule import check_sooner
 from monitor.store.subscriptions import Subscription
 
@@ -45,6 +46,11 @@ class InForce:
         """The poll interval of the feed at `url`; None once it left the config."""
         feed = self.feed(url)
         return self.interval(feed) if feed is not None else None
+
+    @property
+    def address_policy(self) -> AddressPolicy:
+        """Where hub requests may connect: hubs are named by feeds (fetch.allow_private…)."""
+        return self.config().settings.fetch.limits().address_policy
 
     def lease(self, fallback: int | None) -> int:
         """The lease to ask for, in seconds: the config's, else `fallback` (WebSub just off)."""

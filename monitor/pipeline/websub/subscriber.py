@@ -97,6 +97,8 @@ class Subscriber:
             sub = await asyncio.to_thread(subs.for_feed, self.engine, feed.id)
             if sub is not None and sub.hub == hub and sub.topic == topic:
                 return  # known: the timer renews or retries it
+            if sub is not None and _backing_off(sub, datetime.now(UTC)):
+                return  # a failed feed waits out its backoff, whichever hub it names now
             replacing = sub.token if sub is not None else None
             async with self._hub_slots:  # the row is written only once a request may go out
                 await self._subscribe(feed.id, feed.url, hub, topic, replacing=replacing)
@@ -281,7 +283,8 @@ class Subscriber:
         lease: int | None = None,
     ) -> str | None:
         """POST to the hub; None when it accepted (2xx), else what went wrong."""
-        return await ask_hub(self.client, hub, hub_form(mode, topic, callback, secret, lease))
+        form = hub_form(mode, topic, callback, secret, lease)
+        return await ask_hub(self.client, hub, form, self.in_force.address_policy)
 
     # -- state changes ------------------------------------------------------------------------
 
@@ -332,3 +335,10 @@ def _lapses_unrenewed(sub: Subscription) -> bool:
         and sub.expires_at is not None
         and sub.next_action_at > sub.expires_at
     )
+
+
+def _backing_off(sub: Subscription, now: datetime) -> bool:
+    """The feed's last hub failed or denied it and its retry is not due: a feed that names
+    another hub at each poll gets no more requests out of us than one that names the same."""
+    waiting = sub.state in (subs.FAILED, subs.DENIED, subs.EXPIRED)
+    return waiting and sub.next_action_at is not None and sub.next_action_at > now
