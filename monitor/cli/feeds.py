@@ -12,6 +12,7 @@ from typing import Any
 from monitor.cli.reporting import load_or_report
 from monitor.durations import approximate_duration
 from monitor.errors import StoreError
+from monitor.http.urls import mask_urls, shown_url
 from monitor.store import FeedState, Store
 from monitor.store import subscriptions as websub
 from monitor.store.subscriptions import Subscription
@@ -74,16 +75,16 @@ def feed_json(feed: FeedState, seen: int) -> dict[str, object]:
         return moment.isoformat() if moment else None
 
     return {
-        "url": feed.url,
+        "url": shown_url(feed.url),
         "name": feed.name or feed.title,
         "status": status(feed).split("×")[0],
         "errors_in_a_row": feed.error_count,
-        "last_error": feed.last_error,
+        "last_error": mask_urls(feed.last_error) if feed.last_error else None,
         "last_status": feed.last_status,
         "last_success": iso(feed.last_success_at),
         "last_new_item": iso(feed.last_new_item_at),
         "next_check": iso(feed.next_check_at if feed.gone_at is None else None),
-        "moved_to": feed.moved_to,
+        "moved_to": shown_url(feed.moved_to) if feed.moved_to else None,
         "items_seen": seen,
         "failing_since": iso(feed.failing_since),
         "unhealthy_since": iso(feed.unhealthy_since),
@@ -92,7 +93,7 @@ def feed_json(feed: FeedState, seen: int) -> dict[str, object]:
 
 
 def feed_line(feed: FeedState, seen: int, now: datetime) -> str:
-    name = feed.name or feed.title or feed.url
+    name = feed.name or feed.title or shown_url(feed.url)
     parts = [
         f"{status(feed):<10}",
         f"{name[:40]:<40}",
@@ -102,9 +103,9 @@ def feed_line(feed: FeedState, seen: int, now: datetime) -> str:
     parts.append("next —" if feed.gone_at else f"next {_until(feed.next_check_at, now)}")
     line = "  ".join(parts)
     if feed.moved_to:
-        line += f"\n{'':10}  moved to {feed.moved_to}"
+        line += f"\n{'':10}  moved to {shown_url(feed.moved_to)}"
     if feed.error_count and feed.last_error:
-        line += f"\n{'':10}  {feed.last_error}"
+        line += f"\n{'':10}  {mask_urls(feed.last_error)}"
     if feed.unhealthy_since is not None:
         line += (
             f"\n{'':10}  unhealthy ({feed.unhealthy_reason}) for "
@@ -120,12 +121,12 @@ def websub_json(sub: Subscription | None) -> dict[str, object]:
     return {
         "websub": {
             "state": sub.state,
-            "hub": sub.hub,
-            "topic": sub.topic,
+            "hub": shown_url(sub.hub),
+            "topic": shown_url(sub.topic),
             "lease_end": lease_end,
             "pushes": sub.pushes,
             "last_push": sub.last_push_at.isoformat() if sub.last_push_at else None,
-            "last_error": sub.last_error,
+            "last_error": mask_urls(sub.last_error) if sub.last_error else None,
         }
     }
 
@@ -134,13 +135,13 @@ def websub_line(sub: Subscription | None, now: datetime) -> str:
     """`websub verified at HUB, lease ends in 9d, 12 pushes (last 3m ago)`, on its own line."""
     if sub is None:
         return ""
-    line = f"\n{'':10}  websub {sub.state} at {sub.hub}"
+    line = f"\n{'':10}  websub {sub.state} at {shown_url(sub.hub)}"
     if sub.state == "verified" and sub.expires_at is not None:
         line += f", lease ends {_until(sub.expires_at, now)}"
     if sub.pushes:
         line += f", {sub.pushes} pushes (last {_ago(sub.last_push_at, now)})"
     if sub.last_error and sub.state != "verified":
-        line += f": {sub.last_error}"
+        line += f": {mask_urls(sub.last_error)}"
     return line
 
 

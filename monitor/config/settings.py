@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from monitor.config.yamlpos import Loc, PositionedDocument, load_positioned
 from monitor.delivery.settings import WebhookConfig
@@ -90,8 +98,39 @@ class FeedConfig(StrictModel):
         default=True,
         description="false: never subscribe to this feed's WebSub hub, only poll it.",
     )
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict,
+        description="Request headers sent to the feed's own origin only (never to a redirect "
+        "elsewhere), e.g. `Authorization: Bearer ${FEED_TOKEN}`: credentials that need not be "
+        "in the URL. Values are secret: never logged or shown.",
+        json_schema_extra={"default": {}},
+    )
 
     _check_url = field_validator("url")(http_url)
+
+    def request_headers(self) -> dict[str, str]:
+        return {name: value.get_secret_value() for name, value in self.headers.items()}
+
+
+def _header_name(value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise ValueError(f"{value!r} is not an HTTP header name")
+    if value.lower() in _OURS:
+        raise ValueError(f"monitor sets {value} itself")
+    return value
+
+
+def _header_value(value: SecretStr) -> SecretStr:
+    if any(char in value.get_secret_value() for char in "\r\n\x00"):
+        raise ValueError("a header value may not contain line breaks")
+    return value
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# set by the fetcher for every request: conditional GET and decoding depend on them
+_OURS = frozenset(("accept-encoding", "if-none-match", "if-modified-since", "host"))
+HeaderName = Annotated[str, AfterValidator(_header_name)]
+HeaderValue = Annotated[SecretStr, AfterValidator(_header_value)]
 
 
 def _network(value: str) -> str:

@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -191,15 +192,18 @@ async def fetch_feed(
     limits: FetchLimits = FetchLimits(),
     *,
     configured: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Fetched | NotModified | FetchFailed:
     """GET `url` conditionally; problems of the network or the server come back as FetchFailed.
 
     `configured` is the URL the operator wrote (default: `url`); `url` may differ, where the feed
     moved. Requests to any other origin than the configured one were steered by a server, so
-    they are checked against `limits.address_policy` where they connect.
+    they are checked against `limits.address_policy` where they connect, and never carry
+    `headers` (the feed's credentials: `Authorization`, an API key), which go to the configured
+    origin only.
     """
     trail = _Trail(url)
-    trusted = origin(configured or url)
+    trusted = _Trusted(origin(configured or url), dict(headers or {}))
     try:
         async with asyncio.timeout(limits.deadline):
             return await _follow(client, trail, validators, limits, trusted)
@@ -220,19 +224,19 @@ async def _follow(
     trail: _Trail,
     validators: Validators,
     limits: FetchLimits,
-    trusted: Origin,
+    trusted: _Trusted,
 ) -> Fetched | NotModified | FetchFailed:
     visited = [trail.url]
     permanent_so_far = True
     moving_to: str | None = None  # recorded once the new address has answered, not before
     for _hop in range(limits.max_redirects + 1):
-        extensions = {} if origin(trail.url) == trusted else steered(limits.address_policy)
+        ours = origin(trail.url) == trusted.origin
         async with client.stream(
             "GET",
             trail.url,
-            headers=_request_headers(validators),
+            headers=_request_headers(validators, trusted.headers if ours else {}),
             timeout=_timeout(limits),
-            extensions=extensions,
+            extensions={} if ours else steered(limits.address_policy),
         ) as response:
             trail.permanent_redirect = moving_to
             trail.status = response.status_code
@@ -251,8 +255,17 @@ async def _follow(
     raise PermanentFeedError(f"more than {limits.max_redirects} redirects (last to {trail.url})")
 
 
-def _request_headers(validators: Validators) -> dict[bytes, bytes]:
-    headers = {b"Accept-Encoding": ACCEPT_ENCODING.encode()}  # we decode, so we choose
+@dataclass(frozen=True, slots=True)
+class _Trusted:
+    """The origin the operator configured, and the headers only it may be sent."""
+
+    origin: Origin
+    headers: dict[str, str]
+
+
+def _request_headers(validators: Validators, extra: Mapping[str, str]) -> dict[bytes, bytes]:
+    headers = {name.encode("latin-1"): value.encode("utf-8") for name, value in extra.items()}
+    headers[b"Accept-Encoding"] = ACCEPT_ENCODING.encode()  # we decode, so we choose
     for name, value in (
         (b"If-None-Match", validators.etag),
         (b"If-Modified-Since", validators.last_modified),

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 MASK = "***"
 SECRET_WORDS = ("key", "token", "secret", "pass", "pwd", "auth", "sig", "session", "sid", "cred")
 _SECRET_NAME = re.compile("|".join(SECRET_WORDS), re.IGNORECASE)
+_URL = re.compile(r"https?://[^\s\"'<>]+", re.IGNORECASE)
 
 
 @lru_cache(maxsize=4096)  # the same few hundred feed URLs are shown over and over
@@ -32,6 +33,13 @@ def shown_url(url: str) -> str:
         return url
     netloc = _netloc(parts.username, parts.password, host or "", port)
     return urlunsplit((parts.scheme, netloc, parts.path, _masked_query(parts.query), ""))
+
+
+def mask_urls(text: str) -> str:
+    """`text` with every http(s) URL in it shown as `shown_url` shows it (log lines, errors)."""
+    if "://" not in text:
+        return text
+    return _URL.sub(lambda found: shown_url(found.group(0)), text)
 
 
 def has_credentials(url: str) -> bool:

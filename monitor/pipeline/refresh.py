@@ -150,7 +150,7 @@ async def _poll(ctx: RefreshContext, feed: FeedState, settings: FeedConfig) -> _
     """The poll up to its write: fetched, then failed, unchanged, or parsed and matched."""
     now = datetime.now(UTC)
     interval = ctx.config.feed_interval(settings)
-    fetched = await _fetch(ctx, feed)
+    fetched = await _fetch(ctx, feed, settings)
     moved_to = _moved(feed, fetched.permanent_redirect)
     if isinstance(fetched, FetchFailed):
         return _failed(feed, interval, fetched, moved_to)
@@ -169,12 +169,19 @@ async def _poll(ctx: RefreshContext, feed: FeedState, settings: FeedConfig) -> _
     )
 
 
-async def _fetch(ctx: RefreshContext, feed: FeedState) -> Fetched | NotModified | FetchFailed:
+async def _fetch(
+    ctx: RefreshContext, feed: FeedState, settings: FeedConfig
+) -> Fetched | NotModified | FetchFailed:
     """A conditional GET with the validators of the last poll, in the host's turn."""
     validators = Validators(etag=feed.etag, last_modified=feed.last_modified)
     async with ctx.hosts.slot(feed.fetch_url):
         return await fetch_feed(
-            ctx.client, feed.fetch_url, validators, ctx.limits, configured=feed.url
+            ctx.client,
+            feed.fetch_url,
+            validators,
+            ctx.limits,
+            configured=feed.url,
+            headers=settings.request_headers(),
         )
 
 

@@ -1,8 +1,9 @@
 """Logging: readable lines by default, JSON lines for machines (`--log-format json`).
 
-Both formats carry the stable keys the code passes as `extra=` — `feed_url`, `rule_id`,
-`alert_id`, `webhook`, `attempt` — so logs can be searched by feed, rule or alert. In text they
-follow the message as `key=value`; in JSON they are top-level keys:
+Credentials in URLs (a password, an `apikey=` query value) are masked in every line, whoever
+wrote it (monitor.http.urls). Both formats carry the stable keys the code passes as `extra=` —
+`feed_url`, `rule_id`, `alert_id`, `webhook`, `attempt` — so logs can be searched by feed, rule or
+alert. In text they follow the message as `key=value`; in JSON they are top-level keys:
 
     2026-03-01T09:30:02 INFO    monitor.pipeline.refresh: alert … matched … [rule_id=… alert_id=…]
     {"time": "2026-03-01T09:30:02.114Z", "level": "info", "logger": "monitor.pipeline.refresh",
@@ -18,6 +19,8 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
+from monitor.http.urls import mask_urls, shown_url
+
 STABLE_KEYS = ("feed_url", "rule_id", "alert_id", "webhook", "attempt")
 FORMATS = ("text", "json")
 FORMAT_ENV = "MONITOR_LOG_FORMAT"
@@ -31,7 +34,7 @@ class TextFormatter(logging.Formatter):
         )
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        line = mask_urls(super().format(record))
         keys = _keys(record)
         if not keys:
             return line
@@ -47,16 +50,19 @@ class JsonFormatter(logging.Formatter):
             "time": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask_urls(record.getMessage()),
             **_keys(record),
         }
         if record.exc_info:
-            document["exception"] = self.formatException(record.exc_info)
+            document["exception"] = mask_urls(self.formatException(record.exc_info))
         return json.dumps(document, ensure_ascii=False, default=str)
 
 
 def _keys(record: logging.LogRecord) -> dict[str, object]:
-    return {key: record.__dict__[key] for key in STABLE_KEYS if key in record.__dict__}
+    keys = {key: record.__dict__[key] for key in STABLE_KEYS if key in record.__dict__}
+    if isinstance(url := keys.get("feed_url"), str):
+        keys["feed_url"] = shown_url(url)
+    return keys
 
 
 def default_format() -> str:

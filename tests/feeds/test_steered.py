@@ -209,3 +209,53 @@ def test_a_bad_network_names_file_line_and_column(tmp_path: Path) -> None:
         and "'intranet' is not a network" in p
         for p in problems
     ), problems
+
+
+async def test_feed_headers_go_to_the_configured_origin_only(
+    server: LocalServer, inside: LocalServer, client: httpx.AsyncClient, limits: FetchLimits
+) -> None:
+    # the token must not follow a redirect to a host the operator did not name
+    server.static("/feed", b"", status=302, headers={"Location": "/here"})
+    server.static("/here", b"", status=302, headers={"Location": inside.url("/secret")})
+    token = {"Authorization": "Bearer s3cr3t", "X-Api-Key": "k3y"}
+    open_limits = policy(limits, allow_private=True)
+    result = await fetch_feed(client, server.url("/feed"), Validators(), open_limits, headers=token)
+    assert isinstance(result, Fetched)
+    for request in (*server.requests_to("/feed"), *server.requests_to("/here")):
+        assert request.headers["authorization"] == "Bearer s3cr3t"
+        assert request.headers["x-api-key"] == "k3y"
+    (elsewhere,) = inside.requests_to("/secret")
+    assert "authorization" not in elsewhere.headers
+    assert "x-api-key" not in elsewhere.headers
+
+
+def test_feed_headers_are_checked_and_kept_secret(tmp_path: Path) -> None:
+    feeds = (
+        "feeds:\n  - url: https://feeds.example/private.xml\n"
+        "    headers: {Authorization: 'Bearer ${FEED_TOKEN}'}\n"
+    )
+    (tmp_path / "monitor.yaml").write_text(f"version: 1\nrules: rules.yaml\n{feeds}")
+    (tmp_path / "rules.yaml").write_text(RULE, encoding="utf-8")
+    config = load_config(tmp_path, {"FEED_TOKEN": "t0k3n"})
+    (feed,) = config.settings.feeds
+    assert feed.request_headers() == {"Authorization": "Bearer t0k3n"}
+    assert "t0k3n" not in repr(feed)
+    assert "t0k3n" not in config.settings.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ("{'Bad Name': x}", "'Bad Name' is not an HTTP header name"),
+        ("{If-None-Match: x}", "monitor sets If-None-Match itself"),
+        ('{X-Token: "a\\r\\nHost: evil"}', "a header value may not contain line breaks"),
+    ],
+)
+def test_bad_feed_headers_name_file_and_line(tmp_path: Path, headers: str, problem: str) -> None:
+    feeds = f"feeds:\n  - url: https://feeds.example/f.xml\n    headers: {headers}\n"
+    (tmp_path / "monitor.yaml").write_text(f"version: 1\nrules: rules.yaml\n{feeds}")
+    (tmp_path / "rules.yaml").write_text(RULE, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, {})
+    problems = [str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems]
+    assert any(p.startswith("monitor.yaml:5:") and problem in p for p in problems), problems

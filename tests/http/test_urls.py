@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import logging
+
 import pytest
 
-from monitor.http.urls import has_credentials, shown_url
+from monitor.http.urls import has_credentials, mask_urls, shown_url
+from monitor.runtime.logs import setup_logging
 
 
 @pytest.mark.parametrize(
@@ -43,3 +47,43 @@ def test_no_secret_survives_in_any_form() -> None:
     for secret in ("hunter2", "s3cr3t"):
         assert secret not in shown
     assert shown.startswith("https://reader:***@feeds.example/private.xml?")
+
+
+def test_every_url_in_a_text_is_masked() -> None:
+    text = (
+        "https://u:pw@a.example/f?key=K1: HTTP 404 (redirected from "
+        "http://b.example/x?token=K2&page=1), see https://c.example/ok"
+    )
+    masked = mask_urls(text)
+    assert "pw" not in masked
+    assert "K1" not in masked
+    assert "K2" not in masked
+    assert "https://c.example/ok" in masked
+    assert "page=1" in masked
+
+
+def _fail(url: str) -> None:
+    raise ValueError(f"cannot fetch {url}")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_log_lines_never_carry_credentials(fmt: str) -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    setup_logging("info", fmt, stream)
+    try:
+        url = "https://reader:hunter2@feeds.example/private.xml?apikey=s3cr3t"
+        log = logging.getLogger("monitor.test")
+        log.warning("%s: HTTP 404", url, extra={"feed_url": url})
+        try:
+            _fail(url)
+        except ValueError:
+            log.exception("failed")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    written = stream.getvalue()
+    assert "feeds.example/private.xml" in written
+    assert "hunter2" not in written
+    assert "s3cr3t" not in written
