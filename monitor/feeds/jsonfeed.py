@@ -31,6 +31,7 @@ class JsonFeed:
     hub_links: tuple[str, ...]
     items: list[Item]
     warnings: tuple[str, ...]
+    losses: tuple[str, ...]  # what of the document was not read
 
 
 def parse_json_feed(body: bytes, *, url: str, base: str, feed_name: str, now: datetime) -> JsonFeed:
@@ -45,8 +46,9 @@ def parse_json_feed(body: bytes, *, url: str, base: str, feed_name: str, now: da
     feed_lang = _lang(document.get("language"))
     items: list[Item] = []
     skipped = 0
+    losses: list[str] = []
     if len(raw_items) > MAX_ENTRIES:
-        warnings.append(f"kept the first {MAX_ENTRIES} of {len(raw_items)} entries")
+        losses.append(f"read only the first {MAX_ENTRIES} of its {len(raw_items)} entries")
     for raw in raw_items[:MAX_ENTRIES]:
         if not isinstance(raw, dict):
             skipped += 1
@@ -71,6 +73,7 @@ def parse_json_feed(body: bytes, *, url: str, base: str, feed_name: str, now: da
         hub_links=hub_links,
         items=items,
         warnings=tuple(warnings),
+        losses=tuple(losses),
     )
 
 

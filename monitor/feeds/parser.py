@@ -48,6 +48,7 @@ class ParsedFeed:
     items: list[Item]
     ttl: timedelta | None = None  # RSS <ttl>: how long the publisher asks readers to wait
     warnings: tuple[str, ...] = ()  # what was wrong but survivable (feedparser's bozo reason)
+    losses: tuple[str, ...] = ()  # what of the document was not read (entries past the cap)
     version: str = ""  # feedparser's name for the format: rss20, atom10, rss10, json11, ...
     self_link: str | None = None  # rel="self": the feed's own URL, for WebSub
     hub_links: tuple[str, ...] = ()  # rel="hub": WebSub hubs the publisher pushes to
@@ -129,6 +130,7 @@ def _parse_json(
         link=document.link,
         items=document.items,
         warnings=document.warnings,
+        losses=document.losses,
         version=document.version,
         self_link=document.self_link,
         hub_links=document.hub_links,
@@ -138,7 +140,8 @@ def _parse_json(
 def _parse_xml(
     body: bytes, *, url: str, base: str, headers: dict[str, str], feed_name: str, now: datetime
 ) -> ParsedFeed | ParseFailed:
-    body, result, warnings = _run_feedparser(body, headers=headers, base=base)
+    read = _run_feedparser(body, headers=headers, base=base)
+    body, result, warnings = read.body, read.result, read.warnings
     feed: dict[str, Any] = result.get("feed") or {}
     entries: list[dict[str, Any]] = result.get("entries") or []
     version = str(result.get("version") or "")
@@ -164,6 +167,7 @@ def _parse_xml(
         items=items,
         ttl=_ttl(feed.get("ttl")),
         warnings=tuple(warnings),
+        losses=tuple(read.losses),
         version=version,
         self_link=next(
             (absolute_http_url(x.get("href"), base) for x in links if x.get("rel") == "self"), None
@@ -178,11 +182,20 @@ def _parse_xml(
     )
 
 
-def _run_feedparser(
-    body: bytes, *, headers: dict[str, str], base: str
-) -> tuple[bytes, dict[str, Any], list[str]]:
-    """feedparser on a bounded body with the response headers; what it read, said and warned."""
+@dataclass
+class _Read:
+    """What feedparser read of a bounded body, and what was said about it on the way."""
+
+    body: bytes
+    result: dict[str, Any]
+    warnings: list[str]
+    losses: list[str]
+
+
+def _run_feedparser(body: bytes, *, headers: dict[str, str], base: str) -> _Read:
+    """feedparser on a bounded body with the response headers: what it read, warned and lost."""
     warnings: list[str] = []
+    losses: list[str] = []
     response_headers = {
         name: value for name, value in headers.items() if name != "content-encoding"
     }
@@ -195,10 +208,10 @@ def _run_feedparser(
     response_headers["content-location"] = location or base
     body, entry_count = keep_first_entries(body)
     if entry_count:
-        warnings.append(f"kept the first {MAX_ENTRIES} of {entry_count} entries")
+        losses.append(f"read only the first {MAX_ENTRIES} of its {entry_count} entries")
     shrunk = shrink_if_ill_formed(body)
     if shrunk is not None:
-        warnings.append(
+        losses.append(
             f"ill-formed and {len(body) / 2**20:.1f} MiB: read only its first "
             f"{len(shrunk) / 2**20:.1f} MiB"
         )
@@ -214,7 +227,7 @@ def _run_feedparser(
     )
     if bozo := _bozo_reason(result):
         warnings.append(bozo)
-    return body, result, warnings
+    return _Read(body, result, warnings, losses)
 
 
 _SKIP_HOURS = re.compile(rb"<skipHours\b[^>]*>(.{0,2000}?)</skipHours>", re.S | re.I)

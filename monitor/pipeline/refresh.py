@@ -163,6 +163,8 @@ async def _poll(ctx: RefreshContext, feed: FeedState, settings: FeedConfig) -> _
     if isinstance(parsed, ParseFailed):
         failed = FetchFailed(parsed.error, fetched.status, None, fetched.headers, fetched.elapsed)
         return _failed(feed, interval, failed, moved_to)
+    for loss in parsed.losses:  # items past the caps were never seen: the user must know
+        log.warning("%s: %s", feed.url, loss, extra={"feed_url": feed.url})
     seen = await seen_items(ctx.store, ctx.config, feed, settings, parsed.items, now=now)
     return _parsed(
         feed, now, interval, fetched, parsed, seen=seen, digest=digest, moved_to=moved_to

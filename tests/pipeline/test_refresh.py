@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config.settings import load_config
+from monitor.feeds.bounds import MAX_ENTRIES
 from monitor.feeds.fetcher import make_client
 from monitor.pipeline.refresh import feed_settings, refresh_context, refresh_feed
 from monitor.store import PollResult, Store
@@ -121,3 +122,31 @@ async def test_a_failure_that_will_not_pass_by_itself_says_so(
     assert busy.endswith("(failure 1 in a row; next try in about 10m)"), busy
     waits = [checks[url] - now for url in urls]
     assert all(timedelta(minutes=10) <= wait <= timedelta(minutes=12) for wait in waits), waits
+
+
+async def test_entries_past_the_cap_are_not_dropped_silently(
+    tmp_path: Path, server: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    items = "".join(
+        f"<item><title>Story {n}</title><link>https://a.example/{n}</link></item>"
+        for n in range(MAX_ENTRIES + 5)
+    )
+    body = f"<rss version='2.0'><channel><title>Big</title>{items}</channel></rss>".encode()
+    server.static("/big.xml", body, headers={"Content-Type": "application/rss+xml"})
+    url = server.url("/big.xml")
+    config = load_config(write_config(tmp_path / "config", feeds=[{"url": url}]), environ={})
+    store = await asyncio.to_thread(Store.open, config.storage_url)
+    try:
+        now = datetime.now(UTC)
+        store.sync_feeds([(url, None)], now)
+        (feed,) = store.claim_feeds(now, timedelta(minutes=5), due_only=False)
+        async with make_client() as client:
+            context = refresh_context(store, client, config)
+            with caplog.at_level("WARNING", logger="monitor.pipeline.refresh"):
+                outcome = await refresh_feed(context, feed, feed_settings(config)[url])
+    finally:
+        await asyncio.to_thread(store.close)
+    assert outcome.status == "fetched"
+    assert outcome.new_items == MAX_ENTRIES
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [f"{url}: read only the first {MAX_ENTRIES} of its {MAX_ENTRIES + 5} entries"]
