@@ -187,7 +187,7 @@ async def attempt(
     target = target or target_for(hook)
     now = datetime.now(UTC)
     started = time.monotonic()
-    alert = Alert.parse(delivery.webhook_id, delivery.payload)
+    alert = Alert.parse(delivery.message_id, delivery.payload)
     if delivery.reply_to is not None:
         alert = dataclasses.replace(alert, reply_to=delivery.reply_to)
     try:
@@ -509,9 +509,9 @@ class Dispatcher:
             except Exception:
                 log.exception(
                     "cannot record the delivery of %s to %s; it is retried when its lease ends",
-                    delivery.webhook_id,
+                    delivery.message_id,
                     delivery.webhook,
-                    extra={"alert_id": delivery.webhook_id, "webhook": delivery.webhook},
+                    extra={"alert_id": delivery.message_id, "webhook": delivery.webhook},
                 )
                 return PENDING
         finally:
@@ -572,10 +572,10 @@ class Dispatcher:
                 "the outcome of %s to %s (%s) came after its claim ended (its lease ran out and "
                 "another process took it, or it was routed or replayed meanwhile): kept in its "
                 "attempts, its state left to whoever holds it now",
-                delivery.webhook_id,
+                delivery.message_id,
                 delivery.webhook,
                 _outcome_name(outcome),
-                extra={"alert_id": delivery.webhook_id, "webhook": delivery.webhook},
+                extra={"alert_id": delivery.message_id, "webhook": delivery.webhook},
             )
             return SUPERSEDED
         if outcome.gone:
@@ -628,11 +628,11 @@ def _log_attempt(
     *,
     free: bool = False,
 ) -> None:
-    extra = {"alert_id": delivery.webhook_id, "webhook": delivery.webhook, "attempt": attempts}
+    extra = {"alert_id": delivery.message_id, "webhook": delivery.webhook, "attempt": attempts}
     if free and next_at is not None:
         log.warning(
             "delivery of %s to %s rate limited (%s); next at %s, not counted as a failed attempt",
-            delivery.webhook_id,
+            delivery.message_id,
             delivery.webhook,
             outcome.error,
             next_at.strftime("%H:%M:%S"),
@@ -641,7 +641,7 @@ def _log_attempt(
     elif state == DELIVERED:
         log.info(
             "delivered %s to %s (HTTP %s)",
-            delivery.webhook_id,
+            delivery.message_id,
             delivery.webhook,
             outcome.status_code,
             extra=extra,
@@ -649,7 +649,7 @@ def _log_attempt(
     elif state == PENDING and next_at is not None:
         log.warning(
             "delivery of %s to %s failed (%s); attempt %d, next at %s",
-            delivery.webhook_id,
+            delivery.message_id,
             delivery.webhook,
             outcome.error,
             attempts,
@@ -659,7 +659,7 @@ def _log_attempt(
     else:
         log.error(
             "delivery of %s to %s failed for good after %d attempts (%s); kept as failed",
-            delivery.webhook_id,
+            delivery.message_id,
             delivery.webhook,
             attempts,
             outcome.error,

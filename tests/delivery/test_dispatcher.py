@@ -205,7 +205,7 @@ async def test_a_rate_limit_that_lasts_a_day_counts_again(
     tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
 ) -> None:
     store = _store_with_alerts(tmp_path, 1)
-    (due,) = store.outbox.claim_deliveries(NOW, timedelta(minutes=1), ["hook"])
+    (due,) = store.outbox.claim_deliveries(NOW, timedelta(minutes=1), {"hook": 100})
     limited = AttemptRecord("transient", 429, "HTTP 429 Too Many Requests", 5)
     long_ago = datetime.now(UTC) - timedelta(days=1, minutes=1)
     assert store.outbox.record_attempt(
@@ -234,9 +234,9 @@ async def test_an_outcome_after_the_claim_ended_leaves_the_row_to_its_new_owner(
     store = _store_with_alerts(tmp_path, 1)
     dispatcher = Dispatcher(store.outbox, client, _hook(receiver, ["1h"]), owner="slow")
     now = datetime.now(UTC)
-    (due,) = store.outbox.claim_deliveries(now, timedelta(minutes=2), ["hook"], owner="slow")
+    (due,) = store.outbox.claim_deliveries(now, timedelta(minutes=2), {"hook": 100}, owner="slow")
     later = now + timedelta(minutes=3)  # the lease ran out; another replica took the row
-    assert store.outbox.claim_deliveries(later, timedelta(minutes=2), ["hook"], owner="fast")
+    assert store.outbox.claim_deliveries(later, timedelta(minutes=2), {"hook": 100}, owner="fast")
     receiver.answer([status])
     with caplog.at_level("WARNING", logger="monitor.delivery.dispatcher"):
         assert await dispatcher._deliver(due) == "superseded"
