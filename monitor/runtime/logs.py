@@ -18,7 +18,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-STABLE_KEYS = ("feed_url", "rule_id", "alert_id", "webhook", "attempt")
+STABLE_KEYS = ("feed_url", "rule_id", "alert_id", "message_id", "webhook", "attempt")
 FORMATS = ("text", "json")
 FORMAT_ENV = "MONITOR_LOG_FORMAT"
 QUIET_LIBRARIES = ("httpx", "httpcore", "apscheduler", "alembic", "watchfiles")
