@@ -144,6 +144,11 @@ class Coordinator:
                 enabled.append(name)
         return enabled
 
+    def live(self, names: list[str]) -> list[str]:
+        """Those of `names` not disabled by a 410 this process met: a list of enabled webhooks
+        taken before an attempt met it stays right."""
+        return [name for name in names if name not in self.gone]
+
     async def disable(self, hook: WebhookConfig, now: datetime, reason: str) -> None:
         """The receiver answered 410 Gone: disable the webhook for every process."""
         first = hook.name not in self.gone

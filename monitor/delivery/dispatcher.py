@@ -87,21 +87,21 @@ class Dispatcher:
         self.lease = max(MIN_LEASE, longest * 2)
         # webhooks whose deliveries are routed first: story groups, digests, quiet hours
         self.routed = {name for name, hook in self.webhooks.items() if hook.noisy}
-        self.others = Coordinator(outbox, self.webhooks, self.owner)
+        self.coordinator = Coordinator(outbox, self.webhooks, self.owner)
 
     @property
     def deferred(self) -> set[str]:
         """Webhooks plain here that another process routes: their new deliveries are its."""
-        return self.others.deferred
+        return self.coordinator.deferred
 
     async def deliver_due(self) -> DispatchSummary:
         """Claim due deliveries lane by lane, send them, record each outcome; return when
         nothing is due that a lane can take and nothing is in flight. Webhooks with groups,
         digests or quiet hours have their new deliveries routed first (monitor.delivery.noise),
         and again at most every `claim_poll` seconds while deliveries are in flight."""
-        await self.others.release_dead_claims()
-        await self.others.orphans()
-        enabled = await self.others.enabled()
+        await self.coordinator.release_dead_claims()
+        await self.coordinator.orphans()
+        enabled = await self.coordinator.enabled()
         tasks: dict[asyncio.Task[str], DueDelivery] = {}
         states: Counter[str] = Counter()
         routed_at = -self.claim_poll
@@ -130,7 +130,7 @@ class Dispatcher:
 
     async def next_due(self) -> datetime | None:
         """When a lane can next take a delivery: due, lease ended, lane not paused."""
-        enabled = [name for name in await self.others.enabled() if name not in self.others.gone]
+        enabled = self.coordinator.live(await self.coordinator.enabled())
         times = await asyncio.to_thread(self.outbox.next_delivery_times, enabled)
         candidates = []
         soon = datetime.now(UTC) + timedelta(seconds=self.claim_poll)
@@ -144,11 +144,7 @@ class Dispatcher:
     async def _claim(self, enabled: list[str]) -> list[DueDelivery]:
         """As many due deliveries as each lane can start now."""
         now = datetime.now(UTC)
-        wanted = {
-            name: self.lanes[name].free_slots(now)
-            for name in enabled
-            if name not in self.others.gone
-        }
+        wanted = {name: self.lanes[name].free_slots(now) for name in self.coordinator.live(enabled)}
         if not any(wanted.values()):
             return []
         return await asyncio.to_thread(
@@ -165,10 +161,10 @@ class Dispatcher:
     async def _route(self, enabled: list[str]) -> None:
         """Route the new deliveries of each enabled webhook that has groups, digests or quiet
         hours; a webhook whose routing fails keeps its deliveries for the next pass."""
-        live = [name for name in enabled if name not in self.others.gone]
+        live = self.coordinator.live(enabled)
         # a webhook whose digest or quiet hours were removed still sends what it held
         plain = [name for name in live if name not in self.routed]
-        await self.others.check_routed_elsewhere(plain)
+        await self.coordinator.check_routed_elsewhere(plain)
         draining = (
             await asyncio.to_thread(
                 routing.with_due_held, self.outbox.engine, plain, datetime.now(UTC)
@@ -269,7 +265,7 @@ class Dispatcher:
             )
         )
         if decision.next is Next.DISABLE:  # whoever holds the row now, the receiver is gone
-            await self.others.disable(hook, now, str(outcome.error))
+            await self.coordinator.disable(hook, now, str(outcome.error))
         if not recorded:
             log.warning(
                 "the outcome of %s to %s (%s) came after its claim ended (its lease ran out and "
