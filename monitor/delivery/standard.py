@@ -56,7 +56,7 @@ def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
 
 def build_request(hook: WebhookConfig, delivery: DueDelivery, timestamp: int) -> OutgoingRequest:
     """The request for one attempt of `delivery` to `hook`."""
-    return build(hook, Alert.parse(delivery.webhook_id, delivery.payload), timestamp)
+    return build(hook, Alert.parse(delivery.message_id, delivery.payload), timestamp)
 
 
 TARGET = Target(

@@ -2,8 +2,9 @@
 
 Credentials in URLs (a password, an `apikey=` query value) are masked in every line, whoever
 wrote it (monitor.http.urls). Both formats carry the stable keys the code passes as `extra=` —
-`feed_url`, `rule_id`, `alert_id`, `webhook`, `attempt` — so logs can be searched by feed, rule or
-alert. In text they follow the message as `key=value`; in JSON they are top-level keys:
+`feed_url`, `rule_id`, `alert_id`, `message_id`, `webhook`, `attempt` — so logs can be searched
+by feed, rule or alert. In text they follow the message as `key=value`; in JSON they are
+top-level keys:
 
     2026-03-01T09:30:02 INFO    monitor.pipeline.refresh: alert … matched … [rule_id=… alert_id=…]
     {"time": "2026-03-01T09:30:02.114Z", "level": "info", "logger": "monitor.pipeline.refresh",
@@ -21,7 +22,7 @@ from typing import TextIO
 
 from monitor.http.urls import mask_urls, shown_url
 
-STABLE_KEYS = ("feed_url", "rule_id", "alert_id", "webhook", "attempt")
+STABLE_KEYS = ("feed_url", "rule_id", "alert_id", "message_id", "webhook", "attempt")
 FORMATS = ("text", "json")
 FORMAT_ENV = "MONITOR_LOG_FORMAT"
 QUIET_LIBRARIES = ("httpx", "httpcore", "apscheduler", "alembic", "watchfiles")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,79 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.delivery.dispatcher import (
-    Dispatcher,
-    classify,
-    make_delivery_client,
-    next_attempt,
-    parse_retry_after,
-)
+from monitor.delivery.dispatcher import Dispatcher, make_delivery_client
 from monitor.delivery.settings import WebhookConfig
-from monitor.errors import PermanentDeliveryError, TransientDeliveryError
 from monitor.models import Item
 from monitor.store import AttemptRecord, NewAlert, SeenItem, Store
 from tests.support.receiver import SECRET, SignedReceiver
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("attempts", "expected"),
-    [(1, timedelta(seconds=5)), (2, timedelta(minutes=5)), (3, timedelta(minutes=30)), (4, None)],
-)
-def test_next_attempt_follows_the_schedule_with_bounded_jitter(
-    attempts: int, expected: timedelta | None
-) -> None:
-    schedule = [timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30)]
-    for seed in range(20):
-        when = next_attempt(schedule, attempts, NOW, None, random.Random(seed))
-        if expected is None:
-            assert when is None
-        else:
-            assert when is not None
-            assert expected <= when - NOW <= expected * 1.1
-
-
-def test_retry_after_is_never_undercut() -> None:
-    when = next_attempt([timedelta(seconds=5)], 1, NOW, timedelta(minutes=2), random.Random(1))
-    assert when == NOW + timedelta(minutes=2)
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        ("120", timedelta(seconds=120)),
-        ("Sun, 01 Mar 2026 12:01:00 GMT", timedelta(minutes=1)),
-        ("Sun, 01 Mar 2026 11:00:00 GMT", timedelta(0)),
-        ("soon", None),
-        (None, None),
-    ],
-)
-def test_parse_retry_after(header: str | None, expected: timedelta | None) -> None:
-    headers = {} if header is None else {"retry-after": header}
-    assert parse_retry_after(headers, NOW) == expected
-
-
-@pytest.mark.parametrize(
-    ("status", "kind"),
-    [
-        (200, None),
-        (204, None),
-        (301, TransientDeliveryError),
-        (404, PermanentDeliveryError),
-        (410, PermanentDeliveryError),
-        (408, TransientDeliveryError),
-        (429, TransientDeliveryError),
-        (500, TransientDeliveryError),
-        (503, TransientDeliveryError),
-    ],
-)
-def test_only_2xx_is_success(status: int, kind: type[Exception] | None) -> None:
-    error, _retry_after = classify(httpx.Response(status), NOW)
-    if kind is None:
-        assert error is None
-    else:
-        assert isinstance(error, kind)
 
 
 @pytest.fixture
@@ -205,7 +138,7 @@ async def test_a_rate_limit_that_lasts_a_day_counts_again(
     tmp_path: Path, receiver: SignedReceiver, client: httpx.AsyncClient
 ) -> None:
     store = _store_with_alerts(tmp_path, 1)
-    (due,) = store.outbox.claim_deliveries(NOW, timedelta(minutes=1), ["hook"])
+    (due,) = store.outbox.claim_deliveries(NOW, timedelta(minutes=1), {"hook": 100})
     limited = AttemptRecord("transient", 429, "HTTP 429 Too Many Requests", 5)
     long_ago = datetime.now(UTC) - timedelta(days=1, minutes=1)
     assert store.outbox.record_attempt(
@@ -234,9 +167,9 @@ async def test_an_outcome_after_the_claim_ended_leaves_the_row_to_its_new_owner(
     store = _store_with_alerts(tmp_path, 1)
     dispatcher = Dispatcher(store.outbox, client, _hook(receiver, ["1h"]), owner="slow")
     now = datetime.now(UTC)
-    (due,) = store.outbox.claim_deliveries(now, timedelta(minutes=2), ["hook"], owner="slow")
+    (due,) = store.outbox.claim_deliveries(now, timedelta(minutes=2), {"hook": 100}, owner="slow")
     later = now + timedelta(minutes=3)  # the lease ran out; another replica took the row
-    assert store.outbox.claim_deliveries(later, timedelta(minutes=2), ["hook"], owner="fast")
+    assert store.outbox.claim_deliveries(later, timedelta(minutes=2), {"hook": 100}, owner="fast")
     receiver.answer([status])
     with caplog.at_level("WARNING", logger="monitor.delivery.dispatcher"):
         assert await dispatcher._deliver(due) == "superseded"
@@ -246,4 +179,20 @@ async def test_an_outcome_after_the_claim_ended_leaves_the_row_to_its_new_owner(
     assert (row.state, row.attempts) == ("pending", 1)  # the attempt is in its history
     # a 410 disables the webhook all the same: the receiver is gone whoever holds the row
     assert ("hook" in store.outbox.disabled_webhooks()) == (status == 410)
+    store.close()
+
+
+async def test_delivery_logs_carry_the_message_id_and_the_alert_id_only_of_an_alert(
+    tmp_path: Path,
+    receiver: SignedReceiver,
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = _store_with_alerts(tmp_path, 1)
+    event_id = store.outbox.enqueue_event("feed.unhealthy", {}, ["hook"], datetime.now(UTC))
+    with caplog.at_level("INFO", logger="monitor.delivery.dispatcher"):
+        await Dispatcher(store.outbox, client, _hook(receiver, ["1h"])).deliver_due()
+    delivered = [r for r in caplog.records if r.getMessage().startswith("delivered")]
+    keys = {(r.__dict__["message_id"], r.__dict__.get("alert_id")) for r in delivered}
+    assert keys == {("alrt_0", "alrt_0"), (event_id, None)}  # a feed event belongs to no alert
     store.close()

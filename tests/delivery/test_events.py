@@ -266,8 +266,8 @@ def test_an_event_is_queued_on_its_own_or_inside_the_callers_transaction(
             "feed.recovered", UNHEALTHY, ["ops"], now, db=db, event_id="evt_fixed"
         )
     store.outbox.enqueue_event("feed.recovered", {"changed": 1}, ["ops"], now, event_id="evt_fixed")
-    due = store.outbox.claim_deliveries(now, timedelta(minutes=1), ["ops", "chat"])
-    assert sorted((d.webhook, d.event, d.webhook_id) for d in due) == sorted(
+    due = store.outbox.claim_deliveries(now, timedelta(minutes=1), {"ops": 100, "chat": 100})
+    assert sorted((d.webhook, d.event, d.message_id) for d in due) == sorted(
         [
             ("ops", "feed.unhealthy", event_id),
             ("chat", "feed.unhealthy", event_id),

@@ -211,7 +211,7 @@ async def test_claims_of_a_dead_process_are_released_at_once_and_a_live_ones_kep
     now = datetime.now(UTC)
     process = await asyncio.create_subprocess_exec("sleep", "30")
     alive = _other_process_owner(process.pid)
-    (first,) = store.outbox.claim_deliveries(now, timedelta(hours=1), ["hook"], 1, owner=alive)
+    (first,) = store.outbox.claim_deliveries(now, timedelta(hours=1), {"hook": 1}, owner=alive)
     hooks = _hooks(hook(url=receiver.url))
     assert (await Dispatcher(store.outbox, client, hooks).deliver_due()).delivered == 1
     assert [d.webhook_id for d in receiver.deliveries] == ["alrt_1"]  # alrt_0 is held
@@ -228,7 +228,9 @@ async def test_an_unprovable_owner_keeps_its_lease(
 ) -> None:
     store = store_with_alerts(tmp_path, 1)
     elsewhere = "other-host|boot|pid:[1]|4242|1"
-    store.outbox.claim_deliveries(datetime.now(UTC), timedelta(hours=1), ["hook"], owner=elsewhere)
+    store.outbox.claim_deliveries(
+        datetime.now(UTC), timedelta(hours=1), {"hook": 100}, owner=elsewhere
+    )
     dispatcher = Dispatcher(store.outbox, client, _hooks(hook()))
     assert await dispatcher.deliver_due() == DispatchSummary()
     due = await dispatcher.next_due()
@@ -251,7 +253,8 @@ async def test_cancelling_hands_claims_back(
     slow.release.set()
     assert store.outbox.leases_held(datetime.now(UTC), ["hook"]) == {}
     assert (
-        len(store.outbox.claim_deliveries(datetime.now(UTC), timedelta(minutes=1), ["hook"])) == 2
+        len(store.outbox.claim_deliveries(datetime.now(UTC), timedelta(minutes=1), {"hook": 100}))
+        == 2
     )
     store.close()
 

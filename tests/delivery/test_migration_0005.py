@@ -58,8 +58,8 @@ def test_an_upgrade_keeps_deliveries_and_their_attempts(storage_url: str) -> Non
         assert db.execute(sa.text("SELECT event, message_id FROM deliveries")).all() == [
             ("alert.created", None)
         ]
-    (due,) = store.outbox.claim_deliveries(datetime.now(UTC), timedelta(minutes=1), ["hook"])
-    assert (due.id, due.webhook_id, due.event, due.attempts) == (7, "alrt_1", "alert.created", 2)
+    (due,) = store.outbox.claim_deliveries(datetime.now(UTC), timedelta(minutes=1), {"hook": 100})
+    assert (due.id, due.message_id, due.event, due.attempts) == (7, "alrt_1", "alert.created", 2)
     assert due.payload == '{"type": "alert.created"}'
     (row,) = store.outbox.recent_alerts()
     assert row.attempts == 2

@@ -256,14 +256,12 @@ def test_a_delivery_is_never_claimed_before_it_is_routed(storage_url: str) -> No
     record(store, STORIES["story"][0], "alrt_0", ["news"])
     event_id = store.outbox.enqueue_event("feed.unhealthy", {}, ["news"], datetime.now(UTC))
     now, lease = datetime.now(UTC), timedelta(minutes=1)
-    wanted: list[str] | dict[str, int]
-    for wanted in (["news"], {"news": 10}):  # both ways of claiming
-        due = store.outbox.claim_deliveries(now, lease, wanted, owner="t", routed_only={"news"})
-        assert [d.webhook_id for d in due] == [event_id]  # events are routed when queued
-        assert store.outbox.release("t") == 1
+    due = store.outbox.claim_deliveries(now, lease, {"news": 10}, owner="t", routed_only={"news"})
+    assert [d.message_id for d in due] == [event_id]  # events are routed when queued
+    assert store.outbox.release("t") == 1
     noise.route_webhook(store.engine, hook("news", group="12h"), now)
     due = store.outbox.claim_deliveries(now, lease, {"news": 10}, routed_only={"news"})
-    assert sorted(d.webhook_id for d in due) == sorted(["alrt_0", event_id])
+    assert sorted(d.message_id for d in due) == sorted(["alrt_0", event_id])
     store.close()
 
 
@@ -273,7 +271,7 @@ def test_routing_leaves_rows_in_flight_alone(storage_url: str) -> None:
     store = Store.open(storage_url)
     record(store, STORIES["story"][0], "alrt_0", ["news"])
     now, lease = datetime.now(UTC), timedelta(minutes=2)
-    (sending,) = store.outbox.claim_deliveries(now, lease, ["news"], owner="plain")
+    (sending,) = store.outbox.claim_deliveries(now, lease, {"news": 100}, owner="plain")
     digest = hook("news", digest="1h")
     assert noise.route_webhook(store.engine, digest, now).routed == 0
     assert store.outbox.record_attempt(
@@ -284,7 +282,7 @@ def test_routing_leaves_rows_in_flight_alone(storage_url: str) -> None:
     # its lease ended without an outcome: now it is routed, and the old claim is void
     record(store, STORIES["unrelated"], "alrt_1", ["news"])
     now = datetime.now(UTC)
-    (stuck,) = store.outbox.claim_deliveries(now, lease, ["news"], owner="plain")
+    (stuck,) = store.outbox.claim_deliveries(now, lease, {"news": 100}, owner="plain")
     later = now + lease + timedelta(seconds=1)
     assert noise.route_webhook(store.engine, digest, later).held == 1
     assert not store.outbox.record_attempt(
@@ -330,7 +328,7 @@ def test_a_group_ends_its_span_after_its_first_alert(storage_url: str) -> None:
     record(store, STORIES["story"][1], "alrt_new", ["news"])
     summary = noise.route_webhook(store.engine, hook("news", group="12h"), datetime.now(UTC))
     assert (summary.routed, summary.updates) == (2, 0)  # 13 h later it is a new story
-    due = store.outbox.claim_deliveries(datetime.now(UTC), timedelta(minutes=1), ["news"])
+    due = store.outbox.claim_deliveries(datetime.now(UTC), timedelta(minutes=1), {"news": 100})
     assert sorted(d.event for d in due) == ["alert.created", "alert.created"]
     store.close()
 
@@ -358,7 +356,9 @@ def test_replicas_routing_at_once_never_make_two_created_of_one_story(storage_ur
     for thread in threads:
         thread.join()
     assert errors == []
-    due = replicas[0].outbox.claim_deliveries(datetime.now(UTC), timedelta(minutes=1), ["news"])
+    due = replicas[0].outbox.claim_deliveries(
+        datetime.now(UTC), timedelta(minutes=1), {"news": 100}
+    )
     assert sorted(d.event for d in due) == ["alert.created"] + ["alert.updated"] * 4
     counts = sorted(json.loads(d.payload)["data"]["group"]["count"] for d in due)
     assert counts == [1, 2, 3, 4, 5]
@@ -527,8 +527,8 @@ def test_quiet_hours_hold_alerts_until_they_end_then_send_one_digest(tmp_path: P
     assert store.outbox.next_delivery_at(["night"]) == morning
     assert noise.route_webhook(store.engine, h, morning - timedelta(seconds=1)).digests == ()
     (digest_id,) = noise.route_webhook(store.engine, h, morning).digests
-    (due,) = store.outbox.claim_deliveries(morning, timedelta(minutes=1), ["night"])
-    assert (due.event, due.webhook_id, due.alert_id) == ("alert.digest", digest_id, None)
+    (due,) = store.outbox.claim_deliveries(morning, timedelta(minutes=1), {"night": 100})
+    assert (due.event, due.message_id, due.alert_id) == ("alert.digest", digest_id, None)
     body = json.loads(due.payload)
     assert body["data"]["count"] == 2
     assert body["data"]["window"]["end"] == "2026-03-02T06:00:00Z"

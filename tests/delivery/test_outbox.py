@@ -44,7 +44,7 @@ def test_next_delivery_times_wait_for_leases_and_retries(store: Store) -> None:
     times = store.outbox.next_delivery_times(["a", "b"])
     assert set(times) == {"a", "b"}
     assert all(t <= now for t in times.values())
-    store.outbox.claim_deliveries(now, LEASE, ["a"], owner="x")
+    store.outbox.claim_deliveries(now, LEASE, {"a": 100}, owner="x")
     leased = store.outbox.next_delivery_times(["a"])["a"]
     assert now + LEASE - timedelta(seconds=1) <= leased <= now + LEASE + timedelta(seconds=1)
     assert store.outbox.next_delivery_at(["a", "b"]) == times["b"]
@@ -52,7 +52,7 @@ def test_next_delivery_times_wait_for_leases_and_retries(store: Store) -> None:
 
 def test_requeue_failed_or_by_id_with_a_fresh_budget(store: Store) -> None:
     now = datetime.now(UTC)
-    due = store.outbox.claim_deliveries(now, LEASE, ["a", "b"])
+    due = store.outbox.claim_deliveries(now, LEASE, {"a": 100, "b": 100})
     for delivery in due:
         state = FAILED if delivery.webhook == "a" else DELIVERED
         store.outbox.record_attempt(

@@ -84,7 +84,7 @@ def test_concurrent_feed_claims_are_disjoint_and_cover_every_due_feed(store: Sto
 def test_concurrent_delivery_claims_are_disjoint(store: Store) -> None:
     _deliveries(store, 120)
     first, second = _race(
-        lambda: [d.id for d in store.outbox.claim_deliveries(NOW, LEASE, ["hook"], limit=5)]
+        lambda: [d.id for d in store.outbox.claim_deliveries(NOW, LEASE, {"hook": 5})]
     )
     assert not set(first) & set(second)
     assert len(first) + len(second) == 120
@@ -115,7 +115,7 @@ def test_a_dead_replicas_claims_are_freed_long_before_its_leases_end(store: Stor
     dead.start(NOW)
     live.start(NOW)
     assert len(store.claim_feeds(NOW, LEASE, owner="replica-dead")) == 5
-    assert len(store.outbox.claim_deliveries(NOW, LEASE, ["hook"], owner="replica-dead")) == 4
+    assert len(store.outbox.claim_deliveries(NOW, LEASE, {"hook": 100}, owner="replica-dead")) == 4
     # `dead` is SIGKILLed here: no more heartbeats; `live` goes on beating
     assert live.beat(NOW + BEAT * MISSED, Activity()) == []  # not dead yet
     assert store.claim_feeds(DEAD, LEASE) == []  # its leases run for minutes
@@ -123,7 +123,7 @@ def test_a_dead_replicas_claims_are_freed_long_before_its_leases_end(store: Stor
     (freed,) = live.beat(DEAD, Activity())
     assert freed == Released("replica-dead", freed.host, freed.pid, 5, 4)
     assert len(store.claim_feeds(DEAD, LEASE, owner="live")) == 5
-    assert len(store.outbox.claim_deliveries(DEAD, LEASE, ["hook"], owner="live")) == 4
+    assert len(store.outbox.claim_deliveries(DEAD, LEASE, {"hook": 100}, owner="live")) == 4
     assert live.beat(DEAD + BEAT, Activity()) == []  # freed once; the live one's claims stay
     states = {row.id: row.alive(DEAD) for row in Replicas(store.engine).report(DEAD)}
     assert states == {"live": True, "replica-dead": False}

@@ -121,11 +121,11 @@ def test_deliveries_are_claimed_once_and_follow_their_state(store: Store) -> Non
     (feed,) = store.claim_feeds(NOW, LEASE)
     seen = [SeenItem(Item(title=f"t{i}", guid=f"g{i}"), (_alert(f"alrt_{i}"),)) for i in range(3)]
     _poll(store, feed.id, seen)
-    assert store.outbox.claim_deliveries(NOW, LEASE, ["other-hook"]) == []
-    due = store.outbox.claim_deliveries(NOW, LEASE, ["hook"])
+    assert store.outbox.claim_deliveries(NOW, LEASE, {"other-hook": 100}) == []
+    due = store.outbox.claim_deliveries(NOW, LEASE, {"hook": 100})
     assert sorted(d.alert_id for d in due) == ["alrt_0", "alrt_1", "alrt_2"]
     assert all(d.payload.startswith("{") and d.attempts == 0 for d in due)
-    assert store.outbox.claim_deliveries(NOW, LEASE, ["hook"]) == []  # leased
+    assert store.outbox.claim_deliveries(NOW, LEASE, {"hook": 100}) == []  # leased
 
     ok = AttemptRecord("delivered", 200, None, 12)
     retry = AttemptRecord("transient", 503, "HTTP 503 Service Unavailable", 9)
@@ -134,7 +134,7 @@ def test_deliveries_are_claimed_once_and_follow_their_state(store: Store) -> Non
     store.outbox.record_attempt(due[2].id, NOW, retry, state=FAILED, next_attempt_at=None)
     assert store.outbox.delivery_counts() == {DELIVERED: 1, PENDING: 1, FAILED: 1}
     assert store.outbox.next_delivery_at(["hook"]) == NOW + LEASE
-    (again,) = store.outbox.claim_deliveries(NOW + LEASE, LEASE, ["hook"])
+    (again,) = store.outbox.claim_deliveries(NOW + LEASE, LEASE, {"hook": 100})
     assert (again.id, again.attempts) == (due[1].id, 1)
 
 
@@ -142,11 +142,10 @@ def test_a_delivery_held_by_a_dead_worker_is_taken_over(store: Store) -> None:
     store.sync_feeds([("http://a/1", None)], NOW)
     (feed,) = store.claim_feeds(NOW, LEASE)
     _poll(store, feed.id, [SeenItem(Item(title="t", guid="g"), (_alert("alrt_x"),))])
-    assert len(store.outbox.claim_deliveries(NOW, LEASE, ["hook"])) == 1  # the worker dies here
-    assert store.outbox.claim_deliveries(NOW + LEASE - timedelta(seconds=1), LEASE, ["hook"]) == []
-    assert (
-        len(store.outbox.claim_deliveries(NOW + LEASE + timedelta(seconds=1), LEASE, ["hook"])) == 1
-    )
+    hook = {"hook": 1}
+    assert len(store.outbox.claim_deliveries(NOW, LEASE, hook)) == 1  # the worker dies here
+    assert store.outbox.claim_deliveries(NOW + LEASE - timedelta(seconds=1), LEASE, hook) == []
+    assert len(store.outbox.claim_deliveries(NOW + LEASE + timedelta(seconds=1), LEASE, hook)) == 1
 
 
 def test_datetimes_come_back_aware_utc_and_naive_ones_are_refused(store: Store) -> None:

@@ -1,0 +1,136 @@
+"""One attempt of one delivery: the target builds the request, it is sent once, the answer is
+classified (monitor.delivery.policy). Network failures come back as outcomes, never raised.
+
+A webhook's URL may itself be the secret (Slack's, Discord's tokens): it never appears in an
+error, a refusal's excerpt or httpx's own log of the request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+
+from monitor import __version__
+from monitor.delivery.base import Alert, Target
+from monitor.delivery.policy import DeliveryOutcome, classify
+from monitor.delivery.settings import WebhookConfig, redact_url
+from monitor.delivery.targets import target_for
+from monitor.errors import DeliveryError, TransientDeliveryError
+from monitor.http.transport import pooled_transport
+from monitor.store import DueDelivery
+
+
+class _HideWebhookUrls(logging.Filter):
+    """httpx logs every request's URL at INFO; for webhooks the URL may be a token: hide it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: set[str] = set()
+
+    def hide(self, url: str) -> None:
+        if len(self.urls) > 10_000:  # bounded: webhooks are few, but configs are reloaded
+            self.urls.clear()
+        self.urls.update((url, str(httpx.URL(url))))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(str(a) in self.urls for a in args):
+            record.args = tuple(redact_url(str(a)) if str(a) in self.urls else a for a in args)
+        return True
+
+
+_hidden_urls = _HideWebhookUrls()
+
+
+def hide_from_httpx_log(url: str) -> None:
+    """Redact `url` wherever httpx's logger names it. The filter goes onto httpx's logger here,
+    where the requests that log are made, rather than when a module is imported or logging is
+    configured: it then covers every client and every way of configuring logging (a test's
+    caplog, an embedding application's handlers). Adding it again is a no-op."""
+    _hidden_urls.hide(url)
+    logging.getLogger("httpx").addFilter(_hidden_urls)
+
+
+def make_delivery_client() -> httpx.AsyncClient:
+    """The client for webhooks: no redirects followed, modest pool, our User-Agent."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        headers={"user-agent": f"monitor/{__version__}"},
+        limits=limits,
+        timeout=httpx.Timeout(15.0),
+        transport=pooled_transport(limits),  # its TLS context made when first needed
+    )
+
+
+async def attempt(
+    client: httpx.AsyncClient,
+    hook: WebhookConfig,
+    delivery: DueDelivery,
+    target: Target | None = None,
+) -> DeliveryOutcome:
+    """Send one delivery once; network failures come back as a transient outcome."""
+    target = target or target_for(hook)
+    now = datetime.now(UTC)
+    started = time.monotonic()
+    alert = Alert.parse(delivery.message_id, delivery.payload)
+    if delivery.reply_to is not None:
+        alert = dataclasses.replace(alert, reply_to=delivery.reply_to)
+    try:
+        request = target.build(hook, alert, int(now.timestamp()))
+    except DeliveryError as exc:
+        return DeliveryOutcome(None, exc, None, time.monotonic() - started)
+    hide_from_httpx_log(request.url)
+    try:
+        response = await client.request(
+            request.method,
+            request.url,
+            content=request.body,
+            headers=request.headers,
+            timeout=hook.timeout.total_seconds(),
+        )
+    except httpx.TimeoutException:
+        timeout = TransientDeliveryError(f"timed out after {hook.timeout.total_seconds():g}s")
+        return DeliveryOutcome(None, timeout, None, time.monotonic() - started)
+    except httpx.HTTPError as exc:
+        # the message names the kind of failure, never the URL (which may carry a token)
+        failed = TransientDeliveryError(f"{type(exc).__name__}: connection failed")
+        return DeliveryOutcome(None, failed, None, time.monotonic() - started)
+    if request.method == "PATCH" and response.status_code == 404 and alert.reply_to:
+        # the message to edit is gone (deleted in the channel): post the update as a new one
+        retry = dataclasses.replace(delivery, reply_to=None)
+        return await attempt(client, hook, retry, target)
+    error, retry_after = classify(response, now)
+    if error is not None:
+        error = type(error)(str(error) + _answer_snippet(response, hook.url))
+    return DeliveryOutcome(
+        response.status_code,
+        error,
+        retry_after,
+        time.monotonic() - started,
+        target.hint(response),
+        target.message_ref(response) if error is None else None,
+    )
+
+
+def _scrub(text: str, url: str) -> str:
+    """`text` without any part of `url` that may be a token (path segments, query values)."""
+    parts = urlsplit(url)
+    secrets = [p for p in parts.path.split("/") if len(p) >= 6]
+    secrets += [v for _k, v in parse_qsl(parts.query) if len(v) >= 6]
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _answer_snippet(response: httpx.Response, url: str) -> str:
+    """A short, single-line excerpt of a refusal's body (Slack says `invalid_blocks`, …)."""
+    if response.status_code < 400 or response.status_code >= 500 or not response.content:
+        return ""
+    text = " ".join(response.content[:300].decode("utf-8", "replace").split())[:200]
+    return f": {_scrub(text, url)}" if text else ""

@@ -1,0 +1,9 @@
+"""The states of an outbox row and the event types the store itself knows."""
+
+from __future__ import annotations
+
+PENDING, DELIVERED, FAILED, HELD, DIGESTED = "pending", "delivered", "failed", "held", "digested"
+ORPHANED = "orphaned"
+STATES = (PENDING, DELIVERED, FAILED, HELD, DIGESTED, ORPHANED)
+ALERT_CREATED = "alert.created"
+DIGEST_EVENT = "alert.digest"
