@@ -17,7 +17,9 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 MASK = "***"
 SECRET_WORDS = ("key", "token", "secret", "pass", "pwd", "auth", "sig", "session", "sid", "cred")
 _SECRET_NAME = re.compile("|".join(SECRET_WORDS), re.IGNORECASE)
-_URL = re.compile(r"https?://[^\s\"'<>]+", re.IGNORECASE)
+# a URL in running text: punctuation that ends a sentence or a clause is not part of it
+_URL = re.compile(r"https?://[^\s\"'<>]*[^\s\"'<>.,;:!?)\]}]", re.IGNORECASE)
+INVALID = "<invalid URL>"
 
 
 @lru_cache(maxsize=4096)  # the same few hundred feed URLs are shown over and over
@@ -28,7 +30,7 @@ def shown_url(url: str) -> str:
         host = parts.hostname
         port = parts.port
     except ValueError:
-        return "<invalid URL>"
+        return INVALID
     if parts.password is None and parts.username is None and not _secret_query(parts.query):
         return url
     netloc = _netloc(parts.username, parts.password, host or "", port)
@@ -39,7 +41,14 @@ def mask_urls(text: str) -> str:
     """`text` with every http(s) URL in it shown as `shown_url` shows it (log lines, errors)."""
     if "://" not in text:
         return text
-    return _URL.sub(lambda found: shown_url(found.group(0)), text)
+    return _URL.sub(lambda found: _in_text(found.group(0)), text)
+
+
+def _in_text(url: str) -> str:
+    shown = shown_url(url)
+    if shown == INVALID and "@" not in url and "?" not in url:
+        return url  # nothing it could hide, and the reader may need it as it is
+    return shown
 
 
 def has_credentials(url: str) -> bool:

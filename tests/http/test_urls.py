@@ -62,6 +62,21 @@ def test_every_url_in_a_text_is_masked() -> None:
     assert "page=1" in masked
 
 
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("(http http://127.0.0.1:4123, config x)", "(http http://127.0.0.1:4123, config x)"),
+        ("see http://a.example/f.", "see http://a.example/f."),
+        ("at http://u:p@a.example/f; retry", "at http://u:***@a.example/f; retry"),
+        ("[http://a.example/f?key=k]", "[http://a.example/f?key=***]"),
+        ("http://a.example:99999/f", "http://a.example:99999/f"),
+        ("http://u:p@a.example:99999/f", "<invalid URL>"),
+    ],
+)
+def test_urls_in_running_text_keep_their_punctuation(text: str, masked: str) -> None:
+    assert mask_urls(text) == masked
+
+
 def _fail(url: str) -> None:
     raise ValueError(f"cannot fetch {url}")
 
