@@ -198,7 +198,7 @@ class WebhookConfig(StrictModel):
     @classmethod
     def _check_template(cls, value: str | None) -> str | None:
         if value is not None:
-            from monitor.delivery.templates import compile_template  # noqa: PLC0415 - jinja2 lazily
+            from monitor.delivery.json_format import compile_template  # noqa: PLC0415 - jinja2 lazily
 
             compile_template(value)
         return value

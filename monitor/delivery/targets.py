@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from monitor.delivery import cloudevents, discord, ntfy, slack, standard, teams, templates
+from monitor.delivery import cloudevents, discord, json_format, ntfy, slack, standard, teams
 from monitor.delivery.base import Target
 from monitor.delivery.settings import WebhookConfig
 
 TARGETS: dict[str, Target] = {
     module.TARGET.name: module.TARGET
-    for module in (standard, cloudevents, slack, discord, teams, ntfy, templates)
+    for module in (standard, cloudevents, slack, discord, teams, ntfy, json_format)
 }
 
 

@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from monitor.delivery import cloudevents, discord, ntfy, standard, teams, templates
+from monitor.delivery import cloudevents, discord, json_format, ntfy, standard, teams
 from monitor.delivery.base import Alert
 from monitor.delivery.targets import TARGETS, target_for
 from monitor.delivery.text import utf16
@@ -251,7 +251,7 @@ TEMPLATE = """{"text": {{ (alert.rule.title ~ ": " ~ alert.item.title) | tojson 
 
 def test_json_template_renders_and_is_signed_when_a_secret_is_set() -> None:
     h = hook(format="json", template=TEMPLATE, secret=SECRET)
-    request = templates.build(h, alert("alrt_9"), 1)
+    request = json_format.build(h, alert("alrt_9"), 1)
     document = json.loads(request.body)
     assert document["id"] == "alrt_9"
     assert document["text"].startswith("Russian-Cuban state contacts: Russian warships")
@@ -274,7 +274,7 @@ def test_a_failing_or_unsafe_template_fails_the_attempt_with_a_reason(
 ) -> None:
     h = hook(format="json", template=template)
     with pytest.raises(PermanentDeliveryError, match=message):
-        templates.build(h, alert("alrt_9"), 1)
+        json_format.build(h, alert("alrt_9"), 1)
 
 
 @pytest.mark.parametrize(

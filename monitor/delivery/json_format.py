@@ -23,6 +23,7 @@ from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.standard import signature_headers
 from monitor.delivery.text import clip
 from monitor.errors import PermanentDeliveryError
+from monitor.events import Event, document
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -53,12 +54,9 @@ def compile_template(source: str) -> Template:
         raise ValueError(f"template does not compile{where}: {exc.message}") from None
 
 
-def summary_of(alert: Alert) -> dict[str, object]:
+def summary_of(message_id: str, event: Event) -> dict[str, object]:
     """`notice` in templates: any event as a title, plain text and link (chat-style bodies)."""
-    if alert.is_alert:
-        label = f"[{alert.severity.upper()}] {alert.rule_title or alert.rule_id}: {alert.title}"
-        return {"title": label, "text": alert.summary, "link": alert.link}
-    note = notice(alert)
+    note = notice(message_id, event)
     return {"title": note.title, "text": note.text(), "link": note.link}
 
 
@@ -66,9 +64,11 @@ def render(source: str, alert: Alert) -> bytes:
     """The body; PermanentDeliveryError when the template fails or its output is not JSON."""
     from jinja2 import TemplateError  # noqa: PLC0415 - see compile_template
 
+    event = alert.typed()
+    whole = document(event)
     try:
         text = compile_template(source).render(
-            alert=dict(alert.data), event=dict(alert.event), notice=summary_of(alert)
+            alert=whole["data"], event=whole, notice=summary_of(alert.id, event)
         )
     except (TemplateError, ValueError, TypeError) as exc:
         raise PermanentDeliveryError(f"template failed: {type(exc).__name__}: {exc}") from None
