@@ -147,6 +147,7 @@ class Target:
 
     name: str
     build: Build
+    settings: type[WebhookConfig]  # its keys, defaults and checks (a subclass naming `format`)
     rate_limit: float | None = None  # requests per second; None: unlimited
     burst: int = 1  # requests allowed at once before the rate applies
     concurrency: int = 8

@@ -10,6 +10,10 @@ Standard Webhooks headers sign the document too.
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from monitor import __version__
 from monitor.delivery.base import Alert, OutgoingRequest, Target, json_body, web_link
 from monitor.delivery.settings import WebhookConfig
@@ -27,6 +31,14 @@ from monitor.events import document as document_of
 NAME = "cloudevents"
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 EVENT_TYPE = "org.monitor.alert.created"  # other events: org.monitor.<type>
+
+
+class CloudEventsWebhook(WebhookConfig):
+    """The settings of format `cloudevents`: the keys every webhook has."""
+
+    format: Literal["cloudevents"] = Field(
+        description="`cloudevents`: CloudEvents 1.0 structured JSON (signed when `secret` is set)."
+    )
 
 
 def source(event: Event) -> str:
@@ -91,6 +103,7 @@ def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
 TARGET = Target(
     name=NAME,
     build=build,
+    settings=CloudEventsWebhook,
     concurrency=8,
     secret_fields=("url", "secret"),
     notes="CloudEvents 1.0, structured content mode, JSON event format.",

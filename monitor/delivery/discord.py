@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
+from pydantic import Field
 
 from monitor import __version__
 from monitor.delivery.base import (
@@ -47,6 +49,12 @@ FOOTER_MAX = 2048
 TOTAL_MAX = 6000
 SUMMARY_BUDGET = 3000  # leaves room for the rest under TOTAL_MAX
 URL_MAX = 2048
+
+
+class DiscordWebhook(WebhookConfig):
+    """The settings of format `discord`: the keys every webhook has."""
+
+    format: Literal["discord"] = Field(description="`discord`: an embed for a Discord webhook.")
 
 
 def wait_url(url: str) -> str:
@@ -203,6 +211,7 @@ def hint(response: httpx.Response) -> RateHint:
 TARGET = Target(
     name=NAME,
     build=build,
+    settings=DiscordWebhook,
     rate_limit=2.5,  # a webhook's bucket is typically 5 requests per 2 seconds
     burst=5,
     concurrency=1,

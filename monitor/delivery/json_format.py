@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Self
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from monitor import __version__
 from monitor.delivery.base import Alert, OutgoingRequest, Target
 from monitor.delivery.notices import notice
 from monitor.delivery.settings import WebhookConfig
-from monitor.delivery.standard import signature_headers
+from monitor.delivery.standard import requires, signature_headers
 from monitor.delivery.text import clip
 from monitor.errors import PermanentDeliveryError
 from monitor.events import Event, document
@@ -81,7 +83,37 @@ def render(source: str, alert: Alert) -> bytes:
     return text.encode("utf-8")
 
 
+class JsonWebhook(WebhookConfig):
+    """The settings of format `json`: the template that renders the body."""
+
+    model_config = ConfigDict(json_schema_extra=requires("template"))
+
+    format: Literal["json"] = Field(
+        description="`json`: your own JSON from `template` (signed when `secret` is set)."
+    )
+    template: str | None = Field(
+        default=None,
+        description="A Jinja2 template (sandboxed) rendering the JSON body; it sees `alert` "
+        "(the event's `data`), `event` (the whole event) and `notice` (any event as `title`, "
+        "`text` and `link`).",
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            compile_template(value)
+        return value
+
+    @model_validator(mode="after")
+    def _needs_template(self) -> Self:
+        if self.template is None:
+            raise ValueError("format `json` needs a `template` that renders the JSON body")
+        return self
+
+
 def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
+    assert isinstance(hook, JsonWebhook)
     assert hook.template is not None
     body = render(hook.template, alert)
     headers = {
@@ -95,6 +127,7 @@ def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
 TARGET = Target(
     name=NAME,
     build=build,
+    settings=JsonWebhook,
     concurrency=8,
     secret_fields=("url", "secret"),
     notes="Custom JSON from a sandboxed Jinja2 template; signed when `secret` is set.",

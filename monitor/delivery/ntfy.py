@@ -10,7 +10,10 @@ a client send bursts of 60, then one message every 5 seconds.
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr
 
 from monitor import __version__
 from monitor.delivery.base import Alert, AlertView, OutgoingRequest, Target, json_body
@@ -29,6 +32,16 @@ TAGS = {
     "high": "warning",
     "critical": "rotating_light",
 }
+
+
+class NtfyWebhook(WebhookConfig):
+    """The settings of format `ntfy`: the topic URL, and an access token when the topic needs
+    one."""
+
+    format: Literal["ntfy"] = Field(description="`ntfy`: a push notification to an ntfy topic URL.")
+    token: SecretStr | None = Field(
+        default=None, description="An access token (`tk_…`), sent as Bearer."
+    )
 
 
 def split_topic(url: str) -> tuple[str, str]:
@@ -80,6 +93,7 @@ def alert_message(alert: AlertView, topic: str) -> dict[str, object]:
 
 
 def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
+    assert isinstance(hook, NtfyWebhook)
     base, topic = split_topic(hook.url)
     headers = {"content-type": "application/json", "user-agent": f"monitor/{__version__}"}
     if hook.token is not None:
@@ -90,6 +104,7 @@ def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
 TARGET = Target(
     name=NAME,
     build=build,
+    settings=NtfyWebhook,
     rate_limit=0.2,
     burst=60,
     concurrency=2,

@@ -10,6 +10,10 @@ Slack allows about one message per second per webhook; a 429 carries `Retry-Afte
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from monitor import __version__
 from monitor.delivery.base import Alert, AlertView, OutgoingRequest, Target, json_body
 from monitor.delivery.notices import Notice, alert_label, notice
@@ -26,6 +30,12 @@ URL_MAX = 3000
 FALLBACK_MAX = 3000
 SUMMARY_MAX = 1500  # a notification, not the article
 ICONS = {"low": "⚪", "medium": "🔵", "high": "🟠", "critical": "🔴"}
+
+
+class SlackWebhook(WebhookConfig):
+    """The settings of format `slack`: the keys every webhook has."""
+
+    format: Literal["slack"] = Field(description="`slack`: Block Kit for a Slack incoming webhook.")
 
 
 def _mrkdwn(text: str, limit: int) -> dict[str, str]:
@@ -127,6 +137,7 @@ def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
 TARGET = Target(
     name=NAME,
     build=build,
+    settings=SlackWebhook,
     rate_limit=1.0,
     burst=1,
     concurrency=1,

@@ -9,6 +9,10 @@ the body fits 27,000 bytes. Teams allows about 4 requests per second per webhook
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from monitor import __version__
 from monitor.delivery.base import Alert, AlertView, OutgoingRequest, Target, json_body
 from monitor.delivery.notices import Notice, notice
@@ -22,6 +26,14 @@ TITLE_MAX = 300
 FACT_MAX = 500
 SUMMARY_START = 4000
 COLORS = {"low": "Default", "medium": "Accent", "high": "Warning", "critical": "Attention"}
+
+
+class TeamsWebhook(WebhookConfig):
+    """The settings of format `teams`: the keys every webhook has."""
+
+    format: Literal["teams"] = Field(
+        description="`teams`: an Adaptive Card for a Teams Workflows webhook."
+    )
 
 
 def card(alert: AlertView, summary_max: int = SUMMARY_START) -> dict[str, object]:
@@ -151,6 +163,7 @@ def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
 TARGET = Target(
     name=NAME,
     build=build,
+    settings=TeamsWebhook,
     rate_limit=4.0,
     burst=4,
     concurrency=2,
