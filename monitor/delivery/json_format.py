@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from monitor import __version__
 from monitor.delivery.base import Alert, OutgoingRequest, Target
@@ -105,11 +105,10 @@ class JsonWebhook(WebhookConfig):
             compile_template(value)
         return value
 
-    @model_validator(mode="after")
-    def _needs_template(self) -> Self:
+    def format_problem(self) -> str | None:
         if self.template is None:
-            raise ValueError("format `json` needs a `template` that renders the JSON body")
-        return self
+            return "format `json` needs a `template` that renders the JSON body"
+        return None
 
 
 def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:

@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     Discriminator,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     SecretStr,
     Tag,
     TypeAdapter,
@@ -109,6 +111,7 @@ class WebhookConfig(StrictModel):
     """One place alerts are delivered to: the keys of every format."""
 
     formats: ClassVar[dict[str, type[WebhookConfig]]] = {}  # format -> its settings, as declared
+    _foreign: dict[str, list[str]] = PrivateAttr(default_factory=dict)  # keys of other formats
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Stable name.")
     url: str = Field(description="Where alerts are POSTed. Kept out of logs (it may hold a token).")
@@ -206,24 +209,24 @@ class WebhookConfig(StrictModel):
             return super().model_validate(obj, **kwargs)
         return cast(Self, _any_format().validate_python(obj, **kwargs))
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _keys_of_other_formats(cls, data: Any) -> Any:
-        """`template` on a slack webhook: say which format takes it, not just "unknown key"."""
-        if cls is WebhookConfig or not isinstance(data, Mapping):
-            return data
-        for key in data:
-            owners = [
-                name
-                for name, model in WebhookConfig.formats.items()
-                if key in model.model_fields and key not in cls.model_fields
-            ]
-            if owners:
-                listed = ", ".join(f"`{name}`" for name in owners)
-                raise ValueError(
-                    f"`{key}` is for format{'s' if len(owners) > 1 else ''} {listed} only"
-                )
-        return data
+    def _set_aside_keys_of_other_formats(
+        cls, data: Any, handler: ModelWrapValidatorHandler[Self]
+    ) -> Self:
+        """`template` on a slack webhook is not an unknown key: `_checks` says which format
+        takes it, after the problems of the webhook's own keys (as it always did)."""
+        if not isinstance(data, Mapping):
+            return handler(data)
+        foreign = {
+            key: [name for name, model in cls.formats.items() if key in model.model_fields]
+            for key in data
+            if key not in cls.model_fields
+        }
+        foreign = {key: owners for key, owners in foreign.items() if owners}
+        webhook = handler({key: value for key, value in data.items() if key not in foreign})
+        webhook._foreign = foreign
+        return webhook
 
     @field_validator("secret")
     @classmethod
@@ -236,8 +239,18 @@ class WebhookConfig(StrictModel):
             raise ValueError("`secret` is a list of at least one `whsec_…` secret")
         return value
 
+    def format_problem(self) -> str | None:
+        """What a webhook of this format lacks to work (a target's settings say), or None."""
+        return None
+
     @model_validator(mode="after")
-    def _noise_needs(self) -> Self:
+    def _checks(self) -> Self:
+        problem = self.format_problem()
+        if problem is not None:
+            raise ValueError(problem)
+        for key, owners in self._foreign.items():
+            listed = ", ".join(f"`{name}`" for name in owners)
+            raise ValueError(f"`{key}` is for format{'s' if len(owners) > 1 else ''} {listed} only")
         for key in ("group", "digest"):
             value = getattr(self, key)
             if value is not None and value < timedelta(seconds=1):

@@ -14,9 +14,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
 from monitor import __version__
 from monitor.delivery.base import Alert, OutgoingRequest, Target
@@ -48,13 +48,10 @@ class StandardWebhook(WebhookConfig):
         "specification; needs `secret`.",
     )
 
-    @model_validator(mode="after")
-    def _needs_secret(self) -> Self:
+    def format_problem(self) -> str | None:
         if self.secret is None:
-            raise ValueError(
-                "format `standard` signs every alert and needs a `secret` (`whsec_` + base64)"
-            )
-        return self
+            return "format `standard` signs every alert and needs a `secret` (`whsec_` + base64)"
+        return None
 
 
 def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
