@@ -28,6 +28,9 @@ from monitor.models import Item, Match
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 Severity = Literal["low", "medium", "high", "critical"]
+EventType = Literal[
+    "alert.created", "alert.updated", "alert.digest", "feed.unhealthy", "feed.recovered"
+]
 Timestamp = Annotated[
     str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", examples=["2026-03-01T12:00:02Z"])
 ]
@@ -49,18 +52,21 @@ def new_alert_id(now: datetime | None = None) -> str:
     return new_event_id("alrt", now)
 
 
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
+def stamp(moment: datetime) -> str:
+    """`2026-03-01T12:00:02Z`: how every event writes a time (UTC, to the second)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else stamp(moment)
 
 
 def envelope(event_type: str, data: Mapping[str, object], now: datetime) -> dict[str, object]:
     """`{"type", "timestamp", "data"}`: the shape of every event monitor sends."""
-    return {"type": event_type, "timestamp": iso(now), "data": dict(data)}
+    return {"type": event_type, "timestamp": stamp(now), "data": dict(data)}
 
 
-class Part(BaseModel):
+class EventModel(BaseModel):
     """A value inside an event: frozen; unknown keys of a stored body are ignored."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -73,14 +79,17 @@ def _absent_when_none(value: object) -> bool:
 # alerts -------------------------------------------------------------------------------------
 
 
-class RuleRef(Part):
+class RuleRef(EventModel):
     id: str = Field(description="The rule's stable id.")
     title: str
     severity: Severity
 
 
-class MatchedTerm(Part):
+class MatchedTerm(EventModel):
     """One term of the rule that fired (as `monitor match` prints it)."""
+
+    # the fields of TermHit.as_json; one added later needs a default, so that the bodies
+    # stored before it still parse (docstrings here are the schema's descriptions)
 
     term: str = Field(description="The term as the rule writes it.")
     field: str = Field(description="title | summary | content | tags")
@@ -90,12 +99,12 @@ class MatchedTerm(Part):
     score: float = Field(description="0..100")
 
 
-class FeedRef(Part):
+class FeedRef(EventModel):
     url: str | None
     name: str | None
 
 
-class ItemRef(Part):
+class ItemRef(EventModel):
     guid: str | None = Field(description="The feed's own id for the item.")
     title: str
     link: str | None
@@ -104,7 +113,7 @@ class ItemRef(Part):
     feed: FeedRef
 
 
-class Source(Part):
+class Source(EventModel):
     """One alert of a story group: an outlet that told the story."""
 
     alert_id: str
@@ -114,7 +123,7 @@ class Source(Part):
     feed: FeedRef
 
 
-class Group(Part):
+class Group(EventModel):
     """A story group: the alerts of one rule that tell the same story, first first."""
 
     id: str = Field(description="The group's id: its first alert's id.")
@@ -122,7 +131,7 @@ class Group(Part):
     sources: list[Source] = Field(description="Its sources, first first (at most 50).")
 
 
-class AlertData(Part):
+class AlertData(EventModel):
     id: str = Field(description="The alert id; also the `webhook-id`.")
     rule: RuleRef
     score: float
@@ -139,7 +148,7 @@ class UpdatedData(AlertData):
     group: Group = Field(description="The story's group, with this alert among its sources.")
 
 
-class AlertCreated(Part):
+class AlertCreated(EventModel):
     """A rule matched an item."""
 
     type: Literal["alert.created"]
@@ -147,7 +156,7 @@ class AlertCreated(Part):
     data: AlertData
 
 
-class AlertUpdated(Part):
+class AlertUpdated(EventModel):
     """One more outlet told a story that was sent before (webhooks with `group:`)."""
 
     type: Literal["alert.updated"]
@@ -158,17 +167,17 @@ class AlertUpdated(Part):
 # digests ------------------------------------------------------------------------------------
 
 
-class Window(Part):
+class Window(EventModel):
     start: Timestamp
     end: Timestamp
 
 
-class PartOf(Part):
+class PartOf(EventModel):
     number: int = Field(ge=1)
     of: int = Field(ge=1)
 
 
-class Story(Part):
+class Story(EventModel):
     """One story of a digest: its first item, the worst severity and best score of its alerts."""
 
     group: str | None = Field(description="The story group's id; null: an alert on its own.")
@@ -179,7 +188,7 @@ class Story(Part):
     sources: int = Field(ge=1, description="How many alerts told the story.")
 
 
-class DigestData(Part):
+class DigestData(EventModel):
     id: str = Field(description="The digest's id (`dgst_…`); also the `webhook-id`.")
     window: Window
     count: int = Field(description="Alerts in this message.")
@@ -191,7 +200,7 @@ class DigestData(Part):
     stories: list[Story]
 
 
-class AlertDigest(Part):
+class AlertDigest(EventModel):
     """Alerts held by `digest:` or `quiet:`, sent together when their window ends."""
 
     type: Literal["alert.digest"]
@@ -202,7 +211,7 @@ class AlertDigest(Part):
 # feed health --------------------------------------------------------------------------------
 
 
-class FeedHealth(Part):
+class FeedHealth(EventModel):
     feed: FeedRef
     reason: Literal["failing", "silent"]
     since: Timestamp | None = Field(description="When it began failing, or its last news.")
@@ -212,7 +221,7 @@ class FeedHealth(Part):
     usual_interval: int | None = Field(description="Seconds between the feed's news, usually.")
 
 
-class FeedUnhealthy(Part):
+class FeedUnhealthy(EventModel):
     """A feed failing for too long, or silent far beyond its usual cadence."""
 
     type: Literal["feed.unhealthy"]
@@ -220,7 +229,7 @@ class FeedUnhealthy(Part):
     data: FeedHealth
 
 
-class FeedRecovered(Part):
+class FeedRecovered(EventModel):
     """A feed that was unhealthy works (or brings news) again; `data` as when it was not."""
 
     type: Literal["feed.recovered"]
@@ -233,7 +242,6 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 EVENT: TypeAdapter[Event] = TypeAdapter(Event)
-EVENT_TYPES = ("alert.created", "alert.updated", "alert.digest", "feed.unhealthy", "feed.recovered")
 
 
 def parse_event(text: str | bytes) -> Event:
@@ -288,12 +296,6 @@ def alert_data(alert_id: str, item: Item, match: Match) -> AlertData:
 def alert_created(alert_id: str, item: Item, match: Match, now: datetime) -> dict[str, object]:
     """The `alert.created` event of the contract, as the store keeps it."""
     created = AlertCreated(
-        type="alert.created", timestamp=_stamp(now), data=alert_data(alert_id, item, match)
+        type="alert.created", timestamp=stamp(now), data=alert_data(alert_id, item, match)
     )
     return document(created)
-
-
-def _stamp(now: datetime) -> str:
-    stamp = iso(now)
-    assert stamp is not None
-    return stamp

@@ -52,6 +52,7 @@ from monitor.events import (
     dump,
     new_event_id,
     parse_event,
+    stamp,
 )
 from monitor.store import routing
 from monitor.store.routing import HeldDelivery, Routed, StoryGroup, Unrouted
@@ -208,7 +209,7 @@ def _group(
     group.changed = True
     updated = AlertUpdated(
         type=UPDATED,
-        timestamp=_iso(now),
+        timestamp=stamp(now),
         data=UpdatedData(**{**dict(data), "group": _typed(group)}),
     )
     return UPDATED, dump(updated), group.id
@@ -249,7 +250,7 @@ def build_digests(
     chunks = [keys[i : i + max_items] for i in range(0, len(keys), max_items)]
     start = min((h.routed_at or h.created_at) for h in held)
     end = max(h.held_until for h in held)
-    window = Window(start=_iso(min(start, end)), end=_iso(end))
+    window = Window(start=stamp(min(start, end)), end=stamp(end))
     return [
         _digest(
             [e for key in chunk for e in members[key]],
@@ -295,13 +296,9 @@ def _digest(
         stories[key] = story
     digest = AlertDigest(
         type=DIGEST_EVENT,
-        timestamp=_iso(now),
+        timestamp=stamp(now),
         data=DigestData(
             id=digest_id, window=window, count=len(held), part=part, stories=list(stories.values())
         ),
     )
     return routing.Digest(digest_id, dump(digest), [h.id for h in held])
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -19,7 +19,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from datetime import time, timedelta
-from typing import Annotated, Any, ClassVar, Literal, Self, Union, cast, get_args
+from typing import Annotated, Any, ClassVar, Self, Union, cast, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,14 +36,11 @@ from pydantic import (
 )
 
 from monitor.durations import parse_duration
+from monitor.events import EventType, Severity
 from monitor.fields import Duration, StrictModel, http_url
 
 DEFAULT_RETRY = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
 SEVERITIES = ("low", "medium", "high", "critical")
-Severity = Literal["low", "medium", "high", "critical"]
-EventType = Literal[
-    "alert.created", "alert.updated", "alert.digest", "feed.unhealthy", "feed.recovered"
-]
 ALERT_EVENTS: tuple[EventType, ...] = ("alert.created", "alert.updated", "alert.digest")
 DEFAULT_FORMAT = "standard"
 FORMAT_ERROR = "webhook_format"  # the error type of a `format` no target declares
