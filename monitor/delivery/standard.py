@@ -14,14 +14,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field
 
 from monitor import __version__
 from monitor.delivery.base import Alert, OutgoingRequest, Target
 from monitor.delivery.settings import WebhookConfig
-from monitor.store import DueDelivery
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is not imported for reading a config
+    from monitor.store import DueDelivery
 
 NAME = "standard"
 CONTENT_TYPE = "application/json"
