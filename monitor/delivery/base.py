@@ -1,6 +1,7 @@
 """What every target module shares: the request it builds, the alert it renders, its description.
 
 A target module (standard.py, slack.py, …) exposes one `TARGET = Target(...)`: its name, its
+settings (a WebhookConfig subclass naming its `format`, with the keys only it takes), its
 documented rate limit and concurrency, which settings are secret, `build(hook, alert, timestamp)`
 returning the request for one attempt, and optionally `hint(response)` reading rate-limit headers
 or bodies (Discord's `retry_after`) and `message_ref(response)`, the id of the message created

@@ -41,8 +41,8 @@ def _clip(value: object, limit: int = 200) -> str:
 @lru_cache(maxsize=64)
 def compile_template(source: str) -> Template:
     """The template compiled in the sandbox; ValueError (a config error) if it does not parse."""
-    # jinja2 is imported on first use: most configs have no template, and importing it took
-    # ~45 ms of every start (`python -X importtime`)
+    # jinja2 is imported on first use: most configs have no template, and every start
+    # (each CLI command too) would pay for importing it
     from jinja2 import StrictUndefined, TemplateError  # noqa: PLC0415
     from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: PLC0415
 

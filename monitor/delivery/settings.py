@@ -309,8 +309,9 @@ def webhook_union(models: Sequence[type[WebhookConfig]]) -> Any:
     names = {model: name for name, model in WebhookConfig.formats.items()}
     quoted = [repr(names[model]) for model in models]
     choices = " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
+    tagged = tuple(Annotated[model, Tag(names[model])] for model in models)
     return Annotated[
-        Union[tuple(Annotated[model, Tag(names[model])] for model in models)],  # noqa: UP007 - built at run time
+        Union[tagged],  # noqa: UP007 - `|` cannot join a tuple known only at run time
         Discriminator(
             _format_of,
             custom_error_type=FORMAT_ERROR,
