@@ -1,19 +1,39 @@
-"""The alert as an event: ids and the `alert.created` body every target renders from.
+"""The events monitor sends, typed: `alert.created`, `alert.updated`, `alert.digest`,
+`feed.unhealthy` and `feed.recovered`, with their ids and their JSON Schema.
 
-The body is built once, when the alert is written to the outbox, and stored; every attempt sends
-the same bytes, so receivers that deduplicate on `webhook-id` also see an identical payload.
+Every event is `{"type", "timestamp", "data"}`. An event is built once, as one of the models
+below, when it is written to the outbox; its body is stored as JSON text (keys sorted) and every
+attempt sends those same bytes, so receivers that deduplicate on `webhook-id` also see an
+identical payload. Targets read a stored body back once, with `parse_event` (a union
+discriminated on `type`), and render from the model.
+
+Receivers get the schema of every body from `events_schema()` (`monitor schema events`,
+config/schema/events.schema.json). New fields may be added to any object; receivers ignore the
+ones they do not know, and so does `parse_event`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from monitor.models import Item, Match
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+Severity = Literal["low", "medium", "high", "critical"]
+EventType = Literal[
+    "alert.created", "alert.updated", "alert.digest", "feed.unhealthy", "feed.recovered"
+]
+Timestamp = Annotated[
+    str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", examples=["2026-03-01T12:00:02Z"])
+]
 
 
 def new_event_id(prefix: str = "evt", now: datetime | None = None) -> str:
@@ -27,43 +47,255 @@ def new_event_id(prefix: str = "evt", now: datetime | None = None) -> str:
     return f"{prefix}_" + "".join(reversed(chars))
 
 
-def envelope(event_type: str, data: Mapping[str, object], now: datetime) -> dict[str, object]:
-    """`{"type", "timestamp", "data"}`: the shape of every event monitor sends."""
-    return {
-        "type": event_type,
-        "timestamp": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "data": dict(data),
-    }
-
-
 def new_alert_id(now: datetime | None = None) -> str:
     """`alrt_` + a ULID-like id (new_event_id): sortable by time."""
     return new_event_id("alrt", now)
 
 
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
+def stamp(moment: datetime) -> str:
+    """`2026-03-01T12:00:02Z`: how every event writes a time (UTC, to the second)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def alert_created(alert_id: str, item: Item, match: Match, now: datetime) -> dict[str, object]:
-    """The `alert.created` event of the contract."""
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else stamp(moment)
+
+
+def envelope(event_type: str, data: Mapping[str, object], now: datetime) -> dict[str, object]:
+    """`{"type", "timestamp", "data"}`: the shape of every event monitor sends."""
+    return {"type": event_type, "timestamp": stamp(now), "data": dict(data)}
+
+
+class EventModel(BaseModel):
+    """A value inside an event: frozen; unknown keys of a stored body are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+def _absent_when_none(value: object) -> bool:
+    return value is None
+
+
+# alerts -------------------------------------------------------------------------------------
+
+
+class RuleRef(EventModel):
+    id: str = Field(description="The rule's stable id.")
+    title: str
+    severity: Severity
+
+
+class MatchedTerm(EventModel):
+    """One term of the rule that fired (as `monitor match` prints it)."""
+
+    # the fields of TermHit.as_json; one added later needs a default, so that the bodies
+    # stored before it still parse (docstrings here are the schema's descriptions)
+
+    term: str = Field(description="The term as the rule writes it.")
+    field: str = Field(description="title | summary | content | tags")
+    text: str = Field(description="The text of the item it matched, as the item has it.")
+    start: int = Field(description="Offset of `text` in the field's text.")
+    end: int
+    score: float = Field(description="0..100")
+
+
+class FeedRef(EventModel):
+    url: str | None
+    name: str | None
+
+
+class ItemRef(EventModel):
+    guid: str | None = Field(description="The feed's own id for the item.")
+    title: str
+    link: str | None
+    summary: str
+    published: Timestamp | None
+    feed: FeedRef
+
+
+class Source(EventModel):
+    """One alert of a story group: an outlet that told the story."""
+
+    alert_id: str
+    title: str
+    link: str | None
+    published: Timestamp | None
+    feed: FeedRef
+
+
+class Group(EventModel):
+    """A story group: the alerts of one rule that tell the same story, first first."""
+
+    id: str = Field(description="The group's id: its first alert's id.")
+    count: int = Field(ge=1, description="How many alerts the group has (all of them).")
+    sources: list[Source] = Field(description="Its sources, first first (at most 50).")
+
+
+class AlertData(EventModel):
+    id: str = Field(description="The alert id; also the `webhook-id`.")
+    rule: RuleRef
+    score: float
+    matches: list[MatchedTerm]
+    item: ItemRef
+    group: Group | None = Field(
+        default=None,
+        exclude_if=_absent_when_none,
+        description="Present on webhooks with `group:`: the story this alert opens.",
+    )
+
+
+class UpdatedData(AlertData):
+    group: Group = Field(description="The story's group, with this alert among its sources.")
+
+
+class AlertCreated(EventModel):
+    """A rule matched an item."""
+
+    type: Literal["alert.created"]
+    timestamp: Timestamp
+    data: AlertData
+
+
+class AlertUpdated(EventModel):
+    """One more outlet told a story that was sent before (webhooks with `group:`)."""
+
+    type: Literal["alert.updated"]
+    timestamp: Timestamp
+    data: UpdatedData
+
+
+# digests ------------------------------------------------------------------------------------
+
+
+class Window(EventModel):
+    start: Timestamp
+    end: Timestamp
+
+
+class PartOf(EventModel):
+    number: int = Field(ge=1)
+    of: int = Field(ge=1)
+
+
+class Story(EventModel):
+    """One story of a digest: its first item, the worst severity and best score of its alerts."""
+
+    group: str | None = Field(description="The story group's id; null: an alert on its own.")
+    rule: RuleRef
+    severity: Severity
+    score: float | None
+    item: ItemRef
+    sources: int = Field(ge=1, description="How many alerts told the story.")
+
+
+class DigestData(EventModel):
+    id: str = Field(description="The digest's id (`dgst_…`); also the `webhook-id`.")
+    window: Window
+    count: int = Field(description="Alerts in this message.")
+    part: PartOf | None = Field(
+        default=None,
+        exclude_if=_absent_when_none,
+        description="This message's number among the window's messages.",
+    )
+    stories: list[Story]
+
+
+class AlertDigest(EventModel):
+    """Alerts held by `digest:` or `quiet:`, sent together when their window ends."""
+
+    type: Literal["alert.digest"]
+    timestamp: Timestamp
+    data: DigestData
+
+
+# feed health --------------------------------------------------------------------------------
+
+
+class FeedHealth(EventModel):
+    feed: FeedRef
+    reason: Literal["failing", "silent"]
+    since: Timestamp | None = Field(description="When it began failing, or its last news.")
+    last_success: Timestamp | None
+    last_error: str | None
+    error_count: int
+    usual_interval: int | None = Field(description="Seconds between the feed's news, usually.")
+
+
+class FeedUnhealthy(EventModel):
+    """A feed failing for too long, or silent far beyond its usual cadence."""
+
+    type: Literal["feed.unhealthy"]
+    timestamp: Timestamp
+    data: FeedHealth
+
+
+class FeedRecovered(EventModel):
+    """A feed that was unhealthy works (or brings news) again; `data` as when it was not."""
+
+    type: Literal["feed.recovered"]
+    timestamp: Timestamp
+    data: FeedHealth
+
+
+Event = Annotated[
+    AlertCreated | AlertUpdated | AlertDigest | FeedUnhealthy | FeedRecovered,
+    Field(discriminator="type"),
+]
+EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(text: str | bytes) -> Event:
+    """A stored (or received) body as its event; pydantic.ValidationError when it is none."""
+    return EVENT.validate_json(text)
+
+
+def dump(event: Event) -> str:
+    """The stored form of an event: JSON, keys sorted, as the outbox keeps every body."""
+    return json.dumps(document(event), ensure_ascii=False, sort_keys=True)
+
+
+def document(event: Event) -> dict[str, Any]:
+    """The event as a JSON object (absent optional parts left out)."""
+    return event.model_dump(mode="json")
+
+
+def events_schema() -> dict[str, Any]:
+    """JSON Schema of every body monitor sends (format `standard`; `data` of `cloudevents`)."""
+    schema = EVENT.json_schema()
     return {
-        "type": "alert.created",
-        "timestamp": iso(now),
-        "data": {
-            "id": alert_id,
-            "rule": {"id": match.rule_id, "title": match.rule_title, "severity": match.severity},
-            "score": round(match.score, 1),
-            "matches": match.matches_json(),
-            "item": {
-                "guid": item.guid,
-                "title": item.title,
-                "link": item.link,
-                "summary": item.summary,
-                "published": iso(item.published),
-                "feed": {"url": item.feed_url, "name": item.feed_name},
-            },
-        },
+        "$schema": SCHEMA_DIALECT,
+        "title": "monitor event",
+        "description": "A body monitor sends: `type` says which event, `data` what it carries. "
+        "Objects may gain fields; ignore the ones you do not know.",
+        **schema,
     }
+
+
+# builders -----------------------------------------------------------------------------------
+
+
+def alert_data(alert_id: str, item: Item, match: Match) -> AlertData:
+    return AlertData(
+        id=alert_id,
+        rule=RuleRef.model_validate(
+            {"id": match.rule_id, "title": match.rule_title, "severity": match.severity}
+        ),
+        score=round(match.score, 1),
+        matches=[MatchedTerm.model_validate(hit) for hit in match.matches_json()],
+        item=ItemRef(
+            guid=item.guid,
+            title=item.title,
+            link=item.link,
+            summary=item.summary,
+            published=iso(item.published),
+            feed=FeedRef(url=item.feed_url, name=item.feed_name),
+        ),
+    )
+
+
+def alert_created(alert_id: str, item: Item, match: Match, now: datetime) -> dict[str, object]:
+    """The `alert.created` event of the contract, as the store keeps it."""
+    created = AlertCreated(
+        type="alert.created", timestamp=stamp(now), data=alert_data(alert_id, item, match)
+    )
+    return document(created)

@@ -26,6 +26,7 @@ from monitor.config.settings import (
 )
 from monitor.config.yamlpos import load_plain
 from monitor.errors import StartError, StoreError
+from monitor.events import events_schema
 from monitor.feeds.normalize import html_to_text
 from monitor.matching import explain as explain_match
 from monitor.models import Item
@@ -177,6 +178,8 @@ def schema(kind: str | None, out: IO[str]) -> int:
         document = config_schema()
     elif kind == "rules":
         document = rules_schema()
+    elif kind == "events":
+        document = events_schema()
     else:
         document = combined_schema()
     json.dump(document, out, indent=2, ensure_ascii=False)

@@ -125,11 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser(
         "schema",
-        help="print the JSON Schema of the config and rule files",
+        help="print the JSON Schema of the config and rule files, or of the events sent",
         description="Print the JSON Schema for editors: `config` (monitor.yaml), `rules` (a rule "
-        "file), or by default one schema that accepts either.",
+        "file), or by default one schema that accepts either; `events`: every body monitor "
+        "sends to webhooks, for receivers.",
     )
-    schema.add_argument("kind", nargs="?", choices=["config", "rules"], help="default: both")
+    schema.add_argument(
+        "kind", nargs="?", choices=["config", "rules", "events"], help="default: config and rules"
+    )
 
     _register_ops(sub, with_config)
     delivery_commands.register(sub, with_config)

@@ -27,7 +27,17 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
+
+from monitor.events import (
+    EVENT,
+    AlertCreated,
+    AlertDigest,
+    AlertUpdated,
+    DigestData,
+    FeedRecovered,
+    FeedUnhealthy,
+)
 
 TOLERANCE = 5 * 60  # seconds, as the Standard Webhooks specification recommends
 REMEMBERED = 10_000  # webhook-ids kept for deduplication
@@ -96,46 +106,60 @@ def verify(secret: str, headers: dict[str, str], body: bytes, now: float) -> str
 def describe(document: Any, msg_id: str) -> str:
     """An event (or a CloudEvent of one) as a few readable lines: alerts, updates of a story,
     digests, feed health; anything else as compact JSON."""
-    data = document.get("data") if isinstance(document, dict) else None
-    kind = str(document.get("type", "")).removeprefix("org.monitor.") if data else ""
-    if isinstance(data, dict) and kind == "alert.digest":
-        stories = data.get("stories") or []
-        lines = [f"DIGEST {data.get('id', msg_id)}: {data.get('count', '?')} alerts"]
-        for story in stories:
-            item = story.get("item") or {}
-            n = story.get("sources", 1)
-            lines.append(
-                f"  [{str(story.get('severity', '?')).upper()}] {item.get('title', '')}"
-                f"  ({n} source{'' if n == 1 else 's'})"
-            )
-        return "\n".join(lines)
-    if isinstance(data, dict) and kind.startswith("feed."):
-        feed = data.get("feed") or {}
-        return (
-            f"{kind.upper()} {feed.get('name') or feed.get('url')}: {data.get('reason')} since "
-            f"{data.get('since')}; last error: {data.get('last_error')}"
-        )
-    if not isinstance(data, dict) or "rule" not in data:
+    try:
+        event = EVENT.validate_python(_unwrapped(document))
+    except ValidationError:
         return json.dumps(document, ensure_ascii=False)[:2000]
-    rule = data.get("rule") or {}
-    item = data.get("item") or {}
-    terms = dict.fromkeys(m.get("text", "") for m in data.get("matches") or [])
+    match event:
+        case AlertDigest():
+            return _digest(event.data)
+        case FeedUnhealthy() | FeedRecovered():
+            data = event.data
+            return (
+                f"{event.type.upper()} {data.feed.name or data.feed.url}: {data.reason} since "
+                f"{data.since}; last error: {data.last_error}"
+            )
+        case AlertCreated() | AlertUpdated():
+            return _alert(event)
+
+
+def _unwrapped(document: Any) -> Any:
+    """The monitor event a CloudEvent carries (`org.monitor.<type>`, `time`, `data`)."""
+    if isinstance(document, dict) and "specversion" in document:
+        return {
+            "type": str(document.get("type", "")).removeprefix("org.monitor."),
+            "timestamp": document.get("time"),
+            "data": document.get("data"),
+        }
+    return document
+
+
+def _digest(data: DigestData) -> str:
+    lines = [f"DIGEST {data.id}: {data.count} alerts"]
+    for story in data.stories:
+        n = story.sources
+        lines.append(
+            f"  [{story.severity.upper()}] {story.item.title}  ({n} source{'' if n == 1 else 's'})"
+        )
+    return "\n".join(lines)
+
+
+def _alert(event: AlertCreated | AlertUpdated) -> str:
+    data, item = event.data, event.data.item
     lines = [
-        f"[{str(rule.get('severity', '?')).upper()}] {rule.get('id', '?')}  "
-        f"score {data.get('score', '?')}  {data.get('id', msg_id)}",
-        f"  {item.get('title', '')}",
+        f"[{data.rule.severity.upper()}] {data.rule.id}  score {data.score}  {data.id}",
+        f"  {item.title}",
     ]
-    if item.get("link"):
-        lines.append(f"  {item['link']}")
-    feed = item.get("feed") or {}
-    if feed.get("name") or feed.get("url"):
-        lines.append(f"  feed: {feed.get('name') or feed.get('url')}")
+    if item.link:
+        lines.append(f"  {item.link}")
+    if item.feed.name or item.feed.url:
+        lines.append(f"  feed: {item.feed.name or item.feed.url}")
+    terms = [t for t in dict.fromkeys(m.text for m in data.matches) if t]
     if terms:
-        lines.append(f"  matched: {', '.join(t for t in terms if t)}")
-    group = data.get("group") or {}
-    if group:
-        also = "also reported: " if kind == "alert.updated" else ""
-        lines.append(f"  {also}story {group.get('id')}, {group.get('count')} sources")
+        lines.append(f"  matched: {', '.join(terms)}")
+    if data.group is not None:
+        also = "also reported: " if event.type == "alert.updated" else ""
+        lines.append(f"  {also}story {data.group.id}, {data.group.count} sources")
     return "\n".join(lines)
 
 

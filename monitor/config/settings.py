@@ -27,7 +27,8 @@ from pydantic import (
 )
 
 from monitor.config.yamlpos import Loc, PositionedDocument, load_positioned
-from monitor.delivery.settings import WebhookConfig
+from monitor.delivery.settings import FORMAT_ERROR
+from monitor.delivery.targets import SETTINGS, Webhook
 from monitor.errors import ConfigError, ConfigProblem
 from monitor.feeds.fetcher import FetchLimits
 from monitor.fields import Backfill, Duration, StrictModel, http_url
@@ -243,7 +244,7 @@ class MonitorConfig(StrictModel):
         default=None, description="WebSub push subscriptions; off without this key."
     )
     feeds: list[FeedConfig] = Field(default_factory=list)
-    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    webhooks: list[Webhook] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -312,11 +313,13 @@ def _pydantic_problems(
 ) -> list[ConfigProblem]:
     found = []
     for error in exc.errors(include_url=False):
-        loc: Loc = tuple(error["loc"])
+        loc, webhook = _untagged(tuple(error["loc"]))
         kind = error["type"]
+        if kind == FORMAT_ERROR:  # the value of `format` is wrong, not the whole webhook
+            loc = (*loc, "format")
         dotted = ".".join(str(part) for part in loc) or "(top)"
         if kind == "extra_forbidden":
-            message = f"unknown key {loc[-1]!r}{_suggestion(model, loc)}"
+            message = f"unknown key {loc[-1]!r}{_suggestion(model, loc, webhook)}"
             position = document.position_of(loc, prefer_key=True)
         elif kind == "missing":
             message = f"missing required key {dotted!r}"
@@ -329,10 +332,21 @@ def _pydantic_problems(
     return found
 
 
-def _suggestion(model: type[BaseModel], loc: Loc) -> str:
+def _untagged(loc: Loc) -> tuple[Loc, type[BaseModel] | None]:
+    """A webhook's place without the format pydantic puts in it (`webhooks.0.slack.url` is
+    `webhooks.0.url`), and the settings of that format."""
+    if len(loc) > 2 and loc[0] == "webhooks" and isinstance(loc[2], str) and loc[2] in SETTINGS:
+        return (*loc[:2], *loc[3:]), SETTINGS[loc[2]]
+    return loc, None
+
+
+def _suggestion(model: type[BaseModel], loc: Loc, webhook: type[BaseModel] | None = None) -> str:
     """`; did you mean 'interval'?` from the fields valid at that place, when one is close."""
     current: Any = model
-    for part in loc[:-1]:
+    parts = loc[:-1]
+    if webhook is not None:  # loc: webhooks, index, key…
+        current, parts = webhook, loc[2:-1]
+    for part in parts:
         if isinstance(part, int):
             continue
         field = getattr(current, "model_fields", {}).get(part)

@@ -1,6 +1,7 @@
 """What every target module shares: the request it builds, the alert it renders, its description.
 
 A target module (standard.py, slack.py, …) exposes one `TARGET = Target(...)`: its name, its
+settings (a WebhookConfig subclass naming its `format`, with the keys only it takes), its
 documented rate limit and concurrency, which settings are secret, `build(hook, alert, timestamp)`
 returning the request for one attempt, and optionally `hint(response)` reading rate-limit headers
 or bodies (Discord's `retry_after`) and `message_ref(response)`, the id of the message created
@@ -11,14 +12,16 @@ gives the same body on every attempt.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from monitor.delivery.settings import WebhookConfig
+from monitor.errors import PermanentDeliveryError
+from monitor.events import AlertCreated, AlertUpdated, Event, MatchedTerm, parse_event
 
 SEVERITY_COLORS = {"low": 0x6C757D, "medium": 0x1F77B4, "high": 0xFF8C00, "critical": 0xD62728}
 
@@ -43,81 +46,87 @@ class RateHint:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """A stored event, read leniently (every field may be missing): `alert.created` and
-    `alert.updated` fill the alert fields; other types (`alert.digest`, `feed.unhealthy`, …)
-    are rendered from `data` by monitor.delivery.notices. `id` is the `webhook-id`."""
+    """One stored event on its way to a target. `id` is the `webhook-id`; `raw` the stored body,
+    sent as is by `standard`; `event` that body parsed (monitor.events), None when it is not a
+    monitor event (a body written by hand into the store): `standard` still sends it, every
+    other target fails the attempt, saying so (`typed()`)."""
 
     id: str
-    raw: str  # the stored JSON text, sent as is by `standard`
-    event: Mapping[str, Any]
+    raw: str
+    event: Event | None
+    reply_to: str | None = None  # the target's id of the message an update may edit
+
+    @classmethod
+    def parse(cls, alert_id: str, payload: str) -> Alert:
+        try:
+            event: Event | None = parse_event(payload)
+        except ValidationError:
+            event = None
+        return cls(alert_id, payload, event)
+
+    @property
+    def type(self) -> str:
+        return "unknown" if self.event is None else self.event.type
+
+    def typed(self) -> Event:
+        """The event, or PermanentDeliveryError: only `standard` can send a foreign body."""
+        if self.event is None:
+            raise PermanentDeliveryError(
+                "the stored body is not a monitor event (see `monitor schema events`): "
+                "only format `standard` sends it as is"
+            )
+        return self.event
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """An alert (`alert.created`, `alert.updated`) as chat targets show it: texts trimmed, a
+    title and a rule title always, a link only when it is http(s)."""
+
+    id: str
     rule_id: str
     rule_title: str
     severity: str
-    score: float | None
+    score: float
     title: str
     link: str | None
     summary: str
     published: str | None
     feed_name: str
-    feed_url: str
-    timestamp: str | None
-    matches: list[Mapping[str, Any]] = field(default_factory=list)
-    type: str = "alert.created"
-    reply_to: str | None = None  # the target's id of the message an update may edit
-
-    @property
-    def is_alert(self) -> bool:
-        """An `alert.created`: rendered as the alert itself, not as a short notice."""
-        return self.type == "alert.created"
-
-    @property
-    def data(self) -> Mapping[str, Any]:
-        data = self.event.get("data")
-        return data if isinstance(data, Mapping) else {}
+    timestamp: str
+    matches: tuple[MatchedTerm, ...]
 
     @classmethod
-    def parse(cls, alert_id: str, payload: str) -> Alert:
-        try:
-            event = json.loads(payload)
-        except ValueError:
-            event = {}
-        if not isinstance(event, dict):
-            event = {}
-        data = _mapping(event.get("data"))
-        rule = _mapping(data.get("rule"))
-        item = _mapping(data.get("item"))
-        feed = _mapping(item.get("feed"))
-        score = data.get("score")
-        link = item.get("link")
+    def of(cls, message_id: str, event: AlertCreated | AlertUpdated) -> AlertView:
+        data, item = event.data, event.data.item
         return cls(
-            id=alert_id,
-            raw=payload,
-            event=event,
-            rule_id=_text(rule.get("id")),
-            rule_title=_text(rule.get("title")) or _text(rule.get("id")),
-            severity=_text(rule.get("severity")) or "medium",
-            score=float(score) if isinstance(score, int | float) else None,
-            title=_text(item.get("title")) or "(untitled item)",
-            link=link
-            if isinstance(link, str) and link.startswith(("http://", "https://"))
-            else None,
-            summary=_text(item.get("summary")),
-            published=_text(item.get("published")) or None,
-            feed_name=_text(feed.get("name")) or _text(feed.get("url")),
-            feed_url=_text(feed.get("url")),
-            timestamp=_text(event.get("timestamp")) or None,
-            matches=[m for m in data.get("matches") or [] if isinstance(m, Mapping)],
-            type=_text(event.get("type")) or "alert.created",
+            id=message_id,
+            rule_id=data.rule.id.strip(),
+            rule_title=data.rule.title.strip() or data.rule.id.strip(),
+            severity=data.rule.severity,
+            score=data.score,
+            title=item.title.strip() or "(untitled item)",
+            link=web_link(item.link),
+            summary=item.summary.strip(),
+            published=(item.published or "").strip() or None,
+            feed_name=(item.feed.name or "").strip() or (item.feed.url or "").strip(),
+            timestamp=event.timestamp,
+            matches=tuple(data.matches),
         )
 
     def terms(self, limit: int = 10) -> list[str]:
         """The distinct matched texts, in order: what fired."""
         seen: dict[str, None] = {}
         for hit in self.matches:
-            text = _text(hit.get("text")) or _text(hit.get("term"))
+            text = hit.text.strip() or hit.term.strip()
             if text:
                 seen.setdefault(text, None)
         return list(seen)[:limit]
+
+
+def web_link(value: str | None) -> str | None:
+    """`value` when it is an http(s) URL (a feed may put anything in a link), else None."""
+    return value if value is not None and value.startswith(("http://", "https://")) else None
 
 
 Build = Callable[[WebhookConfig, Alert, int], OutgoingRequest]
@@ -139,6 +148,7 @@ class Target:
 
     name: str
     build: Build
+    settings: type[WebhookConfig]  # its keys, defaults and checks (a subclass naming `format`)
     rate_limit: float | None = None  # requests per second; None: unlimited
     burst: int = 1  # requests allowed at once before the rate applies
     concurrency: int = 8
@@ -158,11 +168,3 @@ class Target:
 
 def json_body(document: object) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _text(value: object) -> str:
-    return value.strip() if isinstance(value, str) else ""

@@ -10,48 +10,88 @@ Standard Webhooks headers sign the document too.
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from monitor import __version__
-from monitor.delivery.base import Alert, OutgoingRequest, Target, json_body
+from monitor.delivery.base import Alert, OutgoingRequest, Target, json_body, web_link
 from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.standard import signature_headers
+from monitor.events import (
+    AlertCreated,
+    AlertDigest,
+    AlertUpdated,
+    Event,
+    FeedRecovered,
+    FeedUnhealthy,
+)
+from monitor.events import document as document_of
 
 NAME = "cloudevents"
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 EVENT_TYPE = "org.monitor.alert.created"  # other events: org.monitor.<type>
 
 
-def source(alert: Alert) -> str:
+class CloudEventsWebhook(WebhookConfig):
+    """The settings of format `cloudevents`: the keys every webhook has."""
+
+    format: Literal["cloudevents"] = Field(
+        description="`cloudevents`: CloudEvents 1.0 structured JSON (signed when `secret` is set)."
+    )
+
+
+def source(event: Event) -> str:
     """`/monitor/rules/<rule>` for alerts, `/monitor/digests` and `/monitor/feeds` otherwise."""
-    if alert.type.startswith("feed."):
-        return "/monitor/feeds"
-    if alert.type == "alert.digest":
-        return "/monitor/digests"
-    return f"/monitor/rules/{alert.rule_id or 'unknown'}"
+    match event:
+        case FeedUnhealthy() | FeedRecovered():
+            return "/monitor/feeds"
+        case AlertDigest():
+            return "/monitor/digests"
+        case AlertCreated() | AlertUpdated():
+            return f"/monitor/rules/{event.data.rule.id or 'unknown'}"
 
 
-def event(alert: Alert) -> dict[str, object]:
+def subject(event: Event) -> str | None:
+    """The item's link (or guid) for alerts, the feed's URL for feed events; none for digests."""
+    match event:
+        case AlertCreated() | AlertUpdated():
+            item = event.data.item
+            return web_link(item.link) or item.guid or None
+        case FeedUnhealthy() | FeedRecovered():
+            return event.data.feed.url or None
+        case AlertDigest():
+            return None
+
+
+def event_document(alert: Alert) -> dict[str, object]:
+    event = alert.typed()
     document: dict[str, object] = {
         "specversion": "1.0",
         "id": alert.id,
-        "source": source(alert),
-        "type": f"org.monitor.{alert.type}",
+        "source": source(event),
+        "type": f"org.monitor.{event.type}",
         "datacontenttype": "application/json",
-        "data": dict(alert.data),
+        # keys sorted, as in the stored body: every format carries the same `data` bytes
+        "data": _sorted(document_of(event)["data"]),
+        "time": event.timestamp,
     }
-    if alert.timestamp:
-        document["time"] = alert.timestamp
-    item = alert.data.get("item")
-    guid = item.get("guid") if isinstance(item, dict) else None
-    feed = alert.data.get("feed")
-    feed_url = feed.get("url") if isinstance(feed, dict) else None
-    subject = alert.link or next((s for s in (guid, feed_url) if isinstance(s, str) and s), None)
-    if subject:
-        document["subject"] = subject
+    about = subject(event)
+    if about:
+        document["subject"] = about
     return document
 
 
+def _sorted(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
 def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
-    body = json_body(event(alert))
+    body = json_body(event_document(alert))
     headers = {
         "content-type": CONTENT_TYPE,
         "user-agent": f"monitor/{__version__}",
@@ -63,6 +103,7 @@ def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
 TARGET = Target(
     name=NAME,
     build=build,
+    settings=CloudEventsWebhook,
     concurrency=8,
     secret_fields=("url", "secret"),
     notes="CloudEvents 1.0, structured content mode, JSON event format.",

@@ -18,22 +18,27 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
+from pydantic import Field
 
 from monitor import __version__
 from monitor.delivery.base import (
     SEVERITY_COLORS,
     Alert,
+    AlertView,
     OutgoingRequest,
     RateHint,
     Target,
     json_body,
+    web_link,
 )
-from monitor.delivery.notices import Notice, notice, source_entries, sources
+from monitor.delivery.notices import Notice, notice, source_entries
 from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.text import clip, markdown_escape, one_line, utf16
+from monitor.events import AlertCreated, AlertUpdated
 
 NAME = "discord"
 TITLE_MAX = 256
@@ -44,6 +49,12 @@ FOOTER_MAX = 2048
 TOTAL_MAX = 6000
 SUMMARY_BUDGET = 3000  # leaves room for the rest under TOTAL_MAX
 URL_MAX = 2048
+
+
+class DiscordWebhook(WebhookConfig):
+    """The settings of format `discord`: the keys every webhook has."""
+
+    format: Literal["discord"] = Field(description="`discord`: an embed for a Discord webhook.")
 
 
 def wait_url(url: str) -> str:
@@ -58,13 +69,12 @@ def _clip(text: str, limit: int) -> str:
     return clip(text, limit, escape=markdown_escape, measure=utf16)
 
 
-def embed(alert: Alert) -> dict[str, object]:
+def embed(alert: AlertView) -> dict[str, object]:
     fields = [
-        {"name": "Rule", "value": _clip(alert.rule_title or alert.rule_id or "?", 256)},
+        {"name": "Rule", "value": _clip(alert.rule_title or "?", 256)},
         {"name": "Severity", "value": alert.severity, "inline": True},
+        {"name": "Score", "value": f"{alert.score:g}", "inline": True},
     ]
-    if alert.score is not None:
-        fields.append({"name": "Score", "value": f"{alert.score:g}", "inline": True})
     if alert.feed_name:
         fields.append({"name": "Feed", "value": _clip(alert.feed_name, 256)})
     terms = ", ".join(alert.terms())
@@ -80,8 +90,7 @@ def embed(alert: Alert) -> dict[str, object]:
         document["description"] = _clip(alert.summary, SUMMARY_BUDGET)
     if alert.link and len(alert.link) <= URL_MAX:
         document["url"] = alert.link
-    if alert.published or alert.timestamp:
-        document["timestamp"] = alert.published or alert.timestamp
+    document["timestamp"] = alert.published or alert.timestamp
     return document
 
 
@@ -124,31 +133,32 @@ def notice_embed(note: Notice) -> dict[str, object]:
     return document
 
 
-def group_embed(alert: Alert) -> dict[str, object]:
+def group_embed(update: AlertUpdated) -> dict[str, object]:
     """An update, as an edit of the story's first message: the first item, then every source."""
-    listed = sources(alert.data)
-    first = listed[0] if listed else {}
-    title = first.get("title") if isinstance(first.get("title"), str) else alert.title
-    link = first.get("link")
+    group = update.data.group
+    listed = group.sources
+    view = AlertView.of(update.data.id, update)
+    first = listed[0] if listed else None
     note = Notice(
-        title=str(title),
-        lines=[f"{alert.rule_title or alert.rule_id} · reported by {len(listed)} sources:"],
+        title=first.title if first is not None else view.title,
+        lines=[f"{view.rule_title} · reported by {len(listed)} sources:"],
         entries=source_entries(listed)[:20],
         more=max(len(listed) - 20, 0),
-        link=link if isinstance(link, str) and link.startswith(("http://", "https://")) else None,
-        severity=alert.severity,
-        footer=f"group {alert.data.get('group', {}).get('id', '')}",
+        link=web_link(first.link) if first is not None else None,
+        severity=view.severity,
+        footer=f"group {group.id}",
     )
     return notice_embed(note)
 
 
 def message(alert: Alert) -> dict[str, object]:
-    if alert.is_alert:
-        document = embed(alert)
-    elif alert.type == "alert.updated" and alert.reply_to:
-        document = group_embed(alert)
+    event = alert.typed()
+    if isinstance(event, AlertCreated):
+        document = embed(AlertView.of(alert.id, event))
+    elif isinstance(event, AlertUpdated) and alert.reply_to:
+        document = group_embed(event)
     else:
-        document = notice_embed(notice(alert))
+        document = notice_embed(notice(alert.id, event))
     return {
         "username": "monitor",
         "allowed_mentions": {"parse": []},
@@ -160,14 +170,13 @@ def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
     """A POST (`?wait=true`); an update of a story whose first message Discord has answered
     with its id is a PATCH of that message instead, so the story stays one message."""
     headers = {"content-type": "application/json", "user-agent": f"monitor/{__version__}"}
-    body = json_body(message(alert))
-    if alert.type == "alert.updated" and alert.reply_to:
-        document = json.loads(body)
+    document = message(alert)
+    if isinstance(alert.event, AlertUpdated) and alert.reply_to:
         del document["username"]  # an edit cannot change the author
         return OutgoingRequest(
             edit_url(hook.url, alert.reply_to), headers, json_body(document), method="PATCH"
         )
-    return OutgoingRequest(wait_url(hook.url), headers, body)
+    return OutgoingRequest(wait_url(hook.url), headers, json_body(document))
 
 
 def message_ref(response: httpx.Response) -> str | None:
@@ -202,6 +211,7 @@ def hint(response: httpx.Response) -> RateHint:
 TARGET = Target(
     name=NAME,
     build=build,
+    settings=DiscordWebhook,
     rate_limit=2.5,  # a webhook's bucket is typically 5 requests per 2 seconds
     burst=5,
     concurrency=1,

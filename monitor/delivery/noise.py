@@ -29,22 +29,37 @@ a held alert; replicas route one webhook at a time.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Final
 
 from sqlalchemy.engine import Engine
 
 from monitor.delivery.grouping import StoryText, best_match
 from monitor.delivery.settings import QuietHours, WebhookConfig, severity_rank
-from monitor.events import envelope, new_event_id
+from monitor.events import (
+    AlertCreated,
+    AlertDigest,
+    AlertUpdated,
+    DigestData,
+    Group,
+    PartOf,
+    Source,
+    Story,
+    UpdatedData,
+    Window,
+    dump,
+    new_event_id,
+    parse_event,
+    stamp,
+)
 from monitor.store import routing
-from monitor.store.outbox import DIGEST_EVENT
 from monitor.store.routing import HeldDelivery, Routed, StoryGroup, Unrouted
 
-CREATED, UPDATED = "alert.created", "alert.updated"
+CREATED: Final = "alert.created"
+UPDATED: Final = "alert.updated"
+DIGEST_EVENT: Final = "alert.digest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,18 +168,16 @@ def _group(
 ) -> tuple[str, str, str]:
     """The event this alert is within its story (alert.created or alert.updated), its body and
     the story's group id; `groups` (the open groups by rule) is updated in place."""
-    document = _json(row.payload)
-    data = _mapping(document.get("data"))
-    item = _mapping(data.get("item"))
-    title, summary = _text(item.get("title")), _text(item.get("summary"))
-    story = StoryText(title, summary, row.lang)
-    source = {
-        "alert_id": row.alert_id,
-        "title": title,
-        "link": item.get("link"),
-        "published": item.get("published"),
-        "feed": dict(_mapping(item.get("feed"))) or {"url": None, "name": None},
-    }
+    created = _created(row.payload)
+    data, item = created.data, created.data.item
+    story = StoryText(item.title, item.summary, row.lang)
+    source = Source(
+        alert_id=row.alert_id,
+        title=item.title,
+        link=item.link,
+        published=item.published,
+        feed=item.feed,
+    ).model_dump(mode="json")
     open_now = [g for g in groups.get(row.rule_id, []) if g.closes_at > row.created_at]
     candidates = [
         (g.id, StoryText(text[0] or "", text[1] or "", text[2]))
@@ -181,27 +194,41 @@ def _group(
             closes_at=row.created_at + span,
             count=1,
             sources=[source],
-            texts=[[title, summary, row.lang]],
+            texts=[[item.title, item.summary, row.lang]],
             stored=False,
         )
         groups.setdefault(row.rule_id, []).append(group)
-        created = {**document, "data": {**data, "group": _group_json(group)}}
-        return CREATED, _dump(created), group.id
+        grouped = data.model_copy(update={"group": _typed(group)})
+        first = created.model_copy(update={"data": grouped})
+        return CREATED, dump(first), group.id
     group.count += 1
     if len(group.sources) < MAX_SOURCES:  # `count` keeps the whole number
         group.sources.append(source)
     if len(group.texts) < routing.MAX_TEXTS and row.lang not in {t[2] for t in group.texts}:
-        group.texts.append([title, summary, row.lang])  # one more language to compare with
+        group.texts.append([item.title, item.summary, row.lang])  # one more language to compare
     group.changed = True
-    updated = envelope(UPDATED, {**data, "group": _group_json(group)}, now)
-    return UPDATED, _dump(updated), group.id
+    updated = AlertUpdated(
+        type=UPDATED,
+        timestamp=stamp(now),
+        data=UpdatedData(**{**dict(data), "group": _typed(group)}),
+    )
+    return UPDATED, dump(updated), group.id
 
 
 MAX_SOURCES = 50  # sources listed in a group (and in each alert.updated body); `count` is all
 
 
-def _group_json(group: StoryGroup) -> dict[str, object]:
-    return {"id": group.id, "count": group.count, "sources": list(group.sources)}
+def _typed(group: StoryGroup) -> Group:
+    sources = [Source.model_validate(s) for s in group.sources]
+    return Group(id=group.id, count=group.count, sources=sources)
+
+
+def _created(payload: str) -> AlertCreated:
+    """An alert's stored body: always an `alert.created` (monitor.events.alert_created)."""
+    event = parse_event(payload)
+    if not isinstance(event, AlertCreated):
+        raise TypeError(f"an alert's stored body is an {event.type}, not an alert.created")
+    return event
 
 
 def build_digests(
@@ -223,14 +250,14 @@ def build_digests(
     chunks = [keys[i : i + max_items] for i in range(0, len(keys), max_items)]
     start = min((h.routed_at or h.created_at) for h in held)
     end = max(h.held_until for h in held)
-    window = {"start": _iso(min(start, end)), "end": _iso(end)}
+    window = Window(start=stamp(min(start, end)), end=stamp(end))
     return [
         _digest(
             [e for key in chunk for e in members[key]],
             counts,
             now,
             window,
-            {"number": number, "of": len(chunks)},
+            PartOf(number=number, of=len(chunks)),
         )
         for number, chunk in enumerate(chunks, 1)
     ]
@@ -240,63 +267,38 @@ def _digest(
     held: Sequence[HeldDelivery],
     counts: dict[str, int],
     now: datetime,
-    window: dict[str, str],
-    part: dict[str, int],
+    window: Window,
+    part: PartOf,
 ) -> routing.Digest:
     """One `alert.digest` message: each story of `held` once."""
     digest_id = new_event_id("dgst", now)
-    stories: dict[str, dict[str, Any]] = {}
+    stories: dict[str, Story] = {}
     for entry in held:
-        data = _mapping(_json(entry.payload).get("data"))
+        data = _created(entry.payload).data
         key = entry.group_id or f"alert:{entry.alert_id}"
         story = stories.get(key)
-        score = data.get("score")
         if story is None:
-            stories[key] = {
-                "group": entry.group_id,
-                "rule": data.get("rule") or {},
-                "severity": entry.severity,
-                "score": score,
-                "item": data.get("item") or {},
-                "sources": counts.get(entry.group_id, 1) if entry.group_id else 1,
-            }
+            stories[key] = Story.model_validate(
+                {
+                    "group": entry.group_id,
+                    "rule": data.rule,
+                    "severity": entry.severity,
+                    "score": data.score,
+                    "item": data.item,
+                    "sources": counts.get(entry.group_id, 1) if entry.group_id else 1,
+                }
+            )
             continue
-        if severity_rank(entry.severity) > severity_rank(story["severity"]):
-            story["severity"] = entry.severity
-        if isinstance(score, int | float) and (
-            not isinstance(story["score"], int | float) or score > story["score"]
-        ):
-            story["score"] = score
-    data = {
-        "id": digest_id,
-        "window": window,
-        "count": len(held),
-        "part": part,
-        "stories": list(stories.values()),
-    }
-    payload = _dump(envelope(DIGEST_EVENT, data, now))
-    return routing.Digest(digest_id, payload, [h.id for h in held])
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _dump(document: object) -> str:
-    return json.dumps(document, ensure_ascii=False, sort_keys=True)
-
-
-def _json(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _mapping(value: object) -> dict[str, Any]:
-    return dict(value) if isinstance(value, dict) else {}
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
+        if severity_rank(entry.severity) > severity_rank(story.severity):
+            story = story.model_copy(update={"severity": entry.severity})
+        if story.score is None or data.score > story.score:
+            story = story.model_copy(update={"score": data.score})
+        stories[key] = story
+    digest = AlertDigest(
+        type=DIGEST_EVENT,
+        timestamp=stamp(now),
+        data=DigestData(
+            id=digest_id, window=window, count=len(held), part=part, stories=list(stories.values())
+        ),
+    )
+    return routing.Digest(digest_id, dump(digest), [h.id for h in held])

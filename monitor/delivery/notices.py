@@ -4,18 +4,29 @@
 event — `alert.updated` (one more outlet reports a grouped story), `alert.digest` (a window of
 held alerts), `feed.unhealthy` and `feed.recovered` — becomes a `Notice`: one title line, a few
 plain lines, and a list of entries (label and link), which slack, discord, teams and ntfy lay out
-their own way within their limits. Unknown types get their type as title and nothing invented.
+their own way within their limits. `alert.created` has a notice too (its one-line label and
+summary), for the `json` target's `notice`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from monitor.delivery.base import Alert
+from monitor.delivery.base import AlertView, web_link
 from monitor.delivery.settings import severity_rank
 from monitor.delivery.text import clip, one_line
+from monitor.events import (
+    AlertCreated,
+    AlertDigest,
+    AlertUpdated,
+    DigestData,
+    Event,
+    FeedRecovered,
+    FeedUnhealthy,
+    Group,
+    Source,
+)
 
 MAX_ENTRIES = 10  # a digest or a source list longer than this says "… and N more"
 # a digest's entries, as the longest target shows them (labels and notes escaped, links): under
@@ -54,86 +65,85 @@ class Notice:
         return "\n".join(out)
 
 
-def notice(alert: Alert) -> Notice:
-    data = alert.data
-    if alert.type == "alert.updated":
-        return _updated(alert, data)
-    if alert.type == "alert.digest":
-        return _digest(alert, data)
-    if alert.type in ("feed.unhealthy", "feed.recovered"):
-        return _feed(alert, data)
-    return Notice(title=alert.type or "event", footer=alert.id)
+def notice(message_id: str, event: Event) -> Notice:
+    """Any event as a notice; `alert.created` too (its label and summary: json templates)."""
+    match event:
+        case AlertCreated():
+            return _created(AlertView.of(message_id, event))
+        case AlertUpdated():
+            return _updated(AlertView.of(message_id, event), event.data.group)
+        case AlertDigest():
+            return _digest(message_id, event.data)
+        case FeedUnhealthy() | FeedRecovered():
+            return _feed(message_id, event)
 
 
-def sources(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The story group's sources (`data.group.sources`), first first."""
-    group = _mapping(data.get("group"))
-    return [s for s in group.get("sources") or [] if isinstance(s, Mapping)]
+def alert_label(view: AlertView) -> str:
+    """`[HIGH] Rule title: item title`: an alert in one line."""
+    return f"[{view.severity.upper()}] {view.rule_title}: {view.title}"
 
 
-def source_entries(listed: Sequence[Mapping[str, Any]]) -> list[Entry]:
+def source_entries(listed: Sequence[Source]) -> list[Entry]:
     return [
         Entry(
-            label=_text(s.get("title")) or "(untitled item)",
-            link=_link(s.get("link")),
-            note=_text(_mapping(s.get("feed")).get("name"))
-            or _text(_mapping(s.get("feed")).get("url")),
+            label=s.title.strip() or "(untitled item)",
+            link=_link(s.link),
+            note=(s.feed.name or "").strip() or (s.feed.url or "").strip(),
         )
         for s in listed
     ]
 
 
-def _updated(alert: Alert, data: Mapping[str, Any]) -> Notice:
-    group = _mapping(data.get("group"))
-    count = group.get("count")
-    listed = sources(data)
-    n = count if isinstance(count, int) else len(listed) or 1
-    first = _text(listed[0].get("title")) if listed else ""
-    lines = [f"{alert.rule_title or alert.rule_id} · {n} sources so far"]
-    if first and first != alert.title:
-        lines.append(f"first reported as: {first}")
+def _created(view: AlertView) -> Notice:
     return Notice(
-        title=f"Also reported by {alert.feed_name or 'another source'}: {alert.title}",
-        lines=lines,
-        entries=[Entry(alert.title, alert.link, alert.feed_name)],
-        link=alert.link,
-        severity=alert.severity,
-        footer=f"{alert.id} · group {_text(group.get('id'))}".strip(" ·"),
+        title=alert_label(view),
+        lines=[view.summary] if view.summary else [],
+        link=view.link,
+        severity=view.severity,
+        footer=view.id,
     )
 
 
-def _digest(alert: Alert, data: Mapping[str, Any]) -> Notice:
-    window = _mapping(data.get("window"))
-    stories = [s for s in data.get("stories") or [] if isinstance(s, Mapping)]
-    count = data.get("count")
-    total = count if isinstance(count, int) else len(stories)
+def _updated(view: AlertView, group: Group) -> Notice:
+    listed = group.sources
+    first = listed[0].title.strip() if listed else ""
+    lines = [f"{view.rule_title} · {group.count} sources so far"]
+    if first and first != view.title:
+        lines.append(f"first reported as: {first}")
+    return Notice(
+        title=f"Also reported by {view.feed_name or 'another source'}: {view.title}",
+        lines=lines,
+        entries=[Entry(view.title, view.link, view.feed_name)],
+        link=view.link,
+        severity=view.severity,
+        footer=f"{view.id} · group {group.id.strip()}".strip(" ·"),
+    )
+
+
+def _digest(message_id: str, data: DigestData) -> Notice:
     entries = []
     worst = "low"
-    for story in stories:
-        item = _mapping(story.get("item"))
-        rule = _mapping(story.get("rule"))
-        severity = _text(story.get("severity")) or _text(rule.get("severity")) or "medium"
-        if severity_rank(severity) > severity_rank(worst):
-            worst = severity
-        n = story.get("sources")
-        note = f"{severity}, {n} sources" if isinstance(n, int) and n > 1 else severity
-        entries.append(
-            Entry(_text(item.get("title")) or "(untitled item)", _link(item.get("link")), note)
-        )
-    span = " – ".join(p for p in (_text(window.get("start")), _text(window.get("end"))) if p)
+    for story in data.stories:
+        if severity_rank(story.severity) > severity_rank(worst):
+            worst = story.severity
+        n = story.sources
+        note = f"{story.severity}, {n} sources" if n > 1 else story.severity
+        title = story.item.title.strip() or "(untitled item)"
+        entries.append(Entry(title, _link(story.item.link), note))
+    total, stories = data.count, len(data.stories)
+    span = " – ".join(p for p in (data.window.start.strip(), data.window.end.strip()) if p)
     plural = "s" if total != 1 else ""
-    part = _mapping(data.get("part"))
-    number, of = part.get("number"), part.get("of")
-    split = f" (part {number} of {of})" if isinstance(of, int) and of > 1 else ""
+    part = data.part
+    split = f" (part {part.number} of {part.of})" if part is not None and part.of > 1 else ""
     shown = _within_budget(entries[:MAX_ENTRIES])
     return Notice(
-        title=f"Digest{split}: {total} alert{plural} in {len(stories)} "
-        f"stor{'ies' if len(stories) != 1 else 'y'}",
+        title=f"Digest{split}: {total} alert{plural} in {stories} "
+        f"stor{'ies' if stories != 1 else 'y'}",
         lines=[span] if span else [],
         entries=shown,
         more=len(entries) - len(shown),
         severity=worst,
-        footer=alert.id,
+        footer=message_id,
     )
 
 
@@ -163,40 +173,31 @@ def _escaped_length(text: str, shown: int) -> int:
     return min(len(text) + grow, shown)
 
 
-def _feed(alert: Alert, data: Mapping[str, Any]) -> Notice:
-    feed = _mapping(data.get("feed"))
-    url = _text(feed.get("url"))
-    name = _text(feed.get("name")) or url or "a feed"
-    reason = _text(data.get("reason"))
-    since = _text(data.get("since"))
+def _feed(message_id: str, event: FeedUnhealthy | FeedRecovered) -> Notice:
+    data = event.data
+    url = (data.feed.url or "").strip()
+    name = (data.feed.name or "").strip() or url or "a feed"
+    reason, since = data.reason, (data.since or "").strip()
     lines: list[str] = []
-    if alert.type == "feed.recovered":
+    if isinstance(event, FeedRecovered):
         title = f"Feed recovered: {name}"
         severity = "low"
         if since:
-            lines.append(f"unhealthy ({reason or 'unknown'}) since {since}; polls succeed again")
+            lines.append(f"unhealthy ({reason}) since {since}; polls succeed again")
     else:
-        title = f"Feed {reason or 'unhealthy'}: {name}"
+        title = f"Feed {reason}: {name}"
         severity = "medium"
-        errors = data.get("error_count")
         if reason == "silent":
-            interval = data.get("usual_interval")
-            usual = f" (usually every {_seconds(interval)})" if isinstance(interval, int) else ""
+            interval = data.usual_interval
+            usual = f" (usually every {_seconds(interval)})" if interval is not None else ""
             lines.append(f"no new items since {since or '?'}{usual}")
         else:
-            lines.append(f"failing since {since or '?'}: {errors or '?'} errors in a row")
-        last_error = _text(data.get("last_error"))
+            lines.append(f"failing since {since or '?'}: {data.error_count or '?'} errors in a row")
+        last_error = (data.last_error or "").strip()
         if last_error:
             lines.append(f"last error: {last_error}")
-    last_success = _text(data.get("last_success"))
-    lines.append(f"last success: {last_success or 'never'}")
-    return Notice(
-        title=title,
-        lines=lines,
-        link=_link(url),
-        severity=severity,
-        footer=alert.id,
-    )
+    lines.append(f"last success: {(data.last_success or '').strip() or 'never'}")
+    return Notice(title=title, lines=lines, link=_link(url), severity=severity, footer=message_id)
 
 
 def _seconds(value: int) -> str:
@@ -206,15 +207,7 @@ def _seconds(value: int) -> str:
     return f"{value}s"
 
 
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _text(value: object) -> str:
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _link(value: object) -> str | None:
-    if not isinstance(value, str) or len(value) > LINK_MAX:
+def _link(value: str | None) -> str | None:
+    if value is None or len(value) > LINK_MAX:
         return None
-    return value if value.startswith(("http://", "https://")) else None
+    return web_link(value)

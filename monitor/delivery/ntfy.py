@@ -10,13 +10,17 @@ a client send bursts of 60, then one message every 5 seconds.
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import Field, SecretStr
+
 from monitor import __version__
-from monitor.delivery.base import Alert, OutgoingRequest, Target, json_body
+from monitor.delivery.base import Alert, AlertView, OutgoingRequest, Target, json_body
 from monitor.delivery.notices import notice
 from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.text import clip, one_line, utf8
+from monitor.events import AlertCreated, Event
 
 NAME = "ntfy"
 MESSAGE_MAX_BYTES = 4096
@@ -30,6 +34,16 @@ TAGS = {
 }
 
 
+class NtfyWebhook(WebhookConfig):
+    """The settings of format `ntfy`: the topic URL, and an access token when the topic needs
+    one."""
+
+    format: Literal["ntfy"] = Field(description="`ntfy`: a push notification to an ntfy topic URL.")
+    token: SecretStr | None = Field(
+        default=None, description="An access token (`tk_…`), sent as Bearer."
+    )
+
+
 def split_topic(url: str) -> tuple[str, str]:
     """`https://host/prefix/topic` -> (`https://host/prefix/`, `topic`)."""
     parts = urlsplit(url)
@@ -37,15 +51,15 @@ def split_topic(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(path=path + "/", query="", fragment="")), topic
 
 
-def notice_message(alert: Alert, topic: str) -> dict[str, object]:
+def notice_message(message_id: str, event: Event, topic: str) -> dict[str, object]:
     """Another event than alert.created: its notice as title and plain lines."""
-    note = notice(alert)
+    note = notice(message_id, event)
     document: dict[str, object] = {
         "topic": topic,
         "title": clip(one_line(note.title), TITLE_MAX),
         "message": clip(note.text() or note.title, MESSAGE_MAX_BYTES - 96, measure=utf8),
         "priority": PRIORITY.get(note.severity, 3),
-        "tags": [TAGS.get(note.severity, "bell"), alert.type],
+        "tags": [TAGS.get(note.severity, "bell"), event.type],
     }
     if note.link or (note.entries and note.entries[0].link):
         document["click"] = note.link or note.entries[0].link
@@ -53,11 +67,16 @@ def notice_message(alert: Alert, topic: str) -> dict[str, object]:
 
 
 def message(alert: Alert, topic: str) -> dict[str, object]:
-    if not alert.is_alert:
-        return notice_message(alert, topic)
+    event = alert.typed()
+    if not isinstance(event, AlertCreated):
+        return notice_message(alert.id, event, topic)
+    return alert_message(AlertView.of(alert.id, event), topic)
+
+
+def alert_message(alert: AlertView, topic: str) -> dict[str, object]:
     terms = ", ".join(alert.terms())
     lines = [alert.summary] if alert.summary else []
-    lines.append(f"{alert.rule_title or alert.rule_id} · {alert.feed_name}".strip(" ·"))
+    lines.append(f"{alert.rule_title} · {alert.feed_name}".strip(" ·"))
     if terms:
         lines.append(f"matched: {terms}")
     text = "\n\n".join(lines)
@@ -74,6 +93,7 @@ def message(alert: Alert, topic: str) -> dict[str, object]:
 
 
 def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
+    assert isinstance(hook, NtfyWebhook)
     base, topic = split_topic(hook.url)
     headers = {"content-type": "application/json", "user-agent": f"monitor/{__version__}"}
     if hook.token is not None:
@@ -84,6 +104,7 @@ def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
 TARGET = Target(
     name=NAME,
     build=build,
+    settings=NtfyWebhook,
     rate_limit=0.2,
     burst=60,
     concurrency=2,

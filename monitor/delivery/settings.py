@@ -1,38 +1,49 @@
-"""Webhook settings: where alerts go, in which format, how they are signed, routed and retried,
-and how their noise is kept down (story groups, digests, quiet hours, urgent severity)."""
+"""Webhook settings: the keys every webhook has — where alerts go, how they are signed, routed
+and retried, how their noise is kept down (story groups, digests, quiet hours, urgent
+severity) — in `WebhookConfig`, the base of each target's own settings.
+
+Each target module declares its settings as a subclass naming its `format` (a `Literal`), with
+the keys only it takes, their defaults and checks: `SlackWebhook(WebhookConfig)` in slack.py,
+`JsonWebhook` with its `template` in json_format.py, and so on. `webhook_union` combines them
+into one union discriminated on `format` (monitor.delivery.targets.Webhook, what the config
+reads), `standard` when `format` is absent. `WebhookConfig.model_validate` parses any webhook
+into the settings of its format.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
 from datetime import time, timedelta
-from typing import Literal, Self
+from typing import Annotated, Any, ClassVar, Self, Union, cast, get_args
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    Discriminator,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    Tag,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 from monitor.durations import parse_duration
+from monitor.events import EventType, Severity
 from monitor.fields import Duration, StrictModel, http_url
 
 DEFAULT_RETRY = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
 SEVERITIES = ("low", "medium", "high", "critical")
-Format = Literal["standard", "cloudevents", "slack", "discord", "teams", "ntfy", "json"]
-Severity = Literal["low", "medium", "high", "critical"]
-EventType = Literal[
-    "alert.created", "alert.updated", "alert.digest", "feed.unhealthy", "feed.recovered"
-]
 ALERT_EVENTS: tuple[EventType, ...] = ("alert.created", "alert.updated", "alert.digest")
-
-FORMATS_HELP = (
-    "`standard`: JSON signed per the Standard Webhooks specification; `cloudevents`: CloudEvents "
-    "1.0 structured JSON (signed when `secret` is set); `slack`: Block Kit for an incoming "
-    "webhook; `discord`: an embed for a Discord webhook; `teams`: an Adaptive Card for a Teams "
-    "Workflows webhook; `ntfy`: a push notification to an ntfy topic URL; `json`: your own JSON "
-    "from `template` (signed when `secret` is set)."
-)
+DEFAULT_FORMAT = "standard"
+FORMAT_ERROR = "webhook_format"  # the error type of a `format` no target declares
 
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -94,15 +105,19 @@ def _clock(text: str) -> time:
 
 
 class WebhookConfig(StrictModel):
-    """One place alerts are delivered to."""
+    """One place alerts are delivered to: the keys of every format."""
+
+    formats: ClassVar[dict[str, type[WebhookConfig]]] = {}  # format -> its settings, as declared
+    _foreign: dict[str, list[str]] = PrivateAttr(default_factory=dict)  # keys of other formats
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Stable name.")
     url: str = Field(description="Where alerts are POSTed. Kept out of logs (it may hold a token).")
-    format: Format = Field(default="standard", description=FORMATS_HELP)
+    format: str = Field(description="The target format (each format's settings name theirs).")
     secret: SecretStr | list[SecretStr] | None = Field(
         default=None,
         description="Standard Webhooks signing secret, `whsec_` + base64; a list signs with "
-        "each (one signature per secret in `webhook-signature`), for rotating secrets.",
+        "each (one signature per secret in `webhook-signature`), for rotating secrets. "
+        "Formats `standard`, `cloudevents` and `json` sign with it; chat formats do not.",
     )
     rules: list[str] | None = Field(default=None, description="Only these rule ids; default all.")
     severity: Severity | None = Field(
@@ -158,14 +173,6 @@ class WebhookConfig(StrictModel):
         description="Per attempt.",
         json_schema_extra={"default": "15s"},
     )
-    template: str | None = Field(
-        default=None,
-        description="format `json` only: a Jinja2 template (sandboxed) rendering the JSON body; "
-        "it sees `alert` (the event's `data`) and `event` (the whole `alert.created` event).",
-    )
-    token: SecretStr | None = Field(
-        default=None, description="format `ntfy` only: an access token (`tk_…`), sent as Bearer."
-    )
     rate_limit: float | None = Field(
         default=None,
         gt=0,
@@ -183,6 +190,41 @@ class WebhookConfig(StrictModel):
 
     _check_url = field_validator("url")(http_url)
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """A target's settings register under the format their `format` field names."""
+        super().__pydantic_init_subclass__(**kwargs)
+        names = get_args(cls.model_fields["format"].annotation)
+        if len(names) == 1:
+            WebhookConfig.formats[names[0]] = cls
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        """On WebhookConfig itself: the settings of the webhook's format (`standard` when it
+        has no `format`), as the config reads them."""
+        if cls is not WebhookConfig:
+            return super().model_validate(obj, **kwargs)
+        return cast(Self, _any_format().validate_python(obj, **kwargs))
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _set_aside_keys_of_other_formats(
+        cls, data: Any, handler: ModelWrapValidatorHandler[Self]
+    ) -> Self:
+        """`template` on a slack webhook is not an unknown key: `_checks` says which format
+        takes it, after the problems of the webhook's own keys (as it always did)."""
+        if not isinstance(data, Mapping):
+            return handler(data)
+        foreign = {
+            key: [name for name, model in cls.formats.items() if key in model.model_fields]
+            for key in data
+            if key not in cls.model_fields
+        }
+        foreign = {key: owners for key, owners in foreign.items() if owners}
+        webhook = handler({key: value for key, value in data.items() if key not in foreign})
+        webhook._foreign = foreign
+        return webhook
+
     @field_validator("secret")
     @classmethod
     def _check_secret(
@@ -194,27 +236,18 @@ class WebhookConfig(StrictModel):
             raise ValueError("`secret` is a list of at least one `whsec_…` secret")
         return value
 
-    @field_validator("template")
-    @classmethod
-    def _check_template(cls, value: str | None) -> str | None:
-        if value is not None:
-            from monitor.delivery.templates import compile_template  # noqa: PLC0415 - jinja2 lazily
-
-            compile_template(value)
-        return value
+    def format_problem(self) -> str | None:
+        """What a webhook of this format lacks to work (a target's settings say), or None."""
+        return None
 
     @model_validator(mode="after")
-    def _format_needs(self) -> Self:
-        if self.format == "standard" and self.secret is None:
-            raise ValueError(
-                "format `standard` signs every alert and needs a `secret` (`whsec_` + base64)"
-            )
-        if self.format == "json" and self.template is None:
-            raise ValueError("format `json` needs a `template` that renders the JSON body")
-        if self.template is not None and self.format != "json":
-            raise ValueError("`template` is for format `json` only")
-        if self.token is not None and self.format != "ntfy":
-            raise ValueError("`token` is for format `ntfy` only")
+    def _checks(self) -> Self:
+        problem = self.format_problem()
+        if problem is not None:
+            raise ValueError(problem)
+        for key, owners in self._foreign.items():
+            listed = ", ".join(f"`{name}`" for name in owners)
+            raise ValueError(f"`{key}` is for format{'s' if len(owners) > 1 else ''} {listed} only")
         for key in ("group", "digest"):
             value = getattr(self, key)
             if value is not None and value < timedelta(seconds=1):
@@ -268,6 +301,34 @@ class WebhookConfig(StrictModel):
         return f"WebhookConfig(name={self.name!r}, format={self.format!r})"
 
     __str__ = __repr__
+
+
+def webhook_union(models: Sequence[type[WebhookConfig]]) -> Any:
+    """The settings of any of these formats: a union discriminated on `format`, `standard` when
+    a webhook has none; a `format` none of them declares is an error of type FORMAT_ERROR."""
+    names = {model: name for name, model in WebhookConfig.formats.items()}
+    quoted = [repr(names[model]) for model in models]
+    choices = " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
+    tagged = tuple(Annotated[model, Tag(names[model])] for model in models)
+    return Annotated[
+        Union[tagged],  # noqa: UP007 - `|` cannot join a tuple known only at run time
+        Discriminator(
+            _format_of,
+            custom_error_type=FORMAT_ERROR,
+            custom_error_message=f"Input should be {choices}",
+        ),
+    ]
+
+
+def _format_of(value: object) -> object:
+    if isinstance(value, Mapping):
+        return value.get("format", DEFAULT_FORMAT)
+    return getattr(value, "format", None)
+
+
+@functools.cache
+def _any_format() -> TypeAdapter[Any]:
+    return TypeAdapter(webhook_union(tuple(WebhookConfig.formats.values())))
 
 
 def severity_rank(severity: str) -> int:

@@ -10,11 +10,16 @@ Slack allows about one message per second per webhook; a 429 carries `Retry-Afte
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from monitor import __version__
-from monitor.delivery.base import Alert, OutgoingRequest, Target, json_body
-from monitor.delivery.notices import Notice, notice
+from monitor.delivery.base import Alert, AlertView, OutgoingRequest, Target, json_body
+from monitor.delivery.notices import Notice, alert_label, notice
 from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.text import clip, one_line, slack_escape
+from monitor.events import AlertCreated
 
 NAME = "slack"
 HEADER_MAX = 150
@@ -27,11 +32,17 @@ SUMMARY_MAX = 1500  # a notification, not the article
 ICONS = {"low": "⚪", "medium": "🔵", "high": "🟠", "critical": "🔴"}
 
 
+class SlackWebhook(WebhookConfig):
+    """The settings of format `slack`: the keys every webhook has."""
+
+    format: Literal["slack"] = Field(description="`slack`: Block Kit for a Slack incoming webhook.")
+
+
 def _mrkdwn(text: str, limit: int) -> dict[str, str]:
     return {"type": "mrkdwn", "text": clip(text, limit, escape=slack_escape)}
 
 
-def blocks(alert: Alert) -> list[dict[str, object]]:
+def blocks(alert: AlertView) -> list[dict[str, object]]:
     icon = ICONS.get(alert.severity, "🔔")
     result: list[dict[str, object]] = [
         {
@@ -46,9 +57,9 @@ def blocks(alert: Alert) -> list[dict[str, object]]:
     if alert.summary:
         result.append({"type": "section", "text": _mrkdwn(alert.summary, SUMMARY_MAX)})
     facts = [
-        ("Rule", alert.rule_title or alert.rule_id),
+        ("Rule", alert.rule_title),
         ("Severity", alert.severity),
-        ("Score", "" if alert.score is None else f"{alert.score:g}"),
+        ("Score", f"{alert.score:g}"),
         ("Feed", alert.feed_name),
     ]
     fields = [
@@ -102,17 +113,18 @@ def notice_blocks(note: Notice) -> list[dict[str, object]]:
 
 
 def message(alert: Alert) -> dict[str, object]:
-    if not alert.is_alert:
-        note = notice(alert)
+    event = alert.typed()
+    if not isinstance(event, AlertCreated):
+        note = notice(alert.id, event)
         return {
             "text": clip(one_line(note.title), FALLBACK_MAX, escape=slack_escape),
             "blocks": notice_blocks(note),
             "unfurl_links": False,
         }
-    label = f"[{alert.severity.upper()}] {alert.rule_title or alert.rule_id}: {alert.title}"
+    view = AlertView.of(alert.id, event)
     return {
-        "text": clip(one_line(label), FALLBACK_MAX, escape=slack_escape),
-        "blocks": blocks(alert),
+        "text": clip(one_line(alert_label(view)), FALLBACK_MAX, escape=slack_escape),
+        "blocks": blocks(view),
         "unfurl_links": False,
     }
 
@@ -125,6 +137,7 @@ def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
 TARGET = Target(
     name=NAME,
     build=build,
+    settings=SlackWebhook,
     rate_limit=1.0,
     burst=1,
     concurrency=1,

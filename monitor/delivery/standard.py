@@ -14,14 +14,46 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ConfigDict, Field
 
 from monitor import __version__
 from monitor.delivery.base import Alert, OutgoingRequest, Target
 from monitor.delivery.settings import WebhookConfig
-from monitor.store import DueDelivery
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is not imported for reading a config
+    from monitor.store import DueDelivery
 
 NAME = "standard"
 CONTENT_TYPE = "application/json"
+
+
+def requires(*keys: str) -> Any:
+    """`json_schema_extra` marking keys required in the schema that a validator requires (so
+    that its message, not "missing key", is what a config gets)."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["required"] = [*schema.get("required", []), *keys]
+
+    return extra
+
+
+class StandardWebhook(WebhookConfig):
+    """The settings of format `standard`, the default: every alert is signed."""
+
+    model_config = ConfigDict(json_schema_extra=requires("secret"))
+
+    format: Literal["standard"] = Field(
+        default="standard",
+        description="`standard` (the default): JSON signed per the Standard Webhooks "
+        "specification; needs `secret`.",
+    )
+
+    def format_problem(self) -> str | None:
+        if self.secret is None:
+            return "format `standard` signs every alert and needs a `secret` (`whsec_` + base64)"
+        return None
 
 
 def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
@@ -62,6 +94,7 @@ def build_request(hook: WebhookConfig, delivery: DueDelivery, timestamp: int) ->
 TARGET = Target(
     name=NAME,
     build=build,
+    settings=StandardWebhook,
     concurrency=8,
     secret_fields=("url", "secret"),
     notes="Standard Webhooks: signed JSON; the receiver deduplicates on webhook-id.",

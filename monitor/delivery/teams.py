@@ -9,11 +9,16 @@ the body fits 27,000 bytes. Teams allows about 4 requests per second per webhook
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from monitor import __version__
-from monitor.delivery.base import Alert, OutgoingRequest, Target, json_body
+from monitor.delivery.base import Alert, AlertView, OutgoingRequest, Target, json_body
 from monitor.delivery.notices import Notice, notice
 from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.text import clip, one_line, utf16
+from monitor.events import AlertCreated
 
 NAME = "teams"
 MAX_BODY_BYTES = 27_000  # under Teams' 28 KB message limit, with room for its envelope
@@ -23,11 +28,19 @@ SUMMARY_START = 4000
 COLORS = {"low": "Default", "medium": "Accent", "high": "Warning", "critical": "Attention"}
 
 
-def card(alert: Alert, summary_max: int = SUMMARY_START) -> dict[str, object]:
+class TeamsWebhook(WebhookConfig):
+    """The settings of format `teams`: the keys every webhook has."""
+
+    format: Literal["teams"] = Field(
+        description="`teams`: an Adaptive Card for a Teams Workflows webhook."
+    )
+
+
+def card(alert: AlertView, summary_max: int = SUMMARY_START) -> dict[str, object]:
     facts = [
-        ("Rule", alert.rule_title or alert.rule_id),
+        ("Rule", alert.rule_title),
         ("Severity", alert.severity),
-        ("Score", "" if alert.score is None else f"{alert.score:g}"),
+        ("Score", f"{alert.score:g}"),
         ("Feed", alert.feed_name),
         ("Published", alert.published or ""),
         ("Matched", ", ".join(alert.terms())),
@@ -121,8 +134,10 @@ def _wrap(content: dict[str, object]) -> dict[str, object]:
 
 def message(alert: Alert) -> dict[str, object]:
     """The Workflows message, its summary shortened until the whole fits MAX_BODY_BYTES."""
-    if not alert.is_alert:
-        return _wrap(notice_card(notice(alert)))
+    event = alert.typed()
+    if not isinstance(event, AlertCreated):
+        return _wrap(notice_card(notice(alert.id, event)))
+    view = AlertView.of(alert.id, event)
     summary_max = SUMMARY_START
     while True:
         document: dict[str, object] = {
@@ -131,7 +146,7 @@ def message(alert: Alert) -> dict[str, object]:
                 {
                     "contentType": "application/vnd.microsoft.card.adaptive",
                     "contentUrl": None,
-                    "content": card(alert, summary_max),
+                    "content": card(view, summary_max),
                 }
             ],
         }
@@ -148,6 +163,7 @@ def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
 TARGET = Target(
     name=NAME,
     build=build,
+    settings=TeamsWebhook,
     rate_limit=4.0,
     burst=4,
     concurrency=2,

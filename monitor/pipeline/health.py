@@ -18,17 +18,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy.engine import Engine
 
 from monitor.config.settings import HealthSettings, LoadedConfig
 from monitor.durations import approximate_duration
-from monitor.events import iso
+from monitor.events import FeedHealth, FeedRef, iso
 from monitor.store import FeedState
 from monitor.store.health import health_candidates, record_health_change, usual_gap
 
 log = logging.getLogger(__name__)
-FAILING, SILENT = "failing", "silent"
+FAILING: Final = "failing"
+SILENT: Final = "silent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +158,14 @@ def _subscribers(config: LoadedConfig, event_type: str) -> list[str]:
 def _event(
     feed: FeedState, reason: str, since: datetime | None, gap: timedelta | None
 ) -> dict[str, object]:
-    return {
-        "feed": {"url": feed.url, "name": feed.name or feed.title or ""},
-        "reason": reason,
-        "since": iso(since),
-        "last_success": iso(feed.last_success_at),
-        "last_error": feed.last_error,
-        "error_count": feed.error_count,
-        "usual_interval": int(gap.total_seconds()) if gap is not None else None,
-    }
+    """The `data` of `feed.unhealthy` and `feed.recovered` (monitor.events.FeedHealth)."""
+    health = FeedHealth(
+        feed=FeedRef(url=feed.url, name=feed.name or feed.title or ""),
+        reason=FAILING if reason == FAILING else SILENT,
+        since=iso(since),
+        last_success=iso(feed.last_success_at),
+        last_error=feed.last_error,
+        error_count=feed.error_count,
+        usual_interval=int(gap.total_seconds()) if gap is not None else None,
+    )
+    return health.model_dump(mode="json")

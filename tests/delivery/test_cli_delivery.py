@@ -21,7 +21,7 @@ from monitor.delivery.settings import secret_bytes
 from monitor.delivery.standard import sign
 from tests.conftest import REPO, run_cli
 from tests.support.pipeline import feed_document, serve_feed, write_config
-from tests.support.receiver import SECRET, SignedReceiver, expected_signature
+from tests.support.receiver import SECRET, SignedReceiver, event_problems, expected_signature
 from tests.support.servers import LocalServer, RecordedRequest, Reply
 
 
@@ -62,6 +62,7 @@ class Deduplicating:
             SECRET, msg_id, request.headers["webhook-timestamp"], request.body
         )
         assert signature in request.headers["webhook-signature"].split()
+        assert event_problems(request.body) == []
         with self.lock:
             self.arrivals.append(msg_id)
             held = len(self.arrivals) <= self.hold

@@ -14,6 +14,7 @@ from monitor.delivery.dispatcher import Dispatcher, make_delivery_client
 from monitor.delivery.settings import WebhookConfig
 from monitor.models import Item
 from monitor.store import AttemptRecord, NewAlert, SeenItem, Store
+from tests.delivery.support import event
 from tests.support.receiver import SECRET, SignedReceiver
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -32,7 +33,7 @@ def _store_with_alerts(tmp_path: Path, count: int) -> Store:
     seen = [
         SeenItem(
             Item(title=f"t{i}", guid=f"g{i}"),
-            (NewAlert(f"alrt_{i}", "r", "high", 90.0, {"data": {"id": f"alrt_{i}"}}, ("hook",)),),
+            (NewAlert(f"alrt_{i}", "r", "high", 90.0, event(f"alrt_{i}"), ("hook",)),),
         )
         for i in range(count)
     ]

@@ -9,26 +9,40 @@ choosing which types a webhook receives; each target's short rendering of `alert
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pydantic
 import pytest
 
-from monitor.cli import sink
+from monitor.cli import commands, sink
 from monitor.delivery import discord
 from monitor.delivery.base import Alert
 from monitor.delivery.dispatcher import Dispatcher, make_delivery_client
 from monitor.delivery.targets import TARGETS, target_for
 from monitor.delivery.text import utf8, utf16
+from monitor.errors import PermanentDeliveryError
+from monitor.events import (
+    AlertCreated,
+    AlertDigest,
+    AlertUpdated,
+    FeedRecovered,
+    FeedUnhealthy,
+    dump,
+    events_schema,
+    parse_event,
+)
 from monitor.store import Store
 from monitor.store.engine import begin
+from tests.conftest import REPO
 from tests.delivery.support import hook, store_with_alerts
-from tests.support.receiver import SignedReceiver
+from tests.support.receiver import SignedReceiver, event_problems
 
 EVENTS = Path(__file__).resolve().parents[1] / "data" / "delivery" / "events"
 TYPES = ["alert.updated", "alert.digest", "feed.unhealthy", "feed.recovered"]
@@ -171,7 +185,7 @@ def test_standard_and_cloudevents_carry_the_event_with_its_own_id(event_type: st
     cloud = json.loads(TARGETS["cloudevents"].build(hook(format="cloudevents"), event, 0).body)
     assert cloud["type"] == f"org.monitor.{event_type}"
     assert cloud["id"] == f"evt_{event_type}"
-    assert cloud["data"] == event.event["data"]
+    assert cloud["data"] == json.loads(event.raw)["data"]
     expected_source = "/monitor/feeds" if event_type.startswith("feed.") else "/monitor/"
     assert cloud["source"].startswith(expected_source)
     if event_type == "alert.digest":  # about no one item or feed
@@ -224,6 +238,70 @@ def test_discord_edits_the_first_message_of_a_story_when_it_knows_it() -> None:
     assert "Example Wire — World" in text
     assert discord.message_ref(httpx.Response(200, json={"id": "112233"})) == "112233"
     assert discord.message_ref(httpx.Response(204)) is None
+
+
+# the schema of events ------------------------------------------------------------------------
+
+SAMPLES = {
+    "alert.created": EVENTS.parent / "alert.json",
+    **{t: EVENTS / f"{t}.json" for t in TYPES},
+}
+MODELS = {
+    "alert.created": AlertCreated,
+    "alert.updated": AlertUpdated,
+    "alert.digest": AlertDigest,
+    "feed.unhealthy": FeedUnhealthy,
+    "feed.recovered": FeedRecovered,
+}
+
+
+def test_the_events_schema_shipped_for_receivers_is_current() -> None:
+    out = io.StringIO()
+    assert commands.schema("events", out) == 0
+    shipped = (REPO / "config" / "schema" / "events.schema.json").read_text(encoding="utf-8")
+    assert json.loads(out.getvalue()) == json.loads(shipped), (
+        "regenerate with: monitor schema events > config/schema/events.schema.json"
+    )
+    jsonschema.Draft202012Validator.check_schema(events_schema())
+
+
+@pytest.mark.parametrize("event_type", list(SAMPLES))
+def test_every_event_is_parsed_as_its_model_and_dumps_back_to_the_same_body(
+    event_type: str,
+) -> None:
+    text = SAMPLES[event_type].read_text(encoding="utf-8")
+    assert event_problems(text.encode()) == []
+    event = parse_event(text)
+    assert type(event) is MODELS[event_type]
+    assert dump(event) == json.dumps(json.loads(text), ensure_ascii=False, sort_keys=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda d: d["data"].pop("rule"), "'rule' is a required property"),
+        (lambda d: d.update(type="alert.deleted"), "alert.deleted"),
+        (lambda d: d["data"]["item"].update(titel="x"), "'titel' was unexpected"),
+        (lambda d: d["data"].update(score="high"), "'high' is not of type 'number'"),
+        (lambda d: d.update(timestamp="yesterday"), "does not match"),
+    ],
+)
+def test_a_body_outside_the_schema_is_told_apart(
+    change: Callable[[dict[str, Any]], object], problem: str
+) -> None:
+    document = json.loads(SAMPLES["alert.created"].read_text(encoding="utf-8"))
+    change(document)
+    problems = event_problems(json.dumps(document).encode())
+    assert any(problem in p for p in problems), problems
+
+
+def test_a_stored_body_that_is_no_event_goes_as_is_to_standard_and_fails_elsewhere() -> None:
+    foreign = Alert.parse("evt_x", '{"hello": "world"}')
+    assert foreign.event is None
+    assert TARGETS["standard"].build(hook(), foreign, 1).body == b'{"hello": "world"}'
+    h = hook(format="slack", url="https://hooks.example.org/T0/B0/SECRET")
+    with pytest.raises(PermanentDeliveryError, match="not a monitor event"):
+        target_for(h).build(h, foreign, 1)
 
 
 # webhook settings ---------------------------------------------------------------------------
@@ -311,7 +389,7 @@ async def test_an_event_is_delivered_signed_and_retried_with_its_own_id_beside_a
 
 
 def test_the_sink_prints_every_event_readably() -> None:
-    shown = {t: sink.describe(stored(t).event, f"evt_{t}") for t in TYPES}
+    shown = {t: sink.describe(json.loads(stored(t).raw), f"evt_{t}") for t in TYPES}
     assert (
         "also reported: story alrt_01JNKQ8Z6X3V4W5Y6Z7A8B9C0D, 2 sources" in shown["alert.updated"]
     )

@@ -12,17 +12,21 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pydantic
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from monitor.delivery import cloudevents, discord, ntfy, standard, teams, templates
+from monitor.config.settings import config_schema, load_config
+from monitor.delivery import cloudevents, discord, json_format, ntfy, standard, teams
 from monitor.delivery.base import Alert
+from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.targets import TARGETS, target_for
 from monitor.delivery.text import utf16
-from monitor.errors import PermanentDeliveryError
+from monitor.errors import ConfigError, PermanentDeliveryError
 from tests.delivery.support import alert, event, hook
 from tests.support.receiver import SECRET
 
@@ -251,7 +255,7 @@ TEMPLATE = """{"text": {{ (alert.rule.title ~ ": " ~ alert.item.title) | tojson 
 
 def test_json_template_renders_and_is_signed_when_a_secret_is_set() -> None:
     h = hook(format="json", template=TEMPLATE, secret=SECRET)
-    request = templates.build(h, alert("alrt_9"), 1)
+    request = json_format.build(h, alert("alrt_9"), 1)
     document = json.loads(request.body)
     assert document["id"] == "alrt_9"
     assert document["text"].startswith("Russian-Cuban state contacts: Russian warships")
@@ -274,7 +278,7 @@ def test_a_failing_or_unsafe_template_fails_the_attempt_with_a_reason(
 ) -> None:
     h = hook(format="json", template=template)
     with pytest.raises(PermanentDeliveryError, match=message):
-        templates.build(h, alert("alrt_9"), 1)
+        json_format.build(h, alert("alrt_9"), 1)
 
 
 @pytest.mark.parametrize(
@@ -318,3 +322,78 @@ def test_secrets_and_tokens_stay_out_of_repr_and_str() -> None:
     for text in (repr(h), str(h), h.safe_url(), repr(ntfy.build(h, alert(), 1))):
         assert "SECRET" not in text
     assert hook(secret=[SECRET, OTHER]).__repr__().count("whsec") == 0
+
+
+# per-target settings --------------------------------------------------------------------------
+
+
+def test_each_format_reads_its_own_settings() -> None:
+    assert type(hook()) is standard.StandardWebhook  # `format` absent: standard
+    for name, target in TARGETS.items():
+        settings = {"template": "{}"} if name == "json" else {}
+        parsed = hook(format=name, **settings)
+        assert type(parsed) is target.settings
+        assert target_for(parsed) is target
+    assert "token" in TARGETS["ntfy"].settings.model_fields
+    assert "token" not in TARGETS["slack"].settings.model_fields
+    assert "template" in TARGETS["json"].settings.model_fields
+
+
+WEBHOOKS = [
+    ({"secret": SECRET}, True),
+    ({}, False),  # standard signs: needs a secret
+    ({"format": "standard", "secret": [SECRET, OTHER]}, True),
+    ({"format": "cloudevents"}, True),
+    ({"format": "cloudevents", "secret": SECRET}, True),
+    ({"format": "slack"}, True),
+    ({"format": "slack", "secret": SECRET}, True),  # accepted as before, and unused
+    ({"format": "slack", "template": "{}"}, False),
+    ({"format": "discord", "token": "tk_x"}, False),
+    ({"format": "ntfy", "token": "tk_x"}, True),
+    ({"format": "json"}, False),
+    ({"format": "json", "template": "{}"}, True),
+    ({"format": "teams", "group": "12h", "digest": "1h", "urgent": "high"}, True),
+    ({"format": "slackk"}, False),
+    ({"format": "slack", "urll": "x"}, False),
+    ({"format": "slack", "severity": "urgent"}, False),
+]
+
+
+@pytest.mark.parametrize(("settings", "valid"), WEBHOOKS)
+def test_the_config_schema_and_the_settings_agree_on_each_webhook(
+    settings: dict[str, Any], valid: bool
+) -> None:
+    webhook = {"name": "h", "url": "https://h.example/hook", **settings}
+    try:
+        WebhookConfig.model_validate(webhook)
+        parsed = True
+    except pydantic.ValidationError:
+        parsed = False
+    assert parsed is valid
+    schema = jsonschema.Draft202012Validator(config_schema())
+    assert schema.is_valid({"webhooks": [webhook]}) is valid
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (
+            ["format: slack", "urll: https://h.example/"],
+            "monitor.yaml:5:5: unknown key 'urll'; did you mean 'url'?",
+        ),
+        (["format: slack", "template: '{}'"], "monitor.yaml:2:5: webhooks.0: `template` is for "),
+        (["format: ntfy", "token: 3"], "monitor.yaml:5:12: webhooks.0.token: Input should be"),
+        (["format: json", "template: '{% if %}'"], "monitor.yaml:5:15: webhooks.0.template: "),
+        (["format: 7"], "monitor.yaml:4:13: webhooks.0.format: Input should be 'standard', "),
+    ],
+)
+def test_a_webhook_problem_names_its_line_column_and_key(
+    tmp_path: Path, lines: list[str], expected: str
+) -> None:
+    body = "".join(f"    {line}\n" for line in lines)
+    text = f"webhooks:\n  - name: h\n    url: https://h.example/\n{body}"
+    (tmp_path / "monitor.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, {})
+    problems = [str(p).removeprefix(f"{tmp_path}/") for p in caught.value.problems]
+    assert any(p.startswith(expected) for p in problems), problems

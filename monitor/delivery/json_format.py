@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import ConfigDict, Field, field_validator
 
 from monitor import __version__
 from monitor.delivery.base import Alert, OutgoingRequest, Target
 from monitor.delivery.notices import notice
 from monitor.delivery.settings import WebhookConfig
-from monitor.delivery.standard import signature_headers
+from monitor.delivery.standard import requires, signature_headers
 from monitor.delivery.text import clip
 from monitor.errors import PermanentDeliveryError
+from monitor.events import Event, document
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -38,8 +41,8 @@ def _clip(value: object, limit: int = 200) -> str:
 @lru_cache(maxsize=64)
 def compile_template(source: str) -> Template:
     """The template compiled in the sandbox; ValueError (a config error) if it does not parse."""
-    # jinja2 is imported on first use: most configs have no template, and importing it took
-    # ~45 ms of every start (`python -X importtime`)
+    # jinja2 is imported on first use: most configs have no template, and every start
+    # (each CLI command too) would pay for importing it
     from jinja2 import StrictUndefined, TemplateError  # noqa: PLC0415
     from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: PLC0415
 
@@ -53,12 +56,9 @@ def compile_template(source: str) -> Template:
         raise ValueError(f"template does not compile{where}: {exc.message}") from None
 
 
-def summary_of(alert: Alert) -> dict[str, object]:
+def summary_of(message_id: str, event: Event) -> dict[str, object]:
     """`notice` in templates: any event as a title, plain text and link (chat-style bodies)."""
-    if alert.is_alert:
-        label = f"[{alert.severity.upper()}] {alert.rule_title or alert.rule_id}: {alert.title}"
-        return {"title": label, "text": alert.summary, "link": alert.link}
-    note = notice(alert)
+    note = notice(message_id, event)
     return {"title": note.title, "text": note.text(), "link": note.link}
 
 
@@ -66,9 +66,11 @@ def render(source: str, alert: Alert) -> bytes:
     """The body; PermanentDeliveryError when the template fails or its output is not JSON."""
     from jinja2 import TemplateError  # noqa: PLC0415 - see compile_template
 
+    event = alert.typed()
+    whole = document(event)
     try:
         text = compile_template(source).render(
-            alert=dict(alert.data), event=dict(alert.event), notice=summary_of(alert)
+            alert=whole["data"], event=whole, notice=summary_of(alert.id, event)
         )
     except (TemplateError, ValueError, TypeError) as exc:
         raise PermanentDeliveryError(f"template failed: {type(exc).__name__}: {exc}") from None
@@ -81,7 +83,36 @@ def render(source: str, alert: Alert) -> bytes:
     return text.encode("utf-8")
 
 
+class JsonWebhook(WebhookConfig):
+    """The settings of format `json`: the template that renders the body."""
+
+    model_config = ConfigDict(json_schema_extra=requires("template"))
+
+    format: Literal["json"] = Field(
+        description="`json`: your own JSON from `template` (signed when `secret` is set)."
+    )
+    template: str | None = Field(
+        default=None,
+        description="A Jinja2 template (sandboxed) rendering the JSON body; it sees `alert` "
+        "(the event's `data`), `event` (the whole event) and `notice` (any event as `title`, "
+        "`text` and `link`).",
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            compile_template(value)
+        return value
+
+    def format_problem(self) -> str | None:
+        if self.template is None:
+            return "format `json` needs a `template` that renders the JSON body"
+        return None
+
+
 def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
+    assert isinstance(hook, JsonWebhook)
     assert hook.template is not None
     body = render(hook.template, alert)
     headers = {
@@ -95,6 +126,7 @@ def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
 TARGET = Target(
     name=NAME,
     build=build,
+    settings=JsonWebhook,
     concurrency=8,
     secret_fields=("url", "secret"),
     notes="Custom JSON from a sandboxed Jinja2 template; signed when `secret` is set.",
