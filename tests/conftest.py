@@ -7,12 +7,15 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from tests.support import databases
+from tests.support.burst import Burst, Clock
 from tests.support.cli import run_in_process
 from tests.support.receiver import SignedReceiver
 from tests.support.servers import LocalServer
@@ -34,6 +37,19 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if sys.dont_write_bytecode and "PYTEST_XDIST_WORKER" not in os.environ:
         compileall.compile_dir(REPO / "monitor", quiet=1)
+
+
+@pytest.fixture
+def clock() -> Iterator[Clock]:
+    """The process's wall clock, ticking on from now, moved by the test (tests/support/burst.py)."""
+    with time_machine.travel(datetime.now(UTC), tick=True) as traveller:
+        yield Clock(traveller)
+
+
+@pytest.fixture
+def burst(clock: Clock) -> Burst:
+    """One `run --once` cycle in process on the `clock`: retries fall due without waiting."""
+    return Burst(clock)
 
 
 @pytest.fixture

@@ -6,11 +6,13 @@ The receiver checks every signature with its own HMAC code (tests/support/receiv
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_cli
+from tests.support.burst import Burst
 from tests.support.pipeline import feed_document, serve_feed, write_config
 from tests.support.receiver import SECRET, SignedReceiver
 from tests.support.servers import LocalServer
@@ -127,24 +129,27 @@ def test_backfill_decides_what_a_new_feed_may_alert_on(
 
 
 def test_receiver_down_then_up_a_later_run_delivers_everything(
-    tmp_path: Path, server: LocalServer, receiver: SignedReceiver
+    tmp_path: Path, server: LocalServer, receiver: SignedReceiver, burst: Burst
 ) -> None:
     serve_feed(server, "/wire.xml", feed_document("havana-wire.xml"))
     config = write_config(
         tmp_path / "config",
         feeds=[{"url": server.url("/wire.xml")}],
-        webhooks=[_hook(receiver, retry=["1s", "1s"])],
+        webhooks=[_hook(receiver, retry=["1m", "1m"])],
     )
     receiver.answer([503, 503])
 
-    down = _once(config, "--max-wait", "0s")
+    down = burst.cycle(config, max_wait=timedelta(0))
 
-    assert (down["alerts"], down["delivered"], down["queued"]) == (2, 0, 2)
+    assert (down.alerts, down.deliveries.delivered, down.pending) == (2, 0, 2)
     assert receiver.deliveries == []
+    assert burst.clock.slept == []  # nothing falls due within no wait
 
-    up = _once(config, "--max-wait", "10s")  # the retries fall due within the wait
+    up = burst.cycle(config, max_wait=timedelta(minutes=10))  # the retries fall due within it
 
-    assert (up["delivered"], up["queued"], up["dfailed"]) == (2, 0, 0)
+    assert (up.deliveries.delivered, up.pending, up.deliveries.failed) == (2, 0, 0)
+    # the minute to the retries (and their jitter) passed on the clock, none in real time
+    assert sum(burst.clock.slept) >= 60
     attempts = receiver.attempts()
     assert len(attempts) == 4
     ids = [a.headers["webhook-id"] for a in attempts]
