@@ -6,13 +6,17 @@ import compileall
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
+from tests.support import databases
+from tests.support.burst import Burst, Clock
+from tests.support.cli import run_in_process
 from tests.support.receiver import SignedReceiver
 from tests.support.servers import LocalServer
 
@@ -33,6 +37,19 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if sys.dont_write_bytecode and "PYTEST_XDIST_WORKER" not in os.environ:
         compileall.compile_dir(REPO / "monitor", quiet=1)
+
+
+@pytest.fixture
+def clock() -> Iterator[Clock]:
+    """The process's wall clock, ticking on from now, moved by the test (tests/support/burst.py)."""
+    with time_machine.travel(datetime.now(UTC), tick=True) as traveller:
+        yield Clock(traveller)
+
+
+@pytest.fixture
+def burst(clock: Clock) -> Burst:
+    """One `run --once` cycle in process on the `clock`: retries fall due without waiting."""
+    return Burst(clock)
 
 
 @pytest.fixture
@@ -74,22 +91,49 @@ def postgresql_server() -> str:
 @pytest.fixture
 def postgresql_url(postgresql_server: str) -> Iterator[str]:
     """A fresh, empty database for one test, dropped afterwards."""
-    name = f"monitor_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgresql_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(postgresql_server).set(database=name)
-    yield url.render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    name = databases.database_name("test")
+    yield databases.create_database(postgresql_server, name)
+    databases.drop_database(postgresql_server, name)
+
+
+@pytest.fixture(scope="session")
+def postgresql_template(postgresql_server: str) -> Iterator[str]:
+    """The name of a database at the current schema, migrated once per test process."""
+    name = databases.migrate_postgresql_template(postgresql_server)
+    yield name
+    databases.drop_database(postgresql_server, name)
+
+
+@pytest.fixture
+def migrated_postgresql_url(postgresql_server: str, postgresql_template: str) -> Iterator[str]:
+    """A database of its own for one test, created from the migrated template, dropped after."""
+    name = databases.database_name("test")
+    yield databases.create_database(postgresql_server, name, template=postgresql_template)
+    databases.drop_database(postgresql_server, name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file at the current schema, migrated once per test process."""
+    return databases.migrate_sqlite_template(tmp_path_factory.mktemp("template") / "monitor.db")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Every store test runs over both backends."""
+    """Every store test runs over both backends, each on a database already at the current
+    schema (a copy of the template: opening it migrates nothing)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'data' / 'monitor.db'}"
+        template: Path = request.getfixturevalue("sqlite_template")
+        return databases.copy_sqlite(template, tmp_path / "data" / "monitor.db")
+    url: str = request.getfixturevalue("migrated_postgresql_url")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both backends, each on an empty database: for the tests of the migrations themselves."""
+    if request.param == "sqlite":
+        return databases.sqlite_url(tmp_path / "data" / "monitor.db")
     url: str = request.getfixturevalue("postgresql_url")
     return url
 
@@ -101,15 +145,8 @@ def run_cli(
     input_text: str | None = None,
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real `monitor` CLI in a subprocess."""
-    full_env = {**os.environ, "PYTHONWARNINGS": "error::DeprecationWarning:monitor", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "monitor", *args],
-        cwd=cwd,
-        env=full_env,
-        input=input_text,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """`monitor ARGS` run in this process (tests/support/cli.py): the exit code and output of a
+    command that ends by itself. `timeout` bounds only a real process (`run_process`); here
+    pytest-timeout bounds the test."""
+    del timeout
+    return run_in_process(args, cwd=cwd, env=env, input_text=input_text)

@@ -1,14 +1,22 @@
-"""The command line itself: help texts, version, `python -m monitor`."""
+"""The command line itself: help texts, version, exit codes; `python -m monitor` and the
+console script as real processes (the other tests call the CLI in process)."""
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from monitor import __version__
 from monitor.durations import approximate_duration
 from tests.conftest import run_cli
+from tests.support.cli import run_process
 
 
 def test_help_lists_every_command(tmp_path: Path) -> None:
@@ -30,6 +38,50 @@ def test_version_and_bad_arguments(tmp_path: Path) -> None:
     bad = run_cli("run", "--once", "--max-wait", "soon", cwd=tmp_path)
     assert bad.returncode == 2
     assert "invalid duration 'soon'" in bad.stderr
+
+
+def test_a_command_run_in_process_leaves_the_process_as_it_found_it(tmp_path: Path) -> None:
+    root = logging.getLogger()
+
+    def state() -> tuple[object, ...]:
+        quiet = logging.getLogger("httpx").level
+        return Path.cwd(), dict(os.environ), list(root.handlers), root.level, quiet
+
+    before = state()
+    result = run_cli(
+        "--log-level",
+        "debug",
+        "run",
+        "--once",
+        "--config",
+        str(tmp_path / "nowhere"),
+        cwd=tmp_path,
+        env={"MONITOR_LOG_FORMAT": "json"},
+    )
+    assert result.returncode == 2
+    assert "no such file" in result.stderr
+    assert state() == before
+
+
+def test_python_m_monitor_is_the_real_command_with_its_exit_status(tmp_path: Path) -> None:
+    invalid = run_process(["check", "--config", str(tmp_path / "nowhere")], cwd=tmp_path)
+    assert invalid.returncode == 2  # main's code through sys.exit: the process's own status
+    assert f"{tmp_path}/nowhere/monitor.yaml: no such file" in invalid.stderr
+
+
+def test_the_console_script_is_the_same_command(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("monitor")
+    if not script.is_file():
+        pytest.skip(f"no console script beside {sys.executable} (the project is not installed)")
+    result = subprocess.run(
+        [str(script), "--version"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, f"monitor {__version__}")
 
 
 def test_a_missing_config_folder_is_a_config_error(tmp_path: Path) -> None:

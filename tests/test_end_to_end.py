@@ -1,16 +1,22 @@
 """The whole pipeline with real parts: feeds and a receiver on 127.0.0.1, the real CLI, SQLite.
 
+The CLI runs in process (`run_cli`), one cycle with a moved clock runs as a burst, and one test
+runs the real command as a process.
+
 The receiver checks every signature with its own HMAC code (tests/support/receiver.py).
 """
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_cli
+from tests.support.burst import Burst
+from tests.support.cli import run_process
 from tests.support.pipeline import feed_document, serve_feed, write_config
 from tests.support.receiver import SECRET, SignedReceiver
 from tests.support.servers import LocalServer
@@ -127,24 +133,27 @@ def test_backfill_decides_what_a_new_feed_may_alert_on(
 
 
 def test_receiver_down_then_up_a_later_run_delivers_everything(
-    tmp_path: Path, server: LocalServer, receiver: SignedReceiver
+    tmp_path: Path, server: LocalServer, receiver: SignedReceiver, burst: Burst
 ) -> None:
     serve_feed(server, "/wire.xml", feed_document("havana-wire.xml"))
     config = write_config(
         tmp_path / "config",
         feeds=[{"url": server.url("/wire.xml")}],
-        webhooks=[_hook(receiver, retry=["1s", "1s"])],
+        webhooks=[_hook(receiver, retry=["1m", "1m"])],
     )
     receiver.answer([503, 503])
 
-    down = _once(config, "--max-wait", "0s")
+    down = burst.cycle(config, max_wait=timedelta(0))
 
-    assert (down["alerts"], down["delivered"], down["queued"]) == (2, 0, 2)
+    assert (down.alerts, down.deliveries.delivered, down.pending) == (2, 0, 2)
     assert receiver.deliveries == []
+    assert burst.clock.slept == []  # nothing falls due within no wait
 
-    up = _once(config, "--max-wait", "10s")  # the retries fall due within the wait
+    up = burst.cycle(config, max_wait=timedelta(minutes=10))  # the retries fall due within it
 
-    assert (up["delivered"], up["queued"], up["dfailed"]) == (2, 0, 0)
+    assert (up.deliveries.delivered, up.pending, up.deliveries.failed) == (2, 0, 0)
+    # the minute to the retries (and their jitter) passed on the clock, none in real time
+    assert sum(burst.clock.slept) >= 60
     attempts = receiver.attempts()
     assert len(attempts) == 4
     ids = [a.headers["webhook-id"] for a in attempts]
@@ -189,7 +198,9 @@ def test_broken_feeds_are_contained_and_good_feeds_still_alert(
     feeds.append({"url": "http://127.0.0.1:9/refused.xml"})
     config = write_config(tmp_path / "config", feeds=feeds, webhooks=[_hook(receiver)])
 
-    result = run_cli("run", "--once", "--config", str(config), cwd=config)
+    # the real command in a process of its own: its exit status, and nothing on its stderr
+    # that anything in the process printed (a traceback) besides the log
+    result = run_process(["run", "--once", "--config", str(config)], cwd=config)
 
     assert result.returncode == 0, result.stderr
     summary = _summary(result.stdout)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +21,8 @@ from monitor.pipeline.pipeline import FEED_LEASE, Pipeline
 from monitor.pipeline.refresh import RefreshOutcome
 from monitor.store import Store, owners
 from monitor.store.replicas import Replicas
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass
@@ -57,8 +60,12 @@ class CycleSummary:
         )
 
 
-async def run_once(config: LoadedConfig, max_wait: timedelta) -> CycleSummary:
-    """Poll every feed once, deliver what is due, keep retrying while a retry falls due in time."""
+async def run_once(
+    config: LoadedConfig, max_wait: timedelta, *, sleep: Sleep = asyncio.sleep
+) -> CycleSummary:
+    """Poll every feed once, deliver what is due, keep retrying while a retry falls due in time.
+
+    `sleep` waits for the next retry to fall due (a caller keeping its own clock passes its own)."""
     started = time.monotonic()
     store = await asyncio.to_thread(Store.open, config.storage_url)
     summary = CycleSummary()
@@ -79,7 +86,7 @@ async def run_once(config: LoadedConfig, max_wait: timedelta) -> CycleSummary:
             for outcome in await asyncio.gather(*(pipeline.refresh(f) for f in feeds)):
                 summary.add(outcome)
             await asyncio.to_thread(pipeline.check_feed_health)  # feed.unhealthy, feed.recovered
-            summary.deliveries = await _deliver_until(pipeline.dispatcher, max_wait)
+            summary.deliveries = await _deliver_until(pipeline.dispatcher, max_wait, sleep)
             summary.pending = await pipeline.pending_count()
     finally:
         await asyncio.to_thread(store.close)
@@ -87,7 +94,9 @@ async def run_once(config: LoadedConfig, max_wait: timedelta) -> CycleSummary:
     return summary
 
 
-async def _deliver_until(dispatcher: Dispatcher, max_wait: timedelta) -> DispatchSummary:
+async def _deliver_until(
+    dispatcher: Dispatcher, max_wait: timedelta, sleep: Sleep = asyncio.sleep
+) -> DispatchSummary:
     """Deliver what is due; while the next retry falls due before the deadline, wait for it."""
     deadline = datetime.now(UTC) + max_wait
     totals = DispatchSummary()
@@ -99,4 +108,4 @@ async def _deliver_until(dispatcher: Dispatcher, max_wait: timedelta) -> Dispatc
         due = await dispatcher.next_due()
         if due is None or due > deadline or datetime.now(UTC) >= deadline:
             return totals  # the last: what stays due (e.g. routing failing) waits for next run
-        await asyncio.sleep(max((due - datetime.now(UTC)).total_seconds(), 0.0))
+        await sleep(max((due - datetime.now(UTC)).total_seconds(), 0.0))

@@ -24,8 +24,8 @@ def _upgrade(engine: sa.Engine, revision: str) -> None:
         command.upgrade(config, revision)
 
 
-def test_an_upgrade_keeps_deliveries_and_their_attempts(storage_url: str) -> None:
-    engine = create_engine(storage_url)
+def test_an_upgrade_keeps_deliveries_and_their_attempts(empty_storage_url: str) -> None:
+    engine = create_engine(empty_storage_url)
     _upgrade(engine, "0004")
     then = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1)
     rows = {
@@ -52,7 +52,7 @@ def test_an_upgrade_keeps_deliveries_and_their_attempts(storage_url: str) -> Non
             )
     engine.dispose()
 
-    store = Store.open(storage_url)  # migrates to the newest revision
+    store = Store.open(empty_storage_url)  # migrates to the newest revision
     with store.engine.connect() as db:
         assert db.scalar(sa.text("SELECT count(*) FROM delivery_attempts")) == 2
         assert db.execute(sa.text("SELECT event, message_id FROM deliveries")).all() == [

@@ -46,9 +46,9 @@ def _poll(store: Store, feed_id: int, seen: list[SeenItem], now: datetime = NOW)
     return result.new_items, result.alerts_created
 
 
-def test_open_applies_migrations_and_is_idempotent(storage_url: str) -> None:
-    Store.open(storage_url).close()
-    again = Store.open(storage_url)  # a second start finds the schema current
+def test_open_applies_migrations_and_is_idempotent(empty_storage_url: str) -> None:
+    Store.open(empty_storage_url).close()
+    again = Store.open(empty_storage_url)  # a second start finds the schema current
     with again.engine.connect() as db:
         tables = set(sa.inspect(db).get_table_names())
         version = db.scalar(sa.text("SELECT version_num FROM alembic_version"))
@@ -157,10 +157,10 @@ def test_datetimes_come_back_aware_utc_and_naive_ones_are_refused(store: Store) 
         store.sync_feeds([("http://a/2", None)], datetime(2026, 1, 1))
 
 
-def test_downgrading_and_upgrading_again_keeps_the_data(storage_url: str) -> None:
+def test_downgrading_and_upgrading_again_keeps_the_data(empty_storage_url: str) -> None:
     # SQLite batch migrations rebuild a table by dropping it; dropping `feeds` that way would
     # cascade into items (caught in 0004's and 0007's downgrades)
-    store = Store.open(storage_url)
+    store = Store.open(empty_storage_url)
     store.sync_feeds([("http://a/1", None)], NOW)
     feed_id = store.feeds()[0].id
     assert _poll(store, feed_id, [SeenItem(Item(title="kept", guid="k"))]) == (1, 0)
@@ -170,15 +170,15 @@ def test_downgrading_and_upgrading_again_keeps_the_data(storage_url: str) -> Non
         config.attributes["connection"] = connection
         command.downgrade(config, "0003")
     store.close()
-    again = Store.open(storage_url)  # upgrades to the head again
+    again = Store.open(empty_storage_url)  # upgrades to the head again
     with again.engine.connect() as db:
         assert db.scalar(sa.select(sa.func.count()).select_from(sa.table("items"))) == 1
     assert again.feeds()[0].etag == '"v1"'
     again.close()
 
 
-def test_migrations_build_exactly_the_schema_the_code_declares(storage_url: str) -> None:
-    store = Store.open(storage_url)
+def test_migrations_build_exactly_the_schema_the_code_declares(empty_storage_url: str) -> None:
+    store = Store.open(empty_storage_url)
     with store.engine.connect() as db:
         context = MigrationContext.configure(db, opts={"compare_type": True})
         differences = compare_metadata(context, metadata)

@@ -7,6 +7,7 @@ server.raw("/drip", writer)       # writer(handler: BaseHTTPRequestHandler) writ
 server.url("/feed.xml")
 server.requests                   # every request received, in order
 server.wait_for(lambda reqs: len(reqs) >= 3, timeout=5)   # event-driven, no sleeps
+server.errors                     # tracebacks of handlers that raised (kept, not printed)
 server.close()
 
 LocalServer(tls=context)          # HTTPS with an ssl.SSLContext (tests make one with trustme)
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import ssl
 import threading
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,11 @@ class LocalServer:
         with self._changed:
             return self._changed.wait_for(lambda: condition(self.requests), timeout=timeout)
 
+    @property
+    def errors(self) -> list[str]:
+        """Tracebacks of handlers that raised (a client hanging up mid-reply, mostly)."""
+        return self._server.errors
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
@@ -149,6 +157,16 @@ class _Server(ThreadingHTTPServer):
     # socketserver listens with a backlog of 5: clients opening more connections at once than
     # that (a pool of 16 under a loaded machine) saw some of them reset by the server
     request_queue_size = 128
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.errors: list[str] = []
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # socketserver prints the traceback to sys.stderr: with the CLI running in the test's
+        # process, that is the command's captured stderr, and a client that hangs up on a
+        # hostile feed (as it should) would read as a traceback of monitor's. Kept, not printed.
+        self.errors.append(traceback.format_exc())
 
 
 def _serve_tls(server: ThreadingHTTPServer, context: ssl.SSLContext | None) -> str:
