@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from monitor.config.settings import FeedConfig, LoadedConfig
 from monitor.delivery.settings import WebhookConfig
 from monitor.events import alert_created, new_alert_id
 from monitor.feeds.identity import Identified, StoredIdentities, identify, unseen
+from monitor.http.urls import shown_url
 from monitor.models import Item, Match
 from monitor.store import FeedState, NewAlert, SeenItem, Store
 
@@ -99,6 +101,9 @@ def _new_alert(item: Item, match: Match, hooks: Sequence[WebhookConfig], now: da
         rule_id=match.rule_id,
         severity=match.severity,
         score=match.score,
-        payload=alert_created(alert_id, item, match, now),
+        # the feed's URL goes to receivers and chat channels: its credentials must not
+        payload=alert_created(
+            alert_id, replace(item, feed_url=shown_url(item.feed_url)), match, now
+        ),
         webhooks=tuple(h.name for h in hooks if h.wants(match.rule_id, match.severity)),
     )

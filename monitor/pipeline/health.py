@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from monitor.config.settings import HealthSettings, LoadedConfig
 from monitor.durations import approximate_duration
 from monitor.events import FeedHealth, FeedRef, iso
+from monitor.http.urls import shown_url
 from monitor.store import FeedState
 from monitor.store.health import health_candidates, record_health_change, usual_gap
 
@@ -160,7 +161,7 @@ def _event(
 ) -> dict[str, object]:
     """The `data` of `feed.unhealthy` and `feed.recovered` (monitor.events.FeedHealth)."""
     health = FeedHealth(
-        feed=FeedRef(url=feed.url, name=feed.name or feed.title or ""),
+        feed=FeedRef(url=shown_url(feed.url), name=feed.name or feed.title or ""),
         reason=FAILING if reason == FAILING else SILENT,
         since=iso(since),
         last_success=iso(feed.last_success_at),
