@@ -17,6 +17,16 @@ from tests.support.receiver import SECRET
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "delivery"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+# the data of a valid feed.unhealthy (or feed.recovered) event
+UNHEALTHY = {
+    "feed": {"url": "https://tass.example/rss/v2.xml", "name": "TASS (English)"},
+    "reason": "silent",
+    "since": "2026-03-01T09:00:00Z",
+    "last_success": "2026-03-01T11:50:00Z",
+    "last_error": None,
+    "error_count": 0,
+    "usual_interval": 600,
+}
 
 
 def event(alert_id: str = "alrt_1", **item: Any) -> dict[str, Any]:

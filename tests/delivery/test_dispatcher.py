@@ -14,7 +14,7 @@ from monitor.delivery.dispatcher import Dispatcher, make_delivery_client
 from monitor.delivery.settings import WebhookConfig
 from monitor.models import Item
 from monitor.store import AttemptRecord, NewAlert, SeenItem, Store
-from tests.delivery.support import event
+from tests.delivery.support import UNHEALTHY, event
 from tests.support.receiver import SECRET, SignedReceiver
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -190,7 +190,7 @@ async def test_delivery_logs_carry_the_message_id_and_the_alert_id_only_of_an_al
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = _store_with_alerts(tmp_path, 1)
-    event_id = store.outbox.enqueue_event("feed.unhealthy", {}, ["hook"], datetime.now(UTC))
+    event_id = store.outbox.enqueue_event("feed.unhealthy", UNHEALTHY, ["hook"], datetime.now(UTC))
     with caplog.at_level("INFO", logger="monitor.delivery.dispatcher"):
         await Dispatcher(store.outbox, client, _hook(receiver, ["1h"])).deliver_due()
     delivered = [r for r in caplog.records if r.getMessage().startswith("delivered")]

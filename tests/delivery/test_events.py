@@ -41,7 +41,7 @@ from monitor.events import (
 from monitor.store import Store
 from monitor.store.engine import begin
 from tests.conftest import REPO
-from tests.delivery.support import hook, store_with_alerts
+from tests.delivery.support import UNHEALTHY, hook, store_with_alerts
 from tests.support.receiver import SignedReceiver, event_problems
 
 EVENTS = Path(__file__).resolve().parents[1] / "data" / "delivery" / "events"
@@ -52,15 +52,6 @@ GIST = {
     "alert.digest": ["Digest: 4 alerts in 2 stories", "Treasury adds Cuban shipping firms"],
     "feed.unhealthy": ["TASS (English)", "7 errors in a row", "HTTP 503"],
     "feed.recovered": ["Feed recovered: TASS (English)"],
-}
-UNHEALTHY = {
-    "feed": {"url": "https://tass.example/rss/v2.xml", "name": "TASS (English)"},
-    "reason": "silent",
-    "since": "2026-03-01T09:00:00Z",
-    "last_success": "2026-03-01T11:50:00Z",
-    "last_error": None,
-    "error_count": 0,
-    "usual_interval": 600,
 }
 
 
