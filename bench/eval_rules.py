@@ -37,7 +37,7 @@ def rule_paths(rules: Path) -> list[Path]:
     return sorted(p for p in rules.rglob("*") if p.suffix in (".yaml", ".yml"))
 
 
-def load_matcher(rules: Path) -> Matcher:
+def load_matcher(rules: Path, analyzer: str | None = "lemma") -> Matcher:
     """Read and compile rule files (plain YAML + pydantic; no line positions here)."""
     files: list[tuple[Path, RuleFile]] = []
     for path in rule_paths(rules):
@@ -46,7 +46,7 @@ def load_matcher(rules: Path) -> Matcher:
             files.append((path, RuleFile.model_validate(data)))
         except ValidationError as error:
             raise SystemExit(f"{path}: invalid rule file\n{error}") from error
-    compiled = compile_rules(files)
+    compiled = compile_rules(files, analyzer=analyzer)
     if isinstance(compiled, list):
         lines = [f"{p.path}: {'.'.join(map(str, p.loc))}: {p.message}" for p in compiled]
         raise SystemExit("\n".join(lines))
@@ -144,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="rule file or folder")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labeled JSON Lines")
+    parser.add_argument(
+        "--analyzer", choices=["lemma", "stem", "none"], default="lemma",
+        help="morphology for plain words: lemma (pymorphy3 + simplemma, the default), "
+        "stem (Snowball), none (words match as written, as before inflection)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if not args.data.is_file():
         print(
@@ -153,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        matcher = load_matcher(args.rules)
+        matcher = load_matcher(args.rules, None if args.analyzer == "none" else args.analyzer)
     except SystemExit as error:
         print(error, file=sys.stderr)
         return 2

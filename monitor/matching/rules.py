@@ -28,8 +28,9 @@ from monitor.matching.matcher import (
     RuleInfo,
     TermNode,
 )
-from monitor.text import tokenize
+from monitor.matching.morph import ANALYZERS, Analyzer
 from monitor.matching.schema import GROUP_KEYS, Condition, RuleFile, TermSpec
+from monitor.text import tokenize
 
 Loc = tuple[str | int, ...]
 DEFAULT_WITHIN = 8
@@ -45,8 +46,8 @@ class RuleProblem:
 
 
 class _Compiler:
-    def __init__(self) -> None:
-        self.lexicon = Lexicon()
+    def __init__(self, analyzer: Analyzer | None) -> None:
+        self.lexicon = Lexicon(analyzer)
         self.terms: list[CompiledTerm] = []
         self.problems: list[RuleProblem] = []
         self._term_ids: dict[tuple[object, ...], int] = {}
@@ -128,7 +129,7 @@ class _Compiler:
             return None
         prefix = spec.prefix
         key = (body, prefix, spec.fuzzy, spec.threshold, spec.whole_word,
-               spec.case_sensitive, spec.translit, tuple(spec.unless))  # fmt: skip
+               spec.case_sensitive, spec.translit, spec.exact, tuple(spec.unless))  # fmt: skip
         if key in self._term_ids:
             return self._term_ids[key]
         phrases = tuple(
@@ -166,6 +167,9 @@ class _Compiler:
                     whole_word=spec.whole_word,
                     case_sensitive=spec.case_sensitive,
                     translit=spec.translit,
+                    exact=spec.exact,
+                    written=word,
+                    analyze=self.lexicon.analyzer is not None,
                 )
                 atoms.append(self.lexicon.add(atom))
         return tuple(atoms)
@@ -273,6 +277,17 @@ class _Compiler:
         return compiled
 
 
+_ANALYZER_CACHE: dict[str, Analyzer] = {}
+
+
+def _analyzer(name: str | None) -> Analyzer | None:
+    if name is None:
+        return None
+    if name not in _ANALYZER_CACHE:
+        _ANALYZER_CACHE[name] = ANALYZERS[name]()
+    return _ANALYZER_CACHE[name]
+
+
 def _is_near_operand(node: Node) -> bool:
     if isinstance(node, AnyNode):
         return all(isinstance(child, TermNode) for child in node.children)
@@ -328,10 +343,13 @@ def _triggers(node: Node) -> frozenset[int]:
     return frozenset().union(*(_triggers(child) for child in node.children))
 
 
-def compile_rules(files: Sequence[tuple[Path, RuleFile]]) -> Matcher | list[RuleProblem]:
+def compile_rules(
+    files: Sequence[tuple[Path, RuleFile]], *, analyzer: str | None = "lemma"
+) -> Matcher | list[RuleProblem]:
     """All rule files at once (term sets are shared across files): a `Matcher`, or every
-    problem found, in file order."""
-    compiler = _Compiler()
+    problem found, in file order. `analyzer`: the morphology that inflects plain words
+    (`lemma`, the default; `stem`, Snowball; None: none, every word matches as written)."""
+    compiler = _Compiler(_analyzer(analyzer))
     compiler.collect_sets(files)
     rules = compiler.rules(files)
     if compiler.problems:
