@@ -53,16 +53,34 @@ def load_matcher(rules: Path, analyzer: str | None = "lemma") -> Matcher:
     return compiled
 
 
-def to_item(row: dict[str, object]) -> Item:
-    """An item as the feed parser would make it: HTML stripped, entities decoded."""
+def to_item(row: dict[str, object], language: str = "hint") -> Item:
+    """An item as the feed parser would make it: HTML stripped, entities decoded. `language`:
+    `hint` keeps the outlet's language (feeds declare one), `none` drops it (Latin words are
+    then read as English and Spanish both), `guess` asks py3langid."""
 
     def plain(key: str) -> str:
         return " ".join(html.unescape(_TAG.sub(" ", str(row.get(key) or ""))).split())
 
-    return Item(
-        title=plain("title"), summary=plain("summary"), guid=str(row.get("id", "")),
-        lang=str(row.get("lang") or "") or None,
-    )  # fmt: skip
+    title, summary = plain("title"), plain("summary")
+    lang = str(row.get("lang") or "") or None
+    if language == "none":
+        lang = None
+    elif language == "guess":
+        lang = _guess(f"{title}. {summary}")
+    return Item(title=title, summary=summary, guid=str(row.get("id", "")), lang=lang)
+
+
+def _guess(text: str) -> str:
+    import py3langid  # noqa: PLC0415 - only this measurement uses it
+
+    if not _GUESSING:
+        py3langid.set_languages(["en", "es", "ru"])
+        _GUESSING.append(True)
+    lang, _ = py3langid.classify(text)
+    return str(lang)
+
+
+_GUESSING: list[bool] = []
 
 
 @dataclass
@@ -90,7 +108,7 @@ def read_rows(path: Path) -> list[dict[str, object]]:
 
 
 def evaluate(
-    matcher: Matcher, rows: Iterable[dict[str, object]]
+    matcher: Matcher, rows: Iterable[dict[str, object]], language: str = "hint"
 ) -> tuple[dict[str, Tally], dict[tuple[str, str], Tally], int]:
     """Tallies per rule and per (rule, language), and how many ambiguous items were skipped."""
     per_rule: dict[str, Tally] = {}
@@ -102,7 +120,7 @@ def evaluate(
         if row.get("ambiguous"):
             skipped += 1
             continue
-        fired = {m.rule_id for m in matcher.match(to_item(row))}
+        fired = {m.rule_id for m in matcher.match(to_item(row, language))}
         labels = set(row.get("labels", []) or [])  # type: ignore[call-overload]
         for rule_id in scored:
             predicted, wanted = rule_id in fired, rule_id in labels
@@ -149,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         help="morphology for plain words: lemma (pymorphy3 + simplemma, the default), "
         "stem (Snowball), none (words match as written, as before inflection)",
     )  # fmt: skip
+    parser.add_argument(
+        "--language", choices=["hint", "none", "guess"], default="hint",
+        help="item language: the outlet's (hint, default), none (Latin words read as English "
+        "and Spanish both), or guessed by py3langid",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if not args.data.is_file():
         print(
@@ -162,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as error:
         print(error, file=sys.stderr)
         return 2
-    print(report(*evaluate(matcher, read_rows(args.data))))
+    print(report(*evaluate(matcher, read_rows(args.data), args.language)))
     return 0
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from rapidfuzz import fuzz, process
 
-from monitor.matching.morph import Analyzer, Key, is_common_word, language_of
+from monitor.matching.morph import LATIN_LANGS, Analyzer, Key, is_common_word, language_of
 from monitor.text import Token, fold, is_latin, latin_key, strip_marks, words
 
 Mode = Literal["exact", "prefix", "fuzzy", "substring"]
@@ -196,7 +196,7 @@ class Lexicon:
         return found
 
     def lookup(
-        self, token: Token, *, cased_text: bool = True, initial: bool = True
+        self, token: Token, *, cased_text: bool = True, initial: bool = True, lang: str = ""
     ) -> dict[int, Via]:
         """The atoms this item word satisfies, with (score 0-100, how, language), in atom order.
         The dict is shared by every lookup of the word: read it, never change it.
@@ -204,7 +204,9 @@ class Lexicon:
         `cased_text`: the field writes names capitalized (titles and text do, tags often not),
         so a lower-case word there is no name. `initial`: the word starts a sentence; inside
         one, a capitalized word is a name, which Spanish does not inflect (*Habana*, the city,
-        is not read as a form of *habano*, a cigar)."""
+        is not read as a form of *habano*, a cigar). `lang`: the item's language when it says
+        one (`en`, `es`): a Latin word is then read in that language only (English *china* is
+        not the Spanish *china*, a Chinese woman)."""
         found = self._word_lookup(token.lower or token.folded)
         cased = self._cased.get(token.cased) if self._cased else None
         if cased:
@@ -214,18 +216,31 @@ class Lexicon:
         capital = token.cased[:1].isupper()
         if not capital and self._capital_only and not self._capital_only.isdisjoint(found):
             found = {a: via for a, via in found.items() if a not in self._capital_only}
-        if capital and not initial and self._inflected:
-            found = self._without_spanish_readings(found)
+        if self._inflected and (lang in LATIN_LANGS or (capital and not initial)):
+            found = self._readings_for(found, lang, name_position=capital and not initial)
         return found
 
-    def _without_spanish_readings(self, found: dict[int, Via]) -> dict[int, Via]:
-        if not any(via[1] == "inflected" and via[2] == "es" for via in found.values()):
+    def _readings_for(
+        self, found: dict[int, Via], lang: str, *, name_position: bool
+    ) -> dict[int, Via]:
+        """`found` without the Latin readings that the item's language or the word's place
+        rule out."""
+        if not any(via[1] == "inflected" and via[2] != "ru" for via in found.values()):
             return found
-        return {
-            atom_id: via
-            for atom_id, via in found.items()
-            if not (via[1] == "inflected" and via[2] == "es" and not self.atoms[atom_id].name)
-        }
+        kept: dict[int, Via] = {}
+        for atom_id, via in found.items():
+            if via[1] == "inflected" and via[2] != "ru":
+                langs = set(via[2].split(","))
+                if lang in LATIN_LANGS:
+                    langs &= {lang}
+                if name_position and not self.atoms[atom_id].name:
+                    langs.discard("es")
+                if not langs:
+                    continue
+                kept[atom_id] = (via[0], via[1], ",".join(sorted(langs)))
+                continue
+            kept[atom_id] = via
+        return kept
 
     def _lookup(self, lower: str) -> dict[int, Via]:
         word = fold(lower)
@@ -253,11 +268,18 @@ class Lexicon:
         langs = language_of(lower)
         if not langs:
             return
+        # an atom may be reached in English and in Spanish both (`cubas`): its language reads
+        # `en,es`, and an item that says its language keeps the reading in that language
+        readings: dict[int, set[str]] = defaultdict(set)
         for lang, lemma in self.analyzer.item_keys(lower, langs):
             for atom_id in self._inflected.get((lang, lemma), ()):
                 if atom_id not in scores:
-                    how: How = "transliterated" if lang == "lat" else "inflected"
-                    scores[atom_id] = (100.0, how, "ru" if lang == "lat" else lang)
+                    readings[atom_id].add(lang)
+        for atom_id, found in readings.items():
+            if found == {"lat"}:
+                scores[atom_id] = (100.0, "transliterated", "ru")
+            else:
+                scores[atom_id] = (100.0, "inflected", ",".join(sorted(found - {"lat"})))
 
     def _probe_prefixes(
         self, word: str, index: dict[str, list[int]], scores: dict[int, Via]

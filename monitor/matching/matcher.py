@@ -266,15 +266,18 @@ class Matcher:
         for name in self._fields if fields is None else fields:
             text = item.field_text(name)
             if text:
-                self._scan(name, text, found)
+                self._scan(name, text, found, _language(item.lang))
         return found
 
-    def _scan(self, field_name: str, text: str, found: ItemTerms) -> None:
+    def _scan(self, field_name: str, text: str, found: ItemTerms, lang: str = "") -> None:
         tokens = tokenize(text)
         cased_text = field_name != "tags"
         words = [
             self._lexicon.lookup(
-                token, cased_text=cased_text, initial=_starts_sentence(text, tokens, index)
+                token,
+                cased_text=cased_text,
+                initial=_starts_sentence(text, tokens, index),
+                lang=lang,
             )
             for index, token in enumerate(tokens)
         ]
@@ -332,7 +335,7 @@ class Matcher:
                 end=hit.end,
                 score=hit.score,
                 how=hit.how,
-                lang=hit.lang or None,
+                lang=hit.lang.split(",")[0] or None,
             )
             for hit in unique
         )
@@ -369,6 +372,11 @@ def _phrase_score(
 
 
 _SENTENCE_END = frozenset('.!?:;«»"“”—–-|\n')
+
+
+def _language(tag: str | None) -> str:
+    """The primary language of an item's language tag: `en-US` → `en`; "" when none."""
+    return (tag or "").split("-")[0].split("_")[0].lower()
 
 
 def _starts_sentence(text: str, tokens: list[Token], index: int) -> bool:

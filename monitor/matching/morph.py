@@ -80,19 +80,28 @@ def _morph() -> pymorphy3.MorphAnalyzer:
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _ru_parses(word: str) -> tuple[tuple[str, bool], ...]:
-    """(lemma, is a proper name) for each reading pymorphy3 has of a Russian word."""
-    return tuple(
-        dict.fromkeys(
-            (parse.normal_form, bool(_NAME_TAGS & parse.tag.grammemes))
-            for parse in _morph().parse(word)
-        )
-    )
+def _ru_parses(word: str) -> tuple[tuple[str, bool, bool], ...]:
+    """(lemma, is a proper name, is a dictionary form) for each reading pymorphy3 has of a
+    Russian word. A dictionary form is the lemma itself, or a nominative singular (Захарова,
+    whose lemma pymorphy3 writes in the masculine, захаров), or the nominative of a word that
+    has no singular (переговоры)."""
+    readings: dict[tuple[str, bool, bool], None] = {}
+    for parse in _morph().parse(word):
+        tag = parse.tag
+        nominative = tag.case == "nomn" and (tag.number != "plur" or "Pltm" in tag.grammemes)
+        dictionary = parse.normal_form == word or nominative
+        readings[(parse.normal_form, bool(_NAME_TAGS & tag.grammemes), dictionary)] = None
+    return tuple(readings)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
 def _lemma(word: str, lang: Lang) -> str:
-    return fold(simplemma.lemmatize(word, lang=lang))
+    """The lemma of a case-folded word; simplemma knows names by their capital (Cubans →
+    Cuban), so a word it does not know in lower case is also asked capitalized."""
+    lemma = simplemma.lemmatize(word, lang=lang)
+    if lemma == word and word[:1].islower():
+        lemma = simplemma.lemmatize(word.capitalize(), lang=lang)
+    return fold(lemma)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -100,7 +109,7 @@ def is_common_word(word: str) -> bool:
     """Whether a word, in lower case, is also a common (not proper) word in its language:
     `путина`, `rubio`, `cuba`, `trump`. A name term that is one matches capitalized words only."""
     if is_cyrillic(word):
-        return any(not proper for _, proper in _ru_parses(word))
+        return any(not proper for _, proper, _ in _ru_parses(word))
     return any(simplemma.is_known(word, lang=lang) for lang in language_of(word))
 
 
@@ -116,12 +125,12 @@ class LemmaAnalyzer:
     def dictionary_keys(self, word: str, lang: Lang, *, name: bool) -> frozenset[Key]:
         folded = fold(word)
         if lang == "ru":
-            parses = _ru_parses(word)
+            lemmas = {lemma for lemma, _, dictionary in _ru_parses(word) if dictionary}
             # a surname pymorphy3 does not know (Колокольцев) reads as some other word's form;
-            # the rule wrote it in its dictionary form, so the word itself is the lemma
-            if name or any(lemma == word for lemma, _ in parses):
-                return frozenset({("ru", folded)})
-            return frozenset()
+            # the rule wrote it in its dictionary form, so the word itself is a lemma too
+            if name or word in lemmas:
+                lemmas.add(word)
+            return frozenset(("ru", fold(lemma)) for lemma in lemmas)
         if name and lang == "es":
             return frozenset()  # Spanish names do not inflect; `China` read in Spanish is *chino*
         return frozenset({(lang, folded)}) if _lemma(word, lang) == folded else frozenset()
@@ -132,7 +141,7 @@ def _lemma_item_keys(word: str, langs: tuple[Lang, ...]) -> frozenset[Key]:
     keys: set[Key] = set()
     for lang in langs:
         if lang == "ru":
-            for lemma, proper in _ru_parses(word):
+            for lemma, proper, _ in _ru_parses(word):
                 keys.add(("ru", fold(lemma)))
                 if proper:  # Лаврову is a form of Lavrov too
                     keys.add(("lat", latin_key(fold(lemma))))
