@@ -22,8 +22,8 @@ import feedparser
 
 from bench.eval_rules import DEFAULT_DATA, DEFAULT_RULES, load_matcher, read_rows, to_item
 from monitor.matching import Matcher, RuleFile, compile_rules
-from monitor.text import tokenize
 from monitor.models import Item
+from monitor.text import tokenize
 
 FALLBACK_DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "matching"
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "real-world"

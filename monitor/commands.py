@@ -31,7 +31,7 @@ from monitor.matching import explain as explain_match
 from monitor.models import Item
 from monitor.reporting import load_or_report
 from monitor.store import Store
-from monitor.yamlpos import load_plain
+from monitor.yamlpos import load_plain, load_positioned
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 log = logging.getLogger("monitor")
@@ -45,6 +45,12 @@ def check(directory: Path) -> int:
     config = load_or_report(directory)
     if config is None:
         return EXIT_INVALID
+    documents: dict[Path, Any] = {}
+    for note in config.matcher.notes:  # hints and warnings: advice, the config stays valid
+        if note.path not in documents:
+            documents[note.path] = load_positioned(note.path, os.environ)
+        pos = documents[note.path].position_of(note.loc)
+        print(f"{note.path}:{pos.line}:{pos.column}: {note.severity}: {note.message}")
     print(
         f"{directory / CONFIG_FILE}: valid — {len(config.settings.feeds)} feeds, "
         f"{len(config.matcher.rules)} rules in {len(config.rule_files)} files, "

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise, product
+from typing import Any
 
 from monitor.matching.lexicon import HOW_ORDER, Lexicon, Via
 from monitor.models import Item, Match, TermHit
@@ -185,6 +186,8 @@ class Matcher:
         self, lexicon: Lexicon, terms: list[CompiledTerm], rules: list[CompiledRule]
     ) -> None:
         self.rules: tuple[RuleInfo, ...] = tuple(rule.info for rule in rules)
+        # hints and warnings about the rules (rules.RuleProblem), for `monitor check`
+        self.notes: tuple[Any, ...] = ()
         self._lexicon = lexicon
         self._terms = terms
         self._rules = rules

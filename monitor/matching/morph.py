@@ -26,6 +26,7 @@ suffix stripping, kept to measure against). Every analysis is cached with a boun
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -76,6 +77,8 @@ class Analyzer(Protocol):
 def _morph() -> pymorphy3.MorphAnalyzer:
     import pymorphy3  # noqa: PLC0415 - its dictionaries load only when a rule has Russian words
 
+    # it logs every dictionary load at INFO: that is no news to a user of `monitor check`
+    logging.getLogger("pymorphy3.opencorpora_dict.wrapper").setLevel(logging.WARNING)
     return pymorphy3.MorphAnalyzer()
 
 
@@ -133,7 +136,9 @@ class LemmaAnalyzer:
             return frozenset(("ru", fold(lemma)) for lemma in lemmas)
         if name and lang == "es":
             return frozenset()  # Spanish names do not inflect; `China` read in Spanish is *chino*
-        return frozenset({(lang, folded)}) if _lemma(word, lang) == folded else frozenset()
+        if _lemma(word, lang) != folded or _known_elsewhere(word, lang):
+            return frozenset()
+        return frozenset({(lang, folded)})
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -148,6 +153,14 @@ def _lemma_item_keys(word: str, langs: tuple[Lang, ...]) -> frozenset[Key]:
         else:
             keys.add((lang, _lemma(word, lang)))
     return frozenset(keys)
+
+
+def _known_elsewhere(word: str, lang: Lang) -> bool:
+    """Whether a word unknown in `lang` is a word of another Latin language: `sanctions` is
+    English (a plural), not a Spanish dictionary form that simplemma merely does not know."""
+    if simplemma.is_known(word, lang=lang):
+        return False
+    return any(simplemma.is_known(word, lang=other) for other in LATIN_LANGS if other != lang)
 
 
 class StemAnalyzer:
@@ -174,3 +187,17 @@ class StemAnalyzer:
 
 
 ANALYZERS: dict[str, Callable[[], Analyzer]] = {"lemma": LemmaAnalyzer, "stem": StemAnalyzer}
+
+
+def suggested_lemma(word: str) -> str | None:
+    """The dictionary form of a word, when a dictionary knows it and it differs: `sanctions` →
+    `sanction`, `санкции` → `санкция`; None otherwise."""
+    if is_cyrillic(word):
+        lemmas = [lemma for lemma, _, _ in _ru_parses(word)]
+        return lemmas[0] if lemmas and lemmas[0] != word else None
+    for lang in language_of(word):
+        if simplemma.is_known(word, lang=lang):
+            lemma = simplemma.lemmatize(word, lang=lang)
+            if lemma.casefold() != word:
+                return str(lemma)
+    return None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.matching.lexicon import Lexicon, atom_for, expand_alternatives
+from monitor.matching.lint import term_advice
 from monitor.matching.matcher import (
     AllNode,
     AnyNode,
@@ -30,7 +31,7 @@ from monitor.matching.matcher import (
 )
 from monitor.matching.morph import ANALYZERS, Analyzer
 from monitor.matching.schema import GROUP_KEYS, Condition, RuleFile, TermSpec
-from monitor.text import tokenize
+from monitor.text import Token, tokenize
 
 Loc = tuple[str | int, ...]
 DEFAULT_WITHIN = 8
@@ -43,6 +44,7 @@ class RuleProblem:
     path: Path
     loc: Loc
     message: str
+    severity: str = "error"  # error | warning | hint: only errors make a config invalid
 
 
 class _Compiler:
@@ -50,6 +52,7 @@ class _Compiler:
         self.lexicon = Lexicon(analyzer)
         self.terms: list[CompiledTerm] = []
         self.problems: list[RuleProblem] = []
+        self.notes: list[RuleProblem] = []  # hints and warnings (lint.py)
         self._term_ids: dict[tuple[object, ...], int] = {}
         self._sets: dict[str, tuple[Path, list[TermSpec]]] = {}
         self._expanded: dict[str, tuple[int, ...] | None] = {}
@@ -132,6 +135,8 @@ class _Compiler:
                spec.case_sensitive, spec.translit, spec.exact, tuple(spec.unless))  # fmt: skip
         if key in self._term_ids:
             return self._term_ids[key]
+        for severity, message in term_advice(spec, self.lexicon.analyzer, _is_name):
+            self.notes.append(RuleProblem(path, loc, message, severity))
         phrases = tuple(
             phrase
             for variant in expand_alternatives(body)
@@ -277,6 +282,10 @@ class _Compiler:
         return compiled
 
 
+def _is_name(token: Token) -> bool:
+    return token.cased[:1].isupper()
+
+
 _ANALYZER_CACHE: dict[str, Analyzer] = {}
 
 
@@ -355,4 +364,6 @@ def compile_rules(
     if compiler.problems:
         order = {path: index for index, (path, _) in enumerate(files)}
         return sorted(compiler.problems, key=lambda problem: order.get(problem.path, len(order)))
-    return Matcher(compiler.lexicon, compiler.terms, rules)
+    matcher = Matcher(compiler.lexicon, compiler.terms, rules)
+    matcher.notes = tuple(compiler.notes)
+    return matcher
