@@ -53,7 +53,9 @@ def as_rss(rows: list[dict[str, object]]) -> bytes:
     ).encode()
 
 
-def generated_rules(rows: list[dict[str, object]], count: int, seed: int = 7) -> Matcher:
+def generated_rules(
+    rows: list[dict[str, object]], count: int, analyzer: str | None = "lemma", seed: int = 7
+) -> Matcher:
     """`count` rules over the items' own vocabulary (so they fire), in the shapes analysts write:
     two term sets near each other, an `any` of a third, and an exclusion."""
     rng = random.Random(seed)
@@ -76,7 +78,7 @@ def generated_rules(rows: list[dict[str, object]], count: int, seed: int = 7) ->
             }
         )
     compiled = compile_rules([(Path("generated.yaml"), RuleFile.model_validate(
-        {"terms": terms, "rules": rules}))])  # fmt: skip
+        {"terms": terms, "rules": rules}))], analyzer=analyzer)  # fmt: skip
     if isinstance(compiled, list):
         raise SystemExit(f"generated rules do not compile: {compiled[:3]}")
     return compiled
@@ -127,7 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", type=int, default=1000, help="how many rules to generate")
     parser.add_argument("--copies", type=int, default=10, help="times each item is matched")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder of feeds")
+    parser.add_argument(
+        "--analyzer", choices=["lemma", "stem", "none"], default="lemma",
+        help="morphology for plain words (none: words match as written, as before inflection)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    analyzer = None if args.analyzer == "none" else args.analyzer
 
     rows = load_items(args.data)
     items = [to_item(row) for row in rows] * args.copies
@@ -135,15 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     parse = seconds(lambda: [feedparser.parse(feed) for feed in feeds]) * args.copies
 
     start = time.perf_counter()
-    shipped = load_matcher(DEFAULT_RULES)
+    shipped = load_matcher(DEFAULT_RULES, analyzer)
     compile_shipped = time.perf_counter() - start
-    cold = seconds(lambda: match_all(load_matcher(DEFAULT_RULES), items[: len(rows)]), 1)
+    cold = seconds(lambda: match_all(load_matcher(DEFAULT_RULES, analyzer), items[: len(rows)]), 1)
     warm = seconds(lambda: match_all(shipped, items))
 
     start = time.perf_counter()
-    many = generated_rules(rows, args.rules)
+    many = generated_rules(rows, args.rules, analyzer)
     compile_many = time.perf_counter() - start
-    ten = generated_rules(rows, max(1, args.rules // 10))
+    ten = generated_rules(rows, max(1, args.rules // 10), analyzer)
     warm_many = seconds(lambda: match_all(many, items))
     warm_ten = seconds(lambda: match_all(ten, items))
 
