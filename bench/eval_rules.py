@@ -37,7 +37,7 @@ def rule_paths(rules: Path) -> list[Path]:
     return sorted(p for p in rules.rglob("*") if p.suffix in (".yaml", ".yml"))
 
 
-def load_matcher(rules: Path, analyzer: str | None = "lemma") -> Matcher:
+def load_matcher(rules: Path, analyzer: str | None = "morph") -> Matcher:
     """Read and compile rule files (plain YAML + pydantic; no line positions here)."""
     files: list[tuple[Path, RuleFile]] = []
     for path in rule_paths(rules):
@@ -163,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="rule file or folder")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labeled JSON Lines")
     parser.add_argument(
-        "--analyzer", choices=["lemma", "stem", "none"], default="lemma",
-        help="morphology for plain words: lemma (pymorphy3 + simplemma, the default), "
-        "stem (Snowball), none (words match as written, as before inflection)",
+        "--analyzer", choices=["morph", "lemma", "stem", "none"], default="morph",
+        help="morphology for plain words: morph (pymorphy3 + Snowball, the default), lemma "
+        "(pymorphy3 + simplemma), stem (Snowball), none (words match as written)",
     )  # fmt: skip
     parser.add_argument(
         "--language", choices=["hint", "none", "guess"], default="hint",

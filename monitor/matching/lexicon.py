@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from rapidfuzz import fuzz, process
 
-from monitor.matching.morph import LATIN_LANGS, Analyzer, Key, is_common_word, language_of
+from monitor.matching.morph import LATIN_LANGS, Analyzer, Key, language_of
 from monitor.text import Token, fold, is_latin, latin_key, strip_marks, words
 
 Mode = Literal["exact", "prefix", "fuzzy", "substring"]
@@ -85,8 +85,8 @@ class Atom:
     # (empty: no inflection, for `exact`, case-sensitive, prefix and substring atoms)
     inflect: str = ""
     name: bool = False  # written capitalized: read as a name (no Spanish common-noun readings)
-    # a name whose lower-case form is a common word (Rubio / rubio, Путин / путина): it matches
-    # capitalized words only, except in tags, which feeds often write in lower case
+    # a name matches capitalized words only (Rubio is not rubio, blond; Путин is not путина, the
+    # fishing season; US is not us), except in tags, which feeds often write in lower case
     capital_only: bool = False
 
 
@@ -393,7 +393,7 @@ def _morphology(written: Token) -> dict[str, Any]:
     return {
         "inflect": lower if plain else "",
         "name": name,
-        "capital_only": name and is_common_word(lower),
+        "capital_only": name,
     }
 
 

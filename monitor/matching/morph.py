@@ -2,26 +2,27 @@
 
 A rule writes a word once, in its dictionary form (`Куба`, `sanción`, `visit`); an item has
 inflected forms (`Кубой`, `sanciones`, `visited`). Both sides are reduced to *keys*,
-`(language, lemma)`, and a word of an item is an inflected form of a term's word when they
-share a key:
+`(language, lemma or stem)`, and a word of an item is an inflected form of a term's word when
+they share a key:
 
     term word  --dictionary_keys-->  {("ru", "куба")}
     item word  --item_keys------->   {("ru", "куба")}        Кубой, Кубе, Кубы…
                                      {("ru", "кубок")}       Кубок (a cup): no key in common
 
 The language of a word comes from its script: Cyrillic words are Russian; Latin words are read
-as English and as Spanish both (docs/rules.md measures that against an item-level guess).
+as English and as Spanish both, or in the item's language when it says one (lexicon.py).
 
-Precision comes first, so a term word gets a key only in a language where it *is* a dictionary
-form (`sanctions` is not: it matches itself, and `monitor check` says to write `sanction`), and a
-capitalized term (a name) is not read as a Spanish common word (`China` is not *chino*; `Rubio`
-is not *rubia*). Whether a name's lower-case form is also a common word (`путина`, the fishing
-season; `rubio`, blond; `cuba`, a barrel) is `is_common_word`: such names match only capitalized
-words of an item.
+Russian declines nouns and names in six cases with endings that also start other words (Кубок
+is not a form of Куба), so Russian words are read by pymorphy3, a dictionary of forms that
+knows lemmas: a Russian term word gets keys only when it is a dictionary form (`санкции` is
+not; `monitor check` says to write `санкция`). English and Spanish inflect by regular
+suffixes, so Snowball stemmers (PyStemmer, in C: no dictionary to load) read them; a name is not
+read as a Spanish word (`China` is not *chino*, `Rubio` is not *rubio*).
 
-Two analyzers implement this: `LemmaAnalyzer` (pymorphy3 for Russian, simplemma for English and
-Spanish: dictionaries of real word forms; the default) and `StemAnalyzer` (Snowball stemmers:
-suffix stripping, kept to measure against). Every analysis is cached with a bound.
+Three analyzers, measured in docs/rules.md: `MorphAnalyzer` (pymorphy3 + Snowball, the
+default), `LemmaAnalyzer` (pymorphy3 + simplemma's dictionaries for English and Spanish: as
+precise on our labeled sets, but 1.1 s and 130 MB more to load) and `StemAnalyzer` (Snowball for
+Russian too). Every analysis is cached with a bound.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ import logging
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, Protocol
-
-import simplemma
 
 from monitor.text import fold, is_cyrillic, latin_key
 
@@ -42,8 +41,9 @@ Lang = Literal["en", "es", "ru"]
 Key = tuple[str, str]  # (language, folded lemma or stem); language "lat": a name's transliteration
 LATIN_LANGS: tuple[Lang, ...] = ("en", "es")
 CACHE_SIZE = 65536  # distinct words per analysis; news vocabulary repeats
-# pymorphy3 tags of proper names: a parse without one of them is a common word
+# pymorphy3 tags of proper names
 _NAME_TAGS = frozenset({"Name", "Surn", "Patr", "Geox", "Orgn", "Trad"})
+_SNOWBALL = {"en": "english", "es": "spanish", "ru": "russian"}
 
 
 def language_of(word: str) -> tuple[Lang, ...]:
@@ -73,6 +73,9 @@ class Analyzer(Protocol):
         ...
 
 
+# --- Russian: pymorphy3 ---------------------------------------------------------------------
+
+
 @lru_cache(maxsize=1)
 def _morph() -> pymorphy3.MorphAnalyzer:
     import pymorphy3  # noqa: PLC0415 - its dictionaries load only when a rule has Russian words
@@ -97,28 +100,92 @@ def _ru_parses(word: str) -> tuple[tuple[str, bool, bool], ...]:
     return tuple(readings)
 
 
+def _ru_dictionary_keys(word: str, *, name: bool) -> frozenset[Key]:
+    lemmas = {lemma for lemma, _, dictionary in _ru_parses(word) if dictionary}
+    # a surname pymorphy3 does not know (Колокольцев) reads as some other word's form; the
+    # rule wrote it in its dictionary form, so the word itself is a lemma too
+    if name or word in lemmas:
+        lemmas.add(word)
+    return frozenset(("ru", fold(lemma)) for lemma in lemmas)
+
+
+def _ru_item_keys(word: str) -> set[Key]:
+    keys: set[Key] = set()
+    for lemma, proper, _ in _ru_parses(word):
+        keys.add(("ru", fold(lemma)))
+        if proper:  # Лаврову is a form of Lavrov too
+            keys.add(("lat", latin_key(fold(lemma))))
+    return keys
+
+
+# --- English and Spanish: Snowball, or simplemma's dictionaries -----------------------------
+
+
+@lru_cache(maxsize=3)
+def _stemmer(lang: Lang) -> Callable[[str], str]:
+    import Stemmer  # noqa: PLC0415 - PyStemmer, imported with the first rule that inflects
+
+    stem: Callable[[str], str] = Stemmer.Stemmer(_SNOWBALL[lang]).stemWord
+    return stem
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _stem(word: str, lang: Lang) -> str:
+    return fold(_stemmer(lang)(word))
+
+
 @lru_cache(maxsize=CACHE_SIZE)
 def _lemma(word: str, lang: Lang) -> str:
-    """The lemma of a case-folded word; simplemma knows names by their capital (Cubans →
+    """simplemma's lemma of a case-folded word; it knows names by their capital (Cubans →
     Cuban), so a word it does not know in lower case is also asked capitalized."""
+    import simplemma  # noqa: PLC0415 - only LemmaAnalyzer, measured against, loads it
+
     lemma = simplemma.lemmatize(word, lang=lang)
     if lemma == word and word[:1].islower():
         lemma = simplemma.lemmatize(word.capitalize(), lang=lang)
     return fold(lemma)
 
 
+def _known_elsewhere(word: str, lang: Lang) -> bool:
+    """Whether a word unknown to simplemma in `lang` is a word of the other Latin language:
+    `sanctions` is English (a plural), not a Spanish dictionary form simplemma does not know."""
+    import simplemma  # noqa: PLC0415
+
+    if simplemma.is_known(word, lang=lang):
+        return False
+    return any(simplemma.is_known(word, lang=other) for other in LATIN_LANGS if other != lang)
+
+
+class MorphAnalyzer:
+    """pymorphy3 for Russian, Snowball stems for English and Spanish: the default."""
+
+    name = "morph"
+
+    def item_keys(self, word: str, langs: tuple[Lang, ...]) -> frozenset[Key]:
+        return _morph_item_keys(word, langs)
+
+    def dictionary_keys(self, word: str, lang: Lang, *, name: bool) -> frozenset[Key]:
+        if lang == "ru":
+            return _ru_dictionary_keys(word, name=name)
+        if name and lang == "es":
+            return frozenset()  # Spanish names do not inflect; `China` read in Spanish is *chino*
+        return frozenset({(lang, _stem(word, lang))})
+
+
 @lru_cache(maxsize=CACHE_SIZE)
-def is_common_word(word: str) -> bool:
-    """Whether a word, in lower case, is also a common (not proper) word in its language:
-    `путина`, `rubio`, `cuba`, `trump`. A name term that is one matches capitalized words only."""
-    if is_cyrillic(word):
-        return any(not proper for _, proper, _ in _ru_parses(word))
-    return any(simplemma.is_known(word, lang=lang) for lang in language_of(word))
+def _morph_item_keys(word: str, langs: tuple[Lang, ...]) -> frozenset[Key]:
+    keys: set[Key] = set()
+    for lang in langs:
+        if lang == "ru":
+            keys |= _ru_item_keys(word)
+        else:
+            keys.add((lang, _stem(word, lang)))
+    return frozenset(keys)
 
 
 class LemmaAnalyzer:
-    """Dictionaries of word forms: pymorphy3 (OpenCorpora) for Russian, simplemma for English
-    and Spanish. A word unknown to them keeps itself as its lemma."""
+    """pymorphy3 for Russian, simplemma's dictionaries of word forms for English and Spanish:
+    a Latin term word gets a key only where it is its own lemma (`sanctions` is not)."""
 
     name = "lemma"
 
@@ -126,16 +193,11 @@ class LemmaAnalyzer:
         return _lemma_item_keys(word, langs)
 
     def dictionary_keys(self, word: str, lang: Lang, *, name: bool) -> frozenset[Key]:
-        folded = fold(word)
         if lang == "ru":
-            lemmas = {lemma for lemma, _, dictionary in _ru_parses(word) if dictionary}
-            # a surname pymorphy3 does not know (Колокольцев) reads as some other word's form;
-            # the rule wrote it in its dictionary form, so the word itself is a lemma too
-            if name or word in lemmas:
-                lemmas.add(word)
-            return frozenset(("ru", fold(lemma)) for lemma in lemmas)
+            return _ru_dictionary_keys(word, name=name)
         if name and lang == "es":
-            return frozenset()  # Spanish names do not inflect; `China` read in Spanish is *chino*
+            return frozenset()
+        folded = fold(word)
         if _lemma(word, lang) != folded or _known_elsewhere(word, lang):
             return frozenset()
         return frozenset({(lang, folded)})
@@ -146,58 +208,39 @@ def _lemma_item_keys(word: str, langs: tuple[Lang, ...]) -> frozenset[Key]:
     keys: set[Key] = set()
     for lang in langs:
         if lang == "ru":
-            for lemma, proper, _ in _ru_parses(word):
-                keys.add(("ru", fold(lemma)))
-                if proper:  # Лаврову is a form of Lavrov too
-                    keys.add(("lat", latin_key(fold(lemma))))
+            keys |= _ru_item_keys(word)
         else:
             keys.add((lang, _lemma(word, lang)))
     return frozenset(keys)
 
 
-def _known_elsewhere(word: str, lang: Lang) -> bool:
-    """Whether a word unknown in `lang` is a word of another Latin language: `sanctions` is
-    English (a plural), not a Spanish dictionary form that simplemma merely does not know."""
-    if simplemma.is_known(word, lang=lang):
-        return False
-    return any(simplemma.is_known(word, lang=other) for other in LATIN_LANGS if other != lang)
-
-
 class StemAnalyzer:
-    """Snowball stemmers (PyStemmer) for all three languages: a word and a term's word match
-    when their stems are equal. Kept to measure against `LemmaAnalyzer` (docs/rules.md)."""
+    """Snowball stemmers for all three languages: a word and a term's word match when their
+    stems are equal."""
 
     name = "stem"
 
-    def __init__(self) -> None:
-        import Stemmer  # noqa: PLC0415 - only the measurement uses it
-
-        names = {"en": "english", "es": "spanish", "ru": "russian"}
-        self._stem: dict[str, Callable[[str], str]] = {
-            lang: Stemmer.Stemmer(names[lang]).stemWord for lang in names
-        }
-
     def item_keys(self, word: str, langs: tuple[Lang, ...]) -> frozenset[Key]:
-        return frozenset((lang, fold(self._stem[lang](word))) for lang in langs)
+        return frozenset((lang, _stem(word, lang)) for lang in langs)
 
     def dictionary_keys(self, word: str, lang: Lang, *, name: bool) -> frozenset[Key]:
         if name and lang == "es":
             return frozenset()
-        return frozenset({(lang, fold(self._stem[lang](word)))})
+        return frozenset({(lang, _stem(word, lang))})
 
 
-ANALYZERS: dict[str, Callable[[], Analyzer]] = {"lemma": LemmaAnalyzer, "stem": StemAnalyzer}
+ANALYZERS: dict[str, Callable[[], Analyzer]] = {
+    "morph": MorphAnalyzer,
+    "lemma": LemmaAnalyzer,
+    "stem": StemAnalyzer,
+}
+DEFAULT_ANALYZER = "morph"
 
 
 def suggested_lemma(word: str) -> str | None:
-    """The dictionary form of a word, when a dictionary knows it and it differs: `sanctions` →
-    `sanction`, `санкции` → `санкция`; None otherwise."""
-    if is_cyrillic(word):
-        lemmas = [lemma for lemma, _, _ in _ru_parses(word)]
-        return lemmas[0] if lemmas and lemmas[0] != word else None
-    for lang in language_of(word):
-        if simplemma.is_known(word, lang=lang):
-            lemma = simplemma.lemmatize(word, lang=lang)
-            if lemma.casefold() != word:
-                return str(lemma)
-    return None
+    """The dictionary form of a Russian word, when pymorphy3 knows one and it differs:
+    `санкции` → `санкция`; None otherwise (English and Spanish stems need none)."""
+    if not is_cyrillic(word):
+        return None
+    lemmas = [lemma for lemma, _, _ in _ru_parses(word)]
+    return lemmas[0] if lemmas and lemmas[0] != word else None

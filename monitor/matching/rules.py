@@ -29,7 +29,7 @@ from monitor.matching.matcher import (
     RuleInfo,
     TermNode,
 )
-from monitor.matching.morph import ANALYZERS, Analyzer
+from monitor.matching.morph import ANALYZERS, DEFAULT_ANALYZER, Analyzer
 from monitor.matching.schema import GROUP_KEYS, Condition, RuleFile, TermSpec
 from monitor.text import Token, tokenize
 
@@ -353,11 +353,12 @@ def _triggers(node: Node) -> frozenset[int]:
 
 
 def compile_rules(
-    files: Sequence[tuple[Path, RuleFile]], *, analyzer: str | None = "lemma"
+    files: Sequence[tuple[Path, RuleFile]], *, analyzer: str | None = DEFAULT_ANALYZER
 ) -> Matcher | list[RuleProblem]:
     """All rule files at once (term sets are shared across files): a `Matcher`, or every
     problem found, in file order. `analyzer`: the morphology that inflects plain words
-    (`lemma`, the default; `stem`, Snowball; None: none, every word matches as written)."""
+    (`morph`, the default; `lemma`, `stem`: see morph.py; None: every word matches as
+    written)."""
     compiler = _Compiler(_analyzer(analyzer))
     compiler.collect_sets(files)
     rules = compiler.rules(files)

@@ -29,7 +29,7 @@ def _notes(term: Any) -> list[tuple[str, str]]:
         ("visit(|s|ed|ing)", "hint", "write `visit` alone"),
         ("sanci(ón|ones)", "hint", "write `sanción` alone"),
         ("rus(o|a|os|as)", "hint", "write `ruso` alone"),
-        ("sanctions", "hint", "write `sanction` to match all of its forms"),
+        ("Olympic(|s)", "hint", "write `Olympic` alone"),
         ("санкции", "hint", "write `санкция` to match all of its forms"),
         ("dissident{,s}", "warning", "the words `dissident s` in a row"),
         ("privad[oa]", "warning", "braces and brackets are not part of the rule language"),
