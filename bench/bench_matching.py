@@ -54,7 +54,7 @@ def as_rss(rows: list[dict[str, object]]) -> bytes:
 
 
 def generated_rules(
-    rows: list[dict[str, object]], count: int, analyzer: str | None = "morph", seed: int = 7
+    rows: list[dict[str, object]], count: int, analyzer: str | None = "lemma", seed: int = 7
 ) -> Matcher:
     """`count` rules over the items' own vocabulary (so they fire), in the shapes analysts write:
     two term sets near each other, an `any` of a third, and an exclusion."""
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=10, help="times each item is matched")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="folder of feeds")
     parser.add_argument(
-        "--analyzer", choices=["morph", "lemma", "stem", "none"], default="morph",
+        "--analyzer", choices=["lemma", "morph", "stem", "none"], default="lemma",
         help="morphology for plain words (none: words match as written, as before inflection)",
     )  # fmt: skip
     args = parser.parse_args(argv)

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from monitor.matching import Matcher, RuleFile, compile_rules
 from monitor.models import Item
+from monitor.text import tokenize
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "eval" / "dev.jsonl"
@@ -37,7 +38,7 @@ def rule_paths(rules: Path) -> list[Path]:
     return sorted(p for p in rules.rglob("*") if p.suffix in (".yaml", ".yml"))
 
 
-def load_matcher(rules: Path, analyzer: str | None = "morph") -> Matcher:
+def load_matcher(rules: Path, analyzer: str | None = "lemma") -> Matcher:
     """Read and compile rule files (plain YAML + pydantic; no line positions here)."""
     files: list[tuple[Path, RuleFile]] = []
     for path in rule_paths(rules):
@@ -158,21 +159,53 @@ def report(per_rule: dict[str, Tally], per_lang: dict[tuple[str, str], Tally], s
     return "\n".join(lines)
 
 
+def collisions(matcher: Matcher, texts: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Every distinct word of `texts` that a term matches only as another form (inflected,
+    transliterated or fuzzy), by term: the list to read for false friends."""
+    found: dict[str, dict[str, str]] = {}
+    seen: set[str] = set()
+    for text in texts:
+        for token in tokenize(text):
+            if token.cased in seen:
+                continue
+            seen.add(token.cased)
+            for label, how, lang in matcher.word_matches(token):
+                if how not in ("exact", "prefix"):
+                    found.setdefault(label, {})[token.cased] = f"{how} {lang}".strip()
+    return found
+
+
+def corpus_texts(folder: Path) -> list[str]:
+    """The text of every file under `folder`, markup and all (words are what counts)."""
+    return [
+        html.unescape(_TAG.sub(" ", path.read_bytes().decode("utf-8", "replace")))
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="rule file or folder")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labeled JSON Lines")
     parser.add_argument(
-        "--analyzer", choices=["morph", "lemma", "stem", "none"], default="morph",
-        help="morphology for plain words: morph (pymorphy3 + Snowball, the default), lemma "
-        "(pymorphy3 + simplemma), stem (Snowball), none (words match as written)",
+        "--analyzer", choices=["lemma", "morph", "stem", "none"], default="lemma",
+        help="morphology for plain words: lemma (pymorphy3 + simplemma, the default), morph "
+        "(pymorphy3 + Snowball), stem (Snowball), none (words match as written)",
     )  # fmt: skip
     parser.add_argument(
         "--language", choices=["hint", "none", "guess"], default="hint",
         help="item language: the outlet's (hint, default), none (Latin words read as English "
         "and Spanish both), or guessed by py3langid",
     )  # fmt: skip
+    parser.add_argument(
+        "--collisions", type=Path, metavar="FOLDER",
+        help="instead of scoring: list the words of the files under FOLDER (and of --data) "
+        "that a term matches only as another form, to read for false friends",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.collisions is not None:
+        return _print_collisions(args)
     if not args.data.is_file():
         print(
             f"no labeled data at {args.data}: pass --data PATH "
@@ -186,6 +219,19 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     print(report(*evaluate(matcher, read_rows(args.data), args.language)))
+    return 0
+
+
+def _print_collisions(args: argparse.Namespace) -> int:
+    matcher = load_matcher(args.rules, None if args.analyzer == "none" else args.analyzer)
+    texts = corpus_texts(args.collisions)
+    if args.data.is_file():
+        texts += [
+            f"{row.get('title', '')} {row.get('summary', '')}" for row in read_rows(args.data)
+        ]
+    for label, words in sorted(collisions(matcher, texts).items()):
+        shown = ", ".join(f"{word} ({how})" for word, how in sorted(words.items()))
+        print(f"{label}: {shown}")
     return 0
 
 

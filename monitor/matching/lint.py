@@ -100,4 +100,13 @@ def _dictionary_form(text: str, analyzer: Analyzer, is_name: Callable[[Token], b
     token = tokens[0]
     if _keys(token, analyzer, False):
         return None
-    return suggested_lemma(token.lower)
+    lemma = suggested_lemma(token.lower)
+    if lemma is None:
+        return None
+    # suggest it only where it reaches this form (`met` stays: `meet` does not reach it)
+    (written,) = tokenize(lemma) or (None,)
+    if written is None or _keys(written, analyzer, False).isdisjoint(
+        analyzer.item_keys(token.lower, language_of(token.lower))
+    ):
+        return None
+    return lemma

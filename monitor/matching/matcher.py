@@ -188,6 +188,7 @@ class Matcher:
         self.rules: tuple[RuleInfo, ...] = tuple(rule.info for rule in rules)
         # hints and warnings about the rules (rules.RuleProblem), for `monitor check`
         self.notes: tuple[Any, ...] = ()
+        self._atom_labels: dict[int, str] = {}
         self._lexicon = lexicon
         self._terms = terms
         self._rules = rules
@@ -214,6 +215,21 @@ class Matcher:
                 self._always.add(index)
             for term_id in min(groups, key=len, default=()):
                 self._anchors[term_id].append(index)
+
+    def word_matches(self, token: Token) -> list[tuple[str, str, str]]:
+        """The terms one word satisfies on its own, as (term, how, language): a look at the
+        vocabulary for tools (bench/eval_rules.py --collisions lists false-friend candidates)."""
+        if not self._atom_labels:
+            self._atom_labels = {
+                atom: term.label for term in self._terms for phrase in term.phrases
+                for atom in phrase
+            }  # fmt: skip
+        found = self._lexicon.lookup(token, initial=False)
+        return [
+            (self._atom_labels[atom], how, lang)
+            for atom, (_score, how, lang) in found.items()
+            if atom in self._atom_labels
+        ]
 
     def match(self, item: Item) -> list[Match]:
         """One `Match` per rule the item satisfies, in rule order."""

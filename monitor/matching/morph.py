@@ -12,17 +12,18 @@ they share a key:
 The language of a word comes from its script: Cyrillic words are Russian; Latin words are read
 as English and as Spanish both, or in the item's language when it says one (lexicon.py).
 
-Russian declines nouns and names in six cases with endings that also start other words (Кубок
-is not a form of Куба), so Russian words are read by pymorphy3, a dictionary of forms that
-knows lemmas: a Russian term word gets keys only when it is a dictionary form (`санкции` is
-not; `monitor check` says to write `санкция`). English and Spanish inflect by regular
-suffixes, so Snowball stemmers (PyStemmer, in C: no dictionary to load) read them; a name is not
-read as a Spanish word (`China` is not *chino*, `Rubio` is not *rubio*).
+Words are read by dictionaries of real word forms, which join a word's inflections and nothing
+else: pymorphy3 (OpenCorpora) for Russian, simplemma for English and Spanish. A term word gets
+keys only where it is a dictionary form (`санкции` and `sanctions` are not; `monitor check`
+says to write `санкция`, `sanction`), and a name is not read as a Spanish word (`China` is not
+*chino*). Stemmers join more: Snowball makes *aide* a form of `aid`, *Cooper* of `cooperation`,
+*deportation* of `deporte`, the Spanish *meta* of `met` (docs/rules.md lists what each joined in
+our corpus).
 
-Three analyzers, measured in docs/rules.md: `MorphAnalyzer` (pymorphy3 + Snowball, the
-default), `LemmaAnalyzer` (pymorphy3 + simplemma's dictionaries for English and Spanish: as
-precise on our labeled sets, but 1.1 s and 130 MB more to load) and `StemAnalyzer` (Snowball for
-Russian too). Every analysis is cached with a bound.
+Three analyzers, measured in docs/rules.md: `LemmaAnalyzer` (pymorphy3 + simplemma, with
+Snowball to choose which words to look up; the default), `MorphAnalyzer` (pymorphy3 + Snowball
+for English and Spanish) and `StemAnalyzer` (Snowball for all three). Every analysis is cached
+with a bound.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ _NAME_TAGS = frozenset({"Name", "Surn", "Patr", "Geox", "Orgn", "Trad"})
 _SNOWBALL = {"en": "english", "es": "spanish", "ru": "russian"}
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def language_of(word: str) -> tuple[Lang, ...]:
     """The languages a word is read in: Russian for Cyrillic, English and Spanish for Latin."""
     if is_cyrillic(word):
@@ -138,26 +140,33 @@ def _stem(word: str, lang: Lang) -> str:
 def _lemma(word: str, lang: Lang) -> str:
     """simplemma's lemma of a case-folded word; it knows names by their capital (Cubans →
     Cuban), so a word it does not know in lower case is also asked capitalized."""
-    import simplemma  # noqa: PLC0415 - only LemmaAnalyzer, measured against, loads it
+    import simplemma  # noqa: PLC0415 - its dictionaries load with the first Latin rule word
 
-    lemma = simplemma.lemmatize(word, lang=lang)
+    # low_memory: simplemma's stream dictionaries (English and Spanish load in 0.5 s and
+    # 15 MB, where its in-memory ones take 1.1 s and 130 MB); lookups are cached here anyway
+    lemma = simplemma.lemmatize(word, lang=lang, low_memory=True)
     if lemma == word and word[:1].islower():
-        lemma = simplemma.lemmatize(word.capitalize(), lang=lang)
+        lemma = simplemma.lemmatize(word.capitalize(), lang=lang, low_memory=True)
     return fold(lemma)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _is_known(word: str, lang: Lang) -> bool:
+    import simplemma  # noqa: PLC0415
+
+    return bool(simplemma.is_known(word, lang=lang, low_memory=True))
 
 
 def _known_elsewhere(word: str, lang: Lang) -> bool:
     """Whether a word unknown to simplemma in `lang` is a word of the other Latin language:
     `sanctions` is English (a plural), not a Spanish dictionary form simplemma does not know."""
-    import simplemma  # noqa: PLC0415
-
-    if simplemma.is_known(word, lang=lang):
+    if _is_known(word, lang):
         return False
-    return any(simplemma.is_known(word, lang=other) for other in LATIN_LANGS if other != lang)
+    return any(_is_known(word, other) for other in LATIN_LANGS if other != lang)
 
 
 class MorphAnalyzer:
-    """pymorphy3 for Russian, Snowball stems for English and Spanish: the default."""
+    """pymorphy3 for Russian, Snowball stems for English and Spanish."""
 
     name = "morph"
 
@@ -165,11 +174,16 @@ class MorphAnalyzer:
         return _morph_item_keys(word, langs)
 
     def dictionary_keys(self, word: str, lang: Lang, *, name: bool) -> frozenset[Key]:
-        if lang == "ru":
-            return _ru_dictionary_keys(word, name=name)
-        if name and lang == "es":
-            return frozenset()  # Spanish names do not inflect; `China` read in Spanish is *chino*
-        return frozenset({(lang, _stem(word, lang))})
+        return _morph_dictionary_keys(word, lang, name)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _morph_dictionary_keys(word: str, lang: Lang, name: bool) -> frozenset[Key]:
+    if lang == "ru":
+        return _ru_dictionary_keys(word, name=name)
+    if name and lang == "es":
+        return frozenset()  # Spanish names do not inflect; `China` read in Spanish is *chino*
+    return frozenset({(lang, _stem(word, lang))})
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -184,34 +198,60 @@ def _morph_item_keys(word: str, langs: tuple[Lang, ...]) -> frozenset[Key]:
 
 
 class LemmaAnalyzer:
-    """pymorphy3 for Russian, simplemma's dictionaries of word forms for English and Spanish:
-    a Latin term word gets a key only where it is its own lemma (`sanctions` is not)."""
+    """pymorphy3 for Russian, simplemma's dictionaries of word forms for English and Spanish
+    (the default): a Latin term word gets a key only where it is its own lemma (`sanctions`
+    is not).
+
+    simplemma's stream dictionaries cost 0.3 ms a lookup, too much for every new word of every
+    item, so a Latin item word is looked up only when its Snowball stem (C, microseconds) is the
+    stem of some term word: the stem proposes, the dictionary confirms. Irregular forms whose
+    stems differ (met / meet, sostuvo / sostener) are therefore not reached; a rule lists them.
+    """
 
     name = "lemma"
 
+    def __init__(self) -> None:
+        self._stems: dict[str, set[str]] = {lang: set() for lang in LATIN_LANGS}
+        self._items: dict[tuple[str, tuple[Lang, ...]], frozenset[Key]] = {}
+
     def item_keys(self, word: str, langs: tuple[Lang, ...]) -> frozenset[Key]:
-        return _lemma_item_keys(word, langs)
+        found = self._items.get((word, langs))
+        if found is None:
+            if len(self._items) >= CACHE_SIZE:
+                self._items.clear()
+            found = self._item_keys(word, langs)
+            self._items[(word, langs)] = found
+        return found
+
+    def _item_keys(self, word: str, langs: tuple[Lang, ...]) -> frozenset[Key]:
+        keys: set[Key] = set()
+        for lang in langs:
+            if lang == "ru":
+                keys |= _ru_item_keys(word)
+            elif _stem(word, lang) in self._stems[lang]:
+                keys.add((lang, _lemma(word, lang)))
+        return frozenset(keys)
 
     def dictionary_keys(self, word: str, lang: Lang, *, name: bool) -> frozenset[Key]:
-        if lang == "ru":
-            return _ru_dictionary_keys(word, name=name)
-        if name and lang == "es":
-            return frozenset()
-        folded = fold(word)
-        if _lemma(word, lang) != folded or _known_elsewhere(word, lang):
-            return frozenset()
-        return frozenset({(lang, folded)})
+        keys = _lemma_dictionary_keys(word, lang, name)
+        if keys and lang != "ru":
+            stem = _stem(word, lang)
+            if stem not in self._stems[lang]:
+                self._stems[lang].add(stem)
+                self._items.clear()  # a word seen before may now be a form of this one
+        return keys
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _lemma_item_keys(word: str, langs: tuple[Lang, ...]) -> frozenset[Key]:
-    keys: set[Key] = set()
-    for lang in langs:
-        if lang == "ru":
-            keys |= _ru_item_keys(word)
-        else:
-            keys.add((lang, _lemma(word, lang)))
-    return frozenset(keys)
+def _lemma_dictionary_keys(word: str, lang: Lang, name: bool) -> frozenset[Key]:
+    if lang == "ru":
+        return _ru_dictionary_keys(word, name=name)
+    if name and lang == "es":
+        return frozenset()
+    folded = fold(word)
+    if _lemma(word, lang) != folded or _known_elsewhere(word, lang):
+        return frozenset()
+    return frozenset({(lang, folded)})
 
 
 class StemAnalyzer:
@@ -234,13 +274,20 @@ ANALYZERS: dict[str, Callable[[], Analyzer]] = {
     "lemma": LemmaAnalyzer,
     "stem": StemAnalyzer,
 }
-DEFAULT_ANALYZER = "morph"
+DEFAULT_ANALYZER = "lemma"
 
 
 def suggested_lemma(word: str) -> str | None:
-    """The dictionary form of a Russian word, when pymorphy3 knows one and it differs:
-    `санкции` → `санкция`; None otherwise (English and Spanish stems need none)."""
-    if not is_cyrillic(word):
-        return None
-    lemmas = [lemma for lemma, _, _ in _ru_parses(word)]
-    return lemmas[0] if lemmas and lemmas[0] != word else None
+    """The dictionary form of a word, when a dictionary knows one and it differs: `санкции` →
+    `санкция`, `sanctions` → `sanction`; None otherwise."""
+    if is_cyrillic(word):
+        lemmas = [lemma for lemma, _, _ in _ru_parses(word)]
+        return lemmas[0] if lemmas and lemmas[0] != word else None
+    import simplemma  # noqa: PLC0415
+
+    for lang in language_of(word):
+        if _is_known(word, lang):
+            lemma = str(simplemma.lemmatize(word, lang=lang, low_memory=True))
+            if lemma.casefold() != word:
+                return lemma
+    return None
