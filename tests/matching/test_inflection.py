@@ -104,6 +104,8 @@ def test_traps(term: Any, title: str) -> None:
         ("chino", "Fine china and Cuban cigars", "en", False),  # English china is no chino
         ("chino", "Fine china and Cuban cigars", None, True),  # no language: read as Spanish too
         ("chino", "Empresas china y rusa", "es", True),
+        ("deporte", "deportees flown home", "en", False),
+        ("deporte", "deportees flown home", None, True),  # known: read as Spanish *deportes*
     ],
 )
 def test_an_item_language_limits_latin_readings(
