@@ -104,8 +104,8 @@ def _dictionary_form(text: str, analyzer: Analyzer, is_name: Callable[[Token], b
     if lemma is None:
         return None
     # suggest it only where it reaches this form (`met` stays: `meet` does not reach it)
-    (written,) = tokenize(lemma) or (None,)
-    if written is None or _keys(written, analyzer, False).isdisjoint(
+    written = tokenize(lemma)
+    if len(written) != 1 or _keys(written[0], analyzer, False).isdisjoint(
         analyzer.item_keys(token.lower, language_of(token.lower))
     ):
         return None
