@@ -14,11 +14,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise, product
-from typing import Any
+from typing import TYPE_CHECKING
 
 from monitor.matching.lexicon import HOW_ORDER, Lexicon, Via
 from monitor.models import Item, Match, TermHit
 from monitor.text import Token, tokenize
+
+if TYPE_CHECKING:
+    from monitor.matching.rules import RuleProblem
 
 MAX_NEAR_COMBINATIONS = 4096  # bounds the proximity search on pathological items
 MAX_HITS_PER_TERM = 3  # evidence per term and field: enough to see why, short enough to read
@@ -186,8 +189,8 @@ class Matcher:
         self, lexicon: Lexicon, terms: list[CompiledTerm], rules: list[CompiledRule]
     ) -> None:
         self.rules: tuple[RuleInfo, ...] = tuple(rule.info for rule in rules)
-        # hints and warnings about the rules (rules.RuleProblem), for `monitor check`
-        self.notes: tuple[Any, ...] = ()
+        # hints and warnings about the rules, for `monitor check` (lint.py)
+        self.notes: tuple[RuleProblem, ...] = ()
         self._atom_labels: dict[int, str] = {}
         self._lexicon = lexicon
         self._terms = terms
