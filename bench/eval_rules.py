@@ -23,8 +23,9 @@ import yaml
 from pydantic import ValidationError
 
 from monitor.matching import Matcher, RuleFile, compile_rules
+from monitor.matching.morph import russian_words
 from monitor.models import Item
-from monitor.text import tokenize
+from monitor.text import is_cyrillic, tokenize
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "eval" / "dev.jsonl"
@@ -200,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--collisions", type=Path, metavar="FOLDER",
-        help="instead of scoring: list the words of the files under FOLDER (and of --data) "
+        help="instead of scoring: list the words of the files under FOLDER, of --data and of "
+        "pymorphy3's dictionary (words that share a Russian term word's first three letters) "
         "that a term matches only as another form, to read for false friends",
     )  # fmt: skip
     args = parser.parse_args(argv)
@@ -222,9 +224,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def russian_dictionary_texts(matcher: Matcher) -> list[str]:
+    """pymorphy3's known words that share the first three letters of a Cyrillic term word,
+    each twice (lower case and capitalized): where Russian false friends would be."""
+    prefixes = {
+        token.lower[:3]
+        for rule_term in matcher.term_labels()
+        for token in tokenize(rule_term)
+        if len(token.lower) >= 4 and is_cyrillic(token.lower)
+    }
+    words = [word for prefix in sorted(prefixes) for word in russian_words(prefix)]
+    return [" ".join(words), " ".join(word.capitalize() for word in words)]
+
+
 def _print_collisions(args: argparse.Namespace) -> int:
     matcher = load_matcher(args.rules, None if args.analyzer == "none" else args.analyzer)
-    texts = corpus_texts(args.collisions)
+    texts = corpus_texts(args.collisions) + russian_dictionary_texts(matcher)
     if args.data.is_file():
         texts += [
             f"{row.get('title', '')} {row.get('summary', '')}" for row in read_rows(args.data)

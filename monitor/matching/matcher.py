@@ -219,6 +219,10 @@ class Matcher:
             for term_id in min(groups, key=len, default=()):
                 self._anchors[term_id].append(index)
 
+    def term_labels(self) -> list[str]:
+        """Every term of the rules, as the rule files write it."""
+        return [term.label for term in self._terms]
+
     def word_matches(self, token: Token) -> list[tuple[str, str, str]]:
         """The terms one word satisfies on its own, as (term, how, language): a look at the
         vocabulary for tools (bench/eval_rules.py --collisions lists false-friend candidates)."""

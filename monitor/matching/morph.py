@@ -45,6 +45,7 @@ CACHE_SIZE = 65536  # distinct words per analysis; news vocabulary repeats
 # pymorphy3 tags of proper names
 _NAME_TAGS = frozenset({"Name", "Surn", "Patr", "Geox", "Orgn", "Trad"})
 _SNOWBALL = {"en": "english", "es": "spanish", "ru": "russian"}
+_FUNCTION_WORDS = frozenset({"PREP", "CONJ", "PRCL", "INTJ"})
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -90,11 +91,18 @@ def _morph() -> pymorphy3.MorphAnalyzer:
 @lru_cache(maxsize=CACHE_SIZE)
 def _ru_parses(word: str) -> tuple[tuple[str, bool, bool], ...]:
     """(lemma, is a proper name, is a dictionary form) for each reading pymorphy3 has of a
-    Russian word. A dictionary form is the lemma itself, or a nominative singular (Захарова,
-    whose lemma pymorphy3 writes in the masculine, захаров), or the nominative of a word that
-    has no singular (переговоры)."""
+    Russian word, likeliest first. A dictionary form is the lemma itself, or a nominative
+    singular (Захарова, whose lemma pymorphy3 writes in the masculine, захаров), or the
+    nominative of a word that has no singular (переговоры).
+
+    A word whose likeliest reading is a preposition, conjunction, particle or interjection is
+    read as that only: *после* (after) is also the prepositional of *посол* (an ambassador),
+    one reading in a thousand."""
+    parses = _morph().parse(word)
+    if parses and parses[0].tag.POS in _FUNCTION_WORDS:
+        parses = [parse for parse in parses if parse.tag.POS in _FUNCTION_WORDS]
     readings: dict[tuple[str, bool, bool], None] = {}
-    for parse in _morph().parse(word):
+    for parse in parses:
         tag = parse.tag
         nominative = tag.case == "nomn" and (tag.number != "plur" or "Pltm" in tag.grammemes)
         dictionary = parse.normal_form == word or nominative
@@ -291,3 +299,9 @@ def suggested_lemma(word: str) -> str | None:
             if lemma.casefold() != word:
                 return lemma
     return None
+
+
+def russian_words(prefix: str) -> list[str]:
+    """Every word form pymorphy3's dictionary knows that starts with `prefix` (lower case): the
+    word list that bench/eval_rules.py --collisions reads for Russian false friends."""
+    return sorted({known for known, *_ in _morph().iter_known_word_parses(prefix)})

@@ -19,6 +19,7 @@ FORMS: list[tuple[str, Any, str, str | None, str | None]] = [
     ("ru-acc", "Куба", "визит на Кубу", "Кубу", "inflected"),
     ("ru-ins", "Куба", "соглашение с Кубой", "Кубой", "inflected"),
     ("ru-city", "Гавана", "посол в Гаване", "Гаване", "inflected"),
+    ("ru-ambassador", "посол", "встреча с послом", "послом", "inflected"),
     ("ru-surname-gen", "Колокольцев", "визит Колокольцева", "Колокольцева", "inflected"),
     ("ru-surname-ins", "Колокольцев", "встреча с Колокольцевым", "Колокольцевым", "inflected"),
     ("ru-surname-fem", "Захарова", "заявление Захаровой", "Захаровой", "inflected"),
@@ -58,6 +59,8 @@ TRAPS: list[tuple[str, Any, str]] = [
     ("laurels", "Лавров", "лавры победителя"),
     ("fishing-season", "Путин", "путина на Камчатке началась"),  # путина: the fishing season
     ("prussia", "Россия", "Восточной Пруссии"),
+    ("after-not-ambassador", "посол", "после переговоров"),  # после: a preposition
+    ("cup-forms", "Куба", "в финале Кубка и с Кубком"),
     ("bucket", "Cuba", "un cubo de agua"),
     ("buckets", "Cuba", "cubos de Rubik"),
     ("barrel", "Cuba", "una cuba de vino"),  # cuba (lower case): a barrel
