@@ -111,7 +111,6 @@ class Lexicon:
         self._cased_folded: dict[str, list[int]] = defaultdict(list)
         self._word_atoms: dict[str, frozenset[int]] = {}
         self._inflected: dict[Key, list[int]] = defaultdict(list)
-        self.inflection_keys: dict[int, frozenset[Key]] = {}  # for `monitor check`
         self._capital_only: set[int] = set()
 
     def add(self, atom: Atom) -> int:
@@ -153,9 +152,7 @@ class Lexicon:
         if atom.capital_only:
             self._capital_only.add(atom_id)
         if atom.inflect and self.analyzer is not None:
-            keys = self._dictionary_keys(atom)
-            self.inflection_keys[atom_id] = keys
-            for key in keys:
+            for key in self._dictionary_keys(atom):
                 self._inflected[key].append(atom_id)
 
     def _dictionary_keys(self, atom: Atom) -> frozenset[Key]:
