@@ -110,6 +110,8 @@ class Lexicon:
         self._cache: dict[str, dict[int, Via]] = {}
         self._cased_folded: dict[str, list[int]] = defaultdict(list)
         self._word_atoms: dict[str, frozenset[int]] = {}
+        self._seen_words: set[str] = set()  # the words of _word_atoms, as a set
+        self._hit_words: set[str] = set()  # those of them that satisfy some atom
         self._inflected: dict[Key, list[int]] = defaultdict(list)
         self._capital_only: set[int] = set()
 
@@ -125,6 +127,8 @@ class Lexicon:
         self._prefix_lengths.clear()
         self._cache.clear()
         self._word_atoms.clear()
+        self._seen_words.clear()
+        self._hit_words.clear()
         return atom_id
 
     def _index(self, atom: Atom, atom_id: int) -> None:
@@ -170,16 +174,23 @@ class Lexicon:
         first look that needs no offsets. An empty set means no term can occur in the text."""
         present: set[int] = set()
         cache = self._word_atoms
-        for word in set(words(text)):
-            atoms = cache.get(word)
-            if atoms is None:  # first sight of this word
-                if len(cache) >= CACHE_LIMIT:
-                    cache.clear()
+        seen = set(words(text))
+        # most words of an item satisfy no atom: set operations (in C) find the few that do
+        new = seen - self._seen_words
+        if new:
+            if len(cache) + len(new) > CACHE_LIMIT:
+                cache.clear()
+                self._seen_words.clear()
+                self._hit_words.clear()
+            self._seen_words |= new
+            for word in new:  # first sight of these words
                 found = self._word_lookup(word)
                 atoms = frozenset((*found, *self._cased_folded.get(fold(word), ())))
                 cache[word] = atoms
-            if atoms:
-                present.update(atoms)
+                if atoms:
+                    self._hit_words.add(word)
+        for word in seen & self._hit_words:
+            present.update(cache[word])
         return present
 
     def _word_lookup(self, lower: str) -> dict[int, Via]:
