@@ -23,7 +23,9 @@ import yaml
 from pydantic import ValidationError
 
 from monitor.matching import Matcher, RuleFile, compile_rules
+from monitor.matching.morph import russian_words
 from monitor.models import Item
+from monitor.text import is_cyrillic, tokenize
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "eval" / "dev.jsonl"
@@ -37,7 +39,7 @@ def rule_paths(rules: Path) -> list[Path]:
     return sorted(p for p in rules.rglob("*") if p.suffix in (".yaml", ".yml"))
 
 
-def load_matcher(rules: Path) -> Matcher:
+def load_matcher(rules: Path, analyzer: str | None = "lemma") -> Matcher:
     """Read and compile rule files (plain YAML + pydantic; no line positions here)."""
     files: list[tuple[Path, RuleFile]] = []
     for path in rule_paths(rules):
@@ -46,23 +48,41 @@ def load_matcher(rules: Path) -> Matcher:
             files.append((path, RuleFile.model_validate(data)))
         except ValidationError as error:
             raise SystemExit(f"{path}: invalid rule file\n{error}") from error
-    compiled = compile_rules(files)
+    compiled = compile_rules(files, analyzer=analyzer)
     if isinstance(compiled, list):
         lines = [f"{p.path}: {'.'.join(map(str, p.loc))}: {p.message}" for p in compiled]
         raise SystemExit("\n".join(lines))
     return compiled
 
 
-def to_item(row: dict[str, object]) -> Item:
-    """An item as the feed parser would make it: HTML stripped, entities decoded."""
+def to_item(row: dict[str, object], language: str = "hint") -> Item:
+    """An item as the feed parser would make it: HTML stripped, entities decoded. `language`:
+    `hint` keeps the outlet's language (feeds declare one), `none` drops it (Latin words are
+    then read as English and Spanish both), `guess` asks py3langid."""
 
     def plain(key: str) -> str:
         return " ".join(html.unescape(_TAG.sub(" ", str(row.get(key) or ""))).split())
 
-    return Item(
-        title=plain("title"), summary=plain("summary"), guid=str(row.get("id", "")),
-        lang=str(row.get("lang") or "") or None,
-    )  # fmt: skip
+    title, summary = plain("title"), plain("summary")
+    lang = str(row.get("lang") or "") or None
+    if language == "none":
+        lang = None
+    elif language == "guess":
+        lang = _guess(f"{title}. {summary}")
+    return Item(title=title, summary=summary, guid=str(row.get("id", "")), lang=lang)
+
+
+def _guess(text: str) -> str:
+    import py3langid  # noqa: PLC0415 - only this measurement uses it
+
+    if not _GUESSING:
+        py3langid.set_languages(["en", "es", "ru"])
+        _GUESSING.append(True)
+    lang, _ = py3langid.classify(text)
+    return str(lang)
+
+
+_GUESSING: list[bool] = []
 
 
 @dataclass
@@ -90,7 +110,7 @@ def read_rows(path: Path) -> list[dict[str, object]]:
 
 
 def evaluate(
-    matcher: Matcher, rows: Iterable[dict[str, object]]
+    matcher: Matcher, rows: Iterable[dict[str, object]], language: str = "hint"
 ) -> tuple[dict[str, Tally], dict[tuple[str, str], Tally], int]:
     """Tallies per rule and per (rule, language), and how many ambiguous items were skipped."""
     per_rule: dict[str, Tally] = {}
@@ -102,7 +122,7 @@ def evaluate(
         if row.get("ambiguous"):
             skipped += 1
             continue
-        fired = {m.rule_id for m in matcher.match(to_item(row))}
+        fired = {m.rule_id for m in matcher.match(to_item(row, language))}
         labels = set(row.get("labels", []) or [])  # type: ignore[call-overload]
         for rule_id in scored:
             predicted, wanted = rule_id in fired, rule_id in labels
@@ -140,11 +160,54 @@ def report(per_rule: dict[str, Tally], per_lang: dict[tuple[str, str], Tally], s
     return "\n".join(lines)
 
 
+def collisions(matcher: Matcher, texts: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Every distinct word of `texts` that a term matches only as another form (inflected,
+    transliterated or fuzzy), by term: the list to read for false friends."""
+    found: dict[str, dict[str, str]] = {}
+    seen: set[str] = set()
+    for text in texts:
+        for token in tokenize(text):
+            if token.cased in seen:
+                continue
+            seen.add(token.cased)
+            for label, how, lang in matcher.word_matches(token):
+                if how not in ("exact", "prefix"):
+                    found.setdefault(label, {})[token.cased] = f"{how} {lang}".strip()
+    return found
+
+
+def corpus_texts(folder: Path) -> list[str]:
+    """The text of every file under `folder`, markup and all (words are what counts)."""
+    return [
+        html.unescape(_TAG.sub(" ", path.read_bytes().decode("utf-8", "replace")))
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="rule file or folder")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labeled JSON Lines")
+    parser.add_argument(
+        "--analyzer", choices=["lemma", "morph", "stem", "none"], default="lemma",
+        help="morphology for plain words: lemma (pymorphy3 + simplemma, the default), morph "
+        "(pymorphy3 + Snowball), stem (Snowball), none (words match as written)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--language", choices=["hint", "none", "guess"], default="hint",
+        help="item language: the outlet's (hint, default), none (Latin words read as English "
+        "and Spanish both), or guessed by py3langid",
+    )  # fmt: skip
+    parser.add_argument(
+        "--collisions", type=Path, metavar="FOLDER",
+        help="instead of scoring: list the words of the files under FOLDER, of --data and of "
+        "pymorphy3's dictionary (words that share a Russian term word's first three letters) "
+        "that a term matches only as another form, to read for false friends",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.collisions is not None:
+        return _print_collisions(args)
     if not args.data.is_file():
         print(
             f"no labeled data at {args.data}: pass --data PATH "
@@ -153,11 +216,37 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        matcher = load_matcher(args.rules)
+        matcher = load_matcher(args.rules, None if args.analyzer == "none" else args.analyzer)
     except SystemExit as error:
         print(error, file=sys.stderr)
         return 2
-    print(report(*evaluate(matcher, read_rows(args.data))))
+    print(report(*evaluate(matcher, read_rows(args.data), args.language)))
+    return 0
+
+
+def russian_dictionary_texts(matcher: Matcher) -> list[str]:
+    """pymorphy3's known words that share the first three letters of a Cyrillic term word,
+    each twice (lower case and capitalized): where Russian false friends would be."""
+    prefixes = {
+        token.lower[:3]
+        for rule_term in matcher.term_labels()
+        for token in tokenize(rule_term)
+        if len(token.lower) >= 4 and is_cyrillic(token.lower)
+    }
+    words = [word for prefix in sorted(prefixes) for word in russian_words(prefix)]
+    return [" ".join(words), " ".join(word.capitalize() for word in words)]
+
+
+def _print_collisions(args: argparse.Namespace) -> int:
+    matcher = load_matcher(args.rules, None if args.analyzer == "none" else args.analyzer)
+    texts = corpus_texts(args.collisions) + russian_dictionary_texts(matcher)
+    if args.data.is_file():
+        texts += [
+            f"{row.get('title', '')} {row.get('summary', '')}" for row in read_rows(args.data)
+        ]
+    for label, words in sorted(collisions(matcher, texts).items()):
+        shown = ", ".join(f"{word} ({how})" for word, how in sorted(words.items()))
+        print(f"{label}: {shown}")
     return 0
 
 

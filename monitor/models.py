@@ -62,6 +62,10 @@ class TermHit:
     start: int  # offsets of `text` in the field's text
     end: int
     score: float  # 0..100
+    # how the text matched the term: exact | prefix | inflected (another form of the same
+    # dictionary word) | transliterated (the other script's spelling) | fuzzy (a typo)
+    how: str = "exact"
+    lang: str | None = None  # en | es | ru: the language of an inflected form
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -71,6 +75,8 @@ class TermHit:
             "start": self.start,
             "end": self.end,
             "score": round(self.score, 1),
+            "how": self.how,
+            "lang": self.lang,
         }
 
 

@@ -37,6 +37,9 @@ class Token:
     cased: str  # accent-folded, case kept: for case-sensitive terms such as `US`
     start: int  # offsets into the original text
     end: int
+    # case-folded with accents and other marks kept (`sanción`, `кубой`): what the morphology
+    # analyzers read, since folding `й` to `и` or `ó` to `o` changes the word they see
+    lower: str = ""
 
 
 @lru_cache(maxsize=65536)
@@ -54,6 +57,12 @@ def fold(word: str) -> str:
 
 
 @lru_cache(maxsize=65536)
+def lower_word(word: str) -> str:
+    """Case-fold one word, keeping its accents (in composed form): `Sanción` → `sanción`."""
+    return unicodedata.normalize("NFC", word.casefold())
+
+
+@lru_cache(maxsize=65536)
 def latin_key(folded: str) -> str:
     """The Latin transliteration of a folded word, letters and digits only: `колокольцев` →
     `kolokoltsev`. Latin words map to themselves."""
@@ -62,6 +71,11 @@ def latin_key(folded: str) -> str:
 
 def is_latin(folded: str) -> bool:
     return folded.isascii()
+
+
+def is_cyrillic(word: str) -> bool:
+    """Whether the word has a Cyrillic letter (Russian words; a mixed word counts as Cyrillic)."""
+    return any("\u0400" <= ch <= "\u04ff" for ch in word)
 
 
 def words(text: str) -> list[str]:
@@ -115,5 +129,6 @@ def tokenize(text: str) -> list[Token]:
             start, end = word.start(), word.end()
         else:
             start, end = origin[word.start()], _end_offset(origin, text, word.end())
-        tokens.append(Token(folded=fold(raw), cased=strip_marks(raw), start=start, end=end))
+        folded, cased, lower = fold(raw), strip_marks(raw), lower_word(raw)
+        tokens.append(Token(folded=folded, cased=cased, start=start, end=end, lower=lower))
     return tokens

@@ -68,3 +68,48 @@ def test_bad_input_lines_are_named_and_exit_2(tmp_path: Path) -> None:
     assert "<stdin>:2: not JSON" in result.stderr
     assert "<stdin>:3: `title` (a non-empty string) is required" in result.stderr
     assert '"item_id": "i-1"' in result.stdout  # good lines are still answered
+
+
+def test_match_says_how_a_word_matched(tmp_path: Path) -> None:
+    item = {"id": "ru-1", "title": "Россия направит Кубе нефть", "lang": "ru"}
+    result = run_cli("match", "--config", CONFIG, cwd=tmp_path, input_text=_jsonl([item]))
+    assert result.returncode == 0, result.stderr
+    hits = [hit for line in map(json.loads, result.stdout.splitlines()) for hit in line["matches"]]
+    assert {"text": "Кубе", "how": "inflected", "lang": "ru"}.items() <= next(
+        hit for hit in hits if hit["text"] == "Кубе"
+    ).items()
+    explained = run_cli(
+        "match", "--config", CONFIG, "--explain", cwd=tmp_path, input_text=_jsonl([item])
+    )
+    assert '"Кубе" ← term "Куба" (inflected form, ru)' in explained.stdout
+
+
+RULES_WITH_ADVICE = """\
+version: 1
+terms:
+  cuba: [Куб(а|ы|е|у|ой), Havana]
+rules:
+  - id: cuba-people
+    title: Cuba's people
+    match:
+      all:
+        - $cuba
+        - any:
+            - dissident{,s}
+            - {term: Havana, unless: [Little Rock]}
+"""
+
+
+def test_check_prints_hints_and_warnings_and_stays_valid(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "cuba.yaml").write_text(RULES_WITH_ADVICE, encoding="utf-8")
+    (tmp_path / "monitor.yaml").write_text("rules: rules/\n", encoding="utf-8")
+    result = run_cli("check", "--config", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    path = tmp_path / "rules" / "cuba.yaml"
+    lines = result.stdout.splitlines()
+    assert f"{path}:3:10: hint: `Куб(а|ы|е|у|ой)`: inflection matches every form of `Куба`; " \
+        "write `Куба` alone" in lines  # fmt: skip
+    assert any(line.startswith(f"{path}:11:15: warning: `dissident{{,s}}`") for line in lines)
+    assert any(line.startswith(f"{path}:12:") and "`unless: Little Rock`" in line for line in lines)
+    assert lines[-1].endswith("valid — 0 feeds, 1 rules in 1 files, 0 webhooks")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.text import fold, latin_key, tokenize
+from monitor.text import fold, is_cyrillic, latin_key, tokenize
 
 
 @pytest.mark.parametrize(
@@ -82,3 +82,24 @@ def test_token_offsets_point_into_the_original_text(text: str, original_words: l
 
 def test_cased_form_keeps_case_and_folds_accents() -> None:
     assert [t.cased for t in tokenize("US Álvarez us")] == ["US", "Alvarez", "us"]
+
+
+@pytest.mark.parametrize(
+    ("text", "lower"),
+    [
+        ("Кубой", ["кубой"]),  # й stays: folding it to и would hide the case ending
+        ("Sanción", ["sanción"]),
+        ("Di\u0301az-Canel", ["díaz", "canel"]),  # composed
+        ("D&iacute;az", ["díaz"]),
+        ("LAVROV's", ["lavrov", "s"]),
+    ],
+)
+def test_lower_form_keeps_accents_for_the_analyzers(text: str, lower: list[str]) -> None:
+    assert [t.lower for t in tokenize(text)] == lower
+
+
+@pytest.mark.parametrize(
+    ("word", "cyrillic"), [("Куба", True), ("Cuba", False), ("Kубa", True), ("2024", False)]
+)
+def test_is_cyrillic(word: str, cyrillic: bool) -> None:
+    assert is_cyrillic(word) is cyrillic

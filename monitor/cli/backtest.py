@@ -18,6 +18,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
+from monitor.matching.explain import hit_line
 from monitor.pipeline.backtest import GONE, NEW, BacktestResult, Difference, Progress, backtest
 
 __all__ = ["backtest", "progress_printer", "report", "since_from"]  # backtest: for cli.commands
@@ -54,6 +55,8 @@ def _section(out: TextIO, heading: str, differences: list[Difference], show: int
         print(f"  {rule_id} ({len(found)})", file=out)
         for difference in found[:show]:
             print(f"    {_line(difference)}", file=out)
+            for hit in difference.hits:
+                print(f"      {hit.field}: {hit_line(hit)}", file=out)
         if len(found) > show:
             print(f"    … and {len(found) - show} more (--show to see more)", file=out)
 

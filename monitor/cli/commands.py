@@ -24,7 +24,7 @@ from monitor.config.settings import (
     config_schema,
     rules_schema,
 )
-from monitor.config.yamlpos import load_plain
+from monitor.config.yamlpos import load_plain, load_positioned
 from monitor.errors import StartError, StoreError
 from monitor.events import events_schema
 from monitor.feeds.normalize import html_to_text
@@ -46,6 +46,12 @@ def check(directory: Path) -> int:
     config = load_or_report(directory)
     if config is None:
         return EXIT_INVALID
+    documents: dict[Path, Any] = {}
+    for note in config.matcher.notes:  # hints and warnings: advice, the config stays valid
+        if note.path not in documents:
+            documents[note.path] = load_positioned(note.path, os.environ)
+        pos = documents[note.path].position_of(note.loc)
+        print(f"{note.path}:{pos.line}:{pos.column}: {note.severity}: {note.message}")
     print(
         f"{directory / CONFIG_FILE}: valid — {len(config.settings.feeds)} feeds, "
         f"{len(config.matcher.rules)} rules in {len(config.rule_files)} files, "

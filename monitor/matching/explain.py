@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.models import Item, Match
+from monitor.models import Item, Match, TermHit
 
 CONTEXT = 30  # characters of the field shown either side of a hit
 
@@ -11,8 +11,10 @@ def explain(item: Item, match: Match) -> str:
     """Several lines: the rule, then each term that fired, where, on what text, how well.
 
     rule russia-cuba-contacts (Russian-Cuban state contacts), severity high, score 100.0
-      title[0:6]      "Lavrov" ← term "Lavrov" (100.0)
+      title[0:6]      "Lavrov" ← term "Lavrov" (exact, 100.0)
                       [Lavrov] in Havana on final leg of Latin America tour
+      summary[4:9]    "Кубой" ← term "Куба" (inflected form, ru)
+                      …с [Кубой] подписали…
     """
     lines = [
         f"rule {match.rule_id} ({match.rule_title}), severity {match.severity}, "
@@ -22,10 +24,21 @@ def explain(item: Item, match: Match) -> str:
         lines.append("  (no term hits: the rule matched through its exclusions only)")
     for hit in match.hits:
         where = f"{hit.field}[{hit.start}:{hit.end}]"
-        how = "exact" if hit.score >= 100 else "fuzzy"
-        lines.append(f'  {where:<16}"{hit.text}" ← term "{hit.term}" ({how}, {hit.score:.1f})')
+        lines.append(f'  {where:<16}"{hit.text}" ← term "{hit.term}" ({how_matched(hit)})')
         lines.append(" " * 18 + _context(item.field_text(hit.field), hit.start, hit.end))
     return "\n".join(lines)
+
+
+def how_matched(hit: TermHit) -> str:
+    """`exact, 100.0`, `inflected form, ru`, `transliterated, 90.9`, `fuzzy, 92.3`."""
+    if hit.how == "inflected":
+        return f"inflected form, {hit.lang}" if hit.lang else "inflected form"
+    return f"{hit.how}, {hit.score:.1f}"
+
+
+def hit_line(hit: TermHit) -> str:
+    """One hit on one line: `"Кубой" ← term "Куба" (inflected form, ru)`, for reports."""
+    return f'"{hit.text}" ← term "{hit.term}" ({how_matched(hit)})'
 
 
 def _context(text: str, start: int, end: int) -> str:

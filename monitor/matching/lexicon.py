@@ -12,13 +12,30 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from rapidfuzz import fuzz, process
 
-from monitor.text import Token, fold, latin_key, strip_marks, words
+from monitor.matching.morph import LATIN_LANGS, Analyzer, Key, language_of
+from monitor.text import Token, fold, is_latin, latin_key, strip_marks, words
 
 Mode = Literal["exact", "prefix", "fuzzy", "substring"]
+# How an item word satisfied an atom, from the surest to the loosest: a phrase reports its
+# loosest word. `transliterated` is the other script's spelling (exact or within the fuzzy
+# threshold); `inflected` another form of the same dictionary word.
+How = Literal["exact", "prefix", "inflected", "transliterated", "fuzzy"]
+HOW_ORDER: dict[str, int] = {
+    "exact": 0, "prefix": 1, "inflected": 2, "transliterated": 3, "fuzzy": 4,
+}  # fmt: skip
+Via = tuple[float, How, str]  # score, how, language of the analysis ("" when none)
+EXACT: Via = (100.0, "exact", "")
+PREFIX: Via = (100.0, "prefix", "")
+TRANSLITERATED: Via = (100.0, "transliterated", "")
+# Across scripts a transliteration is noisy (Tampa ~ Трампа, poutine ~ путине): a fuzzy match
+# between a Latin and a Cyrillic word needs this many leading letters of the two spellings
+# to agree, which keeps Kolokoltsov ~ Колокольцев (the names differ at their ends)
+CROSS_SCRIPT_PREFIX = 3
+MIN_INFLECTED = 3  # letters of a term word for its other forms to match
 
 CACHE_LIMIT = 200_000  # words; cleared when full, which keeps the cache bounded and deterministic
 _ALTERNATIVES = re.compile(r"\(([^()]*)\)")
@@ -64,12 +81,20 @@ class Atom:
     threshold: float  # fuzzy only
     case_sensitive: bool
     translit: bool
+    # the word as written, case-folded with accents kept, when its other forms match too
+    # (empty: no inflection, for `exact`, case-sensitive, prefix and substring atoms)
+    inflect: str = ""
+    name: bool = False  # written capitalized: read as a name (no Spanish common-noun readings)
+    # a name matches capitalized words only (Rubio is not rubio, blond; Путин is not путина, the
+    # fishing season; US is not us), except in tags, which feeds often write in lower case
+    capital_only: bool = False
 
 
 class Lexicon:
     """Every atom of every rule, indexed for lookup by item word."""
 
-    def __init__(self) -> None:
+    def __init__(self, analyzer: Analyzer | None = None) -> None:
+        self.analyzer = analyzer
         self.atoms: list[Atom] = []
         self._ids: dict[Atom, int] = {}
         self._exact: dict[str, list[int]] = defaultdict(list)
@@ -82,9 +107,13 @@ class Lexicon:
         self._substring: list[int] = []
         self._frozen: dict[str, tuple[list[str], list[int], float]] = {}
         self._prefix_lengths: dict[int, list[int]] = {}
-        self._cache: dict[str, dict[int, float]] = {}
+        self._cache: dict[str, dict[int, Via]] = {}
         self._cased_folded: dict[str, list[int]] = defaultdict(list)
         self._word_atoms: dict[str, frozenset[int]] = {}
+        self._seen_words: set[str] = set()  # the words of _word_atoms, as a set
+        self._hit_words: set[str] = set()  # those of them that satisfy some atom
+        self._inflected: dict[Key, list[int]] = defaultdict(list)
+        self._capital_only: set[int] = set()
 
     def add(self, atom: Atom) -> int:
         known = self._ids.get(atom)
@@ -98,6 +127,8 @@ class Lexicon:
         self._prefix_lengths.clear()
         self._cache.clear()
         self._word_atoms.clear()
+        self._seen_words.clear()
+        self._hit_words.clear()
         return atom_id
 
     def _index(self, atom: Atom, atom_id: int) -> None:
@@ -119,61 +150,147 @@ class Lexicon:
                 self._fuzzy[atom.key[0]].append(atom_id)
                 if latin:
                     self._fuzzy_latin[latin[0]].append(atom_id)
+        self._index_morphology(atom, atom_id)
+
+    def _index_morphology(self, atom: Atom, atom_id: int) -> None:
+        if atom.capital_only:
+            self._capital_only.add(atom_id)
+        if atom.inflect and self.analyzer is not None:
+            for key in self._dictionary_keys(atom):
+                self._inflected[key].append(atom_id)
+
+    def _dictionary_keys(self, atom: Atom) -> frozenset[Key]:
+        assert self.analyzer is not None
+        word = atom.inflect
+        keys: set[Key] = set()
+        for lang in language_of(word):
+            keys |= self.analyzer.dictionary_keys(word, lang, name=atom.name)
+        if atom.name and atom.translit and is_latin(atom.key):
+            keys.add(("lat", latin_key(atom.key)))  # Lavrov: Лаврову, Лавровым
+        return frozenset(keys)
 
     def atoms_in(self, text: str) -> set[int]:
         """Every atom that some word of `text` may satisfy, case aside: a quick, conservative
         first look that needs no offsets. An empty set means no term can occur in the text."""
         present: set[int] = set()
         cache = self._word_atoms
-        for word in set(words(text)):
-            atoms = cache.get(word)
-            if atoms is None:  # first sight of this word
-                if len(cache) >= CACHE_LIMIT:
-                    cache.clear()
-                folded = fold(word)
-                found = self._folded_lookup(folded)
-                atoms = frozenset((*found, *self._cased_folded.get(folded, ())))
+        seen = set(words(text))
+        # most words of an item satisfy no atom: set operations (in C) find the few that do
+        new = seen - self._seen_words
+        if new:
+            if len(cache) + len(new) > CACHE_LIMIT:
+                cache.clear()
+                self._seen_words.clear()
+                self._hit_words.clear()
+            self._seen_words |= new
+            for word in new:  # first sight of these words
+                found = self._word_lookup(word)
+                atoms = frozenset((*found, *self._cased_folded.get(fold(word), ())))
                 cache[word] = atoms
-            if atoms:
-                present.update(atoms)
+                if atoms:
+                    self._hit_words.add(word)
+        for word in seen & self._hit_words:
+            present.update(cache[word])
         return present
 
-    def _folded_lookup(self, folded: str) -> dict[int, float]:
-        found = self._cache.get(folded)
+    def _word_lookup(self, lower: str) -> dict[int, Via]:
+        """`lookup` of a case-folded word (accents kept), cached."""
+        found = self._cache.get(lower)
         if found is None:
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
-            found = self._lookup(folded)
-            self._cache[folded] = found
+            found = self._lookup(lower)
+            self._cache[lower] = found
         return found
 
-    def lookup(self, token: Token) -> dict[int, float]:
-        """The atoms this item word satisfies, with scores (0-100), in atom order. The dict is
-        shared by every lookup of the word: read it, never change it."""
-        found = self._folded_lookup(token.folded)
+    def lookup(
+        self, token: Token, *, cased_text: bool = True, initial: bool = True, lang: str = ""
+    ) -> dict[int, Via]:
+        """The atoms this item word satisfies, with (score 0-100, how, language), in atom order.
+        The dict is shared by every lookup of the word: read it, never change it.
+
+        `cased_text`: the field writes names capitalized (titles and text do, tags often not),
+        so a lower-case word there is no name. `initial`: the word starts a sentence; inside
+        one, a capitalized word is a name, which Spanish does not inflect (*Habana*, the city,
+        is not read as a form of *habano*, a cigar). `lang`: the item's language when it says
+        one (`en`, `es`): a Latin word is then read in that language only (English *china* is
+        not the Spanish *china*, a Chinese woman)."""
+        found = self._word_lookup(token.lower or token.folded)
         cased = self._cased.get(token.cased) if self._cased else None
         if cased:
-            return dict(sorted({**found, **dict.fromkeys(cased, 100.0)}.items()))
+            found = dict(sorted({**found, **dict.fromkeys(cased, EXACT)}.items()))
+        if not cased_text:
+            return found
+        capital = token.cased[:1].isupper()
+        if not capital and self._capital_only and not self._capital_only.isdisjoint(found):
+            found = {a: via for a, via in found.items() if a not in self._capital_only}
+        if self._inflected and (lang in LATIN_LANGS or (capital and not initial)):
+            found = self._readings_for(found, lang, name_position=capital and not initial)
         return found
 
-    def _lookup(self, word: str) -> dict[int, float]:
-        scores: dict[int, float] = {}
+    def _readings_for(
+        self, found: dict[int, Via], lang: str, *, name_position: bool
+    ) -> dict[int, Via]:
+        """`found` without the Latin readings that the item's language or the word's place
+        rule out."""
+        if not any(via[1] == "inflected" and via[2] != "ru" for via in found.values()):
+            return found
+        kept: dict[int, Via] = {}
+        for atom_id, via in found.items():
+            if via[1] == "inflected" and via[2] != "ru":
+                langs = set(via[2].split(","))
+                if lang in LATIN_LANGS:
+                    langs &= {lang}
+                if name_position and not self.atoms[atom_id].name:
+                    langs.discard("es")
+                if not langs:
+                    continue
+                kept[atom_id] = (via[0], via[1], ",".join(sorted(langs)))
+                continue
+            kept[atom_id] = via
+        return kept
+
+    def _lookup(self, lower: str) -> dict[int, Via]:
+        word = fold(lower)
+        scores: dict[int, Via] = {}
         latin = latin_key(word)
-        for atom_id in (*self._exact.get(word, ()), *self._exact_latin.get(latin, ())):
-            scores[atom_id] = 100.0
+        for atom_id in self._exact.get(word, ()):
+            scores[atom_id] = EXACT
+        for atom_id in self._exact_latin.get(latin, ()):
+            scores.setdefault(atom_id, TRANSLITERATED)
         self._probe_prefixes(word, self._prefix, scores)
         if latin:
             self._probe_prefixes(latin, self._prefix_latin, scores)
+        if self._inflected:
+            self._probe_inflections(lower, scores)
         self._probe_fuzzy(word, "native", self._fuzzy, scores)
         if latin:
-            self._probe_fuzzy(latin, "latin", self._fuzzy_latin, scores)
+            self._probe_fuzzy(latin, "latin", self._fuzzy_latin, scores, latin_word=is_latin(word))
         for atom_id in self._substring:
             if self.atoms[atom_id].key in word:
-                scores[atom_id] = 100.0
+                scores[atom_id] = EXACT
         return dict(sorted(scores.items()))
 
+    def _probe_inflections(self, lower: str, scores: dict[int, Via]) -> None:
+        assert self.analyzer is not None
+        langs = language_of(lower)
+        if not langs:
+            return
+        # an atom may be reached in English and in Spanish both (`cubas`): its language reads
+        # `en,es`, and an item that says its language keeps the reading in that language
+        readings: dict[int, set[str]] = defaultdict(set)
+        for lang, lemma in self.analyzer.item_keys(lower, langs):
+            for atom_id in self._inflected.get((lang, lemma), ()):
+                if atom_id not in scores:
+                    readings[atom_id].add(lang)
+        for atom_id, found in readings.items():
+            if found == {"lat"}:
+                scores[atom_id] = (100.0, "transliterated", "ru")
+            else:
+                scores[atom_id] = (100.0, "inflected", ",".join(sorted(found - {"lat"})))
+
     def _probe_prefixes(
-        self, word: str, index: dict[str, list[int]], scores: dict[int, float]
+        self, word: str, index: dict[str, list[int]], scores: dict[int, Via]
     ) -> None:
         lengths = self._prefix_lengths.get(id(index))
         if lengths is None:
@@ -183,20 +300,35 @@ class Lexicon:
             if length > len(word):
                 break
             for atom_id in index.get(word[:length], ()):
-                scores[atom_id] = 100.0
+                scores.setdefault(atom_id, PREFIX)
 
     def _probe_fuzzy(
-        self, word: str, kind: str, index: dict[str, list[int]], scores: dict[int, float]
+        self,
+        word: str,
+        kind: str,
+        index: dict[str, list[int]],
+        scores: dict[int, Via],
+        *,
+        latin_word: bool = True,
     ) -> None:
+        """Fuzzy atoms near `word`; `kind` latin compares transliterations, of a word that is
+        itself Latin or not (`latin_word`)."""
         if not word or word[0] not in index:
             return
         keys, atom_ids, cutoff = self._fuzzy_group(kind, word[0], index)
-        for _choice, score, position in process.extract(
+        for choice, score, position in process.extract(
             word, keys, scorer=fuzz.ratio, score_cutoff=cutoff, limit=None
         ):
             atom_id = atom_ids[position]
-            if score >= self.atoms[atom_id].threshold and score > scores.get(atom_id, -1.0):
-                scores[atom_id] = float(score)
+            atom = self.atoms[atom_id]
+            if score < atom.threshold or score <= scores.get(atom_id, (-1.0,))[0]:
+                continue
+            how: How = "fuzzy"
+            if kind == "latin" and is_latin(atom.key) != latin_word:
+                if choice[:CROSS_SCRIPT_PREFIX] != word[:CROSS_SCRIPT_PREFIX]:
+                    continue
+                how = "transliterated"
+            scores[atom_id] = (float(score), how, "")
 
     def _fuzzy_group(
         self, kind: str, first: str, index: dict[str, list[int]]
@@ -223,8 +355,13 @@ def atom_for(
     whole_word: bool,
     case_sensitive: bool,
     translit: bool,
+    exact: bool = False,
+    written: Token | None = None,
+    analyze: bool = False,
 ) -> Atom:
-    """The atom for one folded word of a term, with the term's options applied."""
+    """The atom for one folded word of a term, with the term's options applied. `written` is
+    the word as the rule has it: with `analyze`, a plain word matches its inflected forms, and
+    a capitalized one is read as a name."""
     key = word
     if case_sensitive:
         return Atom(key=key, mode="exact", threshold=100.0, case_sensitive=True, translit=False)
@@ -232,6 +369,8 @@ def atom_for(
         return Atom(
             key=key, mode="substring", threshold=100.0, case_sensitive=False, translit=False
         )
+    if exact:
+        return Atom(key=key, mode="exact", threshold=100.0, case_sensitive=False, translit=False)
     if prefix:
         return Atom(
             key=key, mode="prefix", threshold=100.0, case_sensitive=False, translit=translit
@@ -245,9 +384,25 @@ def atom_for(
         level = auto if auto is not None else 90.0
     else:
         level = auto
-    if level is None or level >= 100:
-        return Atom(key=key, mode="exact", threshold=100.0, case_sensitive=False, translit=translit)
-    return Atom(key=key, mode="fuzzy", threshold=level, case_sensitive=False, translit=translit)
+    mode: Mode = "exact" if level is None or level >= 100 else "fuzzy"
+    morph = _morphology(written) if analyze and written is not None else {}
+    return Atom(
+        key=key, mode=mode, threshold=100.0 if mode == "exact" else float(level or 0),
+        case_sensitive=False, translit=translit, **morph,
+    )  # fmt: skip
+
+
+def _morphology(written: Token) -> dict[str, Any]:
+    lower = written.lower or written.folded
+    name = written.cased[:1].isupper()
+    acronym = len(written.cased) > 1 and written.cased.isupper()  # МВД, GAESA: no inflection
+    # two-letter words are articles and pronouns (la, se, el), whose forms are each other
+    plain = lower.isalpha() and len(lower) >= MIN_INFLECTED and not acronym
+    return {
+        "inflect": lower if plain else "",
+        "name": name,
+        "capital_only": name,
+    }
 
 
 def case_key(word: str) -> str:

@@ -14,10 +14,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise, product
+from typing import TYPE_CHECKING
 
-from monitor.matching.lexicon import Lexicon
+from monitor.matching.lexicon import HOW_ORDER, Lexicon, Via
 from monitor.models import Item, Match, TermHit
-from monitor.text import tokenize
+from monitor.text import Token, tokenize
+
+if TYPE_CHECKING:
+    from monitor.matching.problems import RuleProblem
 
 MAX_NEAR_COMBINATIONS = 4096  # bounds the proximity search on pathological items
 MAX_HITS_PER_TERM = 3  # evidence per term and field: enough to see why, short enough to read
@@ -49,6 +53,8 @@ class Occurrence:
     start: int  # character offsets in the field's original text
     end: int
     score: float
+    how: str = "exact"  # the loosest way a word of the phrase matched (lexicon.How)
+    lang: str = ""  # the language of an inflected or transliterated form
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +189,9 @@ class Matcher:
         self, lexicon: Lexicon, terms: list[CompiledTerm], rules: list[CompiledRule]
     ) -> None:
         self.rules: tuple[RuleInfo, ...] = tuple(rule.info for rule in rules)
+        # hints and warnings about the rules, for `monitor check` (lint.py)
+        self.notes: tuple[RuleProblem, ...] = ()
+        self._atom_labels: dict[int, str] = {}
         self._lexicon = lexicon
         self._terms = terms
         self._rules = rules
@@ -209,6 +218,25 @@ class Matcher:
                 self._always.add(index)
             for term_id in min(groups, key=len, default=()):
                 self._anchors[term_id].append(index)
+
+    def term_labels(self) -> list[str]:
+        """Every term of the rules, as the rule files write it."""
+        return [term.label for term in self._terms]
+
+    def word_matches(self, token: Token) -> list[tuple[str, str, str]]:
+        """The terms one word satisfies on its own, as (term, how, language): a look at the
+        vocabulary for tools (bench/eval_rules.py --collisions lists false-friend candidates)."""
+        if not self._atom_labels:
+            self._atom_labels = {
+                atom: term.label for term in self._terms for phrase in term.phrases
+                for atom in phrase
+            }  # fmt: skip
+        found = self._lexicon.lookup(token, initial=False)
+        return [
+            (self._atom_labels[atom], how, lang)
+            for atom, (_score, how, lang) in found.items()
+            if atom in self._atom_labels
+        ]
 
     def match(self, item: Item) -> list[Match]:
         """One `Match` per rule the item satisfies, in rule order."""
@@ -264,20 +292,30 @@ class Matcher:
         for name in self._fields if fields is None else fields:
             text = item.field_text(name)
             if text:
-                self._scan(name, text, found)
+                self._scan(name, text, found, _language(item.lang))
         return found
 
-    def _scan(self, field_name: str, text: str, found: ItemTerms) -> None:
+    def _scan(self, field_name: str, text: str, found: ItemTerms, lang: str = "") -> None:
         tokens = tokenize(text)
-        words = [self._lexicon.lookup(token) for token in tokens]
+        cased_text = field_name != "tags"
+        words = [
+            self._lexicon.lookup(
+                token,
+                cased_text=cased_text,
+                initial=_starts_sentence(text, tokens, index),
+                lang=lang,
+            )
+            for index, token in enumerate(tokens)
+        ]
         hits: dict[tuple[int, int], Occurrence] = {}
         vetoes: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for position, atoms in enumerate(words):
             for atom_id in atoms:
                 for term_id, phrase, is_veto in self._starts.get(atom_id, ()):
-                    score = _phrase_score(words, position, phrase)
-                    if score is None:
+                    via = _phrase_score(words, position, phrase)
+                    if via is None:
                         continue
+                    score = via[0]
                     last = position + len(phrase)
                     if is_veto:
                         vetoes[term_id].append((position, last))
@@ -287,6 +325,7 @@ class Matcher:
                         hits[(term_id, position)] = Occurrence(
                             term_id, field_name, position, last,
                             tokens[position].start, tokens[last - 1].end, score,
+                            via[1], via[2],
                         )  # fmt: skip
         for term_id, spans in vetoes.items():
             found.vetoes[term_id].extend((field_name, first, last) for first, last in spans)
@@ -321,6 +360,8 @@ class Matcher:
                 start=hit.start,
                 end=hit.end,
                 score=hit.score,
+                how=hit.how,
+                lang=hit.lang.split(",")[0] or None,
             )
             for hit in unique
         )
@@ -335,18 +376,41 @@ class Matcher:
 
 
 def _phrase_score(
-    words: list[dict[int, float]], position: int, phrase: tuple[int, ...]
-) -> float | None:
-    """The mean atom score when `phrase` matches the words from `position` on, else None."""
+    words: list[dict[int, Via]], position: int, phrase: tuple[int, ...]
+) -> Via | None:
+    """When `phrase` matches the words from `position` on: the mean atom score, the loosest
+    way a word matched and the language of the first analyzed word; else None."""
     if position + len(phrase) > len(words):
         return None
+    if len(phrase) == 1:
+        return words[position].get(phrase[0])
     total = 0.0
+    how, lang = "exact", ""
     for offset, atom_id in enumerate(phrase):
-        score = words[position + offset].get(atom_id)
-        if score is None:
+        via = words[position + offset].get(atom_id)
+        if via is None:
             return None
-        total += score
-    return total / len(phrase)
+        total += via[0]
+        if HOW_ORDER[via[1]] > HOW_ORDER[how]:
+            how = via[1]
+        lang = lang or via[2]
+    return total / len(phrase), how, lang  # type: ignore[return-value]
+
+
+_SENTENCE_END = frozenset('.!?:;«»"“”—–-|\n')
+
+
+def _language(tag: str | None) -> str:
+    """The primary language of an item's language tag: `en-US` → `en`; "" when none."""
+    return (tag or "").split("-")[0].split("_")[0].lower()
+
+
+def _starts_sentence(text: str, tokens: list[Token], index: int) -> bool:
+    """Whether the word starts the field or follows a sentence end (or a quote or dash)."""
+    if index == 0:
+        return True
+    between = text[tokens[index - 1].end : tokens[index].start]
+    return any(ch in _SENTENCE_END for ch in between)
 
 
 def _in_scope(rule: CompiledRule, feed_url: str) -> bool:

@@ -12,10 +12,10 @@ import difflib
 import fnmatch
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.matching.lexicon import Lexicon, atom_for, expand_alternatives
+from monitor.matching.lint import term_advice
 from monitor.matching.matcher import (
     AllNode,
     AnyNode,
@@ -28,27 +28,20 @@ from monitor.matching.matcher import (
     RuleInfo,
     TermNode,
 )
+from monitor.matching.morph import ANALYZERS, DEFAULT_ANALYZER, Analyzer
+from monitor.matching.problems import Loc, RuleProblem
 from monitor.matching.schema import GROUP_KEYS, Condition, RuleFile, TermSpec
-from monitor.text import tokenize
+from monitor.text import Token, tokenize
 
-Loc = tuple[str | int, ...]
 DEFAULT_WITHIN = 8
 
 
-@dataclass(frozen=True)
-class RuleProblem:
-    """One semantic problem in a rule file; `loc` is a path into that file's YAML data."""
-
-    path: Path
-    loc: Loc
-    message: str
-
-
 class _Compiler:
-    def __init__(self) -> None:
-        self.lexicon = Lexicon()
+    def __init__(self, analyzer: Analyzer | None) -> None:
+        self.lexicon = Lexicon(analyzer)
         self.terms: list[CompiledTerm] = []
         self.problems: list[RuleProblem] = []
+        self.notes: list[RuleProblem] = []  # hints and warnings (lint.py)
         self._term_ids: dict[tuple[object, ...], int] = {}
         self._sets: dict[str, tuple[Path, list[TermSpec]]] = {}
         self._expanded: dict[str, tuple[int, ...] | None] = {}
@@ -128,9 +121,11 @@ class _Compiler:
             return None
         prefix = spec.prefix
         key = (body, prefix, spec.fuzzy, spec.threshold, spec.whole_word,
-               spec.case_sensitive, spec.translit, tuple(spec.unless))  # fmt: skip
+               spec.case_sensitive, spec.translit, spec.exact, tuple(spec.unless))  # fmt: skip
         if key in self._term_ids:
             return self._term_ids[key]
+        for severity, message in term_advice(spec, self.lexicon.analyzer, _is_name):
+            self.notes.append(RuleProblem(path, loc, message, severity))
         phrases = tuple(
             phrase
             for variant in expand_alternatives(body)
@@ -166,6 +161,9 @@ class _Compiler:
                     whole_word=spec.whole_word,
                     case_sensitive=spec.case_sensitive,
                     translit=spec.translit,
+                    exact=spec.exact,
+                    written=word,
+                    analyze=self.lexicon.analyzer is not None,
                 )
                 atoms.append(self.lexicon.add(atom))
         return tuple(atoms)
@@ -273,6 +271,21 @@ class _Compiler:
         return compiled
 
 
+def _is_name(token: Token) -> bool:
+    return token.cased[:1].isupper()
+
+
+_ANALYZER_CACHE: dict[str, Analyzer] = {}
+
+
+def _analyzer(name: str | None) -> Analyzer | None:
+    if name is None:
+        return None
+    if name not in _ANALYZER_CACHE:
+        _ANALYZER_CACHE[name] = ANALYZERS[name]()
+    return _ANALYZER_CACHE[name]
+
+
 def _is_near_operand(node: Node) -> bool:
     if isinstance(node, AnyNode):
         return all(isinstance(child, TermNode) for child in node.children)
@@ -328,13 +341,19 @@ def _triggers(node: Node) -> frozenset[int]:
     return frozenset().union(*(_triggers(child) for child in node.children))
 
 
-def compile_rules(files: Sequence[tuple[Path, RuleFile]]) -> Matcher | list[RuleProblem]:
+def compile_rules(
+    files: Sequence[tuple[Path, RuleFile]], *, analyzer: str | None = DEFAULT_ANALYZER
+) -> Matcher | list[RuleProblem]:
     """All rule files at once (term sets are shared across files): a `Matcher`, or every
-    problem found, in file order."""
-    compiler = _Compiler()
+    problem found, in file order. `analyzer`: the morphology that inflects plain words
+    (`morph`, the default; `lemma`, `stem`: see morph.py; None: every word matches as
+    written)."""
+    compiler = _Compiler(_analyzer(analyzer))
     compiler.collect_sets(files)
     rules = compiler.rules(files)
     if compiler.problems:
         order = {path: index for index, (path, _) in enumerate(files)}
         return sorted(compiler.problems, key=lambda problem: order.get(problem.path, len(order)))
-    return Matcher(compiler.lexicon, compiler.terms, rules)
+    matcher = Matcher(compiler.lexicon, compiler.terms, rules)
+    matcher.notes = tuple(compiler.notes)
+    return matcher

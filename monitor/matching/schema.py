@@ -19,7 +19,9 @@ Severity = Literal["low", "medium", "high", "critical"]
 
 RULE_ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 SET_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
-TERM_KEYS = ("term", "fuzzy", "threshold", "prefix", "whole_word", "case_sensitive", "translit")
+TERM_KEYS = (
+    "term", "fuzzy", "threshold", "prefix", "whole_word", "case_sensitive", "translit", "exact",
+)  # fmt: skip
 GROUP_KEYS = ("all", "any", "not", "near")
 
 
@@ -40,11 +42,12 @@ class _TermOptions(BaseModel):
             title="Term",
             description=(
                 "A word or phrase, compared case- and accent-insensitively, whole words only. "
-                "`Kreml*` matches words that start with `kreml`; `Куб(а|ы|е|у|ой)` is five "
-                "terms (alternatives, handy for inflected forms); `$name` refers to "
-                "the term set `name`."
+                "Write each word once, in its dictionary form: it matches its inflected forms "
+                "in English, Spanish and Russian (`Куба` matches Кубой, `sanción` sanciones, "
+                "`visit` visited). `Kreml*` matches words that start with `kreml`; "
+                "`(a|b)` lists alternatives; `$name` refers to the term set `name`."
             ),
-            examples=["Havana", "La Habana", "Kolokoltsev", "Росси(я|и|ю|ей)", "sanction*"],
+            examples=["Havana", "La Habana", "Kolokoltsev", "Россия", "sanción", "sanction*"],
         ),
     ]
     fuzzy: Annotated[
@@ -99,6 +102,16 @@ class _TermOptions(BaseModel):
             description="Also match the term in another script (Latin ↔ Cyrillic).",
         ),
     ] = True
+    exact: Annotated[
+        bool,
+        Field(
+            title="Exact form",
+            description=(
+                "Match only this form of the word (case- and accent-insensitively): no "
+                "inflected forms, no typos, no other script. `{term: US, exact: true}`."
+            ),
+        ),
+    ] = False
     unless: Annotated[
         list[str],
         Field(

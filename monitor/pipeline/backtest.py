@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from monitor.matching import Matcher
+from monitor.models import TermHit
 from monitor.store.stored_items import StoredItem, count_items, items_since
 
 NEW, GONE = "new", "gone"
@@ -30,6 +31,7 @@ class Difference:
     stored: StoredItem
     score: float | None  # the score now (new), None when it no longer matches (gone)
     alert_id: str | None  # the alert it had (gone)
+    hits: tuple[TermHit, ...] = ()  # the evidence now (new): how each word matched
 
     def as_json(self) -> dict[str, object]:
         item = self.stored.item
@@ -38,6 +40,7 @@ class Difference:
             "rule_id": self.rule_id,
             "score": None if self.score is None else round(self.score, 1),
             "alert_id": self.alert_id,
+            "matches": [hit.as_json() for hit in self.hits],
             "item": {
                 "title": item.title,
                 "link": item.link,
@@ -81,12 +84,12 @@ def backtest(
         if not stored.has_text:
             result.without_text += 1
             continue
-        now = {m.rule_id: m.score for m in matcher.match(stored.item) if rule in (None, m.rule_id)}
+        now = {m.rule_id: m for m in matcher.match(stored.item) if rule in (None, m.rule_id)}
         had = {r: a for r, a in stored.alerted.items() if rule in (None, r)}
         result.still_alerting += len(now.keys() & had.keys())
         result.differences.extend(
-            Difference(NEW, rule_id, stored, score, None)
-            for rule_id, score in now.items()
+            Difference(NEW, rule_id, stored, found.score, None, found.hits)
+            for rule_id, found in now.items()
             if rule_id not in had
         )
         result.differences.extend(

@@ -86,3 +86,25 @@ def test_held_out_f1_floor(matcher: Matcher, name: str, rules: tuple[str, ...]) 
 )
 def test_dev_f1_floor(matcher: Matcher) -> None:
     assert _worst_f1(matcher, SHARED_DEV) >= DEV_FLOOR
+
+
+# Worst per-rule F1 of the hand-inflected rules before issue 14 (every Russian case ending
+# listed by hand, no inflection): the rules written in dictionary forms must not score lower.
+BEFORE_DICTIONARY_FORMS = [
+    ("holdout.jsonl", SEEDED, 1.0),
+    ("holdout2.jsonl", SEEDED, 0.933),
+    ("holdout3.jsonl", SEEDED, 0.963),
+    ("more-rules.jsonl", MORE, 1.0),
+]
+
+
+@pytest.mark.parametrize(("name", "rules", "before"), BEFORE_DICTIONARY_FORMS)
+def test_dictionary_forms_score_no_lower_than_hand_inflection(
+    matcher: Matcher, name: str, rules: tuple[str, ...], before: float
+) -> None:
+    assert round(_worst_f1(matcher, DATA / name, rules), 3) >= before
+
+
+@pytest.mark.skipif(not SHARED_DEV.is_file(), reason=f"{SHARED_DEV} is absent")
+def test_dictionary_forms_score_no_lower_than_hand_inflection_on_dev(matcher: Matcher) -> None:
+    assert _worst_f1(matcher, SHARED_DEV) >= 1.0

@@ -54,7 +54,11 @@ CASES: list[tuple[str, Any, str, list[str]]] = [
     ("threshold-100", {"term": "Havana", "threshold": 100}, "Havanna", []),
     ("case-sensitive-yes", {"term": "US", "case_sensitive": True}, "US sanctions", ["US"]),
     ("case-sensitive-no", {"term": "US", "case_sensitive": True}, "told us why", []),
-    ("case-insensitive", "US", "told us why", ["us"]),
+    ("case-insensitive", "havana", "Talks in HAVANA", ["HAVANA"]),
+    # a capitalized term is a name: it matches capitalized words only
+    ("name-lower-case", "Havana", "told havana why", []),
+    ("name-guard-us", "US", "told us why", []),
+    ("name-guard-us-upper", "US", "US sanctions", ["US"]),
     (
         "whole-word-off",
         {"term": "terror", "whole_word": False},
