@@ -99,12 +99,15 @@ class MatchedTerm(EventModel):
     score: float = Field(description="0..100")
     how: Literal["exact", "prefix", "inflected", "transliterated", "fuzzy"] | None = Field(
         default=None,
+        exclude_if=_absent_when_none,
         description="How the text matched the term: the written form, a prefix, another form "
         "of the word (inflected), the other script's spelling, or a typo (fuzzy). Absent in "
         "bodies stored before monitor said so.",
     )
     lang: Literal["en", "es", "ru"] | None = Field(
-        default=None, description="The language of an inflected or transliterated form."
+        default=None,
+        exclude_if=_absent_when_none,
+        description="The language of an inflected or transliterated form; absent otherwise.",
     )
 
 

@@ -68,7 +68,7 @@ class TermHit:
     lang: str | None = None  # en | es | ru: the language of an inflected form
 
     def as_json(self) -> dict[str, object]:
-        return {
+        shown: dict[str, object] = {
             "term": self.term,
             "field": self.field,
             "text": self.text,
@@ -76,8 +76,10 @@ class TermHit:
             "end": self.end,
             "score": round(self.score, 1),
             "how": self.how,
-            "lang": self.lang,
         }
+        if self.lang is not None:  # absent where no language is involved, as in the events
+            shown["lang"] = self.lang
+        return shown
 
 
 @dataclass(frozen=True, slots=True)

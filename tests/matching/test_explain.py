@@ -132,23 +132,3 @@ def test_explanations_say_how_a_word_matched(term: str, title: str, line: str) -
     item = Item(title=title)
     (match,) = matcher_for(term).match(item)
     assert explain(item, match).splitlines()[1].split(maxsplit=1)[1] == line
-
-
-def test_backtest_reports_carry_the_evidence() -> None:
-    """`monitor backtest` lists how each word of a new alert matched, in text and JSON."""
-    import io  # noqa: PLC0415
-    from datetime import UTC, datetime  # noqa: PLC0415
-
-    from monitor.store.recent import StoredItem  # noqa: PLC0415
-
-    from monitor import backtest  # noqa: PLC0415
-
-    item = Item(title="переговоры с Кубой", feed_name="Wire")
-    (match,) = matcher_for("Куба").match(item)
-    stored = StoredItem(1, item, datetime(2026, 3, 1, tzinfo=UTC), True, {})
-    difference = backtest.Difference("new", "r", stored, match.score, None, match.hits)
-    result = backtest.BacktestResult(datetime(2026, 3, 1, tzinfo=UTC), 1, 0, 0, [difference])
-    out = io.StringIO()
-    backtest.report(result, "1d", 1, out, show=5)
-    assert '      title: "Кубой" ← term "Куба" (inflected form, ru)' in out.getvalue()
-    assert difference.as_json()["matches"][0]["how"] == "inflected"  # type: ignore[index]

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from monitor.cli.backtest import report
+from monitor.models import Item
+from monitor.pipeline.backtest import BacktestResult, Difference
 from monitor.store import Store
 from monitor.store.retention import prune_item_text
+from monitor.store.stored_items import StoredItem
 from tests.conftest import run_cli
+from tests.matching.support import matcher_for
 from tests.support.pipeline import feed_document, serve_feed, write_config
 from tests.support.servers import LocalServer
 
@@ -105,3 +111,16 @@ def test_pruned_text_is_skipped_and_dedupe_survives_pruning(
     again = run_cli("run", "--once", "--config", str(filled), cwd=filled)
     assert again.returncode == 0, again.stderr
     assert "0 new items, 0 alerts" in again.stdout
+
+
+def test_backtest_reports_carry_the_evidence() -> None:
+    """`monitor backtest` lists how each word of a new alert matched, in text and JSON."""
+    item = Item(title="переговоры с Кубой", feed_name="Wire")
+    (match,) = matcher_for("Куба").match(item)
+    stored = StoredItem(1, item, datetime(2026, 3, 1, tzinfo=UTC), True, {})
+    difference = Difference("new", "r", stored, match.score, None, match.hits)
+    result = BacktestResult(datetime(2026, 3, 1, tzinfo=UTC), 1, 0, 0, [difference])
+    out = io.StringIO()
+    report(result, "1d", 1, out, show=5)
+    assert '      title: "Кубой" ← term "Куба" (inflected form, ru)' in out.getvalue()
+    assert difference.as_json()["matches"][0]["how"] == "inflected"  # type: ignore[index]
