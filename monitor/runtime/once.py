@@ -88,11 +88,15 @@ async def run_once(config: LoadedConfig, max_wait: timedelta) -> CycleSummary:
 
 
 async def _deliver_until(dispatcher: Dispatcher, max_wait: timedelta) -> DispatchSummary:
-    """Deliver what is due; while the next retry falls due before the deadline, wait for it."""
+    """Deliver what is due; while the next retry falls due before the deadline, wait for it.
+
+    `max_wait` bounds the whole delivery phase: each pass sends what is due when it begins,
+    and claims a retry coming due meanwhile only if it comes due by the deadline; an attempt in
+    flight ends within its webhook's `timeout`."""
     deadline = datetime.now(UTC) + max_wait
     totals = DispatchSummary()
     while True:
-        done = await dispatcher.deliver_due()
+        done = await dispatcher.deliver_due(due_by=max(datetime.now(UTC), deadline))
         totals = DispatchSummary(
             totals.delivered + done.delivered, done.retrying, totals.failed + done.failed
         )
