@@ -79,12 +79,12 @@ class Claims:
         counts = {name: count for name, count in wanted.items() if count > 0}
         if not counts:
             return []
-        due = now if due_by is None else min(now, due_by)
+        due_at = now if due_by is None else min(now, due_by)
         with begin(self.engine) as db:
             ids: list[int] = [
                 i
                 for name, count in counts.items()
-                for i in db.scalars(_due(name, due, now, name in routed_only).limit(count)).all()
+                for i in db.scalars(_due(name, due_at, now, name in routed_only).limit(count)).all()
             ]
             if not ids:
                 return []
