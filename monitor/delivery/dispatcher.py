@@ -225,8 +225,9 @@ class Dispatcher:
                 return DEFERRED
             outcome = await attempt(self.client, hook, delivery, self.targets[delivery.webhook])
             try:
-                return await self._record(hook, lane, delivery, outcome)
-            except Exception:
+                recorded = await self._record(hook, lane, delivery, outcome)
+            except Exception as exc:
+                self.outbox.writes.failed(exc)
                 log.exception(
                     "cannot record the delivery of %s to %s; it is retried when its lease ends",
                     delivery.message_id,
@@ -234,6 +235,8 @@ class Dispatcher:
                     extra=_keys(delivery),
                 )
                 return PENDING
+            self.outbox.writes.succeeded()
+            return recorded
         finally:
             lane.release()
 

@@ -136,8 +136,9 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.outbox = Outbox(engine)
-        self.writes = WriteStatus()  # how the poll writer's transactions fare, for /healthz
+        # how writes fare (the poll writer's, the dispatcher's records), for /healthz
+        self.writes = WriteStatus()
+        self.outbox = Outbox(engine, self.writes)
 
     @classmethod
     def open(cls, url: str, *, migrating: bool = True) -> Store:

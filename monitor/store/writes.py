@@ -1,8 +1,9 @@
 """Whether the store's writes succeed: what /healthz reports beside a store that answers.
 
 A database can answer `SELECT 1` while refusing every write (a full disk, a write lock held by
-another process, a read-only replica). The poll writer (monitor.store.writer) records here the
-outcome of each of its transactions, so health can say `failing` until a write succeeds again.
+another process, a read-only replica). The poll writer (monitor.store.writer) and the dispatcher
+(recording each attempt) record here how their transactions fare, so health can say `failing`
+until a write succeeds again.
 """
 
 from __future__ import annotations

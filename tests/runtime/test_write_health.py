@@ -7,6 +7,7 @@ would; the daemon's HTTP server answers on 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -16,11 +17,15 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from monitor.delivery.dispatcher import Dispatcher, make_delivery_client
+from monitor.delivery.settings import WebhookConfig
 from monitor.runtime.httpserver import Health, HttpServer
 from monitor.runtime.metrics import Metrics
 from monitor.store import Store
 from monitor.store.store import PollFailure
 from monitor.store.writer import PollWriter
+from tests.delivery.support import store_with_alerts
+from tests.support.receiver import SECRET, SignedReceiver
 
 REFUSE = sa.text(
     "CREATE TRIGGER refuse BEFORE UPDATE ON feeds "
@@ -74,3 +79,37 @@ async def test_healthz_reports_writes_failing_until_one_succeeds(store: Store) -
         assert (status, body["status"], checks["store"]) == (200, "ok", "ok")
     finally:
         await server.stop()
+
+
+async def test_healthz_reports_failing_writes_of_delivery_attempts(
+    tmp_path: Path, receiver: SignedReceiver
+) -> None:
+    store = store_with_alerts(tmp_path, 1, ("hook",))
+    hooks = {
+        "hook": WebhookConfig.model_validate(
+            {"name": "hook", "url": receiver.url, "secret": SECRET, "retry": ["1h"]}
+        )
+    }
+    health = Health(store, time.monotonic)
+    try:
+        with store.engine.begin() as db:
+            db.execute(
+                sa.text(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON delivery_attempts "
+                    "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+                )
+            )
+        async with make_delivery_client() as client:
+            dispatcher = Dispatcher(store.outbox, client, hooks)
+            assert (await dispatcher.deliver_due()).delivered == 0  # sent, not recorded
+            healthy, checks = await health.check()
+            assert not healthy
+            assert checks["store"].endswith("IntegrityError: database or disk is full")
+            with store.engine.begin() as db:
+                db.execute(sa.text("DROP TRIGGER refuse"))
+            await asyncio.to_thread(store.outbox.release, dispatcher.owner)
+            assert (await dispatcher.deliver_due()).delivered == 1
+        healthy, checks = await health.check()
+        assert (healthy, checks["store"]) == (True, "ok")
+    finally:
+        store.close()
