@@ -116,12 +116,11 @@ async def _exchange(
     except DeliveryError as exc:
         return DeliveryOutcome(None, exc, None, time.monotonic() - started)
     hide_from_httpx_log(request.url)
+    seconds = hook.timeout.total_seconds()
     try:
-        response = await _send(client, request, hook.timeout.total_seconds())
-    except httpx.TimeoutException:
-        timeout = TransientDeliveryError(
-            f"no complete answer within {hook.timeout.total_seconds():g}s"
-        )
+        response = await _send(client, request, seconds)
+    except httpx.TimeoutException:  # one step (connect, write, a read) took the whole deadline
+        timeout = TransientDeliveryError(f"no complete answer within {seconds:g}s")
         return DeliveryOutcome(None, timeout, None, time.monotonic() - started)
     except httpx.HTTPError as exc:
         # the message names the kind of failure, never the URL (which may carry a token)
