@@ -239,7 +239,10 @@ def _enable(store: Store, config: LoadedConfig, name: str) -> int:
         print(f"webhooks: no webhook named {name!r} in the config", file=sys.stderr)
         return EXIT_FAILED
     if store.outbox.enable_webhook(name, datetime.now(UTC)):
-        print(f"webhook {name} enabled; its queued alerts are delivered by the next run")
+        print(
+            f"webhook {name} enabled; its queued alerts are delivered by the next run "
+            "(a running daemon's next delivery pass)"
+        )
     else:
         print(f"webhook {name} was not disabled")
     return EXIT_OK

@@ -10,7 +10,9 @@
   group, digest or quiet hours) that another process routes is left to that process, so a
   story is not told twice, once grouped and once not.
 - Disabled webhooks: a 410 disables a webhook for every process (`webhook_states`); a disabled
-  webhook whose URL changed in this config is enabled again.
+  webhook whose URL changed in this config is enabled again. Every pass reads the store's
+  disabled webhooks (one small query, made anyway), so `monitor webhooks --enable NAME` takes
+  effect in a running daemon at its next pass.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -38,7 +41,8 @@ class Coordinator:
         self.outbox = outbox
         self.webhooks = webhooks
         self.owner = owner
-        self.gone: set[str] = set()  # disabled by this process (a 410) since it started
+        self.gone: set[str] = set()  # disabled by this process (a 410), not enabled since
+        self._disabling: Counter[str] = Counter()  # 410s met whose disabling is being written
         # plain here, but another process (a replica on another config) routes them: only
         # their routed deliveries are claimed here (see check_routed_elsewhere)
         self.deferred: set[str] = set()
@@ -124,11 +128,14 @@ class Coordinator:
         self.deferred = others
 
     async def enabled(self) -> list[str]:
-        """Configured webhooks not disabled; a disabled one whose URL changed is re-enabled."""
+        """Configured webhooks not disabled; a disabled one whose URL changed is re-enabled, and
+        one this process disabled that the store says is enabled (`monitor webhooks --enable`)
+        is live again."""
         disabled = await asyncio.to_thread(self.outbox.disabled_webhooks)
         enabled = []
         for name, hook in self.webhooks.items():
             if name not in disabled:
+                self._enabled_elsewhere(name)
                 enabled.append(name)
                 continue
             reason, digest = disabled[name]
@@ -144,6 +151,17 @@ class Coordinator:
                 enabled.append(name)
         return enabled
 
+    def _enabled_elsewhere(self, name: str) -> None:
+        """The store has `name` enabled: if this process had it disabled (and is not writing
+        that down right now), someone enabled it since."""
+        if name in self.gone and self._disabling[name] <= 0:
+            self.gone.discard(name)
+            log.warning(
+                "webhook %s was enabled again (`monitor webhooks --enable`); sending its alerts",
+                name,
+                extra={"webhook": name},
+            )
+
     def live(self, names: list[str]) -> list[str]:
         """Those of `names` not disabled by a 410 this process met: a list of enabled webhooks
         taken before an attempt met it stays right."""
@@ -153,13 +171,17 @@ class Coordinator:
         """The receiver answered 410 Gone: disable the webhook for every process."""
         first = hook.name not in self.gone
         self.gone.add(hook.name)
-        await asyncio.to_thread(
-            self.outbox.disable_webhook, hook.name, now, reason, hook.url_digest()
-        )
+        self._disabling[hook.name] += 1
+        try:
+            await asyncio.to_thread(
+                self.outbox.disable_webhook, hook.name, now, reason, hook.url_digest()
+            )
+        finally:
+            self._disabling[hook.name] -= 1
         if first:
             log.error(
                 "webhook %s answered 410 Gone: disabled; its alerts stay queued. Fix its URL in "
-                "the config, or run `monitor webhooks enable %s`",
+                "the config, or run `monitor webhooks --enable %s`",
                 hook.name,
                 hook.name,
                 extra={"webhook": hook.name},

@@ -94,11 +94,15 @@ class Dispatcher:
         """Webhooks plain here that another process routes: their new deliveries are its."""
         return self.coordinator.deferred
 
-    async def deliver_due(self) -> DispatchSummary:
+    async def deliver_due(self, due_by: datetime | None = None) -> DispatchSummary:
         """Claim due deliveries lane by lane, send them, record each outcome; return when
         nothing is due that a lane can take and nothing is in flight. Webhooks with groups,
         digests or quiet hours have their new deliveries routed first (monitor.delivery.noise),
-        and again at most every `claim_poll` seconds while deliveries are in flight."""
+        and again at most every `claim_poll` seconds while deliveries are in flight.
+
+        With `due_by`, only deliveries due by then are claimed: a retry that falls due later,
+        while others are in flight, is left for a later pass (`run --once` passes its deadline,
+        so that its passes end with it)."""
         await self.coordinator.release_dead_claims()
         await self.coordinator.orphans()
         enabled = await self.coordinator.enabled()
@@ -110,7 +114,7 @@ class Dispatcher:
                 if time.monotonic() - routed_at >= self.claim_poll:
                     await self._route(enabled)
                     routed_at = time.monotonic()
-                for delivery in await self._claim(enabled):
+                for delivery in await self._claim(enabled, due_by):
                     self.lanes[delivery.webhook].take()
                     tasks[asyncio.create_task(self._deliver(delivery))] = delivery
                 if not tasks:
@@ -141,8 +145,8 @@ class Dispatcher:
             candidates.append(max(when, paused) if paused is not None else when)
         return min(candidates, default=None)
 
-    async def _claim(self, enabled: list[str]) -> list[DueDelivery]:
-        """As many due deliveries as each lane can start now."""
+    async def _claim(self, enabled: list[str], due_by: datetime | None) -> list[DueDelivery]:
+        """As many deliveries due (by `due_by`, if given) as each lane can start now."""
         now = datetime.now(UTC)
         wanted = {name: self.lanes[name].free_slots(now) for name in self.coordinator.live(enabled)}
         if not any(wanted.values()):
@@ -155,6 +159,7 @@ class Dispatcher:
                 wanted,
                 owner=self.owner,
                 routed_only=self.routed | self.deferred,
+                due_by=due_by,
             )
         )
 
@@ -220,8 +225,9 @@ class Dispatcher:
                 return DEFERRED
             outcome = await attempt(self.client, hook, delivery, self.targets[delivery.webhook])
             try:
-                return await self._record(hook, lane, delivery, outcome)
-            except Exception:
+                recorded = await self._record(hook, lane, delivery, outcome)
+            except Exception as exc:
+                self.outbox.writes.failed(exc)
                 log.exception(
                     "cannot record the delivery of %s to %s; it is retried when its lease ends",
                     delivery.message_id,
@@ -229,6 +235,8 @@ class Dispatcher:
                     extra=_keys(delivery),
                 )
                 return PENDING
+            self.outbox.writes.succeeded()
+            return recorded
         finally:
             lane.release()
 

@@ -3,10 +3,17 @@ classified (monitor.delivery.policy). Network failures come back as outcomes, ne
 
 A webhook's URL may itself be the secret (Slack's, Discord's tokens): it never appears in an
 error, a refusal's excerpt or httpx's own log of the request.
+
+A receiver is hostile until it answers: the webhook's `timeout` is a deadline for the whole
+attempt (connecting, sending, the answer's headers and the part of its body read), not a wait
+between two reads, and at most `ANSWER_LIMIT` bytes of an answer are read, undecoded (we ask
+for no compression), which is more than what any target needs from it (Discord's message id, a
+refusal's excerpt for the log). The rest is never read: the connection is closed instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -16,13 +23,17 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from monitor import __version__
-from monitor.delivery.base import Alert, Target
+from monitor.delivery.base import Alert, OutgoingRequest, Target
 from monitor.delivery.policy import DeliveryOutcome, classify
 from monitor.delivery.settings import WebhookConfig, redact_url
 from monitor.delivery.targets import target_for
 from monitor.errors import DeliveryError, TransientDeliveryError
 from monitor.http.transport import pooled_transport
 from monitor.store import DueDelivery
+
+ANSWER_LIMIT = 64 * 1024  # bytes of an answer read; Discord's message object is a few KiB
+# headers that describe the body as sent, not the prefix kept of it
+_BODY_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
 
 
 class _HideWebhookUrls(logging.Filter):
@@ -61,7 +72,8 @@ def make_delivery_client() -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
     return httpx.AsyncClient(
         follow_redirects=False,
-        headers={"user-agent": f"monitor/{__version__}"},
+        # an answer is read undecoded: a compressed one could expand far past ANSWER_LIMIT
+        headers={"user-agent": f"monitor/{__version__}", "accept-encoding": "identity"},
         limits=limits,
         timeout=httpx.Timeout(15.0),
         transport=pooled_transport(limits),  # its TLS context made when first needed
@@ -74,10 +86,28 @@ async def attempt(
     delivery: DueDelivery,
     target: Target | None = None,
 ) -> DeliveryOutcome:
-    """Send one delivery once; network failures come back as a transient outcome."""
+    """Send one delivery once; network failures and the deadline's end come back as a
+    transient outcome. A story update whose message is gone is posted anew within the same
+    deadline."""
     target = target or target_for(hook)
-    now = datetime.now(UTC)
     started = time.monotonic()
+    seconds = hook.timeout.total_seconds()
+    try:
+        async with asyncio.timeout(seconds):
+            return await _exchange(client, hook, delivery, target, started)
+    except TimeoutError:
+        timeout = TransientDeliveryError(f"no complete answer within {seconds:g}s")
+        return DeliveryOutcome(None, timeout, None, time.monotonic() - started)
+
+
+async def _exchange(
+    client: httpx.AsyncClient,
+    hook: WebhookConfig,
+    delivery: DueDelivery,
+    target: Target,
+    started: float,
+) -> DeliveryOutcome:
+    now = datetime.now(UTC)
     alert = Alert.parse(delivery.message_id, delivery.payload)
     if delivery.reply_to is not None:
         alert = dataclasses.replace(alert, reply_to=delivery.reply_to)
@@ -86,16 +116,11 @@ async def attempt(
     except DeliveryError as exc:
         return DeliveryOutcome(None, exc, None, time.monotonic() - started)
     hide_from_httpx_log(request.url)
+    seconds = hook.timeout.total_seconds()
     try:
-        response = await client.request(
-            request.method,
-            request.url,
-            content=request.body,
-            headers=request.headers,
-            timeout=hook.timeout.total_seconds(),
-        )
-    except httpx.TimeoutException:
-        timeout = TransientDeliveryError(f"timed out after {hook.timeout.total_seconds():g}s")
+        response = await _send(client, request, seconds)
+    except httpx.TimeoutException:  # one step (connect, write, a read) took the whole deadline
+        timeout = TransientDeliveryError(f"no complete answer within {seconds:g}s")
         return DeliveryOutcome(None, timeout, None, time.monotonic() - started)
     except httpx.HTTPError as exc:
         # the message names the kind of failure, never the URL (which may carry a token)
@@ -104,7 +129,7 @@ async def attempt(
     if request.method == "PATCH" and response.status_code == 404 and alert.reply_to:
         # the message to edit is gone (deleted in the channel): post the update as a new one
         retry = dataclasses.replace(delivery, reply_to=None)
-        return await attempt(client, hook, retry, target)
+        return await _exchange(client, hook, retry, target, started)
     error, retry_after = classify(response, now)
     if error is not None:
         error = type(error)(str(error) + _answer_snippet(response, hook.url))
@@ -115,6 +140,33 @@ async def attempt(
         time.monotonic() - started,
         target.hint(response),
         target.message_ref(response) if error is None else None,
+    )
+
+
+async def _send(
+    client: httpx.AsyncClient, request: OutgoingRequest, each_step: float
+) -> httpx.Response:
+    """The answer to one request, its body cut to its first `ANSWER_LIMIT` bytes: what the
+    targets read (`hint`, `message_ref`) and the log's excerpt see, as a plain response."""
+    async with client.stream(
+        request.method,
+        request.url,
+        content=request.body,
+        headers=request.headers,
+        timeout=each_step,
+    ) as streamed:
+        kept = bytearray()
+        async for chunk in streamed.aiter_raw():
+            kept += chunk[: ANSWER_LIMIT - len(kept)]
+            if len(kept) >= ANSWER_LIMIT:
+                break  # leaving the stream unread closes the connection
+    described = [(k, v) for k, v in streamed.headers.multi_items() if k not in _BODY_HEADERS]
+    return httpx.Response(
+        streamed.status_code,
+        headers=described,
+        content=bytes(kept),
+        request=streamed.request,
+        extensions={"reason_phrase": streamed.reason_phrase.encode("ascii", "replace")},
     )
 
 

@@ -6,10 +6,12 @@ A small asyncio server on the daemon's event loop, HTTP/1.1 with `Connection: cl
 request per connection is all a health checker or Prometheus needs, and it keeps the server
 free of keep-alive state. Bound to 127.0.0.1 unless the config names another host.
 
-/healthz answers 200 while the scheduler ticks and the store answers, 503 otherwise, with a
-small JSON body saying which check failed:
+/healthz answers 200 while the scheduler ticks and the store answers and takes writes, 503
+otherwise, with a small JSON body saying which check failed:
 
     {"status": "ok", "checks": {"scheduler": "ok: last tick 0.4s ago", "store": "ok"}}
+    {"status": "unhealthy", "checks": {"scheduler": "ok: …", "store": "writes failing for 42s
+     (3 in a row): OperationalError: database or disk is full"}}
 
 A WebSub push is read only for a callback path the daemon handed out (404 otherwise), at most
 PUSH_READS_AT_ONCE at a time (503), within `fetch.max_size_mib` and `fetch.deadline` (408):
@@ -113,7 +115,8 @@ def configured_address(config_http: str | None) -> tuple[str, int] | None:
 
 @dataclass
 class Health:
-    """The checks behind /healthz: a recent scheduler tick and a store that answers."""
+    """The checks behind /healthz: a recent scheduler tick, and a store that answers and
+    takes writes (the poll writer's last transaction succeeded)."""
 
     store: Store
     last_tick: Callable[[], float | None]  # time.monotonic() of the last tick, None before one
@@ -139,7 +142,10 @@ class Health:
             )
         except TimeoutError:
             return f"unavailable: no answer within {STORE_TIMEOUT:.0f}s"
-        return "ok" if answered else "unavailable: the database does not answer"
+        if not answered:
+            return "unavailable: the database does not answer"
+        # it answers, but may refuse writes (a full disk, a write lock held elsewhere)
+        return self.store.writes.problem() or "ok"
 
 
 PUSH_READS_AT_ONCE = 4  # WebSub bodies read at the same time; more get a 503

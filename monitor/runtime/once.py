@@ -19,8 +19,8 @@ from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delive
 from monitor.feeds.fetcher import make_client
 from monitor.pipeline.pipeline import FEED_LEASE, Pipeline
 from monitor.pipeline.refresh import RefreshOutcome
-from monitor.store import Store, owners
-from monitor.store.replicas import Replicas
+from monitor.store import FeedState, Store, owners
+from monitor.store.replicas import Replicas, log_released_processes
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -37,6 +37,7 @@ class CycleSummary:
     alerts: int = 0
     deliveries: DispatchSummary = field(default_factory=DispatchSummary)
     pending: int = 0
+    skipped: int = 0  # feeds another live process holds: it polls them
     seconds: float = 0.0
 
     def add(self, outcome: RefreshOutcome) -> None:
@@ -54,10 +55,16 @@ class CycleSummary:
         d = self.deliveries
         return (
             f"{self.feeds} feeds polled ({self.fetched} fetched, {self.unchanged} unchanged, "
-            f"{self.failed} failed), {self.new_items} new items, {self.alerts} alerts; "
+            f"{self.failed} failed), {self._skipped()}{self.new_items} new items, "
+            f"{self.alerts} alerts; "
             f"delivered {d.delivered}, {self.pending} queued, {d.failed} failed; "
             f"{self.seconds:.1f}s"
         )
+
+    def _skipped(self) -> str:
+        if not self.skipped:
+            return ""
+        return f"{self.skipped} feeds skipped (another running process is polling them), "
 
 
 async def run_once(
@@ -73,16 +80,7 @@ async def run_once(
         async with make_client() as feed_client, make_delivery_client() as delivery_client:
             pipeline = Pipeline(config, store, feed_client, delivery_client)
             await asyncio.to_thread(pipeline.sync_feeds)
-            now = datetime.now(UTC)
-            await asyncio.to_thread(Replicas(store.engine).release_dead, now)
-            feeds = await asyncio.to_thread(
-                store.claim_feeds,
-                now,
-                FEED_LEASE,
-                due_only=False,
-                limit=max(1, len(config.settings.feeds)),
-                owner=str(owners.current()),
-            )
+            feeds = await _claim_feeds(store, len(config.settings.feeds), summary)
             for outcome in await asyncio.gather(*(pipeline.refresh(f) for f in feeds)):
                 summary.add(outcome)
             await asyncio.to_thread(pipeline.check_feed_health)  # feed.unhealthy, feed.recovered
@@ -94,14 +92,33 @@ async def run_once(
     return summary
 
 
+async def _claim_feeds(store: Store, configured: int, summary: CycleSummary) -> list[FeedState]:
+    """Every feed no other live process holds. Leases of daemons whose heartbeat stopped, and of
+    processes here that died (a `run --once` killed while polling), end first."""
+    now = datetime.now(UTC)
+    replicas = Replicas(store.engine)
+    await asyncio.to_thread(replicas.release_dead, now)
+    log_released_processes(await asyncio.to_thread(replicas.release_dead_processes, now))
+    me = str(owners.current())
+    feeds = await asyncio.to_thread(
+        store.claim_feeds, now, FEED_LEASE, due_only=False, limit=max(1, configured), owner=me
+    )
+    summary.skipped = await asyncio.to_thread(replicas.feeds_held_by_others, now, me)
+    return feeds
+
+
 async def _deliver_until(
     dispatcher: Dispatcher, max_wait: timedelta, sleep: Sleep = asyncio.sleep
 ) -> DispatchSummary:
-    """Deliver what is due; while the next retry falls due before the deadline, wait for it."""
+    """Deliver what is due; while the next retry falls due before the deadline, wait for it.
+
+    `max_wait` bounds the whole delivery phase: each pass sends what is due when it begins,
+    and claims a retry coming due meanwhile only if it comes due by the deadline; an attempt in
+    flight ends within its webhook's `timeout`."""
     deadline = datetime.now(UTC) + max_wait
     totals = DispatchSummary()
     while True:
-        done = await dispatcher.deliver_due()
+        done = await dispatcher.deliver_due(due_by=max(datetime.now(UTC), deadline))
         totals = DispatchSummary(
             totals.delivered + done.delivered, done.retrying, totals.failed + done.failed
         )

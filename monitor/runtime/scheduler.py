@@ -34,6 +34,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.pipeline.pipeline import FEED_LEASE, Pipeline
 from monitor.pipeline.refresh import MAX_FEEDS_IN_FLIGHT
+from monitor.runtime.trouble import Trouble
 from monitor.store import FeedState
 from monitor.store.replicas import Activity, Heartbeat
 from monitor.store.schedule import release_feed_leases
@@ -65,7 +66,12 @@ class Job:
 
 class Scheduler:
     def __init__(
-        self, pipeline: Pipeline, heartbeat: Heartbeat | None = None, metrics: Metrics | None = None
+        self,
+        pipeline: Pipeline,
+        heartbeat: Heartbeat | None = None,
+        metrics: Metrics | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pipeline = pipeline
         self.metrics = metrics
@@ -81,6 +87,18 @@ class Scheduler:
         # runs when it shuts down; ticks only start these tasks, so stop() can let them finish.
         self._work: dict[str, asyncio.Task[object]] = {}
         self.last_tick: float | None = None  # time.monotonic() of the last feeds tick
+        # a job failing at every tick (the database down) is logged once, then reminded
+        self.troubles = {
+            job: Trouble(what, log, clock)
+            for job, what in (
+                ("claim", "reading due feeds from the store"),
+                ("deliveries", "delivering"),
+                ("heartbeat", "heartbeat"),
+                ("websub", "websub: renewing subscriptions"),
+                ("health", "health: checking feed health"),
+                ("retention", "retention: pruning item text"),
+            )
+        }
 
     def start(self) -> None:
         now = datetime.now(UTC)
@@ -178,9 +196,10 @@ class Scheduler:
                 limit=room,
                 owner=self.owner,
             )
-        except Exception:
-            log.exception("cannot read due feeds from the store; retrying next tick")
+        except Exception as exc:
+            self.troubles["claim"].failed(exc)
             return None
+        self.troubles["claim"].succeeded()
         self._more_due = len(due) == room
         if self._stopping:  # stopped while claiming: give these back untouched
             try:
@@ -222,15 +241,18 @@ class Scheduler:
         try:
             await asyncio.to_thread(self.heartbeat.beat, datetime.now(UTC), activity)
         except Exception as exc:
-            log.warning("heartbeat failed (%s); retrying in %s", exc, self.heartbeat.interval)
+            self.troubles["heartbeat"].failed(exc)
+        else:
+            self.troubles["heartbeat"].succeeded()
         return None
 
     async def _deliver(self) -> object:
         try:
             summary = await self.pipeline.deliver_due()
-        except Exception:
-            log.exception("delivery run failed; retrying next tick")
+        except Exception as exc:
+            self.troubles["deliveries"].failed(exc)
             return None
+        self.troubles["deliveries"].succeeded()
         self.deliveries += summary.delivered
         return summary
 
@@ -238,23 +260,29 @@ class Scheduler:
         try:
             if self.pipeline.subscriber is not None:
                 await self.pipeline.subscriber.tick()
-        except Exception:
-            log.exception("websub: renewing subscriptions failed; retrying next tick")
+        except Exception as exc:
+            self.troubles["websub"].failed(exc)
+        else:
+            self.troubles["websub"].succeeded()
         return None
 
     async def _health(self) -> object:
         try:
-            return await asyncio.to_thread(self.pipeline.check_feed_health)
-        except Exception:
-            log.exception("health: checking feed health failed; retrying at the next check")
+            report = await asyncio.to_thread(self.pipeline.check_feed_health)
+        except Exception as exc:
+            self.troubles["health"].failed(exc)
             return None
+        self.troubles["health"].succeeded()
+        return report
 
     async def _prune(self) -> object:
         try:
-            return await asyncio.to_thread(self.pipeline.prune_item_text)
-        except Exception:
-            log.exception("retention: pruning item text failed; retrying in an hour")
+            pruned = await asyncio.to_thread(self.pipeline.prune_item_text)
+        except Exception as exc:
+            self.troubles["retention"].failed(exc)
             return None
+        self.troubles["retention"].succeeded()
+        return pruned
 
 
 async def _wait(

@@ -9,10 +9,12 @@ owner in `claimed_by`.
 A replica whose `expires_at` has passed is dead: at each heartbeat every live replica frees the
 claims a dead one still holds (feeds and pending deliveries whose lease has not ended), so its
 work is taken over about 3-4 heartbeats after its last one (40 s at most with the default), not
-when the leases (5 min for feeds, at least 2 min for deliveries) run out. Leases stay the backstop
-for claimants without a heartbeat (`run --once`). A clean stop deletes the row and frees whatever
-the replica still holds; rows of dead replicas are shown by `monitor status` and pruned after a
-day.
+when the leases (5 min for feeds, at least 2 min for deliveries) run out. Claimants without a
+heartbeat (`run --once`) are checked as processes instead (`release_dead_processes`): one on
+this machine that provably died (monitor.store.owners) has its feed leases ended by the next
+`run --once` or the next heartbeat of a daemon here; elsewhere, leases stay the backstop. A
+clean stop deletes the row and frees whatever the replica still holds; rows of dead replicas
+are shown by `monitor status` and pruned after a day.
 
 Clocks: `expires_at` is written by one machine and read by others, as leases already are, so
 replicas need clocks kept in step (NTP); a skew of a few seconds only shifts the takeover.
@@ -32,6 +34,7 @@ from sqlalchemy.engine import Engine
 
 from monitor import __version__
 from monitor.durations import parse_duration
+from monitor.store import owners as claimants
 from monitor.store.engine import begin
 from monitor.store.outbox import FAILED, PENDING
 from monitor.store.tables import deliveries, feeds, replicas
@@ -182,6 +185,32 @@ class Replicas:
             for owner, counts in sorted(freed.items())
         ]
 
+    def release_dead_processes(self, now: datetime) -> list[Released]:
+        """End the feed leases of processes on this machine that provably died and have no
+        heartbeat row: a `run --once` killed while polling. (Their deliveries are the
+        dispatcher's to release, monitor.delivery.coordination.)"""
+        with begin(self.engine) as db:
+            # a daemon's claims end with its heartbeat row (`release_dead`), logged as such
+            daemons = set(db.scalars(sa.select(replicas.c.id)))
+            held = [owner for owner in _held(db, feeds, now) if owner not in daemons]
+            dead = sorted(owner for owner in held if claimants.is_dead(owner))
+            released = []
+            for owner in dead:
+                freed = db.execute(
+                    sa.update(feeds)
+                    .where(feeds.c.claimed_by == owner, feeds.c.lease_until >= now)
+                    .values(lease_until=None)
+                ).rowcount
+                parsed = claimants.Owner.parse(owner)
+                host, pid = (parsed.host, parsed.pid) if parsed else ("?", 0)
+                released.append(Released(owner, host, pid, int(freed or 0), 0))
+        return released
+
+    def feeds_held_by_others(self, now: datetime, me: str) -> int:
+        """Feeds whose lease another claimant than `me` holds now: skipped by this poll."""
+        with self.engine.connect() as db:
+            return sum(count for owner, count in _held(db, feeds, now).items() if owner != me)
+
     def prune(self, now: datetime, older_than: timedelta = PRUNE_AFTER) -> int:
         """Delete the rows of replicas dead for longer than `older_than`."""
         with begin(self.engine) as db:
@@ -326,4 +355,16 @@ class Heartbeat:
                 dead.feeds,
                 dead.deliveries,
             )
-        return released
+        killed = self.replicas.release_dead_processes(now)
+        log_released_processes(killed)
+        return released + killed
+
+
+def log_released_processes(released: list[Released]) -> None:
+    """One warning per dead process (a killed `run --once`) whose feed leases were ended."""
+    for dead in released:
+        log.warning(
+            "released %d feeds claimed by process %d, which died; polling them now",
+            dead.feeds,
+            dead.pid,
+        )

@@ -24,6 +24,7 @@ from monitor.store.engine import Transaction, check_revision, create_engine, lea
 from monitor.store.outbox import PENDING, Outbox
 from monitor.store.tables import alerts, deliveries, feeds, items
 from monitor.store.upsert import conflict_insert
+from monitor.store.writes import WriteStatus
 
 _SYNC_LOCK = 7_262_012  # pg_advisory_xact_lock key of sync_feeds (7_262_011: migrations)
 _ANALYZE_AFTER = 100  # feeds added at once, after which PostgreSQL's statistics are renewed
@@ -135,7 +136,9 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.outbox = Outbox(engine)
+        # how writes fare (the poll writer's, the dispatcher's records), for /healthz
+        self.writes = WriteStatus()
+        self.outbox = Outbox(engine, self.writes)
 
     @classmethod
     def open(cls, url: str, *, migrating: bool = True) -> Store:

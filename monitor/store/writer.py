@@ -90,6 +90,15 @@ class PollWriter:
                     future.set_result(outcome)
 
     def _write(self, polls: Sequence[Poll]) -> list[Written]:
+        outcomes = self._write_all(polls)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+        if len(failures) == len(outcomes) and failures:  # not one poll could be written
+            self._store.writes.failed(failures[-1])
+        else:
+            self._store.writes.succeeded()
+        return outcomes
+
+    def _write_all(self, polls: Sequence[Poll]) -> list[Written]:
         try:
             return list(self._store.record_polls(polls))
         except Exception as exc:

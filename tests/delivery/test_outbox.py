@@ -135,3 +135,18 @@ def leased_until(store: Store, delivery_id: int) -> datetime:
         value = db.scalar(sa.select(deliveries.c.lease_until).where(deliveries.c.id == delivery_id))
     assert isinstance(value, datetime)
     return value
+
+
+def test_a_claim_due_by_a_deadline_leaves_retries_due_after_it(store: Store) -> None:
+    now = datetime.now(UTC)
+    first, second, third = store.outbox.claim_deliveries(now, LEASE, {"a": 3}, owner="me")
+    for delivery, retry_at in ((first, now + timedelta(seconds=1)), (second, now)):
+        store.outbox.record_attempt(
+            delivery.id, now, FAIL, state=PENDING, next_attempt_at=retry_at, owner="me"
+        )
+    store.outbox.release("me", [third.id])
+    later = now + timedelta(seconds=5)  # every row is due by now; a pass began at `now`
+    taken = store.outbox.claim_deliveries(later, LEASE, {"a": 3}, owner="me", due_by=now)
+    assert sorted(d.id for d in taken) == sorted([second.id, third.id])
+    rest = store.outbox.claim_deliveries(later, LEASE, {"a": 3}, owner="me")
+    assert [d.id for d in rest] == [first.id]  # without a deadline, due now

@@ -37,6 +37,7 @@ from monitor.store.outbox.states import (
     STATES,
 )
 from monitor.store.outbox.webhooks import WebhookState, WebhookStates
+from monitor.store.writes import WriteStatus
 
 __all__ = [
     "ALERT_CREATED",
@@ -59,5 +60,7 @@ __all__ = [
 class Outbox(Queue, Claims, Requeue, WebhookStates, Listing):
     """Deliveries: one row per (event, webhook), `pending` until `delivered` or `failed`."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, writes: WriteStatus | None = None) -> None:
         self.engine = engine
+        # how recording attempts fares, for /healthz (the store's, shared with its poll writer)
+        self.writes = writes or WriteStatus()

@@ -70,18 +70,21 @@ class Claims:
         *,
         owner: str | None = None,
         routed_only: Collection[str] = (),
+        due_by: datetime | None = None,
     ) -> list[DueDelivery]:
         """Lease up to `wanted[name]` due deliveries of each webhook `name`, the longest due
         first, to `owner`. For the webhooks in `routed_only` (those with groups, digests or
-        quiet hours) only rows already routed (monitor.delivery.noise) are taken."""
+        quiet hours) only rows already routed (monitor.delivery.noise) are taken. With
+        `due_by`, only rows due by then are (a pass of `run --once` keeping its deadline)."""
         counts = {name: count for name, count in wanted.items() if count > 0}
         if not counts:
             return []
+        due_at = now if due_by is None else min(now, due_by)
         with begin(self.engine) as db:
             ids: list[int] = [
                 i
                 for name, count in counts.items()
-                for i in db.scalars(_due(name, now, name in routed_only).limit(count)).all()
+                for i in db.scalars(_due(name, due_at, now, name in routed_only).limit(count)).all()
             ]
             if not ids:
                 return []
@@ -224,12 +227,12 @@ class Claims:
             return result
 
 
-def _due(webhook: str, now: datetime, routed: bool) -> sa.Select[Any]:
+def _due(webhook: str, due: datetime, now: datetime, routed: bool) -> sa.Select[Any]:
     query = (
         sa.select(deliveries.c.id)
         .where(
             deliveries.c.state == PENDING,
-            deliveries.c.next_attempt_at <= now,
+            deliveries.c.next_attempt_at <= due,
             deliveries.c.webhook == webhook,
             lease_free(deliveries.c.lease_until, now),
         )

@@ -1,0 +1,115 @@
+"""Feed leases of a `run --once` that died, and of one still running, seen by the next run.
+
+A real `monitor run --once` subprocess polls feeds whose server holds its answers until the
+test releases them; it is SIGKILLed there, or left running while a second run starts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.support.pipeline import feed_document, write_config
+from tests.support.servers import LocalServer, RecordedRequest, Reply
+
+RSS = {"Content-Type": "application/rss+xml; charset=utf-8"}
+PATHS = ("/wire.xml", "/other.xml")
+
+
+class HeldFeeds:
+    """Serves the test feed at PATHS; the first `hold` requests wait until `release` is set."""
+
+    def __init__(self, server: LocalServer, hold: int) -> None:
+        self.server = server
+        self.hold = hold
+        self.release = threading.Event()
+        self.arrived = 0
+        self.lock = threading.Lock()
+        self.body = feed_document("havana-wire.xml")
+        for path in PATHS:
+            server.route(path, self._handle)
+
+    def _handle(self, _request: RecordedRequest) -> Reply:
+        with self.lock:
+            self.arrived += 1
+            held = self.arrived <= self.hold
+        if held:
+            self.release.wait(60)
+        return Reply(200, self.body, RSS)
+
+    def urls(self) -> list[dict[str, object]]:
+        return [{"url": self.server.url(path)} for path in PATHS]
+
+
+@pytest.fixture
+def held(server: LocalServer) -> Iterator[HeldFeeds]:
+    feeds = HeldFeeds(server, hold=len(PATHS))
+    yield feeds
+    feeds.release.set()
+
+
+def _start_polling(config: Path, log: Path, server: LocalServer) -> subprocess.Popen[bytes]:
+    """A `run --once` subprocess, returned once every feed request of it has arrived."""
+    with log.open("w") as output:  # the child has its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "--once", "--config", str(config)],
+            cwd=config,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ},
+        )
+    arrived = server.wait_for(lambda reqs: len([r for r in reqs if r.path in PATHS]) >= 2, 60)
+    if not arrived:
+        process.kill()
+        process.wait(10)
+        pytest.fail(log.read_text())
+    return process
+
+
+def _run(config: Path) -> subprocess.CompletedProcess[str]:
+    return run_cli("run", "--once", "--max-wait", "0s", "--config", str(config), cwd=config)
+
+
+def test_a_run_once_killed_while_polling_does_not_hold_its_feeds(
+    tmp_path: Path, server: LocalServer, held: HeldFeeds
+) -> None:
+    config = write_config(tmp_path / "config", feeds=held.urls())
+    process = _start_polling(config, tmp_path / "killed.log", server)
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    assert process.returncode == -signal.SIGKILL
+
+    second = _run(config)  # the held requests are still held: this run is served at once
+
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith("2 feeds polled (2 fetched, 0 unchanged, 0 failed), 8 new")
+    assert f"released 2 feeds claimed by process {process.pid}, which died" in second.stderr
+
+
+def test_feeds_another_live_run_is_polling_are_said_to_be_skipped(
+    tmp_path: Path, server: LocalServer, held: HeldFeeds
+) -> None:
+    config = write_config(tmp_path / "config", feeds=held.urls())
+    process = _start_polling(config, tmp_path / "first.log", server)
+    try:
+        second = _run(config)
+    finally:
+        held.release.set()
+        first_code = process.wait(60)
+
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith(
+        "0 feeds polled (0 fetched, 0 unchanged, 0 failed), "
+        "2 feeds skipped (another running process is polling them), 0 new items"
+    )
+    assert "released" not in second.stderr  # alive: its leases stand
+    assert first_code == 0
+    assert "2 feeds polled (2 fetched" in (tmp_path / "first.log").read_text()
