@@ -7,7 +7,6 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.conftest import run_cli
@@ -112,12 +111,6 @@ def test_monitor_feeds_shows_an_unhealthy_feed(
     assert "unhealthy (failing)" in text.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="feed.recovered's `since` is when monitor found the feed unhealthy "
-    "(feeds.unhealthy_since), feed.unhealthy's is when its failures began (failing_since); "
-    "equal only when both fall in one second, so the test above fails on a loaded machine",
-)
 def test_recovery_reports_the_since_the_unhealthy_event_reported(
     tmp_path: Path, server: LocalServer, receiver: SignedReceiver, burst: Burst
 ) -> None:

@@ -113,6 +113,7 @@ def _raise_unhealthy(  # noqa: PLR0917 - the parts of one event
         event=event,
         webhooks=hooks,
         checked_at=feed.last_checked_at,
+        since=found.since,  # so that feed.recovered reports the `since` this event did
     ):
         return 0  # another replica got there first, or a poll since
     if found.reason == FAILING:

@@ -66,8 +66,10 @@ def record_health_change(
     event: Mapping[str, object],
     webhooks: Iterable[str],
     checked_at: datetime | None,
+    since: datetime | None = None,
 ) -> bool:
-    """Mark the feed unhealthy for `reason` and queue `feed.unhealthy`, or with `reason` None
+    """Mark the feed unhealthy for `reason` since `since` (when its trouble began; default `now`)
+    and queue `feed.unhealthy`, or with `reason` None
     healthy again with `feed.recovered`; False when it already was (another replica's doing), or
     when the feed was polled since `checked_at` (its last poll as the diagnosis read it): then
     the diagnosis is stale and the next check decides."""
@@ -80,7 +82,7 @@ def record_health_change(
         change = sa.update(feeds).where(
             feeds.c.id == feed_id, feeds.c.unhealthy_since.is_(None), unchanged
         )
-        change = change.values(unhealthy_since=now, unhealthy_reason=reason)
+        change = change.values(unhealthy_since=since or now, unhealthy_reason=reason)
     else:
         change = sa.update(feeds).where(feeds.c.id == feed_id, feeds.c.unhealthy_since.is_not(None))
         change = change.values(unhealthy_since=None, unhealthy_reason=None)
