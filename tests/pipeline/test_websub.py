@@ -243,7 +243,7 @@ def test_subscribe_verify_push_alert_and_unsubscribe(
 
         # the real push: an alert without waiting for a poll (the interval is an hour)
         assert hub.publish(topic, hub_document("pushed.xml", hub, topic), method="sha512") == [200]
-        assert receiver.server.wait_for(lambda requests: len(requests) >= 1, timeout=20)
+        assert receiver.wait_for_deliveries(1)
         (delivery,) = receiver.deliveries
         assert delivery.valid_signature
         data = delivery.body["data"]

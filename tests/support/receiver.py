@@ -106,7 +106,7 @@ class SignedReceiver:
         self.secret = secret
         self.path = path
         self._statuses: list[tuple[int, dict[str, str]]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified when a delivery is recorded
         self._deliveries: list[Delivery] = []
         self.invalid: list[str] = []
         server.route(path, self._handle)
@@ -116,6 +116,12 @@ class SignedReceiver:
         with self._lock:
             assert not self.invalid, "bodies outside the events schema:\n" + "\n".join(self.invalid)
             return self._deliveries
+
+    def wait_for_deliveries(self, count: int, timeout: float = 20.0) -> bool:
+        """Whether `count` deliveries were recorded within `timeout` seconds. (The server's own
+        `wait_for` sees a request as it arrives, before this receiver has recorded it.)"""
+        with self._lock:
+            return self._lock.wait_for(lambda: len(self._deliveries) >= count, timeout=timeout)
 
     @property
     def url(self) -> str:
@@ -143,6 +149,7 @@ class SignedReceiver:
                 self._deliveries.append(
                     Delivery(msg_id, timestamp, json.loads(request.body), valid)
                 )
+                self._lock.notify_all()
         return Reply(status, b"{}", {"Content-Type": "application/json", **headers})
 
     def attempts(self) -> list[RecordedRequest]:
