@@ -1,0 +1,168 @@
+"""Format `json` under hostile templates: bounded in time, memory and size, off the event loop,
+and checked at config load (`monitor check`) with a sample of each event type."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor.delivery import json_format
+from monitor.delivery.dispatcher import Dispatcher, make_delivery_client
+from monitor.delivery.settings import WebhookConfig
+from monitor.errors import PermanentDeliveryError
+from tests.conftest import run_cli
+from tests.delivery.support import alert, hook, store_with_alerts
+from tests.support.servers import LocalServer, RecordedRequest, Reply
+
+GOOD = '{"id": {{ alert.id | tojson }}, "title": {{ alert.item.title | tojson }}}'
+# each template is harmless on the samples (`monitor check` passes it) and hostile on the alert
+# with id alrt_0: what a template doing expensive work on a feed's own text comes to
+HOSTILE = {
+    "nested loops": (
+        "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+        "time limit of 2s of CPU",
+    ),
+    "huge multiplication": ("{{ 'x' * 100000000 }}", "`*` would build a value over 1000000"),
+    "macro recursion": (
+        "{% macro down(n) %}{{ down(n + 1) }}{% endmacro %}{{ down(0) }}",
+        "recursion limit",
+    ),
+    "huge range": ("{% for i in range(50000000) %}{% endfor %}", "`range` is given 50000000"),
+    "loop over a long join": (
+        "{% for c in range(100000) | join(',' * 20) %}{{ c }}{% endfor %}",
+        "filter `join` builds a value over 1000000",
+    ),
+    "output past the cap": (
+        "[{% for i in range(100000) %}{{ '\"' ~ ('y' * 100) ~ '\",' }}{% endfor %}0]",
+        "output over 1000000 characters",
+    ),
+    "output captured by set": (
+        "{% set s %}{% for i in range(100000) %}{{ 'y' * 100000 }}{% endfor %}{% endset %}"
+        "{{ s | length }}",
+        "memory limit of 512 MiB",
+    ),
+    "doubling in a namespace": (
+        "{% set ns = namespace(s='x') %}{% for i in range(64) %}"
+        "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+        "`.s` builds a value over 1000000",
+    ),
+}
+
+
+ALERTS = {"format": "json", "events": ["alert.created"]}
+
+
+def _hostile(body: str) -> str:
+    return f"{{% if alert.id == 'alrt_0' %}}{body}{{% else %}}{GOOD}{{% endif %}}"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with make_delivery_client() as c:
+        yield c
+
+
+def _collect(server: LocalServer, path: str) -> list[RecordedRequest]:
+    server.route(path, lambda _request: Reply(200, b"{}"))
+    return server.requests_to(path)
+
+
+@pytest.mark.parametrize(("body", "error"), HOSTILE.values(), ids=HOSTILE.keys())
+async def test_a_hostile_template_fails_for_good_and_the_other_webhook_delivers(
+    tmp_path: Path, server: LocalServer, client: httpx.AsyncClient, body: str, error: str
+) -> None:
+    _collect(server, "/bad")
+    _collect(server, "/good")
+    hooks: dict[str, WebhookConfig] = {
+        "bad": hook("bad", retry=[], url=server.url("/bad"), template=_hostile(body), **ALERTS),
+        "good": hook("good", url=server.url("/good"), template=GOOD, **ALERTS),
+    }
+    store = store_with_alerts(tmp_path, 1, hooks=("bad", "good"))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    summary = await Dispatcher(store.outbox, client, hooks).deliver_due()
+    # what the template built stayed in the worker: this process grew by no more than the
+    # few bodies it handled (before, `ns.s ~ ns.s` doubled here until memory ran out)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 100 * 1024
+    assert summary.delivered == 1
+    (sent,) = server.requests_to("/good")
+    assert json.loads(sent.body)["id"] == "alrt_0"
+    assert server.requests_to("/bad") == []  # nothing of what the template built went out
+    rows = {row.webhook: row for row in store.outbox.recent_alerts()}
+    assert rows["good"].state == "delivered"
+    bad = rows["bad"]
+    assert (bad.state, bad.attempts) == ("failed", 1)
+    assert bad.last_error is not None
+    assert error in bad.last_error
+    store.close()
+
+
+async def test_rendering_leaves_the_event_loop_free() -> None:
+    h = hook(template=_hostile(HOSTILE["nested loops"][0]), **ALERTS)
+    rendering = asyncio.create_task(json_format.TARGET.request(h, alert("alrt_0"), 1))
+    for _ in range(20):  # turns of the loop: a render on the loop would have finished in one
+        await asyncio.sleep(0)
+    assert not rendering.done()
+    with pytest.raises(PermanentDeliveryError, match="time limit"):
+        await rendering
+
+
+def test_the_worker_goes_on_after_a_template_went_over_a_limit() -> None:
+    nested = _hostile(HOSTILE["nested loops"][0])
+    h = hook(template=nested, **ALERTS)
+    with pytest.raises(PermanentDeliveryError, match="time limit"):
+        h_build(h, "alrt_0")
+    assert json.loads(h_build(h, "alrt_1"))["id"] == "alrt_1"
+
+
+def h_build(h: WebhookConfig, alert_id: str) -> bytes:
+    return json_format.build(h, alert(alert_id), 1).body
+
+
+BAD_AT_LOAD = [
+    ("not json {{ alert.id }}", "with a sample `alert.created` event, template output is not"),
+    ("{{ 'x' * 100000000 }}", "`*` would build a value over 1000000 characters"),
+    ("{{ alert.nope }}", "template failed: UndefinedError: 'dict object' has no attribute"),
+    (
+        "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+        "time limit of 2s of CPU",
+    ),
+]
+
+
+def test_monitor_check_renders_each_template_with_samples_and_names_its_line(
+    tmp_path: Path,
+) -> None:
+    hooks = [
+        f"  - name: h{n}\n    url: https://h.example/{n}\n    format: json\n"
+        f"    template: {json.dumps(template)}\n"
+        for n, (template, _) in enumerate(BAD_AT_LOAD)
+    ]
+    # a template for alerts only, on a webhook that also receives feed health
+    hooks.append(
+        "  - name: health\n    url: https://h.example/health\n    format: json\n"
+        "    events: [alert.created, feed.unhealthy]\n"
+        f"    template: {json.dumps(GOOD)}\n"
+    )
+    hooks.append(
+        "  - name: fine\n    url: https://h.example/ok\n    format: json\n"
+        f"    events: [alert.created]\n    template: {json.dumps(GOOD)}\n"
+    )
+    (tmp_path / "monitor.yaml").write_text("webhooks:\n" + "".join(hooks), encoding="utf-8")
+    result = run_cli("check", "--config", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    problems = [line.removeprefix(f"{tmp_path}/") for line in result.stderr.splitlines()]
+    for n, (_template, message) in enumerate(BAD_AT_LOAD):
+        line = 2 + 4 * n + 3
+        expected = f"monitor.yaml:{line}:15: webhooks.{n}.template: "
+        assert any(p.startswith(expected) and message in p for p in problems), (n, problems)
+    health = f"monitor.yaml:{2 + 4 * len(BAD_AT_LOAD) + 4}:15: webhooks.{len(BAD_AT_LOAD)}."
+    assert any(
+        p.startswith(health) and "with a sample `feed.unhealthy` event" in p for p in problems
+    ), problems
+    assert not any(f"webhooks.{len(BAD_AT_LOAD) + 1}." in p for p in problems), problems
