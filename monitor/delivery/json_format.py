@@ -44,7 +44,8 @@ def summary_of(message_id: str, event: Event) -> dict[str, object]:
     return {"title": note.title, "text": note.text(), "link": note.link}
 
 
-def _context(alert: Alert) -> dict[str, object]:
+def context_of(alert: Alert) -> dict[str, object]:
+    """What a template sees: `alert`, `event` and `notice`."""
     event = alert.typed()
     whole = document(event)
     return {"alert": whole["data"], "event": whole, "notice": summary_of(alert.id, event)}
@@ -64,12 +65,12 @@ def _body(rendered: template_worker.Rendered) -> bytes:
 def render(source: str, alert: Alert) -> bytes:
     """The body, rendered in a worker (this blocks: on the event loop use render_off_loop);
     PermanentDeliveryError when the template fails, goes over a limit or is not JSON."""
-    return _body(template_worker.render(source, _context(alert)))
+    return _body(template_worker.render(source, context_of(alert)))
 
 
 async def render_off_loop(source: str, alert: Alert) -> bytes:
     """render(), the event loop going on meanwhile."""
-    context = _context(alert)
+    context = context_of(alert)
     return _body(await asyncio.to_thread(template_worker.render, source, context))
 
 
