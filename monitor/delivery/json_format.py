@@ -18,7 +18,6 @@ refuse a template that fails, goes over a limit or does not produce JSON.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from functools import lru_cache
 from typing import Any, Literal
@@ -70,8 +69,7 @@ def render(source: str, alert: Alert) -> bytes:
 
 async def render_off_loop(source: str, alert: Alert) -> bytes:
     """render(), the event loop going on meanwhile."""
-    context = context_of(alert)
-    return _body(await asyncio.to_thread(template_worker.render, source, context))
+    return _body(await template_worker.render_off_loop(source, context_of(alert)))
 
 
 @lru_cache(maxsize=64)

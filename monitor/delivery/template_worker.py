@@ -12,12 +12,14 @@ first use from the fork server (monitor.feeds.parsing starts it the same way), a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import resource
 import signal
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -183,8 +185,16 @@ class _Pool:
 
 
 _pool = _Pool()
+# the threads that wait for the workers: their own, one per worker, so renders queued behind a
+# slow template wait in this queue and hold none of the loop's default threads (the store's)
+_waiting = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="json-template")
 
 
 def render(source: str, context: Mapping[str, object]) -> Rendered:
-    """Render `source` with `context` (plain JSON values) in a worker; blocks (use a thread)."""
+    """Render `source` with `context` (plain JSON values) in a worker; this blocks."""
     return _pool.render(source, context)
+
+
+async def render_off_loop(source: str, context: Mapping[str, object]) -> Rendered:
+    """render(), the event loop going on meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(_waiting, render, source, context)

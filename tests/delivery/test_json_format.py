@@ -112,6 +112,22 @@ async def test_rendering_leaves_the_event_loop_free() -> None:
         await rendering
 
 
+async def test_renders_queued_behind_slow_ones_hold_none_of_the_loops_threads() -> None:
+    h = hook(template=_hostile(HOSTILE["nested loops"][0]), **ALERTS)
+    target = json_format.TARGET
+    # as many as the target's concurrency: more than the loop's default threads on 2 cores
+    renders = [
+        asyncio.create_task(target.request(h, alert("alrt_0"), 1))
+        for _ in range(target.concurrency)
+    ]
+    await asyncio.sleep(0)
+    assert await asyncio.to_thread(lambda: "the store's work goes on") != ""
+    assert not any(r.done() for r in renders)
+    for r in renders:
+        r.cancel()  # those not started yet never start; the two rendering stop at their limit
+    await asyncio.gather(*renders, return_exceptions=True)
+
+
 def test_the_worker_goes_on_after_a_template_went_over_a_limit() -> None:
     nested = _hostile(HOSTILE["nested loops"][0])
     h = hook(template=nested, **ALERTS)
