@@ -107,7 +107,7 @@ class JsonWebhook(WebhookConfig):
         default=None,
         description="A Jinja2 template (sandboxed) rendering the JSON body; it sees `alert` "
         "(the event's `data`), `event` (the whole event) and `notice` (any event as `title`, "
-        "`text` and `link`). Checked at load with a sample of each event type it is sent.",
+        "`text` and `link`).",
     )
 
     @field_validator("template")
