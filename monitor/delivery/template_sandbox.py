@@ -2,10 +2,11 @@
 
 Jinja2's immutable sandbox keeps templates away from Python's internals; it does not bound what
 a template builds. Here every value that passes a hook is bounded: `*` and `**` are checked
-before they compute (`'x' * 10**8` is refused without building it), calls and filters are
-refused an integer argument over the size limit (`center`, `indent`, `wordwrap`, … widths) and
-checked on their result, `range` is the sandbox's (at most 100,000 items), and the output is
-streamed and stopped at MAX_OUTPUT. Time and memory are bounded by the process that renders
+before they compute (`'x' * 10**8` is refused without building it); calls and filters are
+refused a value over the size limit, or a width or count over it (`center`, `indent`,
+`wordwrap`, …: SIZED), and checked on their result; attributes and items are checked as they
+are read; `range` is the sandbox's (at most 100,000 items); and the output is streamed and
+stopped at MAX_OUTPUT. Time and memory are bounded by the process that renders
 (monitor.delivery.template_worker): a nested loop that produces nothing passes no hook at all.
 """
 
@@ -43,11 +44,20 @@ def _bounded(value: object, what: str) -> object:
     return value
 
 
-def _check_args(args: tuple[Any, ...], kwargs: Mapping[str, Any], what: str) -> None:
+# the calls and filters whose integer arguments are sizes of what they build (widths, counts)
+SIZED = frozenset(
+    {"center", "ljust", "rjust", "zfill", "expandtabs", "indent", "wordwrap", "truncate"}
+    | {"batch", "slice", "format", "range", "join"}
+)
+
+
+def _check_args(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], what: str) -> None:
     for value in (*args, *kwargs.values()):
-        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_VALUE:
+        sized = name in SIZED and isinstance(value, int) and not isinstance(value, bool)
+        if sized and value > MAX_VALUE:
             raise TemplateLimit(f"{what} is given {value}, over the limit of {MAX_VALUE}")
-        _bounded(value, what)
+        if _size(value) > MAX_VALUE:
+            raise TemplateLimit(f"{what} is given a value over {MAX_VALUE} characters or items")
 
 
 def _power_bits(base: object, exponent: object) -> int:
@@ -77,8 +87,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return _bounded(super().getitem(obj, argument), "`[…]`")
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        what = f"`{_name_of(__obj)}`"
-        _check_args(args, kwargs, what)
+        name = _name_of(__obj)
+        what = f"`{name}`"
+        _check_args(name, args, kwargs, what)
         if getattr(__obj, "__name__", None) == "replace" and len(args) >= 2:
             _check_replace(getattr(__obj, "__self__", None), args[0], args[1])
         return _bounded(super().call(__context, __obj, *args, **kwargs), what)
@@ -104,7 +115,7 @@ def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
     @wraps(function)
     def bounded(*args: Any, **kwargs: Any) -> Any:
         given = args[skip:]
-        _check_args(given, kwargs, f"filter `{name}`")
+        _check_args(name, given, kwargs, f"filter `{name}`")
         if name == "replace" and len(given) >= 3:
             _check_replace(str(given[0]), given[1], given[2])
         return _bounded(function(*args, **kwargs), f"filter `{name}`")

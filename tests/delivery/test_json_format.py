@@ -47,6 +47,7 @@ HOSTILE = {
         "{{ s | length }}",
         "memory limit of 512 MiB",
     ),
+    "format width": ("{{ '%01000000000d' % 1 }}", "memory limit of 512 MiB"),
     "doubling in a namespace": (
         "{% set ns = namespace(s='x') %}{% for i in range(64) %}"
         "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
@@ -138,6 +139,29 @@ def test_the_worker_goes_on_after_a_template_went_over_a_limit() -> None:
 
 def h_build(h: WebhookConfig, alert_id: str) -> bytes:
     return json_format.build(h, alert(alert_id), 1).body
+
+
+ORDINARY = {
+    "big numbers": (
+        '{"t": {{ alert.nope | default(1750000000) }}, "n": {{ 10 ** 12 }}}',
+        1750000000,
+    ),
+    "widths": ('{"t": {{ alert.id | center(40) | trim | tojson }}}', "alrt_1"),
+    "repetition": ('{"t": {{ ("=" * 40) | length }}}', 40),
+    "formatting": ('{"t": {{ ("%05.1f" % alert.score) | tojson }}}', "093.5"),
+    "replace": ('{"t": {{ alert.item.title | replace(" ", "_") | truncate(20) | tojson }}}', None),
+    "joined terms": (
+        '{"t": {{ alert.matches | map(attribute="text") | join(", ") | tojson }}}',
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize(("template", "value"), ORDINARY.values(), ids=ORDINARY.keys())
+def test_ordinary_templates_stay_within_the_limits(template: str, value: object) -> None:
+    h = hook(template=template, **ALERTS)
+    rendered = json.loads(json_format.build(h, alert("alrt_1"), 1).body)["t"]
+    assert rendered == value or (value is None and rendered)
 
 
 BAD_AT_LOAD = [
