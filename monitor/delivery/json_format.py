@@ -73,12 +73,12 @@ async def render_off_loop(source: str, alert: Alert) -> bytes:
 
 
 @lru_cache(maxsize=64)
-def check_template(source: str, events: tuple[EventType, ...]) -> None:
+def check_template(source: str, events: tuple[EventType, ...], *, grouped: bool = False) -> None:
     """ValueError unless `source` renders JSON, within the limits, from a sample of each of
     `events` (successes are remembered: a reload does not render unchanged templates again)."""
     for event_type in events:
         try:
-            render(source, sample(event_type))
+            render(source, sample(event_type, grouped=grouped))
         except (PermanentDeliveryError, TransientDeliveryError) as exc:
             raise ValueError(f"with a sample `{event_type}` event, {exc}") from None
 
@@ -119,7 +119,8 @@ class JsonWebhook(WebhookConfig):
             from monitor.delivery.template_sandbox import compile_template  # noqa: PLC0415
 
             compile_template(value)
-            check_template(value, _received(info.data))
+            grouped = info.data.get("group") is not None
+            check_template(value, _received(info.data), grouped=grouped)
         return value
 
     def format_problem(self) -> str | None:

@@ -2,7 +2,7 @@
 
 A template that fails on these fails on real events too; its author learns it from
 `monitor check` (and a reload refuses it) rather than from failed deliveries. The samples fill
-every optional field, so a template reading `alert.item.link` or `alert.group` works on them.
+every optional field a webhook's settings allow (`group` on alerts only with `group:`).
 """
 
 from __future__ import annotations
@@ -27,14 +27,8 @@ _MATCHES = [
     {"term": "Havana", "field": "title", "text": "Havana", "start": 29, "end": 35, "score": 100.0}
 ]
 _SOURCE = {k: _ITEM[k] for k in ("title", "link", "published", "feed")}
-_GROUP = {
-    "id": "alrt_sample_first",
-    "count": 2,
-    "sources": [
-        {"alert_id": "alrt_sample_first", **_SOURCE},
-        {"alert_id": "alrt_sample", **_SOURCE},
-    ],
-}
+_SOURCES = [{"alert_id": "alrt_sample_first", **_SOURCE}, {"alert_id": "alrt_sample", **_SOURCE}]
+_GROUP = {"id": "alrt_sample_first", "count": 2, "sources": _SOURCES}
 _ALERT = {"id": "alrt_sample", "rule": _RULE, "score": 93.5, "matches": _MATCHES, "item": _ITEM}
 _HEALTH = {
     "feed": _FEED,
@@ -54,7 +48,7 @@ _STORY = {
     "sources": 2,
 }
 _DATA: dict[EventType, dict[str, Any]] = {
-    "alert.created": {**_ALERT, "group": _GROUP},
+    "alert.created": _ALERT,
     "alert.updated": {**_ALERT, "group": _GROUP},
     "alert.digest": {
         "id": "dgst_sample",
@@ -68,9 +62,12 @@ _DATA: dict[EventType, dict[str, Any]] = {
 }
 
 
-def sample(event_type: EventType) -> Alert:
-    """A valid event of `event_type`, as a stored alert."""
+def sample(event_type: EventType, *, grouped: bool = False) -> Alert:
+    """A valid event of `event_type`, as a stored alert; `grouped`: as a webhook with `group:`
+    is sent it (an `alert.created` then opens a story and carries its `group`)."""
     data = _DATA[event_type]
+    if grouped and event_type == "alert.created":
+        data = {**data, "group": {**_GROUP, "count": 1, "sources": _SOURCES[:1]}}
     body = {"type": event_type, "timestamp": "2026-03-01T12:00:02Z", "data": data}
     alert = Alert.parse(str(data.get("id", "evt_sample")), json.dumps(body, ensure_ascii=False))
     assert alert.event is not None, event_type  # the samples follow monitor.events

@@ -169,7 +169,11 @@ class _Pool:
             self._changed.notify()
 
     def render(self, source: str, context: Mapping[str, object]) -> Rendered:
-        worker = self._take()
+        try:
+            worker = self._take()
+        except (OSError, RuntimeError) as exc:  # no process could start (limits, permissions)
+            message = f"could not start a process to render the template: {exc}"
+            return Rendered(None, message, permanent=False)
         result = worker.render(source, context)
         if result is not None and not result.spent:
             self._give_back(worker)

@@ -206,3 +206,15 @@ def test_monitor_check_renders_each_template_with_samples_and_names_its_line(
         p.startswith(health) and "with a sample `feed.unhealthy` event" in p for p in problems
     ), problems
     assert not any(f"webhooks.{len(BAD_AT_LOAD) + 1}." in p for p in problems), problems
+
+
+def test_the_samples_follow_the_webhooks_settings() -> None:
+    story = '{"story": {{ alert.group.id | tojson }}}'
+    with pytest.raises(ValueError, match=r"sample `alert\.created` event, template failed"):
+        hook(template=story, **ALERTS)  # without `group:`, alerts carry no group
+    grouped = hook(format="json", template=story, group="12h")  # sent alert.updated too
+    assert grouped.format == "json"
+    digest_only = "{% if event.type == 'alert.digest' %}{{ alert.nope }}{% endif %}{}"
+    assert hook(format="json", template=digest_only).format == "json"  # no digest: without one
+    with pytest.raises(ValueError, match=r"sample `alert\.digest` event"):
+        hook(format="json", template=digest_only, digest="1h")
