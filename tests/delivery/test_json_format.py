@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from monitor.delivery.settings import WebhookConfig
 from monitor.errors import PermanentDeliveryError
 from tests.conftest import run_cli
 from tests.delivery.support import alert, hook, store_with_alerts
+from tests.ops.daemon import Daemon, with_http
+from tests.support.pipeline import feed_document, serve_feed, write_config
 from tests.support.servers import LocalServer, RecordedRequest, Reply
 
 GOOD = '{"id": {{ alert.id | tojson }}, "title": {{ alert.item.title | tojson }}}'
@@ -218,3 +221,39 @@ def test_the_samples_follow_the_webhooks_settings() -> None:
     assert hook(format="json", template=digest_only).format == "json"  # no digest: without one
     with pytest.raises(ValueError, match=r"sample `alert\.digest` event"):
         hook(format="json", template=digest_only, digest="1h")
+
+
+def test_the_daemon_answers_healthz_while_a_template_spins(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    serve_feed(server, "/wire.xml", feed_document("havana-wire.xml"))  # two alerts
+    _collect(server, "/bad")
+    _collect(server, "/good")
+    spinning = HOSTILE["nested loops"][0]
+    bad = f"{{% if alert.id == 'alrt_sample' %}}{GOOD}{{% else %}}{spinning}{{% endif %}}"
+    config = with_http(
+        write_config(
+            tmp_path / "config",
+            feeds=[{"url": server.url("/wire.xml"), "interval": "1h"}],
+            webhooks=[
+                {"name": "bad", "url": server.url("/bad"), "template": bad, **ALERTS},
+                {"name": "good", "url": server.url("/good"), "template": GOOD, **ALERTS},
+            ],
+        )
+    )
+    daemon = Daemon.start(config)
+    try:
+        assert server.wait_for(lambda requests: len(requests) >= 1, timeout=30), daemon.log
+        answers = []  # from the feed's fetch on, while its two alerts render for "bad"
+        while not any("template went over" in line for line in daemon.lines):
+            answers.append(daemon.get("/healthz")[0])  # a frozen loop: a timeout here
+            assert daemon.process.poll() is None, daemon.log
+            time.sleep(0.05)  # asking, not waiting for an event: the renders' CPU is the point
+        assert answers
+        assert set(answers) == {200}
+        daemon.wait_for_log("to bad failed (template went over the time limit of 2s of CPU)")
+        good = lambda requests: sum(r.path == "/good" for r in requests) >= 2  # noqa: E731
+        assert server.wait_for(good, timeout=30), daemon.log
+    finally:
+        daemon.stop()
+    assert server.requests_to("/bad") == []
