@@ -5,8 +5,9 @@ settings (a WebhookConfig subclass naming its `format`, with the keys only it ta
 documented rate limit and concurrency, which settings are secret, `build(hook, alert, timestamp)`
 returning the request for one attempt, and optionally `hint(response)` reading rate-limit headers
 or bodies (Discord's `retry_after`) and `message_ref(response)`, the id of the message created
-(kept so updates of a story can edit it). Rendering is pure and deterministic: the same stored alert
-gives the same body on every attempt.
+(kept so updates of a story can edit it). A target whose build runs user code (`json`) also gives
+`build_off_loop`, which `Target.request` awaits instead. Rendering is pure and deterministic: the
+same stored alert gives the same body on every attempt.
 """
 
 from __future__ import annotations

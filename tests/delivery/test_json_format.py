@@ -133,9 +133,9 @@ async def test_renders_queued_behind_slow_ones_hold_none_of_the_loops_threads() 
 
 
 def test_the_worker_goes_on_after_a_template_went_over_a_limit() -> None:
-    nested = _hostile(HOSTILE["nested loops"][0])
-    h = hook(template=nested, **ALERTS)
-    with pytest.raises(PermanentDeliveryError, match="time limit"):
+    hoarding = _hostile(HOSTILE["output captured by set"][0])
+    h = hook(template=hoarding, **ALERTS)
+    with pytest.raises(PermanentDeliveryError, match="memory limit"):
         h_build(h, "alrt_0")
     assert json.loads(h_build(h, "alrt_1"))["id"] == "alrt_1"
 
