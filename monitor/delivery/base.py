@@ -5,14 +5,15 @@ settings (a WebhookConfig subclass naming its `format`, with the keys only it ta
 documented rate limit and concurrency, which settings are secret, `build(hook, alert, timestamp)`
 returning the request for one attempt, and optionally `hint(response)` reading rate-limit headers
 or bodies (Discord's `retry_after`) and `message_ref(response)`, the id of the message created
-(kept so updates of a story can edit it). Rendering is pure and deterministic: the same stored alert
-gives the same body on every attempt.
+(kept so updates of a story can edit it). A target whose build runs user code (`json`) also gives
+`build_off_loop`, which `Target.request` awaits instead. Rendering is pure and deterministic: the
+same stored alert gives the same body on every attempt.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -130,6 +131,7 @@ def web_link(value: str | None) -> str | None:
 
 
 Build = Callable[[WebhookConfig, Alert, int], OutgoingRequest]
+BuildOffLoop = Callable[[WebhookConfig, Alert, int], Awaitable[OutgoingRequest]]
 Hint = Callable[[httpx.Response], RateHint]
 MessageRef = Callable[[httpx.Response], str | None]
 
@@ -157,6 +159,13 @@ class Target:
     message_ref: MessageRef = no_ref  # the id of the message a 2xx answer created, for edits
     max_body_bytes: int | None = None
     notes: str = ""
+    build_off_loop: BuildOffLoop | None = None  # for targets whose build runs user code (json)
+
+    async def request(self, hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
+        """The request for one attempt, built off the event loop when the target says so."""
+        if self.build_off_loop is not None:
+            return await self.build_off_loop(hook, alert, timestamp)
+        return self.build(hook, alert, timestamp)
 
     def describe(self) -> str:
         rate = "unlimited" if self.rate_limit is None else f"{self.rate_limit:g}/s"

@@ -112,7 +112,7 @@ async def _exchange(
     if delivery.reply_to is not None:
         alert = dataclasses.replace(alert, reply_to=delivery.reply_to)
     try:
-        request = target.build(hook, alert, int(now.timestamp()))
+        request = await target.request(hook, alert, int(now.timestamp()))
     except DeliveryError as exc:
         return DeliveryOutcome(None, exc, None, time.monotonic() - started)
     hide_from_httpx_log(request.url)

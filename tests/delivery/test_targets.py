@@ -254,7 +254,7 @@ TEMPLATE = """{"text": {{ (alert.rule.title ~ ": " ~ alert.item.title) | tojson 
 
 
 def test_json_template_renders_and_is_signed_when_a_secret_is_set() -> None:
-    h = hook(format="json", template=TEMPLATE, secret=SECRET)
+    h = hook(format="json", template=TEMPLATE, secret=SECRET, events=["alert.created"])
     request = json_format.build(h, alert("alrt_9"), 1)
     document = json.loads(request.body)
     assert document["id"] == "alrt_9"
@@ -276,7 +276,9 @@ def test_json_template_renders_and_is_signed_when_a_secret_is_set() -> None:
 def test_a_failing_or_unsafe_template_fails_the_attempt_with_a_reason(
     template: str, message: str
 ) -> None:
-    h = hook(format="json", template=template)
+    # harmless on the samples `monitor check` renders, failing on this alert
+    branched = f"{{% if alert.id == 'alrt_9' %}}{template}{{% else %}}{{}}{{% endif %}}"
+    h = hook(format="json", template=branched)
     with pytest.raises(PermanentDeliveryError, match=message):
         json_format.build(h, alert("alrt_9"), 1)
 
