@@ -87,26 +87,11 @@ async def attempt(
     target: Target | None = None,
 ) -> DeliveryOutcome:
     """Send one delivery once; network failures and the deadline's end come back as a
-    transient outcome. A story update whose message is gone is posted anew within the same
-    deadline."""
+    transient outcome. The request is built first, within its target's own limits (a `json`
+    template's are its worker's); `timeout` is the deadline of the exchange with the receiver
+    that follows. A story update whose message is gone is posted anew within the same deadline."""
     target = target or target_for(hook)
     started = time.monotonic()
-    seconds = hook.timeout.total_seconds()
-    try:
-        async with asyncio.timeout(seconds):
-            return await _exchange(client, hook, delivery, target, started)
-    except TimeoutError:
-        timeout = TransientDeliveryError(f"no complete answer within {seconds:g}s")
-        return DeliveryOutcome(None, timeout, None, time.monotonic() - started)
-
-
-async def _exchange(
-    client: httpx.AsyncClient,
-    hook: WebhookConfig,
-    delivery: DueDelivery,
-    target: Target,
-    started: float,
-) -> DeliveryOutcome:
     now = datetime.now(UTC)
     alert = Alert.parse(delivery.message_id, delivery.payload)
     if delivery.reply_to is not None:
@@ -115,6 +100,24 @@ async def _exchange(
         request = await target.request(hook, alert, int(now.timestamp()))
     except DeliveryError as exc:
         return DeliveryOutcome(None, exc, None, time.monotonic() - started)
+    seconds = hook.timeout.total_seconds()
+    try:
+        async with asyncio.timeout(seconds):
+            return await _exchange(client, hook, target, alert, request, now, started)
+    except TimeoutError:
+        timeout = TransientDeliveryError(f"no complete answer within {seconds:g}s")
+        return DeliveryOutcome(None, timeout, None, time.monotonic() - started)
+
+
+async def _exchange(  # noqa: PLR0917 - one attempt's parts, passed on when a message is gone
+    client: httpx.AsyncClient,
+    hook: WebhookConfig,
+    target: Target,
+    alert: Alert,
+    request: OutgoingRequest,
+    now: datetime,
+    started: float,
+) -> DeliveryOutcome:
     hide_from_httpx_log(request.url)
     seconds = hook.timeout.total_seconds()
     try:
@@ -128,8 +131,12 @@ async def _exchange(
         return DeliveryOutcome(None, failed, None, time.monotonic() - started)
     if request.method == "PATCH" and response.status_code == 404 and alert.reply_to:
         # the message to edit is gone (deleted in the channel): post the update as a new one
-        retry = dataclasses.replace(delivery, reply_to=None)
-        return await _exchange(client, hook, retry, target, started)
+        anew = dataclasses.replace(alert, reply_to=None)
+        try:
+            posted = await target.request(hook, anew, int(now.timestamp()))
+        except DeliveryError as exc:
+            return DeliveryOutcome(None, exc, None, time.monotonic() - started)
+        return await _exchange(client, hook, target, anew, posted, now, started)
     error, retry_after = classify(response, now)
     if error is not None:
         error = type(error)(str(error) + _answer_snippet(response, hook.url))
