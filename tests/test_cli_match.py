@@ -113,3 +113,61 @@ def test_check_prints_hints_and_warnings_and_stays_valid(tmp_path: Path) -> None
     assert any(line.startswith(f"{path}:11:15: warning: `dissident{{,s}}`") for line in lines)
     assert any(line.startswith(f"{path}:12:") and "`unless: Little Rock`" in line for line in lines)
     assert lines[-1].endswith("valid — 0 feeds, 1 rules in 1 files, 0 webhooks")
+
+
+CALL = {"id": "call-1", "title": "Путину позвонил Диас-Канель"}
+
+
+def test_explain_says_why_a_rule_did_not_match(tmp_path: Path) -> None:
+    result = run_cli(
+        "match", "--config", CONFIG, "--explain", "--rule", "russia-cuba-contacts",
+        cwd=tmp_path, input_text=_jsonl([CALL]),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "item call-1: Путину позвонил Диас-Канель"
+    assert lines[1] == "rule russia-cuba-contacts (Russian–Cuban state contacts): no match"
+    assert lines[2].startswith("  holds  all[0] near [$russia_side, $cuba_side] within 8: ")
+    assert lines[3].startswith("  fails  all[1] $contact: no term of the set (")
+    assert lines[4].lstrip().startswith('near miss "позвонил" (title) ~ term "')
+    assert not any("us-pressure-on-cuba" in line for line in lines)  # --rule narrows
+
+
+def test_explain_json_has_one_line_per_item_and_rule(tmp_path: Path) -> None:
+    result = run_cli(
+        "match", "--config", CONFIG, "--explain", "--json",
+        cwd=tmp_path, input_text=_jsonl([ITEMS[0], CALL]),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    rules = sorted({line["rule_id"] for line in lines})
+    assert len(rules) >= 5
+    assert len(lines) == 2 * len(rules)
+    by_key = {(line["item_id"], line["rule_id"]): line for line in lines}
+    hit = by_key[("i-1", "russia-cuba-contacts")]
+    assert hit["matched"] is True
+    assert hit["matches"]
+    miss = by_key[("call-1", "russia-cuba-contacts")]
+    assert miss["matched"] is False
+    (contact,) = [c for c in miss["clauses"] if c["path"] == "all[1]"]
+    assert contact["holds"] is False
+    assert contact["clause"] == "$contact"
+    assert {"word", "field", "term", "score", "reason"} == set(contact["near_misses"][0])
+
+
+def test_rule_narrows_the_json_output_and_unknown_rules_are_errors(tmp_path: Path) -> None:
+    narrowed = run_cli(
+        "match", "--config", CONFIG, "--rule", "us-pressure-on-cuba",
+        cwd=tmp_path, input_text=_jsonl(ITEMS),
+    )  # fmt: skip
+    assert narrowed.returncode == 0, narrowed.stderr
+    rule_ids = {json.loads(line)["rule_id"] for line in narrowed.stdout.splitlines()}
+    assert rule_ids == {"us-pressure-on-cuba"}
+    unknown = run_cli(
+        "match", "--config", CONFIG, "--rule", "russia-cuba-contact",
+        cwd=tmp_path, input_text=_jsonl(ITEMS),
+    )  # fmt: skip
+    assert unknown.returncode == 2
+    assert "unknown rule id 'russia-cuba-contact'; did you mean 'russia-cuba-contacts'?" in (
+        unknown.stderr
+    )

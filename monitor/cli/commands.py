@@ -28,8 +28,11 @@ from monitor.config.yamlpos import load_plain, load_positioned
 from monitor.errors import StartError, StoreError
 from monitor.events import events_schema
 from monitor.feeds.normalize import html_to_text
+from monitor.matching import Matcher
 from monitor.matching import explain as explain_match
-from monitor.models import Item
+from monitor.matching.explain import explain_miss
+from monitor.matching.whynot import why_not
+from monitor.models import Item, Match
 from monitor.runtime import once as one_cycle
 from monitor.runtime.logs import setup_logging as _setup_logging
 from monitor.store import Store
@@ -193,9 +196,18 @@ def schema(kind: str | None, out: IO[str]) -> int:
     return EXIT_OK
 
 
-def match(directory: Path, file: Path | None, *, explain: bool) -> int:
+def match(
+    directory: Path,
+    file: Path | None,
+    *,
+    explain: bool,
+    rule: str | None = None,
+    as_json: bool = False,
+) -> int:
     config = load_or_report(directory)
     if config is None:
+        return EXIT_INVALID
+    if rule is not None and not _known_rule(rule, config.matcher, "match"):
         return EXIT_INVALID
     errors = 0
     stream = sys.stdin if file is None else _open(file)
@@ -210,19 +222,61 @@ def match(directory: Path, file: Path | None, *, explain: bool) -> int:
                 errors += 1
                 print(f"{file or '<stdin>'}:{number}: {error}", file=sys.stderr)
                 continue
+            if explain:
+                _explain_item(config.matcher, item, item_id, rule, as_json=as_json)
+                continue
             for found in config.matcher.match(item):
-                if explain:
-                    print(explain_match(item, found))
-                    print()
-                else:
-                    line = {
-                        "item_id": item_id,
-                        "rule_id": found.rule_id,
-                        "score": round(found.score, 1),
-                        "matches": found.matches_json(),
-                    }
-                    print(json.dumps(line, ensure_ascii=False))
+                if rule is None or found.rule_id == rule:
+                    print(json.dumps(_match_line(item_id, found), ensure_ascii=False))
     return EXIT_INVALID if errors else EXIT_OK
+
+
+def _known_rule(rule: str, matcher: Matcher, command: str) -> bool:
+    known = sorted(r.id for r in matcher.rules)
+    if rule in known:
+        return True
+    hint = difflib.get_close_matches(rule, known, n=1)
+    more = f"; did you mean {hint[0]!r}?" if hint else ""
+    print(f"monitor {command}: unknown rule id {rule!r}{more}", file=sys.stderr)
+    return False
+
+
+def _match_line(item_id: str, found: Match) -> dict[str, object]:
+    return {
+        "item_id": item_id,
+        "rule_id": found.rule_id,
+        "score": round(found.score, 1),
+        "matches": found.matches_json(),
+    }
+
+
+def _explain_item(
+    matcher: Matcher, item: Item, item_id: str, rule: str | None, *, as_json: bool
+) -> None:
+    """Every rule (or `rule`) over one item: the evidence of a match, the why-not of a miss."""
+    matches = {found.rule_id: found for found in matcher.match(item)}
+    if not as_json:
+        print(f"item {item_id}: {item.title}")
+    for compiled in matcher.compiled_rules:
+        rule_id = compiled.info.id
+        if rule is not None and rule_id != rule:
+            continue
+        found = matches.get(rule_id)
+        if as_json:
+            line: dict[str, object] = {"item_id": item_id, "rule_id": rule_id}
+            if found is not None:
+                line |= {"matched": True, "score": round(found.score, 1),
+                         "matches": found.matches_json()}  # fmt: skip
+            else:
+                verdict = why_not(matcher, item, compiled)
+                line |= {"matched": False, "clauses": [c.as_json() for c in verdict.clauses]}
+            print(json.dumps(line, ensure_ascii=False))
+            continue
+        if found is not None:
+            print(explain_match(item, found))
+        else:
+            print(explain_miss(why_not(matcher, item, compiled)))
+        print()
 
 
 def _open(file: Path) -> IO[str] | None:
