@@ -46,7 +46,7 @@ def setup_logging(level: str, fmt: str = "text") -> None:
 
 
 def check(directory: Path) -> int:
-    config = load_or_report(directory)
+    config = load_or_report(directory, secrets=False)
     if config is None:
         return EXIT_INVALID
     documents: dict[Path, Any] = {}
@@ -55,6 +55,8 @@ def check(directory: Path) -> int:
             documents[note.path] = load_positioned(note.path, os.environ)
         pos = documents[note.path].position_of(note.loc)
         print(f"{note.path}:{pos.line}:{pos.column}: {note.severity}: {note.message}")
+    for unset in config.unset:  # `run` needs them; checking does not
+        print(f"{unset.path}:{unset.line}:{unset.column}: warning: {unset.message}")
     print(
         f"{directory / CONFIG_FILE}: valid — {len(config.settings.feeds)} feeds, "
         f"{len(config.matcher.rules)} rules in {len(config.rule_files)} files, "
@@ -138,7 +140,7 @@ def backtest(
     directory: Path, window: timedelta, rule: str | None, *, as_json: bool, show: int
 ) -> int:
     """The current rules over stored items: what would alert now that did not, and the reverse."""
-    config = load_or_report(directory)
+    config = load_or_report(directory, secrets=False)
     if config is None:
         return EXIT_INVALID
     known = {r.id for r in config.matcher.rules}
@@ -204,7 +206,7 @@ def match(
     rule: str | None = None,
     as_json: bool = False,
 ) -> int:
-    config = load_or_report(directory)
+    config = load_or_report(directory, secrets=False)
     if config is None:
         return EXIT_INVALID
     if rule is not None and not _known_rule(rule, config.matcher, "match"):
