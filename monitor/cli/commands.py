@@ -17,6 +17,7 @@ import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.cli import backtest as backtesting
+from monitor.cli.feedinput import FeedInputError, feed_items
 from monitor.cli.reporting import load_or_report
 from monitor.config.settings import (
     CONFIG_FILE,
@@ -31,6 +32,7 @@ from monitor.feeds.normalize import html_to_text
 from monitor.matching import Matcher
 from monitor.matching import explain as explain_match
 from monitor.matching.explain import explain_miss
+from monitor.matching.matcher import CompiledRule
 from monitor.matching.whynot import why_not
 from monitor.models import Item, Match
 from monitor.runtime import once as one_cycle
@@ -205,12 +207,23 @@ def match(
     explain: bool,
     rule: str | None = None,
     as_json: bool = False,
+    feed: str | None = None,
 ) -> int:
     config = load_or_report(directory, secrets=False)
     if config is None:
         return EXIT_INVALID
     if rule is not None and not _known_rule(rule, config.matcher, "match"):
         return EXIT_INVALID
+    answer = _Answer(config.matcher, rule, explain=explain, as_json=as_json)
+    if feed is not None:
+        try:
+            items = feed_items(feed, config.settings.fetch.limits())
+        except FeedInputError as exc:
+            print(f"monitor match: {exc}", file=sys.stderr)
+            return EXIT_FAILED if exc.fetching else EXIT_INVALID
+        for feed_item, feed_item_id in items:
+            answer(feed_item, feed_item_id)
+        return EXIT_OK
     errors = 0
     stream = sys.stdin if file is None else _open(file)
     if stream is None:
@@ -224,12 +237,7 @@ def match(
                 errors += 1
                 print(f"{file or '<stdin>'}:{number}: {error}", file=sys.stderr)
                 continue
-            if explain:
-                _explain_item(config.matcher, item, item_id, rule, as_json=as_json)
-                continue
-            for found in config.matcher.match(item):
-                if rule is None or found.rule_id == rule:
-                    print(json.dumps(_match_line(item_id, found), ensure_ascii=False))
+            answer(item, item_id)
     return EXIT_INVALID if errors else EXIT_OK
 
 
@@ -252,33 +260,48 @@ def _match_line(item_id: str, found: Match) -> dict[str, object]:
     }
 
 
-def _explain_item(
-    matcher: Matcher, item: Item, item_id: str, rule: str | None, *, as_json: bool
-) -> None:
-    """Every rule (or `rule`) over one item: the evidence of a match, the why-not of a miss."""
-    matches = {found.rule_id: found for found in matcher.match(item)}
-    if not as_json:
-        print(f"item {item_id}: {item.title}")
-    for compiled in matcher.compiled_rules:
-        rule_id = compiled.info.id
-        if rule is not None and rule_id != rule:
-            continue
-        found = matches.get(rule_id)
-        if as_json:
-            line: dict[str, object] = {"item_id": item_id, "rule_id": rule_id}
-            if found is not None:
-                line |= {"matched": True, "score": round(found.score, 1),
-                         "matches": found.matches_json()}  # fmt: skip
+class _Answer:
+    """What `monitor match` writes for one item: its JSON match lines, or with `explain` every
+    rule's (or `rule`'s) verdict, readable or as JSON."""
+
+    def __init__(self, matcher: Matcher, rule: str | None, *, explain: bool, as_json: bool) -> None:
+        self._matcher = matcher
+        self._rule = rule
+        self._explain = explain
+        self._json = as_json
+
+    def __call__(self, item: Item, item_id: str) -> None:
+        if not self._explain:
+            for hit in self._matcher.match(item):
+                if self._rule is None or hit.rule_id == self._rule:
+                    print(json.dumps(_match_line(item_id, hit), ensure_ascii=False))
+            return
+        matches = {hit.rule_id: hit for hit in self._matcher.match(item)}
+        if not self._json:
+            print(f"item {item_id}: {item.title}")
+        for compiled in self._matcher.compiled_rules:
+            if self._rule is not None and compiled.info.id != self._rule:
+                continue
+            found = matches.get(compiled.info.id)
+            if self._json:
+                print(json.dumps(self._verdict_line(item, item_id, compiled, found),
+                                 ensure_ascii=False))  # fmt: skip
+            elif found is not None:
+                print(explain_match(item, found))
+                print()
             else:
-                verdict = why_not(matcher, item, compiled)
-                line |= {"matched": False, "clauses": [c.as_json() for c in verdict.clauses]}
-            print(json.dumps(line, ensure_ascii=False))
-            continue
+                print(explain_miss(why_not(self._matcher, item, compiled)))
+                print()
+
+    def _verdict_line(
+        self, item: Item, item_id: str, compiled: CompiledRule, found: Match | None
+    ) -> dict[str, object]:
+        line: dict[str, object] = {"item_id": item_id, "rule_id": compiled.info.id}
         if found is not None:
-            print(explain_match(item, found))
-        else:
-            print(explain_miss(why_not(matcher, item, compiled)))
-        print()
+            return line | {"matched": True, "score": round(found.score, 1),
+                           "matches": found.matches_json()}  # fmt: skip
+        verdict = why_not(self._matcher, item, compiled)
+        return line | {"matched": False, "clauses": [c.as_json() for c in verdict.clauses]}
 
 
 def _open(file: Path) -> IO[str] | None:

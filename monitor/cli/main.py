@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     match.add_argument("file", nargs="?", type=Path, metavar="FILE", help="default: stdin")
     match.add_argument(
+        "--feed",
+        metavar="FILE_OR_URL",
+        help="match the items of a feed document (RSS, Atom, JSON Feed) instead of JSON Lines: a "
+        "saved file, or a URL fetched as the daemon fetches (the config's fetch limits); exit 1 "
+        "when the URL cannot be fetched",
+    )
+    match.add_argument(
         "--explain",
         action="store_true",
         help="explain each (item, rule), matched or not, in readable text instead of JSON",
@@ -216,8 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return commands.check(args.config)
     if args.command == "match":
+        if args.feed is not None and args.file is not None:
+            build_parser().error("match: give FILE (JSON Lines) or --feed, not both")
         return commands.match(
-            args.config, args.file, explain=args.explain, rule=args.rule, as_json=args.json
+            args.config,
+            args.file,
+            explain=args.explain,
+            rule=args.rule,
+            as_json=args.json,
+            feed=args.feed,
         )
     if args.command == "schema":
         return commands.schema(args.kind, sys.stdout)
