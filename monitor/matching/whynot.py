@@ -38,6 +38,7 @@ NEAR_MISSES = 3  # candidates shown per absent term: the closest few say enough
 NEAR_FLOOR = 60.0  # a candidate scoring less is no near miss, only another word
 MAX_WORDS = 500  # distinct item words scored per term: bounds a hostile, huge item
 ITEM_FIELDS = ("title", "summary", "content", "tags")
+VETOED = "vetoed by the term's `unless`"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +189,9 @@ class _Walk:
             reason = "does not occur"
         absent = labels if len(labels) <= NEAR_MISSES * 4 else ()
         misses = _NearMisses(self._matcher, self._item, self._rule, self._found).of(node)
+        vetoed = [f'"{miss.word}" ({miss.field})' for miss in misses if miss.reason == VETOED]
+        if vetoed and not in_fields:  # the term's own `unless` cancelled it as it was found
+            reason = f"vetoed by `unless`: {', '.join(vetoed)}"
         return Clause(path, node.label, False, reason, absent, misses)
 
     def _near(self, path: str, text: str, node: NearNode) -> Clause:
@@ -302,7 +306,7 @@ class _NearMisses:
         """The word satisfies the atom: the rest of the phrase, or an `unless`, failed."""
         for first, last in ((f, t) for n, f, t in self._found.vetoes.get(term, ()) if n == name):
             if first <= index < last:
-                return "vetoed by the term's `unless`"
+                return VETOED
         compiled = self._matcher.compiled_terms[term]
         if any(len(phrase) > 1 for phrase in compiled.phrases):
             return "the word fits, but the rest of the phrase does not follow it"

@@ -24,7 +24,7 @@ CASES: list[tuple[Any, str, str, str, tuple[str, str, str] | None]] = [
     ({"all": ["Lavrov", "talks"]}, "Травров talks", "all[0]", "does not occur",
      ("Травров", "Lavrov", "across scripts the first 3 letters differ")),
     ({"all": [{"term": "Havana", "unless": ["Havana Illinois"]}, "talks"]},
-     "Havana Illinois talks", "all[0]", "does not occur",
+     "Havana Illinois talks", "all[0]", 'vetoed by `unless`: "Havana" (title)',
      ("Havana", "Havana", "vetoed by the term's `unless`")),
     ({"all": ["Cuba"], "not": ["baseball"]}, "Cuba baseball", "all[1]",
      'vetoed by baseball: "baseball" (title)', None),
@@ -71,6 +71,15 @@ def test_a_miss_names_the_failed_clause_and_the_near_miss(
         assert (word, term) in found, clause.near_misses
         (near,) = [m for m in clause.near_misses if (m.word, m.term) == (word, term)]
         assert refusal in near.reason
+
+
+def test_an_unless_of_a_set_vetoes_its_other_terms() -> None:
+    terms = {"cuba": [{"term": "Cuban", "unless": ["Cuban American"]}, "Cubans"]}
+    matcher = matcher_for({"all": ["$cuba", "talks"]}, terms)
+    item = Item(title="Cubans American talks")
+    assert not matcher.match(item)
+    clause = _failed(_verdict(matcher, item), "all[0]")
+    assert clause.reason == 'vetoed by `unless`: "Cubans" (title)'
 
 
 def test_a_term_in_a_field_the_rule_does_not_read() -> None:
