@@ -115,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
             "content, id, link, published, lang) and write one JSON line per (item, rule) match. "
             "With --explain, say for every rule (or the one given with --rule) why it matched or "
             "why not: the clause that failed, the absent terms and the closest words of the item "
-            "with why each was refused. Touches no state. Exit codes: 0, 2 invalid config or "
-            "input, or unknown rule.",
+            "with why each was refused. Touches no state. Exit codes: 0, 1 a --feed URL cannot "
+            "be fetched, 2 invalid config or input, or unknown rule.",
         )
     )
     match.add_argument("file", nargs="?", type=Path, metavar="FILE", help="default: stdin")
