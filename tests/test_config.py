@@ -234,3 +234,76 @@ def test_the_schema_files_shipped_for_editors_are_current(tmp_path: Path) -> Non
         printed = json.loads(run_cli("schema", kind, cwd=tmp_path).stdout)
         shipped = json.loads((REPO / "config" / "schema" / name).read_text(encoding="utf-8"))
         assert printed == shipped, f"regenerate with: monitor schema {kind} > config/schema/{name}"
+
+
+UNSET_SECRETS = """\
+feeds:
+  - url: https://a.example/rss
+    headers:
+      Authorization: Bearer ${WHYNOT_UNSET_TOKEN}
+webhooks:
+  - name: analysts
+    url: ${WHYNOT_UNSET_URL}
+    secret: ${WHYNOT_UNSET_SECRET}
+  - name: rotating
+    url: https://hooks.example.org/${WHYNOT_UNSET_PATH}
+    secret: ["${WHYNOT_UNSET_NEW}", "${WHYNOT_UNSET_OLD}"]
+"""
+UNSET_NAMES = ["TOKEN", "URL", "SECRET", "PATH", "NEW", "OLD"]
+
+
+def test_unset_credentials_are_warnings_where_nothing_is_delivered(tmp_path: Path) -> None:
+    directory = _write(tmp_path, UNSET_SECRETS)
+    config = load_config(directory, {}, secrets=False)
+    where = [
+        ("4:22", "TOKEN"), ("7:10", "URL"), ("8:13", "SECRET"), ("10:10", "PATH"),
+        ("11:14", "NEW"), ("11:37", "OLD"),
+    ]  # fmt: skip
+    assert [str(p).replace(str(tmp_path) + "/", "") for p in config.unset] == [
+        f"monitor.yaml:{pos}: environment variable WHYNOT_UNSET_{name} is not set "
+        "(needed to deliver)"
+        for pos, name in where
+    ]
+    # where it delivers, each one is still a problem
+    problems = _problems(tmp_path, UNSET_SECRETS)
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        f"environment variable WHYNOT_UNSET_{name} is not set" for name in UNSET_NAMES
+    ]
+
+
+def test_unset_variables_outside_credentials_stay_problems(tmp_path: Path) -> None:
+    directory = _write(tmp_path, "storage: ${WHYNOT_UNSET_STORAGE}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(directory, {}, secrets=False)
+    assert [p.message for p in caught.value.problems] == [
+        "environment variable WHYNOT_UNSET_STORAGE is not set"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    # `status` reads only a store that a daemon has migrated: 1 says so, past the config
+    [("match", 0), ("alerts", 0), ("status", 1), ("feeds", 0), ("backtest", 0), ("webhooks", 0)],
+)
+def test_read_only_commands_need_no_webhook_secrets(
+    tmp_path: Path, command: str, code: int
+) -> None:
+    _write(tmp_path, UNSET_SECRETS)
+    result = run_cli(command, "--config", str(tmp_path), cwd=tmp_path, input_text="")
+    assert result.returncode == code, result.stderr
+    assert "is not set" not in result.stderr + result.stdout
+
+
+def test_check_warns_of_unset_secrets_and_run_refuses(tmp_path: Path) -> None:
+    _write(tmp_path, UNSET_SECRETS)
+    checked = run_cli("check", "--config", str(tmp_path), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert (
+        f"{tmp_path}/monitor.yaml:8:13: warning: environment variable WHYNOT_UNSET_SECRET "
+        "is not set (needed to deliver)"
+    ) in checked.stdout.splitlines()
+    once = run_cli("run", "--once", "--config", str(tmp_path), cwd=tmp_path)
+    assert once.returncode == 2
+    assert f"{tmp_path}/monitor.yaml:8:13: environment variable WHYNOT_UNSET_SECRET is not set" in (
+        once.stderr
+    )

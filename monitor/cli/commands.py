@@ -17,6 +17,7 @@ import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.cli import backtest as backtesting
+from monitor.cli.feedinput import FeedInputError, feed_items
 from monitor.cli.reporting import load_or_report
 from monitor.config.settings import (
     CONFIG_FILE,
@@ -28,8 +29,12 @@ from monitor.config.yamlpos import load_plain, load_positioned
 from monitor.errors import StartError, StoreError
 from monitor.events import events_schema
 from monitor.feeds.normalize import html_to_text
+from monitor.matching import Matcher
 from monitor.matching import explain as explain_match
-from monitor.models import Item
+from monitor.matching.explain import explain_miss
+from monitor.matching.matcher import CompiledRule
+from monitor.matching.whynot import why_not
+from monitor.models import Item, Match
 from monitor.runtime import once as one_cycle
 from monitor.runtime.logs import setup_logging as _setup_logging
 from monitor.store import Store
@@ -43,7 +48,7 @@ def setup_logging(level: str, fmt: str = "text") -> None:
 
 
 def check(directory: Path) -> int:
-    config = load_or_report(directory)
+    config = load_or_report(directory, secrets=False)
     if config is None:
         return EXIT_INVALID
     documents: dict[Path, Any] = {}
@@ -52,6 +57,8 @@ def check(directory: Path) -> int:
             documents[note.path] = load_positioned(note.path, os.environ)
         pos = documents[note.path].position_of(note.loc)
         print(f"{note.path}:{pos.line}:{pos.column}: {note.severity}: {note.message}")
+    for unset in config.unset:  # `run` needs them; checking does not
+        print(f"{unset.path}:{unset.line}:{unset.column}: warning: {unset.message}")
     print(
         f"{directory / CONFIG_FILE}: valid — {len(config.settings.feeds)} feeds, "
         f"{len(config.matcher.rules)} rules in {len(config.rule_files)} files, "
@@ -135,7 +142,7 @@ def backtest(
     directory: Path, window: timedelta, rule: str | None, *, as_json: bool, show: int
 ) -> int:
     """The current rules over stored items: what would alert now that did not, and the reverse."""
-    config = load_or_report(directory)
+    config = load_or_report(directory, secrets=False)
     if config is None:
         return EXIT_INVALID
     known = {r.id for r in config.matcher.rules}
@@ -193,10 +200,30 @@ def schema(kind: str | None, out: IO[str]) -> int:
     return EXIT_OK
 
 
-def match(directory: Path, file: Path | None, *, explain: bool) -> int:
-    config = load_or_report(directory)
+def match(
+    directory: Path,
+    file: Path | None,
+    *,
+    explain: bool,
+    rule: str | None = None,
+    as_json: bool = False,
+    feed: str | None = None,
+) -> int:
+    config = load_or_report(directory, secrets=False)
     if config is None:
         return EXIT_INVALID
+    if rule is not None and not _known_rule(rule, config.matcher, "match"):
+        return EXIT_INVALID
+    answer = _Answer(config.matcher, rule, explain=explain, as_json=as_json)
+    if feed is not None:
+        try:
+            items = feed_items(feed, config.settings.fetch.limits())
+        except FeedInputError as exc:
+            print(f"monitor match: {exc}", file=sys.stderr)
+            return EXIT_FAILED if exc.fetching else EXIT_INVALID
+        for feed_item, feed_item_id in items:
+            answer(feed_item, feed_item_id)
+        return EXIT_OK
     errors = 0
     stream = sys.stdin if file is None else _open(file)
     if stream is None:
@@ -210,19 +237,71 @@ def match(directory: Path, file: Path | None, *, explain: bool) -> int:
                 errors += 1
                 print(f"{file or '<stdin>'}:{number}: {error}", file=sys.stderr)
                 continue
-            for found in config.matcher.match(item):
-                if explain:
-                    print(explain_match(item, found))
-                    print()
-                else:
-                    line = {
-                        "item_id": item_id,
-                        "rule_id": found.rule_id,
-                        "score": round(found.score, 1),
-                        "matches": found.matches_json(),
-                    }
-                    print(json.dumps(line, ensure_ascii=False))
+            answer(item, item_id)
     return EXIT_INVALID if errors else EXIT_OK
+
+
+def _known_rule(rule: str, matcher: Matcher, command: str) -> bool:
+    known = sorted(r.id for r in matcher.rules)
+    if rule in known:
+        return True
+    hint = difflib.get_close_matches(rule, known, n=1)
+    more = f"; did you mean {hint[0]!r}?" if hint else ""
+    print(f"monitor {command}: unknown rule id {rule!r}{more}", file=sys.stderr)
+    return False
+
+
+def _match_line(item_id: str, found: Match) -> dict[str, object]:
+    return {
+        "item_id": item_id,
+        "rule_id": found.rule_id,
+        "score": round(found.score, 1),
+        "matches": found.matches_json(),
+    }
+
+
+class _Answer:
+    """What `monitor match` writes for one item: its JSON match lines, or with `explain` every
+    rule's (or `rule`'s) verdict, readable or as JSON."""
+
+    def __init__(self, matcher: Matcher, rule: str | None, *, explain: bool, as_json: bool) -> None:
+        self._matcher = matcher
+        self._rule = rule
+        self._explain = explain
+        self._json = as_json
+
+    def __call__(self, item: Item, item_id: str) -> None:
+        if not self._explain:
+            for hit in self._matcher.match(item):
+                if self._rule is None or hit.rule_id == self._rule:
+                    print(json.dumps(_match_line(item_id, hit), ensure_ascii=False))
+            return
+        matches = {hit.rule_id: hit for hit in self._matcher.match(item)}
+        if not self._json:
+            print(f"item {item_id}: {item.title}")
+        for compiled in self._matcher.compiled_rules:
+            if self._rule is not None and compiled.info.id != self._rule:
+                continue
+            found = matches.get(compiled.info.id)
+            if self._json:
+                print(json.dumps(self._verdict_line(item, item_id, compiled, found),
+                                 ensure_ascii=False))  # fmt: skip
+            elif found is not None:
+                print(explain_match(item, found))
+                print()
+            else:
+                print(explain_miss(why_not(self._matcher, item, compiled)))
+                print()
+
+    def _verdict_line(
+        self, item: Item, item_id: str, compiled: CompiledRule, found: Match | None
+    ) -> dict[str, object]:
+        line: dict[str, object] = {"item_id": item_id, "rule_id": compiled.info.id}
+        if found is not None:
+            return line | {"matched": True, "score": round(found.score, 1),
+                           "matches": found.matches_json()}  # fmt: skip
+        verdict = why_not(self._matcher, item, compiled)
+        return line | {"matched": False, "clauses": [c.as_json() for c in verdict.clauses]}
 
 
 def _open(file: Path) -> IO[str] | None:

@@ -89,7 +89,7 @@ def register(sub: Any, with_config: ConfigOption) -> None:
 
 
 def _open(args: argparse.Namespace) -> tuple[LoadedConfig, Store] | int:
-    config = load_or_report(args.config)
+    config = load_or_report(args.config, secrets=False)
     if config is None:
         return EXIT_INVALID
     try:

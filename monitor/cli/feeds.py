@@ -39,7 +39,7 @@ def register(sub: Any, with_config: ConfigOption) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_or_report(args.config)
+    config = load_or_report(args.config, secrets=False)
     if config is None:
         return 2
     try:

@@ -113,14 +113,30 @@ def build_parser() -> argparse.ArgumentParser:
             help="dry-run the rules over items given as JSON Lines",
             description="Read items as JSON Lines (FILE or stdin; keys: title, summary|description|"
             "content, id, link, published, lang) and write one JSON line per (item, rule) match. "
-            "Touches no state. Exit codes: 0, 2 invalid config or input.",
+            "With --explain, say for every rule (or the one given with --rule) why it matched or "
+            "why not: the clause that failed, the absent terms and the closest words of the item "
+            "with why each was refused. Touches no state. Exit codes: 0, 1 a --feed URL cannot "
+            "be fetched, 2 invalid config or input, or unknown rule.",
         )
     )
     match.add_argument("file", nargs="?", type=Path, metavar="FILE", help="default: stdin")
     match.add_argument(
+        "--feed",
+        metavar="FILE_OR_URL",
+        help="match the items of a feed document (RSS, Atom, JSON Feed) instead of JSON Lines: a "
+        "saved file, or a URL fetched as the daemon fetches (the config's fetch limits); exit 1 "
+        "when the URL cannot be fetched",
+    )
+    match.add_argument(
         "--explain",
         action="store_true",
-        help="print a readable explanation of each match instead of JSON",
+        help="explain each (item, rule), matched or not, in readable text instead of JSON",
+    )
+    match.add_argument("--rule", metavar="ID", help="only this rule (default: every rule)")
+    match.add_argument(
+        "--json",
+        action="store_true",
+        help="with --explain: one JSON line per (item, rule) with `matched` and the reasons",
     )
 
     schema = sub.add_parser(
@@ -207,7 +223,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return commands.check(args.config)
     if args.command == "match":
-        return commands.match(args.config, args.file, explain=args.explain)
+        if args.feed is not None and args.file is not None:
+            build_parser().error("match: give FILE (JSON Lines) or --feed, not both")
+        return commands.match(
+            args.config,
+            args.file,
+            explain=args.explain,
+            rule=args.rule,
+            as_json=args.json,
+            feed=args.feed,
+        )
     if args.command == "schema":
         return commands.schema(args.kind, sys.stdout)
     handler: Callable[[argparse.Namespace], int] = args.handler  # registered by a stage module

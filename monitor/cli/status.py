@@ -41,7 +41,7 @@ def register(sub: Any, with_config: ConfigOption) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_or_report(args.config)
+    config = load_or_report(args.config, secrets=False)
     if config is None:
         return EXIT_INVALID
     now = datetime.now(UTC)

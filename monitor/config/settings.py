@@ -8,6 +8,7 @@ feed URLs and webhook names, webhook rule filters that name real rules) -> rules
 
 from __future__ import annotations
 
+import base64
 import difflib
 import os
 import re
@@ -39,6 +40,14 @@ M = TypeVar("M", bound=BaseModel)
 CONFIG_FILE = "monitor.yaml"
 DEFAULT_STORAGE = "sqlite:///data/monitor.db"
 STORAGE_ENV = "MONITOR_STORAGE"
+# Stand-ins for credentials whose `${NAME}` is not set, for commands that deliver and poll
+# nothing (`check`, `match`, `alerts`…): well-formed, so the rest of the config validates, and
+# never sent anywhere, since only `run` delivers and polls and it loads with every secret.
+_STAND_INS = {
+    "url": "https://unset.invalid/",
+    "secret": "whsec_" + base64.b64encode(b"unset-secret-stand-in").decode(),
+}
+_UNSET = "unset"
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -256,6 +265,9 @@ class LoadedConfig:
     matcher: Matcher
     rule_files: tuple[Path, ...]
     storage_url: str
+    # credentials whose environment variable is not set, loaded with `secrets=False`: a
+    # stand-in took their place, and this config must not deliver or poll
+    unset: tuple[ConfigProblem, ...] = ()
 
     def feed_interval(self, feed: FeedConfig) -> timedelta:
         return feed.interval or self.settings.defaults.interval
@@ -264,13 +276,19 @@ class LoadedConfig:
         return feed.backfill if feed.backfill is not None else self.settings.defaults.backfill
 
 
-def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Read, validate and compile DIR/monitor.yaml and its rules; ConfigError lists all problems."""
+def load_config(
+    directory: Path, environ: Mapping[str, str] | None = None, *, secrets: bool = True
+) -> LoadedConfig:
+    """Read, validate and compile DIR/monitor.yaml and its rules; ConfigError lists all problems.
+
+    `secrets=False`, for commands that neither deliver nor poll: a webhook's or a feed header's
+    `${NAME}` that is not set is no problem; a stand-in takes its place and `unset` says where.
+    """
     env = os.environ if environ is None else environ
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise ConfigError([ConfigProblem(config_path, 0, 0, "no such file")])
-    document = load_positioned(config_path, env)
+    document = load_positioned(config_path, env, None if secrets else _credential_stand_in)
     problems = _document_problems(document)
     settings = _validate(MonitorConfig, document, problems) if not problems else None
     if settings is None:
@@ -285,7 +303,25 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Lo
     if problems or matcher is None:
         raise ConfigError(problems)
     storage = env.get(STORAGE_ENV) or settings.storage
-    return LoadedConfig(directory, settings, matcher, tuple(rule_paths), storage)
+    unset = tuple(
+        ConfigProblem(document.path, pos.line, pos.column, f"{message} (needed to deliver)")
+        for pos, message in document.unset
+    )
+    return LoadedConfig(directory, settings, matcher, tuple(rule_paths), storage, unset)
+
+
+def _credential_stand_in(loc: Loc, whole: bool) -> str | None:
+    """The stand-in for an unset variable at `loc`: in a webhook (its URL, secret, token,
+    headers) or a feed's headers; None elsewhere, where the value is needed to load."""
+    in_webhook = len(loc) >= 3 and loc[0] == "webhooks"
+    in_feed_headers = len(loc) >= 4 and loc[0] == "feeds" and loc[2] == "headers"
+    if not (in_webhook or in_feed_headers):
+        return None
+    if not whole:
+        return _UNSET
+    # a list of secrets while rotating: ("webhooks", 0, "secret", 1)
+    key = next((part for part in reversed(loc) if isinstance(part, str)), "")
+    return _STAND_INS.get(key, _UNSET) if in_webhook and len(loc) <= 4 else _UNSET
 
 
 def _document_problems(document: PositionedDocument) -> list[ConfigProblem]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monitor.matching.whynot import Clause, Verdict
 from monitor.models import Item, Match, TermHit
 
 CONTEXT = 30  # characters of the field shown either side of a hit
@@ -48,3 +49,38 @@ def _context(text: str, start: int, end: int) -> str:
     trail = "…" if end + CONTEXT < len(text) else ""
     snippet = f"{lead}{before}[{text[start:end]}]{after}{trail}"
     return " ".join(snippet.split())
+
+
+CLAUSE_WIDTH = 72  # characters of a clause shown: long `not` lists are cut, the path says where
+
+
+def explain_miss(verdict: Verdict) -> str:
+    """Why a rule did not match, clause by clause, with the near misses of absent terms.
+
+    rule russia-cuba-contacts (Russian–Cuban state contacts): no match
+      holds  all[0] near [$russia_side, $cuba_side] within 8: "Путину" (title), …
+      fails  all[1] $contact: no term of the set (178 terms) occurs
+               near miss "позвонил" (title) ~ term "постав(ит|ил)", 62.5: below the threshold 88
+    """
+    lines = [f"rule {verdict.rule_id} ({verdict.rule_title}): no match"]
+    for clause in verdict.clauses:
+        _clause_lines(clause, 1, lines)
+    return "\n".join(lines)
+
+
+def _clause_lines(clause: Clause, depth: int, lines: list[str]) -> None:
+    pad = "  " * depth
+    text = clause.clause
+    if len(text) > CLAUSE_WIDTH:
+        text = text[: CLAUSE_WIDTH - 1] + "…"
+    state = "holds" if clause.holds else "fails"
+    lines.append(f"{pad}{state}  {clause.path} {text}: {clause.reason}")
+    if clause.absent and not clause.holds and len(clause.absent) > 1:
+        lines.append(f"{pad}         absent: {', '.join(clause.absent)}")
+    for miss in clause.near_misses:
+        lines.append(
+            f'{pad}         near miss "{miss.word}" ({miss.field}) ~ term "{miss.term}", '
+            f"{miss.score:.1f}: {miss.reason}"
+        )
+    for part in clause.parts:
+        _clause_lines(part, depth + 1, lines)

@@ -219,6 +219,18 @@ class Matcher:
             for term_id in min(groups, key=len, default=()):
                 self._anchors[term_id].append(index)
 
+    @property
+    def lexicon(self) -> Lexicon:
+        return self._lexicon
+
+    @property
+    def compiled_terms(self) -> tuple[CompiledTerm, ...]:
+        return tuple(self._terms)
+
+    @property
+    def compiled_rules(self) -> tuple[CompiledRule, ...]:
+        return tuple(self._rules)
+
     def term_labels(self) -> list[str]:
         """Every term of the rules, as the rule files write it."""
         return [term.label for term in self._terms]
@@ -375,6 +387,11 @@ class Matcher:
         )
 
 
+def evaluate(found: ItemTerms, fields: tuple[str, ...], node: Node) -> Hits | None:
+    """The occurrences that make `node` true over `fields`, or None: for the why-not path."""
+    return _Evaluation(found, fields).run(node)
+
+
 def _phrase_score(
     words: list[dict[int, Via]], position: int, phrase: tuple[int, ...]
 ) -> Via | None:
@@ -448,3 +465,9 @@ def _required(node: Node) -> list[frozenset[int]]:
             return []  # a branch with no term (an exclusion) can hold alone
         return [frozenset().union(*(min(g, key=len) for g in groups))]
     return []
+
+
+# for the why-not path (whynot.py), which walks the same rules the same way
+in_scope = _in_scope
+separate = _separate
+starts_sentence = _starts_sentence
