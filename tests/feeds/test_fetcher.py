@@ -344,7 +344,7 @@ async def test_corrupt_or_unknown_encoding_is_a_clear_error(
         (503, TransientFeedError, "HTTP 503 Service Unavailable"),
     ],
 )
-async def test_http_errors_map_to_transient_or_permanent(  # noqa: PLR0917 -- parametrized
+async def test_http_errors_map_to_transient_or_permanent(
     server: LocalServer, client: httpx.AsyncClient, limits: FetchLimits, status, kind, message
 ) -> None:
     server.static("/feed.xml", b"oops", status=status, headers={"X-Why": "test"})

@@ -57,7 +57,7 @@ def secret_file(tmp_path: Path) -> Path:
         ("hostile/xxe_parameter.xml", "utf-8"),
     ],
 )
-async def test_xxe_never_puts_a_local_file_into_an_item(  # noqa: PLR0917 -- fixtures + parameters
+async def test_xxe_never_puts_a_local_file_into_an_item(
     server: LocalServer,
     client: httpx.AsyncClient,
     limits: FetchLimits,
@@ -265,7 +265,7 @@ async def test_binary_is_refused_clearly(
         ("es_bad_utf8.xml", "application/rss+xml", "Cooperación económica: año de se\ufffdales"),
     ],
 )
-async def test_wrongly_declared_encodings_still_read(  # noqa: PLR0917 -- fixtures + parameters
+async def test_wrongly_declared_encodings_still_read(
     server: LocalServer,
     client: httpx.AsyncClient,
     limits: FetchLimits,

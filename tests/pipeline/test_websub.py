@@ -42,7 +42,7 @@ from monitor.store.replicas import Replicas
 from tests.conftest import run_cli
 from tests.ops.daemon import Daemon, edit_config
 from tests.support.burst import Clock
-from tests.support.hub import LocalHub, hub_document, websub_config
+from tests.support.hub import HubEvent, LocalHub, hub_document, websub_config
 from tests.support.pipeline import serve_feed, write_config
 from tests.support.receiver import SignedReceiver
 from tests.support.servers import LocalServer
@@ -289,6 +289,22 @@ def test_subscribe_verify_push_alert_and_unsubscribe(
     assert "pushed content dropped (X-Hub-Signature mismatch)" in daemon.log
 
 
+async def _subscribed(
+    websub: _Replica, hub: LocalHub, topic: str, lease: int
+) -> tuple[FeedState, HubEvent]:
+    """The first poll subscribes; the hub's verification (granting `lease` seconds) is made
+    through the callback in process. The feed and the hub's request."""
+    (feed,) = await asyncio.to_thread(websub.pipeline.store.feeds)
+    assert (await websub.pipeline.refresh(feed)).status == "fetched"
+    await _background(websub.subscriber)
+    (asked,) = hub.of("request")
+    token = asked.form["hub.callback"].rsplit("/", 1)[-1]
+    query = {"hub.mode": "subscribe", "hub.topic": topic, "hub.challenge": "c1"}
+    reply = await websub.callback.verify(token, query | {"hub.lease_seconds": str(lease)})
+    assert (reply[0], reply[2]) == (200, b"c1")
+    return feed, asked
+
+
 async def test_the_lease_is_renewed_before_it_ends(
     tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver, clock: Clock
 ) -> None:
@@ -325,27 +341,36 @@ async def test_the_lease_is_renewed_before_it_ends(
     assert len(server.requests_to("/wire.xml")) == 1  # no poll but the first
 
 
-def test_a_lease_shorter_than_the_interval_is_not_renewed_more_often(
-    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+async def test_a_lease_shorter_than_the_interval_is_not_renewed_more_often(
+    tmp_path: Path,
+    server: LocalServer,
+    hub: LocalHub,
+    receiver: SignedReceiver,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    hub.grant = 1  # second: renewing at 80 % would ask the hub every tick
-    config, _topic = websub_config(tmp_path, server, hub, receiver, interval="2s")
-    daemon = Daemon.start(config)
-    try:
-        assert hub.wait_for(lambda _: len(hub.of("verified")) >= 3, timeout=30), daemon.log
-        asked = [event.at for event in hub.of("request")]
-        gaps = [later - earlier for earlier, later in itertools.pairwise(asked)]
-        assert min(gaps) >= 1.9, gaps  # once per poll interval (2 s) at most
-        # and polled at its interval meanwhile: no slow safety poll on a lease that lapses
-        assert server.wait_for(lambda _: len(server.requests_to("/wire.xml")) >= 4, timeout=20)
-        shown = _feeds_json(config)["websub"]
-        assert isinstance(shown, dict)
-        assert shown["state"] in ("verified", "requested")
-    finally:
-        code, _seconds = daemon.stop()
-    assert code == 0, daemon.log
-    assert "Traceback" not in daemon.log
-    assert "shorter than the poll interval: polled as usual" in daemon.log
+    """A hub granting 1 s to a feed polled every 2 s: asked again once per interval, not at
+    every tick, and the feed polled at its interval meanwhile (no slow safety poll)."""
+    config, topic = websub_config(tmp_path, server, hub, receiver, interval="2s")
+    async with _replica(config, "replica-a") as websub:
+        with caplog.at_level("INFO", logger="monitor.pipeline.websub"):
+            feed, asked = await _subscribed(websub, hub, topic, lease=1)
+        (row,) = await asyncio.to_thread(subs.every, websub.pipeline.store.engine)
+        assert row.verified_at is not None
+        assert row.next_action_at == row.verified_at + timedelta(seconds=2)  # the interval
+        settings = websub.pipeline.settings[topic]
+        assert (await websub.subscriber.polling(feed, settings)).interval == timedelta(seconds=2)
+        clock.advance(timedelta(seconds=1))
+        await websub.subscriber.tick()  # the lease has ended; the next request waits
+        assert len(hub.of("request")) == 1
+        clock.advance(timedelta(seconds=1.5))
+        await websub.subscriber.tick()
+        again = hub.of("request")[1:]
+        assert len(again) == 1  # once per poll interval
+        assert again[0].form["hub.callback"] == asked.form["hub.callback"]
+    assert any(
+        "shorter than the poll interval: polled as usual" in r.message for r in caplog.records
+    )
 
 
 async def test_only_a_lease_renewed_in_time_slows_polling(
@@ -366,27 +391,34 @@ async def test_only_a_lease_renewed_in_time_slows_polling(
             assert polled.interval == parse_duration(interval), renewal
 
 
-def test_an_unrenewed_lease_expires_and_polling_resumes(
-    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+async def test_an_unrenewed_lease_expires_and_polling_resumes(
+    tmp_path: Path,
+    server: LocalServer,
+    hub: LocalHub,
+    receiver: SignedReceiver,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    hub.grant = 2  # seconds
-    config, _topic = websub_config(tmp_path, server, hub, receiver, interval="1s")
-    daemon = Daemon.start(config)
-    try:
-        assert hub.wait_for(lambda _: bool(hub.of("verified"))), daemon.log
+    config, topic = websub_config(tmp_path, server, hub, receiver, interval="1s")
+    async with _replica(config, "replica-a") as websub:
+        engine = websub.pipeline.store.engine
+        feed, _asked = await _subscribed(websub, hub, topic, lease=100)
         hub.answer = 500  # renewals fail from now on
-        polled = len(server.requests_to("/wire.xml"))
-        assert hub.wait_for(lambda _: len(hub.of("request")) >= 2), daemon.log  # a renewal
-        assert daemon.wait_for_log("ended unrenewed; polling as usual")
-        assert server.wait_for(lambda _: len(server.requests_to("/wire.xml")) >= polled + 2, 20)
-        shown = _feeds_json(config)["websub"]
-        assert isinstance(shown, dict)
-        assert shown["state"] == "expired"
-        assert "the hub answered 500" in str(shown["last_error"])
-    finally:
-        code, _seconds = daemon.stop()
-    assert code == 0, daemon.log
-    assert "renewal failed (the hub answered 500: hub trouble)" in daemon.log
+        with caplog.at_level("INFO", logger="monitor.pipeline.websub"):
+            clock.advance(timedelta(seconds=81))
+            await websub.subscriber.tick()  # the renewal, refused
+            assert len(hub.of("request")) == 2
+            clock.advance(timedelta(seconds=20))
+            await websub.subscriber.tick()  # the lease has ended
+            await websub.subscriber.tick()
+        (row,) = await asyncio.to_thread(subs.every, engine)
+        settings = websub.pipeline.settings[topic]
+        assert (await websub.subscriber.polling(feed, settings)).interval == timedelta(seconds=1)
+    assert row.state == subs.EXPIRED
+    assert "the hub answered 500" in str(row.last_error)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "renewal failed (the hub answered 500: hub trouble)" in logged
+    assert "ended unrenewed; polling as usual" in logged
 
 
 def test_a_failing_hub_leaves_the_feed_polled_as_usual(
@@ -409,25 +441,30 @@ def test_a_failing_hub_leaves_the_feed_polled_as_usual(
     assert "Traceback" not in daemon.log
 
 
-def test_a_denial_brings_back_normal_polling(
-    tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
+async def test_a_denial_brings_back_normal_polling(
+    tmp_path: Path,
+    server: LocalServer,
+    hub: LocalHub,
+    receiver: SignedReceiver,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     config, topic = websub_config(tmp_path, server, hub, receiver, interval="2s")
-    daemon = Daemon.start(config)
-    try:
-        assert hub.wait_for(lambda _: bool(hub.of("verified"))), daemon.log
-        before = len(server.requests_to("/wire.xml"))
-        callback = hub.of("verified")[0].callback
-        assert hub.tell_denied(topic, callback, "publisher left") == 200
-        assert server.wait_for(lambda _: len(server.requests_to("/wire.xml")) >= before + 2, 20)
-        shown = _feeds_json(config)["websub"]
-        assert isinstance(shown, dict)
-        assert shown["state"] == "denied"
-        assert shown["last_error"] == "denied by the hub: publisher left"
-    finally:
-        code, _seconds = daemon.stop()
-    assert code == 0, daemon.log
-    assert "denied the subscription (publisher left); polling as usual" in daemon.log
+    async with _replica(config, "replica-a") as websub:
+        feed, asked = await _subscribed(websub, hub, topic, lease=3600)
+        settings = websub.pipeline.settings[topic]
+        assert (await websub.subscriber.polling(feed, settings)).interval == timedelta(hours=1)
+        token = asked.form["hub.callback"].rsplit("/", 1)[-1]
+        denial = {"hub.mode": "denied", "hub.topic": topic, "hub.reason": "publisher left"}
+        with caplog.at_level("INFO", logger="monitor.pipeline.websub"):
+            assert (await websub.callback.verify(token, denial))[0] == 200
+        assert (await websub.subscriber.polling(feed, settings)).interval == timedelta(seconds=2)
+        (row,) = await asyncio.to_thread(subs.every, websub.pipeline.store.engine)
+    assert row.state == subs.DENIED
+    assert row.last_error == "denied by the hub: publisher left"
+    assert any(
+        "denied the subscription (publisher left); polling as usual" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_hub_denial_at_once_and_opted_out_feeds(
@@ -510,7 +547,7 @@ def _make_due(engine: Engine) -> list[str]:
     return [sub.token for sub in rows]
 
 
-def _save(  # noqa: PLR0917 - a subscription row's parameters
+def _save(
     engine: Engine, feed_id: int, token: str, hub: str, topic: str, secret: str = "s" * 64
 ) -> None:
     """A subscription row as requested now, with this token and secret."""
