@@ -421,24 +421,27 @@ async def test_an_unrenewed_lease_expires_and_polling_resumes(
     assert "ended unrenewed; polling as usual" in logged
 
 
-def test_a_failing_hub_leaves_the_feed_polled_as_usual(
+async def test_a_failing_hub_leaves_the_feed_polled_as_usual(
     tmp_path: Path, server: LocalServer, hub: LocalHub, receiver: SignedReceiver
 ) -> None:
     hub.answer = 500
-    config, _topic = websub_config(tmp_path, server, hub, receiver, interval="1s")
-    daemon = Daemon.start(config)
-    try:
-        assert hub.wait_for(lambda _: bool(hub.of("request"))), daemon.log
-        assert server.wait_for(lambda _: len(server.requests_to("/wire.xml")) >= 3, timeout=20)
-        assert len(hub.of("request")) == 1  # not asked again at every poll
-        shown = _feeds_json(config)["websub"]
-        assert isinstance(shown, dict)
-        assert shown["state"] == "failed"
-        assert "the hub answered 500" in str(shown["last_error"])
-    finally:
-        code, _seconds = daemon.stop()
-    assert code == 0, daemon.log
-    assert "Traceback" not in daemon.log
+    config, topic = websub_config(tmp_path, server, hub, receiver, interval="1s")
+    async with _replica(config, "replica-a") as websub:
+        (feed,) = await asyncio.to_thread(websub.pipeline.store.feeds)
+        settings = websub.pipeline.settings[topic]
+        for _ in range(3):
+            assert (await websub.pipeline.refresh(feed)).status == "fetched"
+            await _background(websub.subscriber)
+            assert (await websub.subscriber.polling(feed, settings)).interval == timedelta(
+                seconds=1
+            )
+        (row,) = await asyncio.to_thread(subs.every, websub.pipeline.store.engine)
+    assert len(hub.of("request")) == 1  # not asked again at every poll
+    assert row.state == subs.FAILED
+    assert "the hub answered 500" in str(row.last_error)
+    shown = _feeds_json(config)["websub"]
+    assert isinstance(shown, dict)
+    assert shown["state"] == "failed"
 
 
 async def test_a_denial_brings_back_normal_polling(
