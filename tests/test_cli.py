@@ -3,6 +3,7 @@ console script as real processes (the other tests call the CLI in process)."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
@@ -109,3 +110,26 @@ def test_status_never_migrates_the_database_under_running_daemons(tmp_path: Path
     assert "this monitor expects" in result.stderr
     with sqlite3.connect(database) as db:  # nothing was created in it
         assert db.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+
+
+F_SETPIPE_SZ = 1031  # Linux's fcntl command to size a pipe (not in the fcntl module of 3.11)
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`monitor schema config | head -1`: only a real process has a pipe to lose."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "monitor", "schema"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdout is not None
+        # a pipe smaller than the schema, so the writer is still writing when the reader leaves
+        fcntl.fcntl(process.stdout.fileno(), F_SETPIPE_SZ, 4096)
+        assert process.stdout.read(1) == b"{"
+        process.stdout.close()  # the reader has all it wanted
+        assert process.stderr is not None
+        stderr = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    assert "Traceback" not in stderr, stderr
+    assert code == 141

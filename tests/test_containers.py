@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from monitor.cli.commands import health_url
+from monitor.cli.run import health_url
 from monitor.config.settings import load_config
 from tests.conftest import REPO, SHARED
 

@@ -1,7 +1,7 @@
-"""`monitor backtest`'s output: the report of the current rules over items already stored.
+"""`monitor backtest`: the current rules over items already stored, and the report of it.
 
-The comparison itself is monitor.pipeline.backtest (re-exported here as `backtest` for the
-command in monitor.cli.commands). The report has two lists:
+The comparison itself is monitor.pipeline.backtest; this module opens the store, runs it and
+prints. The report has two lists:
 
 - new: would alert now, did not (a rule added or loosened, or an item that arrived during its
   feed's first-poll backfill window and so was recorded without alerting);
@@ -12,16 +12,26 @@ and a count of the items whose text retention already pruned (left out of the co
 
 from __future__ import annotations
 
+import difflib
+import json
+import logging
 import sys
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.cli.reporting import load_or_report
+from monitor.errors import StoreError
 from monitor.matching.explain import hit_line
 from monitor.pipeline.backtest import GONE, NEW, BacktestResult, Difference, Progress, backtest
+from monitor.store import Store
 
-__all__ = ["backtest", "progress_printer", "report", "since_from"]  # backtest: for cli.commands
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+log = logging.getLogger("monitor")
 
 PROGRESS_EVERY = 2.0  # seconds between progress lines when stderr is not a terminal
 
@@ -98,3 +108,51 @@ def progress_printer(stream: TextIO = sys.stderr) -> Progress:
 
 def since_from(window: timedelta) -> datetime:
     return datetime.now(UTC) - window
+
+
+def backtest_command(
+    directory: Path, window: timedelta, rule: str | None, *, as_json: bool, show: int
+) -> int:
+    """The current rules over stored items: what would alert now that did not, and the reverse."""
+    config = load_or_report(directory, secrets=False)
+    if config is None:
+        return EXIT_INVALID
+    known = {r.id for r in config.matcher.rules}
+    if rule is not None and rule not in known:
+        hint = difflib.get_close_matches(rule, sorted(known), n=1)
+        more = f"; did you mean {hint[0]!r}?" if hint else ""
+        print(f"monitor backtest: unknown rule id {rule!r}{more}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        store = Store.open(config.storage_url)
+    except StoreError as exc:
+        log.error("storage: %s", exc)  # noqa: TRY400 - users need the message, not a traceback
+        return EXIT_FAILED
+    try:
+        result = backtest(
+            store.engine,
+            config.matcher,
+            since_from(window),
+            rule=rule,
+            progress=progress_printer(sys.stderr),
+        )
+    except (StoreError, SQLAlchemyError) as exc:
+        log.error("storage: %s", exc)  # noqa: TRY400 - users need the message, not a traceback
+        return EXIT_FAILED
+    finally:
+        store.close()
+    if as_json:
+        for difference in result.differences:
+            print(json.dumps(difference.as_json(), ensure_ascii=False))
+    else:
+        rules = 1 if rule else len(known)
+        report(result, _window_text(window), rules, sys.stdout, show=show)
+    return EXIT_OK
+
+
+def _window_text(window: timedelta) -> str:
+    seconds = int(window.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

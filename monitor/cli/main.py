@@ -1,22 +1,26 @@
-"""Command-line interface: argument parsing only; each command calls into monitor.cli.commands."""
+"""Command-line interface: argument parsing only; each command family has its module in cli/."""
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from monitor import __version__
-from monitor.cli import commands, status
+from monitor.cli import backtest as backtesting
 from monitor.cli import delivery as delivery_commands
 from monitor.cli import feeds as feeds_commands
+from monitor.cli import rules, status
+from monitor.cli import run as running
 from monitor.durations import parse_duration
 from monitor.runtime.logs import FORMATS, default_format
 
 EXIT_OK, EXIT_INVALID = 0, 2
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command killed by SIGPIPE (128 + 13)
 ConfigOption = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 
 DESCRIPTION = """\
@@ -169,7 +173,7 @@ def _register_ops(sub: Any, with_config: ConfigOption) -> None:
             "unhealthy or unreachable, 2 no HTTP address configured.",
         )
     )
-    health.set_defaults(handler=lambda a: commands.health(a.config, a.url, a.timeout))
+    health.set_defaults(handler=lambda a: running.health(a.config, a.url, a.timeout))
     health.add_argument(
         "--url", metavar="URL", help="ask this URL instead, e.g. http://127.0.0.1:9108/healthz"
     )
@@ -193,7 +197,9 @@ def _register_ops(sub: Any, with_config: ConfigOption) -> None:
         )
     )
     backtest.set_defaults(
-        handler=lambda a: commands.backtest(a.config, a.since, a.rule, as_json=a.json, show=a.show)
+        handler=lambda a: backtesting.backtest_command(
+            a.config, a.since, a.rule, as_json=a.json, show=a.show
+        )
     )
     backtest.add_argument(
         "--since",
@@ -217,15 +223,15 @@ def _register_ops(sub: Any, with_config: ConfigOption) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands.setup_logging(args.log_level, args.log_format)
+    running.setup_logging(args.log_level, args.log_format)
     if args.command == "run":
-        return commands.run(args.config, once=args.once, max_wait=args.max_wait, grace=args.grace)
+        return running.run(args.config, once=args.once, max_wait=args.max_wait, grace=args.grace)
     if args.command == "check":
-        return commands.check(args.config)
+        return rules.check(args.config)
     if args.command == "match":
         if args.feed is not None and args.file is not None:
             build_parser().error("match: give FILE (JSON Lines) or --feed, not both")
-        return commands.match(
+        return rules.match(
             args.config,
             args.file,
             explain=args.explain,
@@ -234,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             feed=args.feed,
         )
     if args.command == "schema":
-        return commands.schema(args.kind, sys.stdout)
+        return rules.schema(args.kind, sys.stdout)
     handler: Callable[[argparse.Namespace], int] = args.handler  # registered by a stage module
     return handler(args)
 
@@ -249,7 +255,13 @@ def entry() -> None:
     made is left to the process's end the same way.
     """
     gc.freeze()
-    code = main()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `monitor alerts | head`: the reader has all it wanted
+        # what is still buffered cannot be written either; the flush at exit must not try
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
     gc.freeze()
     sys.exit(code)
 

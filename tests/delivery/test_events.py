@@ -21,7 +21,7 @@ import jsonschema
 import pydantic
 import pytest
 
-from monitor.cli import commands, sink
+from monitor.cli import rules, sink
 from monitor.delivery import discord
 from monitor.delivery.base import Alert
 from monitor.delivery.dispatcher import Dispatcher, make_delivery_client
@@ -248,7 +248,7 @@ MODELS = {
 
 def test_the_events_schema_shipped_for_receivers_is_current() -> None:
     out = io.StringIO()
-    assert commands.schema("events", out) == 0
+    assert rules.schema("events", out) == 0
     shipped = (REPO / "config" / "schema" / "events.schema.json").read_text(encoding="utf-8")
     assert json.loads(out.getvalue()) == json.loads(shipped), (
         "regenerate with: monitor schema events > config/schema/events.schema.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import commands
+from monitor.cli import run as running
 from monitor.config.settings import load_config
 from monitor.runtime import logs
 from monitor.runtime.httpserver import Health, HttpServer, parse_address
@@ -180,7 +180,7 @@ async def test_monitor_health_exits_1_on_a_503(
     _host, port = await server.start("127.0.0.1", 0)
     try:
         url = f"http://127.0.0.1:{port}/healthz"
-        code = await asyncio.to_thread(commands.health, tmp_path, url, timedelta(seconds=5))
+        code = await asyncio.to_thread(running.health, tmp_path, url, timedelta(seconds=5))
     finally:
         await server.stop()
         store.close()

@@ -1,22 +1,16 @@
-"""What each CLI command does; `monitor.cli.main` only parses arguments and calls these."""
+"""The rule editor's commands: `monitor check`, `monitor match`, `monitor schema`."""
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import json
 import logging
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
-import yaml
-from sqlalchemy.exc import SQLAlchemyError
-
-from monitor.cli import backtest as backtesting
 from monitor.cli.feedinput import FeedInputError, feed_items
 from monitor.cli.reporting import load_or_report
 from monitor.config.settings import (
@@ -25,8 +19,7 @@ from monitor.config.settings import (
     config_schema,
     rules_schema,
 )
-from monitor.config.yamlpos import load_plain, load_positioned
-from monitor.errors import StartError, StoreError
+from monitor.config.yamlpos import load_positioned
 from monitor.events import events_schema
 from monitor.feeds.normalize import html_to_text
 from monitor.matching import Matcher
@@ -35,16 +28,9 @@ from monitor.matching.explain import explain_miss
 from monitor.matching.matcher import CompiledRule
 from monitor.matching.whynot import why_not
 from monitor.models import Item, Match
-from monitor.runtime import once as one_cycle
-from monitor.runtime.logs import setup_logging as _setup_logging
-from monitor.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 log = logging.getLogger("monitor")
-
-
-def setup_logging(level: str, fmt: str = "text") -> None:
-    _setup_logging(level, fmt)
 
 
 def check(directory: Path) -> int:
@@ -65,125 +51,6 @@ def check(directory: Path) -> int:
         f"{len(config.settings.webhooks)} webhooks"
     )
     return EXIT_OK
-
-
-def run(
-    directory: Path, *, once: bool, max_wait: timedelta, grace: timedelta = timedelta(seconds=10)
-) -> int:
-    config = load_or_report(directory)
-    if config is None:
-        return EXIT_INVALID
-    try:
-        if once:
-            summary = asyncio.run(one_cycle.run_once(config, max_wait))
-            print(summary.line())
-        else:
-            from monitor.runtime import daemon  # noqa: PLC0415 - its parts load only for the daemon
-
-            asyncio.run(daemon.run_daemon(config, grace=grace.total_seconds()))
-    except StoreError as exc:
-        log.error("storage: %s", exc)  # noqa: TRY400 - users need the message, not a traceback
-        return EXIT_FAILED
-    except StartError as exc:
-        log.error("cannot start: %s", exc)  # noqa: TRY400 - the message says it all
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        return EXIT_OK
-    return EXIT_OK
-
-
-def health(directory: Path, url: str | None, timeout: timedelta) -> int:
-    """Ask a running daemon's /healthz; 0 healthy, 1 unhealthy or unreachable, 2 not configured."""
-    if url is None:
-        url, problem = health_url(directory)
-        if url is None:
-            print(f"monitor health: {problem}", file=sys.stderr)
-            return EXIT_INVALID
-    try:
-        response = httpx.get(url, timeout=timeout.total_seconds())
-    except httpx.HTTPError as exc:
-        print(f"unhealthy: cannot reach {url}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(response.text.strip() or f"HTTP {response.status_code}")
-    return EXIT_OK if response.status_code == 200 else EXIT_FAILED
-
-
-def health_url(directory: Path) -> tuple[str | None, str]:
-    """/healthz of the daemon configured in DIR: MONITOR_HTTP, else the `http:` key.
-
-    monitor.yaml is read leniently (only `http`), so a config edit that does not validate —
-    which the running daemon survives — does not make its health check fail.
-    """
-    from monitor.runtime.httpserver import HTTP_ENV, parse_address  # noqa: PLC0415 - the daemon's part
-
-    text = os.environ.get(HTTP_ENV)
-    if not text:
-        path = directory / CONFIG_FILE
-        try:
-            document = load_plain(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            return None, f"cannot read {path}: {exc}"
-        value = document.get("http") if isinstance(document, dict) else None
-        if not isinstance(value, str) or not value:
-            return None, f"no `http:` key in {path} and no {HTTP_ENV}; or pass --url"
-        text = os.path.expandvars(value)
-    try:
-        host, port = parse_address(text)
-    except ValueError as exc:
-        return None, str(exc)
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - listening everywhere, ask locally
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}/healthz", ""
-
-
-def backtest(
-    directory: Path, window: timedelta, rule: str | None, *, as_json: bool, show: int
-) -> int:
-    """The current rules over stored items: what would alert now that did not, and the reverse."""
-    config = load_or_report(directory, secrets=False)
-    if config is None:
-        return EXIT_INVALID
-    known = {r.id for r in config.matcher.rules}
-    if rule is not None and rule not in known:
-        hint = difflib.get_close_matches(rule, sorted(known), n=1)
-        more = f"; did you mean {hint[0]!r}?" if hint else ""
-        print(f"monitor backtest: unknown rule id {rule!r}{more}", file=sys.stderr)
-        return EXIT_INVALID
-    try:
-        store = Store.open(config.storage_url)
-    except StoreError as exc:
-        log.error("storage: %s", exc)  # noqa: TRY400 - users need the message, not a traceback
-        return EXIT_FAILED
-    try:
-        result = backtesting.backtest(
-            store.engine,
-            config.matcher,
-            backtesting.since_from(window),
-            rule=rule,
-            progress=backtesting.progress_printer(sys.stderr),
-        )
-    except (StoreError, SQLAlchemyError) as exc:
-        log.error("storage: %s", exc)  # noqa: TRY400 - users need the message, not a traceback
-        return EXIT_FAILED
-    finally:
-        store.close()
-    if as_json:
-        for difference in result.differences:
-            print(json.dumps(difference.as_json(), ensure_ascii=False))
-    else:
-        rules = 1 if rule else len(known)
-        backtesting.report(result, _window_text(window), rules, sys.stdout, show=show)
-    return EXIT_OK
-
-
-def _window_text(window: timedelta) -> str:
-    seconds = int(window.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def schema(kind: str | None, out: IO[str]) -> int:
