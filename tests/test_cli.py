@@ -133,3 +133,17 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
         code = process.wait(timeout=60)
     assert "Traceback" not in stderr, stderr
     assert code == 141
+
+
+def test_check_refuses_a_term_whose_alternatives_multiply_past_the_cap(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    term = " ".join(f"w{n}(a|b|c)" for n in range(12))  # 531,441 forms
+    (rules / "big.yaml").write_text(
+        f"version: 1\nrules:\n  - id: big\n    title: Big\n    match: '{term}'\n", encoding="utf-8"
+    )
+    (tmp_path / "monitor.yaml").write_text("version: 1\nrules: rules/\nfeeds: []\n")
+    result = run_cli("check", "--config", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "big.yaml:5:" in result.stdout + result.stderr
+    assert "makes 531,441 forms (at most 256)" in result.stdout + result.stderr

@@ -57,6 +57,17 @@ def default_threshold(word: str) -> float | None:
     return 85.0
 
 
+MAX_FORMS = 256  # forms one term may expand to: 18 groups of two were 262,144 (and 434 MB)
+
+
+def alternative_count(text: str) -> int:
+    """How many forms `expand_alternatives(text)` would make, without making them."""
+    count = 1
+    for group in _ALTERNATIVES.findall(text):
+        count *= len(group.split("|"))
+    return count
+
+
 def expand_alternatives(text: str) -> list[str]:
     """`Куб(а|ы)` → [`Куба`, `Кубы`]; several groups multiply; `(|s)` allows an empty form.
 

@@ -14,7 +14,13 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from monitor.matching.lexicon import Lexicon, atom_for, expand_alternatives
+from monitor.matching.lexicon import (
+    MAX_FORMS,
+    Lexicon,
+    alternative_count,
+    atom_for,
+    expand_alternatives,
+)
 from monitor.matching.lint import term_advice
 from monitor.matching.matcher import (
     AllNode,
@@ -109,16 +115,11 @@ class _Compiler:
 
     def term(self, path: Path, loc: Loc, spec: TermSpec | Condition) -> int | None:
         text = spec.term or ""
-        if spec.threshold is not None and not 0 <= spec.threshold <= 100:
-            self.problem(path, (*loc, "threshold"), "threshold must be between 0 and 100")
+        if (wrong := _shape_problem(text, spec)) is not None:
+            where, message = wrong
+            self.problem(path, (*loc, *where), message)
             return None
         body = text
-        if re.search(r"\*(?=[^\s*])|\*\*", body):
-            self.problem(path, loc, f"`*` may only end a word: `{text}`")
-            return None
-        if body.count("(") != body.count(")") or re.search(r"\([^)]*\(|\)[^(]*\)", body):
-            self.problem(path, loc, f"unbalanced or nested parentheses in `{text}`")
-            return None
         prefix = spec.prefix
         key = (body, prefix, spec.fuzzy, spec.threshold, spec.whole_word,
                spec.case_sensitive, spec.translit, spec.exact, tuple(spec.unless))  # fmt: skip
@@ -357,3 +358,19 @@ def compile_rules(
     matcher = Matcher(compiler.lexicon, compiler.terms, rules)
     matcher.notes = tuple(compiler.notes)
     return matcher
+
+
+def _shape_problem(text: str, spec: TermSpec | Condition) -> tuple[Loc, str] | None:
+    """What is wrong with a term as written (where under its key, and what), if anything."""
+    if spec.threshold is not None and not 0 <= spec.threshold <= 100:
+        return ("threshold",), "threshold must be between 0 and 100"
+    if re.search(r"\*(?=[^\s*])|\*\*", text):
+        return (), f"`*` may only end a word: `{text}`"
+    if text.count("(") != text.count(")") or re.search(r"\([^)]*\(|\)[^(]*\)", text):
+        return (), f"unbalanced or nested parentheses in `{text}`"
+    if (forms := alternative_count(text)) > MAX_FORMS:
+        return (), (
+            f"`{text[:80]}` makes {forms:,} forms (at most {MAX_FORMS}): split it into terms, "
+            "or let inflection find the endings"
+        )
+    return None

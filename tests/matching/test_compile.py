@@ -77,6 +77,11 @@ PROBLEMS: list[tuple[str, dict[str, Any], tuple[tuple[str | int, ...], str]]] = 
         (("rules", 0, "match"), "unbalanced or nested parentheses"),
     ),
     (
+        "alternatives-multiply-past-the-cap",  # 2**18 forms took 25 s and 434 MB before the cap
+        {"rules": [_rule("".join(f"w{n}(a|b)" for n in range(18)))]},
+        (("rules", 0, "match"), "makes 262,144 forms (at most 256)"),
+    ),
+    (
         "no-letters",
         {"rules": [_rule({"any": ["x", "—"]})]},
         (("rules", 0, "match", "any", 1), "no letters or digits"),
