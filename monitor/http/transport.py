@@ -170,7 +170,12 @@ async def allowed_address(host: str, port: int, policy: AddressPolicy) -> str:
     try:
         literal = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError as error:  # as anyio reports it when it resolves: a connect error
+            raise httpcore.ConnectError(str(error)) from error
         candidates = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in found))
     else:
         candidates = [literal]

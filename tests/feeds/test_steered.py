@@ -259,3 +259,12 @@ def test_bad_feed_headers_name_file_and_line(tmp_path: Path, headers: str, probl
         load_config(tmp_path, {})
     problems = [str(p).replace(str(tmp_path) + "/", "") for p in caught.value.problems]
     assert any(p.startswith("monitor.yaml:5:") and problem in p for p in problems), problems
+
+
+async def test_a_steered_request_to_a_name_that_does_not_resolve_fails_as_a_connect_error(
+    server: LocalServer, client: httpx.AsyncClient, limits: FetchLimits
+) -> None:
+    server.static("/feed", b"", status=302, headers={"Location": "http://no-such-host.invalid/"})
+    result = await fetch_feed(client, server.url("/feed"), Validators(), limits)
+    assert isinstance(result, FetchFailed)
+    assert str(result.error).startswith("host not found")
