@@ -326,8 +326,9 @@ _POOL_INTERNALS = _knows_pool_internals()
 
 
 def environment_proxies() -> bool:
-    """Whether the environment names a proxy (what httpx reads when it makes its transports)."""
-    return bool(urllib.request.getproxies())
+    """Whether the environment names a proxy (what httpx reads when it makes its transports).
+    `NO_PROXY` alone names none: it must not turn our transport, and its address checks, off."""
+    return any(scheme != "no" for scheme in urllib.request.getproxies())
 
 
 def pooled_transport(limits: httpx.Limits) -> PooledTransport | None:
@@ -355,7 +356,20 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, limits: httpx.Limits) -> None:
         self._backend = _Backend()
+        self._limits = limits
         self._pool = _Pool(limits, self._backend)
+        # Steered requests never share a connection with the others: one opened for the
+        # operator's own internal origin, kept alive, would carry a stranger's redirect there
+        # without the address ever being checked. One pool per policy in force (a reload may
+        # change it), every connection in it opened after the check.
+        self._steered: dict[AddressPolicy, _Pool] = {}
+
+    def _pool_for(self, policy: AddressPolicy | None) -> _Pool:
+        if policy is None:
+            return self._pool
+        if policy not in self._steered:
+            self._steered[policy] = _Pool(self._limits, self._backend)
+        return self._steered[policy]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         core_request = httpcore.Request(
@@ -390,9 +404,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
     async def _try(self, request: httpcore.Request, attempt: _Attempt) -> httpcore.Response:
         token = _attempt.set(attempt)
         try:
-            return await self._pool.handle_async_request(request)
+            return await self._pool_for(attempt.policy).handle_async_request(request)
         finally:
             _attempt.reset(token)
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        for pool in (self._pool, *self._steered.values()):
+            await pool.aclose()

@@ -83,7 +83,9 @@ def is_dead(claimed_by: str, me: Owner | None = None) -> bool:
         return False
     if me.started:  # /proc is there: check state and start time
         stat = _stat(owner.pid)
-        return stat is None or stat[0] in ("Z", "X") or stat[1] != owner.started
+        if stat is not None:
+            return stat[0] in ("Z", "X") or stat[1] != owner.started
+        # no stat: gone, or hidden (/proc mounted hidepid, systemd ProtectProc): ask the kernel
     try:
         os.kill(owner.pid, 0)
     except ProcessLookupError:

@@ -16,7 +16,14 @@ import pytest
 
 from monitor.config.settings import load_config
 from monitor.errors import ConfigError, PermanentFeedError
-from monitor.feeds.fetcher import Fetched, FetchFailed, FetchLimits, Validators, fetch_feed
+from monitor.feeds.fetcher import (
+    Fetched,
+    FetchFailed,
+    FetchLimits,
+    Validators,
+    fetch_feed,
+    make_client,
+)
 from monitor.http.guard import AddressPolicy, RefusedAddress, networks, non_public, origin
 from monitor.http.transport import allowed_address
 from tests.support.servers import LocalServer
@@ -268,3 +275,29 @@ async def test_a_steered_request_to_a_name_that_does_not_resolve_fails_as_a_conn
     result = await fetch_feed(client, server.url("/feed"), Validators(), limits)
     assert isinstance(result, FetchFailed)
     assert str(result.error).startswith("host not found")
+
+
+async def test_a_kept_alive_connection_to_an_internal_origin_carries_no_steered_request(
+    server: LocalServer, inside: LocalServer, client: httpx.AsyncClient, limits: FetchLimits
+) -> None:
+    # the operator polls `inside` (an internal feed); its connection stays in the pool
+    first = await fetch_feed(client, inside.url("/secret"), Validators(), limits)
+    assert isinstance(first, Fetched)
+    # a stranger's feed redirects there: it must not ride that connection unchecked
+    server.static("/feed", b"", status=302, headers={"Location": inside.url("/secret")})
+    result = await fetch_feed(client, server.url("/feed"), Validators(), limits)
+    assert isinstance(result, FetchFailed)
+    assert "a loopback address" in str(result.error)
+    assert len(inside.requests_to("/secret")) == 1  # the operator's own poll only
+
+
+async def test_no_proxy_alone_keeps_the_checks(
+    server: LocalServer, inside: LocalServer, limits: FetchLimits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")  # many images set only this
+    server.static("/feed", b"", status=302, headers={"Location": inside.url("/secret")})
+    async with make_client(limits=limits) as client:
+        result = await fetch_feed(client, server.url("/feed"), Validators(), limits)
+    assert isinstance(result, FetchFailed)
+    assert "a loopback address" in str(result.error)
+    assert inside.requests == []
