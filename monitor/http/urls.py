@@ -1,22 +1,31 @@
 """A URL as it may be shown or sent: credentials in it masked.
 
 Feed URLs reach logs, `monitor feeds`, alert payloads and chat messages, and some carry
-credentials: `https://user:password@host/feed` or `…/feed?apikey=…`. `shown_url` keeps
-everything a reader needs to tell feeds apart (scheme, host, port, path, the other query
-parameters) and replaces the password and every secret-looking query value with `***`.
-A query parameter looks secret when its name contains one of `SECRET_WORDS`
-(case-insensitive): `apikey`, `access_token`, `X-Amz-Signature`, `sessionid`, `pass`…
+credentials: `https://user:password@host/feed`, `https://TOKEN@host/feed` or `…/feed?apikey=…`.
+`shown_url` keeps everything a reader needs to tell feeds apart (scheme, host, port, path, the
+other parameters, as written) and replaces the user info's secret and the value of every
+secret-looking parameter of the query or the fragment with `***`.
+
+A parameter looks secret when a word of its name (split at `_`, `-`, `.` and camelCase) is one
+of `SECRET_WORDS`, or the whole name is one of `SECRET_NAMES`: `apikey`, `api_key`,
+`access_token`, `X-Amz-Signature`, `sessionid`… but not `author`, `keyword` or `design`.
 """
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 MASK = "***"
-SECRET_WORDS = ("key", "token", "secret", "pass", "pwd", "auth", "sig", "session", "sid", "cred")
-_SECRET_NAME = re.compile("|".join(SECRET_WORDS), re.IGNORECASE)
+SECRET_WORDS = frozenset(
+    ("key", "token", "secret", "password", "passwd", "pass", "pwd", "auth", "authorization",
+     "sig", "signature", "session", "sid", "credential", "credentials", "jwt", "otp")
+)  # fmt: skip
+SECRET_NAMES = frozenset(
+    ("apikey", "accesstoken", "authtoken", "sessionid", "clientsecret", "privatekey", "apitoken")
+)
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 # a URL in running text: punctuation that ends a sentence or a clause is not part of it
 _URL = re.compile(r"https?://[^\s\"'<>]*[^\s\"'<>.,;:!?)\]}]", re.IGNORECASE)
 INVALID = "<invalid URL>"
@@ -24,17 +33,18 @@ INVALID = "<invalid URL>"
 
 @lru_cache(maxsize=4096)  # the same few hundred feed URLs are shown over and over
 def shown_url(url: str) -> str:
-    """`url` with its password and secret-looking query values masked; unchanged if none."""
+    """`url` with its user info's secret and secret-looking parameters masked; unchanged if none."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
         port = parts.port
     except ValueError:
         return INVALID
-    if parts.password is None and parts.username is None and not _secret_query(parts.query):
+    query, fragment = _masked_pairs(parts.query), _masked_pairs(parts.fragment)
+    if parts.username is None and query == parts.query and fragment == parts.fragment:
         return url
     netloc = _netloc(parts.username, parts.password, host or "", port)
-    return urlunsplit((parts.scheme, netloc, parts.path, _masked_query(parts.query), ""))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 
 def mask_urls(text: str) -> str:
@@ -46,7 +56,7 @@ def mask_urls(text: str) -> str:
 
 def _in_text(url: str) -> str:
     shown = shown_url(url)
-    if shown == INVALID and "@" not in url and "?" not in url:
+    if shown == INVALID and "@" not in url and "?" not in url and "#" not in url:
         return url  # nothing it could hide, and the reader may need it as it is
     return shown
 
@@ -56,21 +66,31 @@ def has_credentials(url: str) -> bool:
     return shown_url(url) != url
 
 
+def secret_name(name: str) -> bool:
+    """Whether a parameter called `name` looks like it carries a credential."""
+    name = unquote(name)
+    if name.lower().replace("-", "").replace("_", "").replace(".", "") in SECRET_NAMES:
+        return True
+    return any(word.lower() in SECRET_WORDS for word in _WORD.findall(name))
+
+
 def _netloc(user: str | None, password: str | None, host: str, port: int | None) -> str:
     if ":" in host:  # an IPv6 literal
         host = f"[{host}]"
     address = f"{host}:{port}" if port is not None else host
     if user is None and password is None:
         return address
-    who = quote(user or "", safe="")
-    return f"{who}:{MASK}@{address}" if password is not None else f"{who}@{address}"
+    if password is None:  # https://TOKEN@host/: a lone user name is often the token itself
+        return f"{MASK}@{address}"
+    return f"{quote(user or '', safe='')}:{MASK}@{address}"
 
 
-def _secret_query(query: str) -> bool:
-    return any(_SECRET_NAME.search(name) for name, _ in parse_qsl(query, keep_blank_values=True))
-
-
-def _masked_query(query: str) -> str:
-    pairs = parse_qsl(query, keep_blank_values=True)
-    masked = [(name, MASK if _SECRET_NAME.search(name) else value) for name, value in pairs]
-    return urlencode(masked, safe="*")
+def _masked_pairs(raw: str) -> str:
+    """`a=1&apikey=s` → `a=1&apikey=***`, everything else as written."""
+    if not raw or "=" not in raw:
+        return raw
+    pairs = []
+    for pair in raw.split("&"):
+        name, equals, _value = pair.partition("=")
+        pairs.append(f"{name}={MASK}" if equals and secret_name(name) else pair)
+    return "&".join(pairs)

@@ -17,7 +17,11 @@ from monitor.runtime.logs import setup_logging
         ("https://tass.com/rss/v2.xml", "https://tass.com/rss/v2.xml"),
         ("https://example.org/feed?page=2&lang=es", "https://example.org/feed?page=2&lang=es"),
         ("http://user:pa55@example.org/feed", "http://user:***@example.org/feed"),
-        ("http://user@example.org/feed", "http://user@example.org/feed"),
+        ("http://user@example.org/feed", "http://***@example.org/feed"),  # a token, often
+        (
+            "https://ghp_abc123@github.com/o/r/commits.atom",
+            "https://***@github.com/o/r/commits.atom",
+        ),
         ("https://h.example/f?apikey=abc123&page=2", "https://h.example/f?apikey=***&page=2"),
         ("https://h.example/f?api_key=abc", "https://h.example/f?api_key=***"),
         ("https://h.example/f?access_token=t&x=1", "https://h.example/f?access_token=***&x=1"),
@@ -29,7 +33,22 @@ from monitor.runtime.logs import setup_logging
         ("https://h.example/f?sessionid=s", "https://h.example/f?sessionid=***"),
         ("https://h.example/f?password=p&user=u", "https://h.example/f?password=***&user=u"),
         ("http://u:p@[::1]:8080/f?key=k", "http://u:***@[::1]:8080/f?key=***"),
-        ("http://u:p@127.0.0.1:8080/f#frag", "http://u:***@127.0.0.1:8080/f"),
+        ("http://u:p@127.0.0.1:8080/f#frag", "http://u:***@127.0.0.1:8080/f#frag"),
+        # names that only contain a secret word's letters are not secret
+        (
+            "https://blog.example/feed?author=2&keyword=cuba",
+            "https://blog.example/feed?author=2&keyword=cuba",
+        ),
+        (
+            "https://h.example/f?design=1&inside=2&passage=3",
+            "https://h.example/f?design=1&inside=2&passage=3",
+        ),
+        (
+            "https://h.example/f?apiKey=k&q=a+b,c",
+            "https://h.example/f?apiKey=***&q=a+b,c",
+        ),  # as written
+        ("https://h.example/f#access_token=t&x=1", "https://h.example/f#access_token=***&x=1"),
+        ("https://h.example/f?client.secret=s", "https://h.example/f?client.secret=***"),
     ],
 )
 def test_shown_urls(url: str, shown: str) -> None:
