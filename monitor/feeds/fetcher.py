@@ -228,9 +228,9 @@ async def _follow(
 ) -> Fetched | NotModified | FetchFailed:
     visited = [trail.url]
     permanent_so_far = True
-    moving_to: str | None = None  # recorded once the new address has answered, not before
+    moving_to: str | None = None  # recorded once the new address has answered well
     for _hop in range(limits.max_redirects + 1):
-        ours = origin(trail.url) == trusted.origin
+        ours = trusted.covers(trail.url)
         async with client.stream(
             "GET",
             trail.url,
@@ -238,11 +238,12 @@ async def _follow(
             timeout=_timeout(limits),
             extensions={} if ours else steered(limits.address_policy),
         ) as response:
-            trail.permanent_redirect = moving_to
             trail.status = response.status_code
             trail.headers = {name.lower(): value for name, value in response.headers.items()}
             target = _redirect_target(response)
-            if target is None:
+            if target is None:  # a move is kept only to an address that answers well
+                answered = response.is_success or response.status_code == 304
+                trail.permanent_redirect = moving_to if answered else None
                 return await _finish(response, trail, validators, limits)
             await _drain(response)
         permanent_so_far = permanent_so_far and trail.status in _PERMANENT_REDIRECTS
@@ -261,6 +262,13 @@ class _Trusted:
 
     origin: Origin
     headers: dict[str, str]
+
+    def covers(self, url: str) -> bool:
+        """The configured origin, or its https upgrade (`http://host` -> `https://host`)."""
+        scheme, host, port = origin(url)
+        if (scheme, host, port) == self.origin:
+            return True
+        return self.origin == ("http", host, 80) and (scheme, port) == ("https", 443)
 
 
 def _request_headers(validators: Validators, extra: Mapping[str, str]) -> dict[bytes, bytes]:

@@ -301,3 +301,25 @@ async def test_no_proxy_alone_keeps_the_checks(
     assert isinstance(result, FetchFailed)
     assert "a loopback address" in str(result.error)
     assert inside.requests == []
+
+
+async def test_a_move_to_an_address_that_fails_is_not_remembered(
+    server: LocalServer, client: httpx.AsyncClient, limits: FetchLimits
+) -> None:
+    # else every later poll would start at the failing address (and without the feed's headers)
+    server.static("/feed", b"", status=301, headers={"Location": "/new"})
+    server.static("/new", b"no", status=401)
+    result = await fetch_feed(client, server.url("/feed"), Validators(), limits)
+    assert isinstance(result, FetchFailed)
+    assert result.permanent_redirect is None
+
+
+def test_an_https_upgrade_of_the_configured_host_is_the_operator_s_origin() -> None:
+    from monitor.feeds.fetcher import _Trusted  # noqa: PLC0415 - the rule itself, table-tested
+
+    trusted = _Trusted(origin("http://feeds.example/rss"), {})
+    assert trusted.covers("https://feeds.example/rss")  # headers follow, no address check
+    assert trusted.covers("http://feeds.example:80/other")
+    assert not trusted.covers("https://feeds.example:8443/rss")
+    assert not trusted.covers("https://elsewhere.example/rss")
+    assert not _Trusted(origin("https://feeds.example/"), {}).covers("http://feeds.example/")
