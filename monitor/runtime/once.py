@@ -124,5 +124,9 @@ async def _deliver_until(
         )
         due = await dispatcher.next_due()
         if due is None or due > deadline or datetime.now(UTC) >= deadline:
-            return totals  # the last: what stays due (e.g. routing failing) waits for next run
+            return totals
+        if not (done.delivered or done.retrying or done.failed) and due <= datetime.now(UTC):
+            # due, yet the pass could take none of it (a routed webhook whose routing fails):
+            # another pass at once would only fail the same way; it waits for the next run
+            return totals
         await sleep(max((due - datetime.now(UTC)).total_seconds(), 0.0))

@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import socket
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from monitor.delivery.dispatcher import DispatchSummary
+from monitor.runtime.once import _deliver_until
 from tests.conftest import run_cli
 from tests.support.pipeline import feed_document, serve_feed, write_config
 from tests.support.receiver import SECRET, SignedReceiver
@@ -75,3 +78,30 @@ def test_retries_due_within_max_wait_are_still_made(
     assert result.returncode == 0, result.stderr
     assert "delivered 0, 0 queued, 2 failed" in result.stdout  # the schedule spent, in time
     assert sorted(_attempts(config).values()) == [3, 3]
+
+
+class _Stuck:
+    """A dispatcher with a delivery due that no pass can take (its webhook's routing fails)."""
+
+    def __init__(self) -> None:
+        self.passes = 0
+
+    async def deliver_due(self, due_by: datetime | None = None) -> DispatchSummary:
+        self.passes += 1
+        return DispatchSummary()
+
+    async def next_due(self) -> datetime:
+        return datetime.now(UTC) - timedelta(seconds=1)
+
+
+async def test_a_delivery_no_pass_can_take_does_not_spin_until_the_deadline() -> None:
+    stuck = _Stuck()
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    summary = await _deliver_until(stuck, timedelta(minutes=5), sleep)  # type: ignore[arg-type]
+    assert summary == DispatchSummary()
+    assert stuck.passes == 1  # before: a pass after another, for the whole --max-wait
+    assert slept == []
