@@ -24,6 +24,7 @@ import httpx
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Origin = tuple[str, str, int | None]  # scheme, host, port
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # an IPv6-only host's way to IPv4 (RFC 6052)
 EXTENSION = "monitor.address_policy"  # the httpx request extension that carries a policy
 
 # The first kind that applies names the refusal. Whatever else is not global (carrier-grade NAT,
@@ -47,6 +48,7 @@ class AddressPolicy:
 
     def refusal(self, address: Address) -> str | None:
         """Why `address` may not be reached (`"loopback"`, `"private"`…), or None if it may."""
+        address = embedded(address)
         if self.allow_private or any(address in network for network in self.allow_networks):
             return None
         return non_public(address)
@@ -54,14 +56,26 @@ class AddressPolicy:
 
 def non_public(address: Address) -> str | None:
     """The kind of a non-public address, or None for a global unicast one."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    address = embedded(address)
     for attribute, kind in _KINDS:
         if getattr(address, attribute):
             return kind
     if not address.is_global:  # carrier-grade NAT (100.64.0.0/10) and the like
         return "not public"
     return None
+
+
+def embedded(address: Address) -> Address:
+    """The IPv4 address an IPv6 one carries (IPv4-mapped, NAT64's 64:ff9b::/96, 6to4), or it."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return address
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    return address
 
 
 def networks(texts: Iterable[str]) -> tuple[Network, ...]:

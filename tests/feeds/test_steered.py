@@ -66,6 +66,10 @@ def policy(limits: FetchLimits, **options: object) -> FetchLimits:
         ("8.8.8.8", None),
         ("2001:4860:4860::8888", None),
         ("::ffff:8.8.8.8", None),
+        ("64:ff9b::808:808", None),  # NAT64 of 8.8.8.8: IPv6-only hosts reach IPv4 so
+        ("64:ff9b::7f00:1", "loopback"),  # and of 127.0.0.1
+        ("2002:a00:1::", "private"),  # 6to4 of 10.0.0.1
+        ("2002:808:808::", None),
     ],
 )
 def test_non_public_addresses(address: str, kind: str | None) -> None:
@@ -79,6 +83,8 @@ def test_the_policy_allows_what_the_operator_allowed() -> None:
     allowed = AddressPolicy(allow_networks=networks(["127.0.0.0/8"]))
     assert allowed.refusal(loopback) is None
     assert allowed.refusal(ipaddress.ip_address("10.0.0.1")) == "private"
+    mapped = AddressPolicy(allow_networks=networks(["10.0.0.0/8"]))
+    assert mapped.refusal(ipaddress.ip_address("::ffff:10.0.0.5")) is None  # the same address
     with pytest.raises(ValueError, match="not a network"):
         networks(["not a network"])
 
