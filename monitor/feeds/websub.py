@@ -38,7 +38,8 @@ def make_hub_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(
         follow_redirects=False,
         timeout=httpx.Timeout(10.0, connect=5.0),
-        headers={"User-Agent": USER_AGENT},
+        # an answer is read undecoded: a compressed one could expand far past HUB_ANSWER_BYTES
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         limits=limits,
         transport=pooled_transport(limits),  # httpx's own, honouring them, under env proxies
     )
@@ -104,7 +105,7 @@ def signature_problem(header: str | None, secret: str, body: bytes) -> str | Non
 async def _some_text(response: httpx.Response) -> str:
     """The start of a hub's answer, for the error message; never more than a few KiB read."""
     data = b""
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_raw():  # as sent: never inflated past the cap
         data += chunk
         if len(data) >= HUB_ANSWER_BYTES:
             break
