@@ -25,10 +25,11 @@ import httpx
 from monitor import __version__
 from monitor.delivery.base import Alert, OutgoingRequest, Target
 from monitor.delivery.policy import DeliveryOutcome, classify
-from monitor.delivery.settings import WebhookConfig, redact_url
+from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.targets import target_for
 from monitor.errors import DeliveryError, TransientDeliveryError
 from monitor.http.transport import pooled_transport
+from monitor.http.urls import redact_url
 from monitor.store import DueDelivery
 
 ANSWER_LIMIT = 64 * 1024  # bytes of an answer read; Discord's message object is a few KiB

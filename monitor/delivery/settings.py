@@ -20,7 +20,6 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import time, timedelta
 from typing import Annotated, Any, ClassVar, Self, Union, cast, get_args
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -38,6 +37,7 @@ from pydantic import (
 from monitor.durations import parse_duration
 from monitor.events import EventType, Severity
 from monitor.fields import Duration, StrictModel, http_url
+from monitor.http.urls import redact_url
 
 DEFAULT_RETRY = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -334,18 +334,6 @@ def _any_format() -> TypeAdapter[Any]:
 def severity_rank(severity: str) -> int:
     """low 0 … critical 3; an unknown severity ranks as medium."""
     return SEVERITIES.index(severity) if severity in SEVERITIES else 1
-
-
-def redact_url(url: str) -> str:
-    """Scheme and host only; tokens live in paths, queries and user info."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "?"
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<invalid URL>"
-    rest = "/…" if (parts.path not in ("", "/") or parts.query) else "/"
-    return f"{parts.scheme}://{host}{port}{rest}"
 
 
 def secret_bytes(secret: SecretStr) -> bytes:

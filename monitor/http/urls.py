@@ -2,6 +2,7 @@
 
 Feed URLs reach logs, `monitor feeds`, alert payloads and chat messages, and some carry
 credentials: `https://user:password@host/feed`, `https://TOKEN@host/feed` or `…/feed?apikey=…`.
+(Webhook URLs, whose path itself is often the token, are shown by `redact_url`: host only.)
 `shown_url` keeps everything a reader needs to tell feeds apart (scheme, host, port, path, the
 other parameters, as written) and replaces the user info's secret and the value of every
 secret-looking parameter of the query or the fragment with `***`.
@@ -59,6 +60,19 @@ def _in_text(url: str) -> str:
     if shown == INVALID and "@" not in url and "?" not in url and "#" not in url:
         return url  # nothing it could hide, and the reader may need it as it is
     return shown
+
+
+def redact_url(url: str) -> str:
+    """Scheme and host only, for URLs whose whole path may be a secret (webhooks: a Slack or
+    Discord webhook's token is its path)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return INVALID
+    rest = "/…" if (parts.path not in ("", "/") or parts.query) else "/"
+    return f"{parts.scheme}://{host}{port}{rest}"
 
 
 def has_credentials(url: str) -> bool:
