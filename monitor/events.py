@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -143,12 +143,32 @@ class Group(EventModel):
     sources: list[Source] = Field(description="Its sources, first first (at most 50).")
 
 
+class AlsoMatched(EventModel):
+    """Another rule the same item matched, whose own alert a webhook getting this one is not
+    sent (one item, one alert per webhook)."""
+
+    id: str
+    title: str
+    severity: Severity
+    score: float
+
+
+def _absent_when_empty(value: object) -> bool:
+    return value == []
+
+
 class AlertData(EventModel):
     id: str = Field(description="The alert id; also the `webhook-id`.")
     rule: RuleRef
     score: float
     matches: list[MatchedTerm]
     item: ItemRef
+    also: list[AlsoMatched] = Field(
+        default_factory=list,
+        exclude_if=_absent_when_empty,
+        description="The other rules the same item matched, best first; absent when it matched "
+        "one. A webhook that wants several of them gets one alert: the one of its best rule.",
+    )
     group: Group | None = Field(
         default=None,
         exclude_if=_absent_when_none,
@@ -286,7 +306,7 @@ def events_schema() -> dict[str, Any]:
 # builders -----------------------------------------------------------------------------------
 
 
-def alert_data(alert_id: str, item: Item, match: Match) -> AlertData:
+def alert_data(alert_id: str, item: Item, match: Match, also: Sequence[Match] = ()) -> AlertData:
     return AlertData(
         id=alert_id,
         rule=RuleRef.model_validate(
@@ -302,12 +322,28 @@ def alert_data(alert_id: str, item: Item, match: Match) -> AlertData:
             published=iso(item.published),
             feed=FeedRef(url=item.feed_url, name=item.feed_name),
         ),
+        also=[
+            AlsoMatched.model_validate(
+                {
+                    "id": other.rule_id,
+                    "title": other.rule_title,
+                    "severity": other.severity,
+                    "score": round(other.score, 1),
+                }
+            )
+            for other in also
+        ],
     )
 
 
-def alert_created(alert_id: str, item: Item, match: Match, now: datetime) -> dict[str, object]:
-    """The `alert.created` event of the contract, as the store keeps it."""
+def alert_created(
+    alert_id: str, item: Item, match: Match, now: datetime, also: Sequence[Match] = ()
+) -> dict[str, object]:
+    """The `alert.created` event of the contract, as the store keeps it; `also`: the other
+    rules the item matched."""
     created = AlertCreated(
-        type="alert.created", timestamp=stamp(now), data=alert_data(alert_id, item, match)
+        type="alert.created",
+        timestamp=stamp(now),
+        data=alert_data(alert_id, item, match, also),
     )
     return document(created)

@@ -227,3 +227,52 @@ def test_the_same_pipeline_runs_on_postgresql(
     assert (second["unchanged"], second["alerts"], second["delivered"]) == (1, 0, 0)
     assert len(receiver.deliveries) == 2
     assert not (config / "data").exists()  # nothing went to SQLite
+
+
+BOTH_RULES = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Both</title><link>https://both.example.org/</link>
+<description>x</description>
+<item><title>Kremlin envoy in Havana as US Treasury adds Cuban firms to sanctions list</title>
+<link>https://both.example.org/1</link><guid>both-1</guid>
+<description>Moscow's envoy met Cuban officials in Havana.</description></item>
+</channel></rss>"""
+
+
+def test_an_item_two_rules_match_reaches_a_webhook_once_listing_both(
+    tmp_path: Path, server: LocalServer, receiver: SignedReceiver
+) -> None:
+    serve_feed(server, "/both.xml", BOTH_RULES)
+    pressure_only = SignedReceiver(server, path="/pressure")
+    config = write_config(
+        tmp_path / "config",
+        feeds=[{"url": server.url("/both.xml")}],
+        webhooks=[
+            _hook(receiver),
+            {
+                "name": "pressure-desk",
+                "url": pressure_only.url,
+                "secret": SECRET,
+                "rules": ["us-pressure-on-cuba"],
+            },
+        ],
+        defaults={"interval": "10m", "backfill": "all"},
+    )
+
+    summary = _once(config)
+
+    assert summary["alerts"] == 2  # each rule keeps its alert
+    assert summary["delivered"] == 2  # one per webhook, not one per (rule, webhook)
+    [both] = receiver.deliveries
+    data = both.body["data"]
+    assert isinstance(data, dict)
+    assert data["rule"]["id"] == "russia-cuba-contacts"  # severity high beats medium
+    assert [other["id"] for other in data["also"]] == ["us-pressure-on-cuba"]
+    assert data["also"][0]["severity"] == "medium"
+    [pressure] = pressure_only.deliveries
+    data = pressure.body["data"]
+    assert isinstance(data, dict)
+    assert data["rule"]["id"] == "us-pressure-on-cuba"
+    assert [other["id"] for other in data["also"]] == ["russia-cuba-contacts"]
+    listed = run_cli("alerts", "--config", str(config), cwd=config)
+    assert "russia-cuba-contacts" in listed.stdout
+    assert "us-pressure-on-cuba" in listed.stdout

@@ -96,6 +96,14 @@ class AlertView:
     feed_name: str
     timestamp: str
     matches: tuple[MatchedTerm, ...]
+    also: tuple[str, ...] = ()  # the titles of the other rules the item matched
+
+    @property
+    def rules_label(self) -> str:
+        """The rule's title, and the other rules the item matched: `A (also: B, C)`."""
+        if not self.also:
+            return self.rule_title
+        return f"{self.rule_title} (also: {', '.join(self.also)})"
 
     @classmethod
     def of(cls, message_id: str, event: AlertCreated | AlertUpdated) -> AlertView:
@@ -113,6 +121,7 @@ class AlertView:
             feed_name=(item.feed.name or "").strip() or (item.feed.url or "").strip(),
             timestamp=event.timestamp,
             matches=tuple(data.matches),
+            also=tuple(other.title.strip() or other.id for other in data.also),
         )
 
     def terms(self, limit: int = 10) -> list[str]:

@@ -71,7 +71,7 @@ def _clip(text: str, limit: int) -> str:
 
 def embed(alert: AlertView) -> dict[str, object]:
     fields = [
-        {"name": "Rule", "value": _clip(alert.rule_title or "?", 256)},
+        {"name": "Rule", "value": _clip(alert.rules_label or "?", 256)},
         {"name": "Severity", "value": alert.severity, "inline": True},
         {"name": "Score", "value": f"{alert.score:g}", "inline": True},
     ]

@@ -76,7 +76,7 @@ def message(alert: Alert, topic: str) -> dict[str, object]:
 def alert_message(alert: AlertView, topic: str) -> dict[str, object]:
     terms = ", ".join(alert.terms())
     lines = [alert.summary] if alert.summary else []
-    lines.append(f"{alert.rule_title} · {alert.feed_name}".strip(" ·"))
+    lines.append(f"{alert.rules_label} · {alert.feed_name}".strip(" ·"))
     if terms:
         lines.append(f"matched: {terms}")
     text = "\n\n".join(lines)

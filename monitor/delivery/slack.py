@@ -57,7 +57,7 @@ def blocks(alert: AlertView) -> list[dict[str, object]]:
     if alert.summary:
         result.append({"type": "section", "text": _mrkdwn(alert.summary, SUMMARY_MAX)})
     facts = [
-        ("Rule", alert.rule_title),
+        ("Rule", alert.rules_label),
         ("Severity", alert.severity),
         ("Score", f"{alert.score:g}"),
         ("Feed", alert.feed_name),

@@ -38,7 +38,7 @@ class TeamsWebhook(WebhookConfig):
 
 def card(alert: AlertView, summary_max: int = SUMMARY_START) -> dict[str, object]:
     facts = [
-        ("Rule", alert.rule_title),
+        ("Rule", alert.rules_label),
         ("Severity", alert.severity),
         ("Score", f"{alert.score:g}"),
         ("Feed", alert.feed_name),

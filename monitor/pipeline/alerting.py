@@ -2,7 +2,8 @@
 
     items -> not recorded yet (guid, link or text: monitor.feeds.identity against the store)
     -> may alert? (all of them, except on a feed's first poll: only within `backfill`)
-    -> matched with the rules in force -> one alert per match, for the webhooks that want it
+    -> matched with the rules in force -> one alert per match; each webhook that wants some of
+       them gets one: the best one's, listing the others
 
 A polled document (monitor.pipeline.refresh.refresh_feed) and a pushed one (ingest_pushed) go
 through the same steps; nothing is written here: the caller records the `SeenItem`s.
@@ -17,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from monitor.config.settings import FeedConfig, LoadedConfig
-from monitor.delivery.settings import WebhookConfig
+from monitor.delivery.settings import severity_rank
 from monitor.events import alert_created, new_alert_id
 from monitor.feeds.identity import Identified, StoredIdentities, identify, unseen
 from monitor.http.urls import shown_url
@@ -82,12 +83,31 @@ def _alerting(
 
 
 def _alerts_for(config: LoadedConfig, item: Item, now: datetime) -> tuple[NewAlert, ...]:
-    matches = config.matcher.match(item)
-    hooks = config.settings.webhooks
-    return tuple(_new_alert(item, match, hooks, now) for match in matches)
+    """One alert per rule that matched (each rule keeps its record), and one delivery per
+    webhook: an item several of a webhook's rules match reaches it once, as the alert of the
+    best of them (severity, then score), which lists the others in `data.also`."""
+    matches = sorted(config.matcher.match(item), key=_rank, reverse=True)
+    taken: set[str] = set()
+    alerts = []
+    for match in matches:
+        hooks = [
+            h.name
+            for h in config.settings.webhooks
+            if h.name not in taken and h.wants(match.rule_id, match.severity)
+        ]
+        taken.update(hooks)
+        also = [other for other in matches if other is not match]
+        alerts.append(_new_alert(item, match, also, hooks, now))
+    return tuple(alerts)
 
 
-def _new_alert(item: Item, match: Match, hooks: Sequence[WebhookConfig], now: datetime) -> NewAlert:
+def _rank(match: Match) -> tuple[int, float]:
+    return severity_rank(match.severity), match.score
+
+
+def _new_alert(
+    item: Item, match: Match, also: Sequence[Match], hooks: Sequence[str], now: datetime
+) -> NewAlert:
     alert_id = new_alert_id(now)
     log.info(
         "alert %s: rule %s matched %r",
@@ -103,7 +123,7 @@ def _new_alert(item: Item, match: Match, hooks: Sequence[WebhookConfig], now: da
         score=match.score,
         # the feed's URL goes to receivers and chat channels: its credentials must not
         payload=alert_created(
-            alert_id, replace(item, feed_url=shown_url(item.feed_url)), match, now
+            alert_id, replace(item, feed_url=shown_url(item.feed_url)), match, now, also
         ),
-        webhooks=tuple(h.name for h in hooks if h.wants(match.rule_id, match.severity)),
+        webhooks=tuple(hooks),
     )
