@@ -136,7 +136,7 @@ class Source(EventModel):
 
 
 class Group(EventModel):
-    """A story group: the alerts of one rule that tell the same story, first first."""
+    """A story group: the alerts of a webhook's rules that tell the same story, first first."""
 
     id: str = Field(description="The group's id: its first alert's id.")
     count: int = Field(ge=1, description="How many alerts the group has (all of them).")

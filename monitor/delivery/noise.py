@@ -5,12 +5,12 @@ routes that webhook's new alert deliveries here, in one transaction holding the 
 (monitor.store.routing), oldest alert first:
 
 1. Group (`group: 12h`): the alert's title and summary are compared with the stories of the
-   open groups of its rule (monitor.delivery.grouping): each group's first source and the first
-   of each other language (at most four texts a group: comparing is the cost of routing). The
-   first alert of a story opens a group (its id is the alert's, it stays open `group` after that
-   alert) and is sent as `alert.created` with `data.group = {id, count: 1, sources: [source]}`;
-   each later alert of the story is sent as `alert.updated` with the group's count and every
-   source so far, first first.
+   webhook's open groups, whichever of its rules opened them (monitor.delivery.grouping): each
+   group's first source and the first of each other language (at most four texts a group:
+   comparing is the cost of routing). The first alert of a story opens a group (its id is the
+   alert's, it stays open `group` after that alert) and is sent as `alert.created` with
+   `data.group = {id, count: 1, sources: [source]}`; each later alert of the story is sent as
+   `alert.updated` with the group's count and every source so far, first first.
 2. Hold (`digest: 1h`, `quiet:`): unless the alert's severity reaches `urgent`, the delivery is
    `held`, neither sent nor lost, until its window ends: the open window of the webhook (held
    deliveries not yet due), else one that opens now and lasts `digest`; a window that would end
@@ -111,13 +111,10 @@ def route_webhook(engine: Engine, hook: WebhookConfig, now: datetime) -> RouteSu
         return RouteSummary()
     with routing.locked(engine, hook.name, now) as db:
         pending = routing.unrouted(db, hook.name, now)
-        groups: dict[str, list[StoryGroup]] = {}
+        groups: list[StoryGroup] = []
         if hook.group is not None and pending:
             earliest = min(row.created_at for row in pending)
-            for group in routing.open_groups(
-                db, hook.name, {row.rule_id for row in pending}, earliest
-            ):
-                groups.setdefault(group.rule_id, []).append(group)
+            groups = routing.open_groups(db, hook.name, earliest)
         window = routing.open_window(db, hook.name, now)
         decisions = []
         updates = held = 0
@@ -133,7 +130,7 @@ def route_webhook(engine: Engine, hook: WebhookConfig, now: datetime) -> RouteSu
             decisions.append(Routed(row.id, event, payload, group_id, until))
         decisions, released = _release_firsts(decisions)
         held -= released
-        routing.save_groups(db, hook.name, [g for gs in groups.values() for g in gs])
+        routing.save_groups(db, hook.name, groups)
         routing.mark_routed(db, decisions, now)
         created_now = {d.group_id for d in decisions if d.event == CREATED}
         sent_updates = {d.group_id for d in decisions if d.event == UPDATED and not d.held_until}
@@ -164,10 +161,11 @@ def _release_firsts(decisions: list[Routed]) -> tuple[list[Routed], int]:
 
 
 def _group(
-    span: timedelta, row: Unrouted, groups: dict[str, list[StoryGroup]], now: datetime
+    span: timedelta, row: Unrouted, groups: list[StoryGroup], now: datetime
 ) -> tuple[str, str, str]:
     """The event this alert is within its story (alert.created or alert.updated), its body and
-    the story's group id; `groups` (the open groups by rule) is updated in place."""
+    the story's group id; `groups` (the webhook's open groups, whatever rule opened them: a
+    story several rules match is one story) is updated in place."""
     created = _created(row.payload)
     data, item = created.data, created.data.item
     story = StoryText(item.title, item.summary, row.lang)
@@ -178,7 +176,7 @@ def _group(
         published=item.published,
         feed=item.feed,
     ).model_dump(mode="json")
-    open_now = [g for g in groups.get(row.rule_id, []) if g.closes_at > row.created_at]
+    open_now = [g for g in groups if g.closes_at > row.created_at]
     candidates = [
         (g.id, StoryText(text[0] or "", text[1] or "", text[2]))
         for g in open_now
@@ -197,7 +195,7 @@ def _group(
             texts=[[item.title, item.summary, row.lang]],
             stored=False,
         )
-        groups.setdefault(row.rule_id, []).append(group)
+        groups.append(group)
         grouped = data.model_copy(update={"group": _typed(group)})
         first = created.model_copy(update={"data": grouped})
         return CREATED, dump(first), group.id

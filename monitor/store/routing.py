@@ -200,17 +200,11 @@ def unrouted(db: Connection, webhook: str, now: datetime, limit: int = 500) -> l
     ]
 
 
-def open_groups(
-    db: Connection, webhook: str, rule_ids: Iterable[str], after: datetime
-) -> list[StoryGroup]:
-    """The webhook's groups of these rules still open after `after`, oldest first."""
+def open_groups(db: Connection, webhook: str, after: datetime) -> list[StoryGroup]:
+    """The webhook's groups still open after `after`, oldest first, whatever their rule."""
     query = (
         sa.select(story_groups)
-        .where(
-            story_groups.c.webhook == webhook,
-            story_groups.c.rule_id.in_(list(set(rule_ids))),
-            story_groups.c.closes_at > after,
-        )
+        .where(story_groups.c.webhook == webhook, story_groups.c.closes_at > after)
         .order_by(story_groups.c.opened_at, story_groups.c.id)
     )
     return [

@@ -46,6 +46,7 @@ def record(
     *,
     severity: str = "high",
     now: datetime | None = None,
+    rule: Match = RULE,
 ) -> None:
     """One outlet's item as a poll records it: the item seen, its alert, its outbox rows."""
     moment = now or datetime.now(UTC)
@@ -61,9 +62,9 @@ def record(
         feed_url=url,
         feed_name=story["feed"],
     )
-    match = Match(RULE.rule_id, RULE.rule_title, severity, 90.0)
+    match = Match(rule.rule_id, rule.rule_title, severity, 90.0)
     payload = alert_created(alert_id, item, match, moment)
-    new = NewAlert(alert_id, RULE.rule_id, severity, 90.0, payload, tuple(hooks))
+    new = NewAlert(alert_id, rule.rule_id, severity, 90.0, payload, tuple(hooks))
     store.record_poll(
         feed.id,
         moment,
@@ -151,6 +152,24 @@ async def test_five_outlets_one_story_give_one_created_and_four_updated(
     assert sixth.webhook_id == "alrt_6"
     assert sixth.body["type"] == "alert.updated"
     assert sixth.body["data"]["group"]["count"] == 6
+    store.close()
+
+
+async def test_one_story_two_rules_match_is_one_story_for_the_webhook(
+    storage_url: str, receiver: SignedReceiver, client: httpx.AsyncClient
+) -> None:
+    pressure = Match("us-pressure-on-cuba", "US pressure on Havana", "medium", 80.0)
+    store = Store.open(storage_url)
+    record(store, STORIES["story"][0], "alrt_0", ["news"])
+    record(store, STORIES["story"][1], "alrt_1", ["news"], rule=pressure)
+    await deliver_until_idle(Dispatcher(store.outbox, client, grouped(receiver)))
+
+    first, second = sorted(receiver.deliveries, key=lambda d: d.webhook_id)
+    assert first.body["type"] == "alert.created"
+    assert second.body["type"] == "alert.updated"
+    assert second.body["data"]["rule"]["id"] == "us-pressure-on-cuba"
+    assert second.body["data"]["group"]["id"] == "alrt_0"
+    assert second.body["data"]["group"]["count"] == 2
     store.close()
 
 
