@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -19,6 +20,28 @@ def parse_duration(text: str) -> timedelta:
         )
     seconds = sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(cleaned))
     return timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """At most `count` alerts in any `window` (a rule's `max_alerts: 20/1h`)."""
+
+    count: int
+    window: timedelta
+
+    def __str__(self) -> str:
+        return f"{self.count}/{format_duration(self.window)}"
+
+
+BUDGET_PATTERN = r"^\s*[1-9][0-9]*\s*/\s*(?:[0-9]+(?:\.[0-9]+)?[smhdw])+\s*$"
+
+
+def parse_budget(text: str) -> Budget:
+    """Parse `20/1h`: a count, a slash, a duration."""
+    count, _, window = text.partition("/")
+    if not count.strip().isdigit() or int(count) < 1 or not window.strip():
+        raise ValueError(f"invalid budget {text!r}: write a count and a duration, like 20/1h")
+    return Budget(int(count), parse_duration(window))
 
 
 def format_duration(value: timedelta) -> str:

@@ -34,6 +34,7 @@ from monitor.delivery.policy import Decision, DeliveryOutcome, Next, decide, lan
 from monitor.delivery.sending import attempt, make_delivery_client
 from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.targets import target_for
+from monitor.durations import Budget
 from monitor.store import (
     DELIVERED,
     FAILED,
@@ -73,6 +74,7 @@ class Dispatcher:
         *,
         owner: str | None = None,
         claim_poll: float = CLAIM_POLL,
+        budgets: Mapping[str, Budget] | None = None,
     ) -> None:
         self.outbox = outbox
         self.client = client
@@ -85,8 +87,14 @@ class Dispatcher:
         self.claim_poll = claim_poll
         longest = max((hook.timeout for hook in self.webhooks.values()), default=MIN_LEASE)
         self.lease = max(MIN_LEASE, longest * 2)
-        # webhooks whose deliveries are routed first: story groups, digests, quiet hours
-        self.routed = {name for name, hook in self.webhooks.items() if hook.noisy}
+        # webhooks whose deliveries are routed first: story groups, digests, quiet hours, and
+        # the rules' alert budgets (`max_alerts`)
+        self.budgets = dict(budgets or {})
+        self.routed = {
+            name
+            for name, hook in self.webhooks.items()
+            if hook.noisy or any(hook.wants_rule(rule) for rule in self.budgets)
+        }
         self.coordinator = Coordinator(outbox, self.webhooks, self.owner)
 
     @property
@@ -184,7 +192,11 @@ class Dispatcher:
     async def _route_webhook(self, name: str) -> None:
         try:
             summary = await asyncio.to_thread(
-                noise.route_webhook, self.outbox.engine, self.webhooks[name], datetime.now(UTC)
+                noise.route_webhook,
+                self.outbox.engine,
+                self.webhooks[name],
+                datetime.now(UTC),
+                self.budgets,
             )
         except Exception:
             log.exception(

@@ -29,15 +29,16 @@ a held alert; replicas route one webhook at a time.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from monitor.delivery.grouping import StoryText, best_match
 from monitor.delivery.settings import QuietHours, WebhookConfig, severity_rank
+from monitor.durations import Budget
 from monitor.events import (
     AlertCreated,
     AlertDigest,
@@ -105,8 +106,14 @@ def release_time(
     return release
 
 
-def route_webhook(engine: Engine, hook: WebhookConfig, now: datetime) -> RouteSummary:
-    """Route the webhook's new deliveries and cut the digests that are due (one transaction)."""
+def route_webhook(
+    engine: Engine,
+    hook: WebhookConfig,
+    now: datetime,
+    budgets: Mapping[str, Budget] | None = None,
+) -> RouteSummary:
+    """Route the webhook's new deliveries and cut the digests that are due (one transaction);
+    `budgets`: the rules' `max_alerts`, by rule id."""
     if not routing.has_work(engine, hook.name, now):
         return RouteSummary()
     with routing.locked(engine, hook.name, now) as db:
@@ -116,6 +123,7 @@ def route_webhook(engine: Engine, hook: WebhookConfig, now: datetime) -> RouteSu
             earliest = min(row.created_at for row in pending)
             groups = routing.open_groups(db, hook.name, earliest)
         window = routing.open_window(db, hook.name, now)
+        spent = Spending(db, hook.name, budgets or {}, now)
         decisions = []
         updates = held = 0
         for row in pending:
@@ -124,6 +132,8 @@ def route_webhook(engine: Engine, hook: WebhookConfig, now: datetime) -> RouteSu
                 event, payload, group_id = _group(hook.group, row, groups, now)
                 updates += event == UPDATED
             until = release_time(hook, row.severity, now, window)
+            if until is None and not hook.urgent_enough(row.severity):
+                until = spent.over(row.rule_id)
             if until is not None:
                 window = window or until
                 held += 1
@@ -144,6 +154,32 @@ def route_webhook(engine: Engine, hook: WebhookConfig, now: datetime) -> RouteSu
                 routing.add_digest(db, hook.name, digest, now)
             digests = tuple(d.id for d in parts)
     return RouteSummary(len(decisions), updates, held, digests, released)
+
+
+class Spending:
+    """What each budgeted rule (`max_alerts: 20/1h`) has sent the webhook one by one in the
+    window before `now`, read once a rule per routing pass and counted on as it routes."""
+
+    def __init__(
+        self, db: Connection, webhook: str, budgets: Mapping[str, Budget], now: datetime
+    ) -> None:
+        self.db, self.webhook, self.budgets, self.now = db, webhook, budgets, now
+        self.sent: dict[str, tuple[int, datetime | None]] = {}
+
+    def over(self, rule_id: str) -> datetime | None:
+        """None: the alert may go now (and is counted); else when the window has room again,
+        until which it is held (and then sent in a digest)."""
+        budget = self.budgets.get(rule_id)
+        if budget is None:
+            return None
+        if rule_id not in self.sent:
+            since = self.now - budget.window
+            self.sent[rule_id] = routing.sent_since(self.db, self.webhook, rule_id, since)
+        count, first = self.sent[rule_id]
+        if count >= budget.count:
+            return max((first or self.now) + budget.window, self.now)
+        self.sent[rule_id] = (count + 1, first or self.now)
+        return None
 
 
 def _release_firsts(decisions: list[Routed]) -> tuple[list[Routed], int]:

@@ -280,12 +280,15 @@ class WebhookConfig(StrictModel):
         """Whether events of this type go to this webhook (`events`)."""
         return event_type in self.events
 
+    def wants_rule(self, rule_id: str) -> bool:
+        """Whether alerts of this rule may go to this webhook (`rules`, and `alert.created`
+        among its `events`), whatever their severity."""
+        return self.wants_event("alert.created") and (self.rules is None or rule_id in self.rules)
+
     def wants(self, rule_id: str, severity: str) -> bool:
         """Whether an alert of this rule and severity goes to this webhook (`rules`, `severity`,
         and `alert.created` among its `events`)."""
-        if not self.wants_event("alert.created"):
-            return False
-        if self.rules is not None and rule_id not in self.rules:
+        if not self.wants_rule(rule_id):
             return False
         return self.severity is None or severity_rank(severity) >= severity_rank(self.severity)
 

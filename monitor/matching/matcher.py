@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise, product
 from typing import TYPE_CHECKING
 
+from monitor.durations import Budget
 from monitor.matching.lexicon import HOW_ORDER, Lexicon, Via
 from monitor.models import Item, Match, TermHit
 from monitor.text import Token, tokenize
@@ -35,6 +36,7 @@ class RuleInfo:
     title: str
     severity: str
     feeds: tuple[str, ...]  # empty: every feed
+    budget: Budget | None = None  # `max_alerts`: alerts a webhook gets one by one per window
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from monitor.durations import parse_budget
 from monitor.matching.lexicon import (
     MAX_FORMS,
     Lexicon,
@@ -265,7 +266,8 @@ class _Compiler:
                         f"rule `{rule.id}` has no positive term: it would match every item",
                     )
                     continue
-                info = RuleInfo(rule.id, rule.title, rule.severity, tuple(rule.feeds))
+                budget = parse_budget(rule.max_alerts) if rule.max_alerts else None
+                info = RuleInfo(rule.id, rule.title, rule.severity, tuple(rule.feeds), budget)
                 patterns = tuple(re.compile(fnmatch.translate(feed)) for feed in rule.feeds)
                 fields = tuple(dict.fromkeys(rule.fields))
                 compiled.append(CompiledRule(info, fields, root, _triggers(root), patterns))

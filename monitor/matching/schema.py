@@ -14,6 +14,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from monitor.durations import BUDGET_PATTERN
+
 FieldName = Literal["title", "summary", "content", "tags"]
 Severity = Literal["low", "medium", "high", "critical"]
 
@@ -265,6 +267,19 @@ class Rule(BaseModel):
             description="Which fields of an item to search. Default: all four.",
         ),
     ] = ["title", "summary", "content", "tags"]
+    max_alerts: Annotated[
+        str | None,
+        Field(
+            pattern=BUDGET_PATTERN,
+            title="Alert budget",
+            description=(
+                "At most this many alerts of the rule a webhook gets one by one in any window "
+                "(`20/1h`); the rest wait and go out together as one `alert.digest` when the "
+                "window allows. Alerts of a webhook's `urgent` severity are never held."
+            ),
+            examples=["20/1h", "5/10m"],
+        ),
+    ] = None
     match: Annotated[
         Node,
         Field(

@@ -88,7 +88,8 @@ class Pipeline:
 
     def _dispatcher(self, config: LoadedConfig) -> Dispatcher:
         hooks = {hook.name: hook for hook in config.settings.webhooks}
-        return Dispatcher(self.store.outbox, self._delivery_client, hooks)
+        budgets = {rule.id: rule.budget for rule in config.matcher.rules if rule.budget}
+        return Dispatcher(self.store.outbox, self._delivery_client, hooks, budgets=budgets)
 
     def sync_feeds(self) -> None:
         configured = [(feed.url, feed.name) for feed in self.config.settings.feeds]

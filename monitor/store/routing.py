@@ -4,8 +4,8 @@ Routing runs per webhook in one transaction that first takes the webhook's lock 
 its `webhook_states` row, a row lock on PostgreSQL and the write lock on SQLite — so replicas
 route one webhook in turn: two deliveries of one story can never both become `alert.created`,
 and a group's sources are appended one writer at a time. Inside it: the webhook's deliveries
-not yet routed, the open story groups of their rules, the held deliveries whose time has come
-and the digest that carries them.
+not yet routed, its open story groups, what its budgeted rules sent lately, the held
+deliveries whose time has come and the digest that carries them.
 """
 
 from __future__ import annotations
@@ -219,6 +219,26 @@ def open_groups(db: Connection, webhook: str, after: datetime) -> list[StoryGrou
         )
         for r in db.execute(query)
     ]
+
+
+def sent_since(
+    db: Connection, webhook: str, rule_id: str, since: datetime
+) -> tuple[int, datetime | None]:
+    """How many alerts of the rule routing let through to the webhook one by one since `since`
+    (not held, not carried by a digest), and when the first of them was routed."""
+    row = db.execute(
+        sa.select(sa.func.count(), sa.func.min(deliveries.c.routed_at))
+        .select_from(deliveries.join(alerts, alerts.c.id == deliveries.c.alert_id))
+        .where(
+            deliveries.c.webhook == webhook,
+            alerts.c.rule_id == rule_id,
+            deliveries.c.routed_at >= since,
+            deliveries.c.state.not_in([HELD, DIGESTED]),
+            deliveries.c.digest_id.is_(None),
+        )
+    ).one()
+    first = row[1]
+    return int(row[0]), first if isinstance(first, datetime) else None
 
 
 def save_groups(db: Connection, webhook: str, groups: Iterable[StoryGroup]) -> None:
