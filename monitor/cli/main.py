@@ -14,6 +14,7 @@ from monitor import __version__
 from monitor.cli import backtest as backtesting
 from monitor.cli import delivery as delivery_commands
 from monitor.cli import feeds as feeds_commands
+from monitor.cli import mutes as mute_commands
 from monitor.cli import rules, status
 from monitor.cli import run as running
 from monitor.durations import parse_duration
@@ -156,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _register_ops(sub, with_config)
     delivery_commands.register(sub, with_config)
+    mute_commands.register(sub, with_config)
     feeds_commands.register(sub, with_config)
     status.register(sub, with_config)
     return parser

@@ -18,12 +18,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from monitor.config.settings import FeedConfig, LoadedConfig
+from monitor.delivery.grouping import StoryText, same_story
 from monitor.delivery.settings import severity_rank
 from monitor.events import alert_created, new_alert_id
 from monitor.feeds.identity import Identified, StoredIdentities, identify, unseen
 from monitor.http.urls import shown_url
 from monitor.models import Item, Match
 from monitor.store import FeedState, NewAlert, SeenItem, Store
+from monitor.store.mutes import Mute
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ async def seen_items(
     fresh = await asyncio.to_thread(_unseen, store, feed.id, items)
     backfill = config.feed_backfill(settings)
     alerting = _alerting([entry.item for entry in fresh], feed, backfill, now)
-    return [
+    seen = [
         SeenItem(
             entry.item,
             _alerts_for(config, entry.item, now) if entry.item in alerting else (),
@@ -50,6 +52,38 @@ async def seen_items(
         )
         for entry in fresh
     ]
+    if any(entry.alerts for entry in seen):  # mutes are read only when something alerts
+        in_force = await asyncio.to_thread(store.active_mutes, now)
+        if in_force:
+            seen = [_muted(entry, feed.url, in_force) for entry in seen]
+    return seen
+
+
+def _muted(entry: SeenItem, feed_url: str, in_force: Sequence[Mute]) -> SeenItem:
+    """The entry with its alerts marked muted where a mute covers their rule, feed or story."""
+    if not entry.alerts:
+        return entry
+    item = entry.item
+    story = StoryText(item.title, item.summary, item.lang)
+    alerts = []
+    for alert in entry.alerts:
+        mute = next((m for m in in_force if _covers(m, alert.rule_id, feed_url, story)), None)
+        alerts.append(alert if mute is None else replace(alert, muted=_why(mute)))
+    return replace(entry, alerts=tuple(alerts))
+
+
+def _why(mute: Mute) -> str:
+    until = mute.until.strftime("%Y-%m-%d %H:%M UTC")
+    return f"muted by mute {mute.id} ({mute.describe()}) until {until}"
+
+
+def _covers(mute: Mute, rule_id: str, feed_url: str, story: StoryText) -> bool:
+    if mute.kind == "rule":
+        return mute.target == rule_id
+    if mute.kind == "feed":
+        return mute.target == feed_url
+    told = mute.story
+    return told is not None and same_story(story, StoryText(told.title, told.summary, told.lang))
 
 
 def _unseen(store: Store, feed_id: int, items: Sequence[Item]) -> list[Identified]:

@@ -20,8 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StoreError
 from monitor.models import Item
+from monitor.store import mutes
 from monitor.store.engine import Transaction, check_revision, create_engine, lease_free, migrate
-from monitor.store.outbox import PENDING, Outbox
+from monitor.store.outbox import MUTED, PENDING, Outbox
 from monitor.store.tables import alerts, deliveries, feeds, items
 from monitor.store.upsert import conflict_insert
 from monitor.store.writes import WriteStatus
@@ -70,6 +71,7 @@ class NewAlert:
     score: float
     payload: dict[str, object]
     webhooks: tuple[str, ...]
+    muted: str | None = None  # why its deliveries are `muted` (monitor.store.mutes), not sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,10 +474,11 @@ class Store:
             {
                 "alert_id": alert.id,
                 "webhook": webhook,
-                "state": PENDING,
+                "state": PENDING if alert.muted is None else MUTED,
                 "attempts": 0,
                 "next_attempt_at": now,
                 "created_at": now,
+                "last_error": alert.muted,
             }
             for _item_id, alert in wanted
             if alert.id in created
@@ -484,6 +487,10 @@ class Store:
         if outbox:
             db.execute(sa.insert(deliveries), outbox)
         return len(created)
+
+    def active_mutes(self, now: datetime) -> list[mutes.Mute]:
+        """The mutes in force (`monitor mute`)."""
+        return mutes.active(self.engine, now)
 
     def _begin(self) -> Transaction:
         return Transaction(self.engine)

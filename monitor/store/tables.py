@@ -8,6 +8,7 @@ webhook_states    what delivery learned about a webhook (disabled after a 410, â
 delivery_attempts every attempt made, with its outcome
 websub_subscriptions one per feed subscribed over WebSub: hub, topic, secret, state, lease
 replicas          one per running daemon: its heartbeat, what it does (monitor.store.replicas)
+mutes             rules, feeds and stories muted for a while (`monitor mute`)
 """
 
 from __future__ import annotations
@@ -243,3 +244,18 @@ websub_subscriptions = Table(
     Column("lease_until", UTCDateTime, nullable=True),
 )
 Index("ix_websub_subscriptions_due", websub_subscriptions.c.next_action_at)
+
+# since 0009: `monitor mute`: alerts of a muted rule, feed or story are recorded, not sent
+mutes = Table(
+    "mutes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(10), nullable=False),  # rule | feed | story
+    Column("target", String(2000), nullable=False),  # rule id, feed URL, or the alert's id
+    Column("story", Text, nullable=True),  # a story's [title, summary, lang] as JSON
+    Column("reason", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+    Column("lifted_at", UTCDateTime, nullable=True),  # `monitor unmute`
+)
+Index("ix_mutes_until", mutes.c.until)
