@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 30s); what is left stays queued (or held) for the next run",
     )
     run.add_argument(
+        "--quiet",
+        action="store_true",
+        help="with --once: no status line (feeds done, new items, alerts) while it runs; the "
+        "line is drawn only when stderr is a terminal anyway",
+    )
+    run.add_argument(
         "--grace",
         type=_duration,
         default=parse_duration("10s"),
@@ -227,7 +233,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     running.setup_logging(args.log_level, args.log_format)
     if args.command == "run":
-        return running.run(args.config, once=args.once, max_wait=args.max_wait, grace=args.grace)
+        return running.run(
+            args.config,
+            once=args.once,
+            max_wait=args.max_wait,
+            grace=args.grace,
+            quiet=args.quiet,
+        )
     if args.command == "check":
         return rules.check(args.config)
     if args.command == "match":

@@ -12,9 +12,11 @@ from pathlib import Path
 import httpx
 import yaml
 
+from monitor.cli.progress import Progress
 from monitor.cli.reporting import load_or_report
 from monitor.config.settings import (
     CONFIG_FILE,
+    LoadedConfig,
 )
 from monitor.config.yamlpos import load_plain
 from monitor.errors import StartError, StoreError
@@ -30,14 +32,19 @@ def setup_logging(level: str, fmt: str = "text") -> None:
 
 
 def run(
-    directory: Path, *, once: bool, max_wait: timedelta, grace: timedelta = timedelta(seconds=10)
+    directory: Path,
+    *,
+    once: bool,
+    max_wait: timedelta,
+    grace: timedelta = timedelta(seconds=10),
+    quiet: bool = False,
 ) -> int:
     config = load_or_report(directory)
     if config is None:
         return EXIT_INVALID
     try:
         if once:
-            summary = asyncio.run(one_cycle.run_once(config, max_wait))
+            summary = _once(config, max_wait, quiet=quiet)
             print(summary.line())
         else:
             from monitor.runtime import daemon  # noqa: PLC0415 - its parts load only for the daemon
@@ -52,6 +59,15 @@ def run(
     except KeyboardInterrupt:
         return EXIT_OK
     return EXIT_OK
+
+
+def _once(config: LoadedConfig, max_wait: timedelta, *, quiet: bool) -> one_cycle.CycleSummary:
+    status = Progress.on_terminal(quiet=quiet)
+    try:
+        return asyncio.run(one_cycle.run_once(config, max_wait, progress=status))
+    finally:
+        if status is not None:
+            status.close()
 
 
 def health(directory: Path, url: str | None, timeout: timedelta) -> int:

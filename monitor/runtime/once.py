@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from monitor.config.settings import LoadedConfig
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delivery_client
@@ -23,6 +24,14 @@ from monitor.store import FeedState, Store, owners
 from monitor.store.replicas import Replicas, log_released_processes
 
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class Progress(Protocol):
+    """Told as the cycle goes (monitor.cli.progress draws it on a terminal)."""
+
+    def polled(self, summary: CycleSummary, total: int) -> None: ...
+
+    def delivering(self, summary: CycleSummary) -> None: ...
 
 
 @dataclass
@@ -68,11 +77,16 @@ class CycleSummary:
 
 
 async def run_once(
-    config: LoadedConfig, max_wait: timedelta, *, sleep: Sleep = asyncio.sleep
+    config: LoadedConfig,
+    max_wait: timedelta,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    progress: Progress | None = None,
 ) -> CycleSummary:
     """Poll every feed once, deliver what is due, keep retrying while a retry falls due in time.
 
-    `sleep` waits for the next retry to fall due (a caller keeping its own clock passes its own)."""
+    `sleep` waits for the next retry to fall due (a caller keeping its own clock passes its own);
+    `progress` is told of each feed done and of the delivery phase."""
     started = time.monotonic()
     store = await asyncio.to_thread(Store.open, config.storage_url)
     summary = CycleSummary()
@@ -81,9 +95,13 @@ async def run_once(
             pipeline = Pipeline(config, store, feed_client, delivery_client)
             await asyncio.to_thread(pipeline.sync_feeds)
             feeds = await _claim_feeds(store, len(config.settings.feeds), summary)
-            for outcome in await asyncio.gather(*(pipeline.refresh(f) for f in feeds)):
-                summary.add(outcome)
+            for done in asyncio.as_completed([pipeline.refresh(f) for f in feeds]):
+                summary.add(await done)
+                if progress is not None:
+                    progress.polled(summary, len(feeds))
             await asyncio.to_thread(pipeline.check_feed_health)  # feed.unhealthy, feed.recovered
+            if progress is not None:
+                progress.delivering(summary)
             summary.deliveries = await _deliver_until(pipeline.dispatcher, max_wait, sleep)
             summary.pending = await pipeline.pending_count()
     finally:
