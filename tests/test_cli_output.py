@@ -124,12 +124,13 @@ def test_since_that_is_neither_a_duration_nor_a_date_is_refused(delivered: Path)
     [
         (
             ("alerts", "--rule", "no-such-rule"),
-            "monitor alerts: unknown rule 'no-such-rule'; known rules: russia-cuba-contacts, "
-            "us-pressure-on-cuba",
+            "monitor alerts: unknown rule id 'no-such-rule'; known rule ids: "
+            "russia-cuba-contacts, us-pressure-on-cuba",
         ),
         (
             ("alerts", "--rule", "russia-cuba-contact"),
-            "unknown rule 'russia-cuba-contact' (did you mean 'russia-cuba-contacts'?)",
+            "unknown rule id 'russia-cuba-contact'; did you mean 'russia-cuba-contacts'? Known "
+            "rule ids: russia-cuba-contacts, us-pressure-on-cuba",
         ),
         (
             ("alerts", "--webhook", "nosuch"),

@@ -12,7 +12,6 @@ and a count of the items whose text retention already pruned (left out of the co
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import sys
@@ -24,6 +23,7 @@ from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.cli.names import unknown_name
 from monitor.cli.reporting import load_or_report
 from monitor.errors import StoreError
 from monitor.matching.explain import hit_line
@@ -120,9 +120,7 @@ def backtest_command(
         return EXIT_INVALID
     known = {r.id for r in config.matcher.rules}
     if rule is not None and rule not in known:
-        hint = difflib.get_close_matches(rule, sorted(known), n=1)
-        more = f"; did you mean {hint[0]!r}?" if hint else ""
-        print(f"monitor backtest: unknown rule id {rule!r}{more}", file=sys.stderr)
+        print(f"monitor backtest: {unknown_name('rule id', rule, known)}", file=sys.stderr)
         return EXIT_INVALID
     try:
         store = Store.open(config.storage_url)

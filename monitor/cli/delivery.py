@@ -198,7 +198,7 @@ def _unknown_filter(
     if rule is not None:
         known = stored_rules | {r.id for r in config.matcher.rules}
         if rule not in known:
-            return unknown_name("rule", rule, known)
+            return unknown_name("rule id", rule, known)
     if webhook is not None:
         known = stored_webhooks | {hook.name for hook in config.settings.webhooks}
         if webhook not in known:

@@ -13,11 +13,14 @@ SHOWN = 12  # known names listed at most; a config with hundreds of rules gets t
 
 
 def unknown_name(kind: str, name: str, known: Collection[str]) -> str:
-    """`unknown webhook 'nosuch'; known webhooks: analysts, ops-slack`."""
+    """`unknown webhook 'nosuch'; known webhooks: analysts, ops-slack`, or with a close one
+    `unknown rule id 'basebal'; did you mean 'baseball'? Known rule ids: baseball, watch`."""
     if not known:
         return f"unknown {kind} {name!r}; the config has no {kind}s"
     close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
     listed = [*close, *(n for n in sorted(known) if n not in close)]
     more = f" (and {len(listed) - SHOWN} more)" if len(listed) > SHOWN else ""
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown {kind} {name!r}{hint}; known {kind}s: {', '.join(listed[:SHOWN])}{more}"
+    names = f"{', '.join(listed[:SHOWN])}{more}"
+    if close:
+        return f"unknown {kind} {name!r}; did you mean {close[0]!r}? Known {kind}s: {names}"
+    return f"unknown {kind} {name!r}; known {kind}s: {names}"
