@@ -16,7 +16,7 @@ import pytest
 
 from monitor import __version__
 from monitor.durations import approximate_duration
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 from tests.support.cli import run_process
 
 
@@ -147,3 +147,29 @@ def test_check_refuses_a_term_whose_alternatives_multiply_past_the_cap(tmp_path:
     assert result.returncode == 2
     assert "big.yaml:5:" in result.stdout + result.stderr
     assert "makes 531,441 forms (at most 256)" in result.stdout + result.stderr
+
+
+ON_PATH = (". .venv/bin/activate", 'export PATH="$PWD/.venv/bin:$PATH"')
+
+
+def test_the_readme_says_how_to_put_monitor_on_path_and_it_works(tmp_path: Path) -> None:
+    """After `./scripts/run` (or `./scripts/test`) has installed .venv, the line the README gives
+    before its first `monitor` command puts `monitor` on PATH in a fresh bash."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    first_command = readme.index("| `monitor run")
+    for line in ON_PATH:
+        assert -1 < readme.find(line) < first_command, line
+    assert ON_PATH[0] in (REPO / "scripts" / "run").read_text(encoding="utf-8")
+    if not (REPO / ".venv" / "bin" / "monitor").is_file():
+        pytest.skip(f"{REPO}/.venv has no monitor: the scripts did not install this checkout")
+    for line in ON_PATH:
+        result = subprocess.run(
+            ["bash", "--norc", "--noprofile", "-c", f"{line}\nmonitor --version"],
+            cwd=REPO,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (result.returncode, result.stdout.strip()) == (0, f"monitor {__version__}"), line

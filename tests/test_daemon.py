@@ -42,6 +42,6 @@ def test_daemon_polls_delivers_and_stops_cleanly_on_sigterm(
     assert process.returncode == 0, err
     assert len(receiver.deliveries) == 2
     assert all(d.valid_signature for d in receiver.deliveries)
-    assert "monitor running: 1 feeds" in err
+    assert "monitor running: 1 feed," in err
     assert err.rstrip().endswith("stopped")
     assert "Traceback" not in err

@@ -22,8 +22,8 @@ from tests.support.receiver import SECRET, SignedReceiver
 from tests.support.servers import LocalServer
 
 SUMMARY = re.compile(
-    r"(?P<feeds>\d+) feeds polled \((?P<fetched>\d+) fetched, (?P<unchanged>\d+) unchanged, "
-    r"(?P<failed>\d+) failed\), (?P<new>\d+) new items, (?P<alerts>\d+) alerts; "
+    r"(?P<feeds>\d+) feeds? polled \((?P<fetched>\d+) fetched, (?P<unchanged>\d+) unchanged, "
+    r"(?P<failed>\d+) failed\), (?P<new>\d+) new items?, (?P<alerts>\d+) alerts?; "
     r"delivered (?P<delivered>\d+), (?P<queued>\d+) queued, (?P<dfailed>\d+) failed"
 )
 

@@ -113,7 +113,7 @@ def test_run_once_on_a_terminal_shows_its_progress_and_in_a_pipe_does_not(
     assert code == 0, shown
     assert "polling 1/1 feeds · 4 new items" in shown
     assert "delivering…" in shown
-    assert "1 feeds polled" in shown  # the summary, on stdout
+    assert "1 feed polled" in shown  # the summary, on stdout
     piped = run_cli("run", "--once", "--config", str(config), cwd=tmp_path)
     assert "polling" not in piped.stderr
     assert "\x1b[K" not in piped.stderr
@@ -127,4 +127,4 @@ def test_quiet_draws_nothing_on_a_terminal(tmp_path: Path, server: LocalServer) 
 
     assert code == 0, shown
     assert "polling" not in shown
-    assert "1 feeds polled" in shown
+    assert "1 feed polled" in shown

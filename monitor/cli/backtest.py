@@ -12,7 +12,6 @@ and a count of the items whose text retention already pruned (left out of the co
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import sys
@@ -24,11 +23,13 @@ from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.cli.names import unknown_name
 from monitor.cli.reporting import load_or_report
 from monitor.errors import StoreError
 from monitor.matching.explain import hit_line
 from monitor.pipeline.backtest import GONE, NEW, BacktestResult, Difference, Progress, backtest
 from monitor.store import Store
+from monitor.wording import plural
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 log = logging.getLogger("monitor")
@@ -40,17 +41,17 @@ def report(result: BacktestResult, window: str, rules: int, out: TextIO, *, show
     """The readable report: per change, per rule, up to `show` items each."""
     new, gone = result.of(NEW), result.of(GONE)
     print(
-        f"backtest: {result.items} items first seen since "
-        f"{result.since:%Y-%m-%d %H:%M} UTC ({window}), {rules} rules",
+        f"backtest: {plural(result.items, 'item')} first seen since "
+        f"{result.since:%Y-%m-%d %H:%M} UTC ({window}), {plural(rules, 'rule')}",
         file=out,
     )
     _section(out, f"would alert now, did not: {len(new)}", new, show)
     _section(out, f"alerted, would not now: {len(gone)}", gone, show)
-    print(f"unchanged: {result.still_alerting} alerts would still be raised", file=out)
+    print(f"unchanged: {plural(result.still_alerting, 'alert')} would still be raised", file=out)
     if result.without_text:
         print(
-            f"skipped: {result.without_text} items whose text is past retention.item_text "
-            "(only their titles are kept)",
+            f"skipped: {plural(result.without_text, 'item')} whose text is past "
+            "retention.item_text (only their titles are kept)",
             file=out,
         )
 
@@ -96,7 +97,7 @@ def progress_printer(stream: TextIO = sys.stderr) -> Progress:
             return
         last[0] = now
         percent = f" ({100 * done // total}%)" if total else ""
-        line = f"backtest: {done}/{total} items matched{percent}"
+        line = f"backtest: {done}/{plural(total, 'item')} checked{percent}"
         if live:
             stream.write(f"\r{line}" + ("\n" if done == total else ""))
         else:
@@ -119,9 +120,7 @@ def backtest_command(
         return EXIT_INVALID
     known = {r.id for r in config.matcher.rules}
     if rule is not None and rule not in known:
-        hint = difflib.get_close_matches(rule, sorted(known), n=1)
-        more = f"; did you mean {hint[0]!r}?" if hint else ""
-        print(f"monitor backtest: unknown rule id {rule!r}{more}", file=sys.stderr)
+        print(f"monitor backtest: {unknown_name('rule id', rule, known)}", file=sys.stderr)
         return EXIT_INVALID
     try:
         store = Store.open(config.storage_url)

@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitor.cli.reporting import load_or_report
+from monitor.cli.table import Row, table
 from monitor.durations import approximate_duration
 from monitor.errors import StoreError
 from monitor.http.urls import mask_urls, shown_url
 from monitor.store import FeedState, Store
 from monitor.store import subscriptions as websub
 from monitor.store.subscriptions import Subscription
+from monitor.wording import clipped, plural
 
 ConfigOption = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 
@@ -51,12 +53,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"storage: {exc}", file=sys.stderr)
         return 1
     now = datetime.now(UTC)
-    for feed, seen in report:
-        if args.json:
+    if args.json:
+        for feed, seen in report:
             document = feed_json(feed, seen) | websub_json(subscriptions.get(feed.id))
             print(json.dumps(document, ensure_ascii=False))
-        else:
-            print(feed_line(feed, seen, now) + websub_line(subscriptions.get(feed.id), now))
+        return 0
+    rows = [feed_row(feed, seen, now, subscriptions.get(feed.id)) for feed, seen in report]
+    if not rows:
+        print(
+            "no feeds in the store yet: `monitor run --once` polls the configured ones",
+            file=sys.stderr,
+        )
+        return 0
+    for line in table(HEADER, rows, right=RIGHT):
+        print(line)
     return 0
 
 
@@ -92,26 +102,34 @@ def feed_json(feed: FeedState, seen: int) -> dict[str, object]:
     }
 
 
-def feed_line(feed: FeedState, seen: int, now: datetime) -> str:
+HEADER = ("STATE", "FEED", "ITEMS", "LAST OK", "NEXT CHECK")
+RIGHT = {2, 3}
+NAME_WIDTH = 40
+
+
+def feed_row(feed: FeedState, seen: int, now: datetime, sub: Subscription | None) -> Row:
+    """One row of the table, with what needs more room than a cell on lines of its own."""
     name = feed.name or feed.title or shown_url(feed.url)
-    parts = [
-        f"{status(feed):<10}",
-        f"{name[:40]:<40}",
-        f"items {seen:>5}",
-        f"ok {_ago(feed.last_success_at, now):>8}",
-    ]
-    parts.append("next —" if feed.gone_at else f"next {_until(feed.next_check_at, now)}")
-    line = "  ".join(parts)
+    cells = (
+        status(feed),
+        clipped(name, NAME_WIDTH),
+        str(seen),
+        _ago(feed.last_success_at, now),
+        "—" if feed.gone_at else _until(feed.next_check_at, now),
+    )
+    notes = []
     if feed.moved_to:
-        line += f"\n{'':10}  moved to {shown_url(feed.moved_to)}"
+        notes.append(f"moved to {shown_url(feed.moved_to)}")
     if feed.error_count and feed.last_error:
-        line += f"\n{'':10}  {mask_urls(feed.last_error)}"
+        notes.append(mask_urls(feed.last_error))
     if feed.unhealthy_since is not None:
-        line += (
-            f"\n{'':10}  unhealthy ({feed.unhealthy_reason}) for "
+        notes.append(
+            f"unhealthy ({feed.unhealthy_reason}) for "
             f"{approximate_duration(now - feed.unhealthy_since)}: feed.unhealthy raised"
         )
-    return line
+    if sub is not None:
+        notes.append(websub_note(sub, now))
+    return Row(cells, notes)
 
 
 def websub_json(sub: Subscription | None) -> dict[str, object]:
@@ -131,15 +149,13 @@ def websub_json(sub: Subscription | None) -> dict[str, object]:
     }
 
 
-def websub_line(sub: Subscription | None, now: datetime) -> str:
-    """`websub verified at HUB, lease ends in 9d, 12 pushes (last 3m ago)`, on its own line."""
-    if sub is None:
-        return ""
-    line = f"\n{'':10}  websub {sub.state} at {shown_url(sub.hub)}"
+def websub_note(sub: Subscription, now: datetime) -> str:
+    """`websub verified at HUB, lease ends in 9d, 12 pushes (last 3m ago)`."""
+    line = f"websub {sub.state} at {shown_url(sub.hub)}"
     if sub.state == "verified" and sub.expires_at is not None:
         line += f", lease ends {_until(sub.expires_at, now)}"
     if sub.pushes:
-        line += f", {sub.pushes} pushes (last {_ago(sub.last_push_at, now)})"
+        line += f", {plural(sub.pushes, 'push', 'pushes')} (last {_ago(sub.last_push_at, now)})"
     if sub.last_error and sub.state != "verified":
         line += f": {mask_urls(sub.last_error)}"
     return line

@@ -12,10 +12,10 @@ from typing import Any
 
 from monitor import __version__
 from monitor.cli import backtest as backtesting
+from monitor.cli import completion, rules, status
 from monitor.cli import delivery as delivery_commands
 from monitor.cli import feeds as feeds_commands
 from monitor.cli import mutes as mute_commands
-from monitor.cli import rules, status
 from monitor.cli import run as running
 from monitor.durations import parse_duration
 from monitor.runtime.logs import FORMATS, default_format
@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     mute_commands.register(sub, with_config)
     feeds_commands.register(sub, with_config)
     status.register(sub, with_config)
+    completion.register(sub)
+    completion.attach(parser)  # last: it walks every command's options
     return parser
 
 
@@ -230,7 +232,9 @@ def _register_ops(sub: Any, with_config: ConfigOption) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    completion.complete(parser)  # a shell asking for completions: answered, and exits
+    args = parser.parse_args(argv)
     running.setup_logging(args.log_level, args.log_format)
     if args.command == "run":
         return running.run(

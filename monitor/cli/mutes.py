@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.cli.reporting import load_or_report
+from monitor.cli.table import table
 from monitor.config.settings import LoadedConfig
 from monitor.durations import approximate_duration, parse_duration
 from monitor.errors import StoreError
@@ -170,12 +171,8 @@ def _list(in_force: list[mutes.Mute], now: datetime) -> None:
         (str(m.id), _shown(m), _when(m.until), approximate_duration(m.until - now), m.reason or "")
         for m in in_force
     ]
-    header = ("ID", "MUTED", "UNTIL", "LEFT", "REASON")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+    for line in table(("ID", "MUTED", "UNTIL", "LEFT", "REASON"), rows, right={0}):
+        print(line)
 
 
 def _shown(mute: mutes.Mute) -> str:

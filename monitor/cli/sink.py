@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import errno
 import hashlib
 import hmac
 import json
@@ -55,7 +56,8 @@ def register(sub: Any, with_config: Callable[[argparse.ArgumentParser], Any]) ->
                 "5 minutes), skip repeats of a webhook-id (monitor delivers at least once), and "
                 "print each alert readably. For trying monitor locally or in docker-compose, and "
                 "as an example for receivers. Stops on Ctrl-C. "
-                "Exit codes: 0, 2 bad arguments or invalid config."
+                "Exit codes: 0, 2 bad arguments, invalid config, or the address cannot be "
+                "listened on (e.g. already in use)."
             ),
         )
     )
@@ -239,6 +241,17 @@ def _configured_secret(args: argparse.Namespace) -> str | None:
     return secret.get_secret_value()
 
 
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _why(exc: OSError) -> str:
+    """`address already in use (another process listens there: pick another --port)`."""
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use (another process listens there; choose another --port)"
+    return (exc.strerror or str(exc)).lower()
+
+
 def run(args: argparse.Namespace) -> int:
     if args.webhook:
         args.secret = _configured_secret(args)
@@ -252,7 +265,13 @@ def run(args: argparse.Namespace) -> int:
         if not key:
             print("sink: --secret is `whsec_` + base64", file=sys.stderr)
             return 2
-    server = make_server(args.host, args.port, Sink(args.secret, args.status))
+    try:
+        server = make_server(args.host, args.port, Sink(args.secret, args.status))
+    except OSError as exc:
+        print(
+            f"sink: cannot listen on {_address(args.host, args.port)}: {_why(exc)}", file=sys.stderr
+        )
+        return 2
     host, port = str(server.server_address[0]), server.server_address[1]
     print(f"sink listening on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     try:

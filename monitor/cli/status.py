@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.cli.reporting import load_or_report
+from monitor.cli.table import table
 from monitor.durations import approximate_duration
 from monitor.errors import StoreError
 from monitor.store import Store
@@ -67,23 +68,27 @@ def _ago(moment: datetime, now: datetime) -> str:
     return approximate_duration(max(now - moment, timedelta(0)))
 
 
+REPLICAS_HEADER = (
+    "STATE",
+    "HOST",
+    "PID",
+    "VERSION",
+    "UP",
+    "HEARTBEAT",
+    "FEEDS HELD",
+    "DELIVERIES HELD",
+    "IN FLIGHT",
+    "POLLS",
+    "DELIVERED",
+)
+COUNTS = {2, 6, 7, 8, 9, 10}  # right-aligned columns
+
+
 def status_lines(rows: list[ReplicaRow], queue: Queue, now: datetime) -> list[str]:
     live = sum(row.alive(now) for row in rows)
     lines = [f"replicas: {live} live, {len(rows) - live} dead"]
-    for row in rows:
-        if row.alive(now):
-            lines.append(
-                f"  live  {row.host} pid {row.pid} (v{row.version}), up "
-                f"{_ago(row.started_at, now)}, heartbeat {_ago(row.last_seen_at, now)} ago: "
-                f"holds {row.feeds_held} feeds, {row.deliveries_held} deliveries; "
-                f"{row.in_flight} in flight; {row.polls} polls, {row.deliveries} delivered"
-            )
-        else:
-            lines.append(
-                f"  dead  {row.host} pid {row.pid} (v{row.version}), last heartbeat "
-                f"{_ago(row.last_seen_at, now)} ago: holds {row.feeds_held} feeds, "
-                f"{row.deliveries_held} deliveries"
-            )
+    if rows:
+        lines.extend(table(REPLICAS_HEADER, [_replica(row, now) for row in rows], right=COUNTS))
     lines.append(
         f"feeds: {queue.feeds} active, {queue.feeds_due} due now, {queue.feeds_leased} leased"
     )
@@ -91,6 +96,24 @@ def status_lines(rows: list[ReplicaRow], queue: Queue, now: datetime) -> list[st
         f"outbox: {queue.pending} pending ({queue.pending_due} due now), {queue.failed} failed"
     )
     return lines
+
+
+def _replica(row: ReplicaRow, now: datetime) -> tuple[str, ...]:
+    """A dead replica's work since start is not shown: it is gone with it."""
+    alive = row.alive(now)
+    return (
+        "live" if alive else "dead",
+        row.host,
+        str(row.pid),
+        f"v{row.version}",
+        _ago(row.started_at, now) if alive else "-",
+        f"{_ago(row.last_seen_at, now)} ago",
+        str(row.feeds_held),
+        str(row.deliveries_held),
+        str(row.in_flight) if alive else "-",
+        str(row.polls) if alive else "-",
+        str(row.deliveries) if alive else "-",
+    )
 
 
 def status_json(rows: list[ReplicaRow], queue: Queue, now: datetime) -> dict[str, object]:

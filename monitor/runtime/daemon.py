@@ -33,6 +33,7 @@ from monitor.runtime.reload import ConfigWatcher
 from monitor.runtime.scheduler import Scheduler
 from monitor.store import Store, owners
 from monitor.store.replicas import Heartbeat, heartbeat_interval
+from monitor.wording import plural
 
 log = logging.getLogger(__name__)
 STOP_GRACE = 10.0  # seconds in-flight work gets to finish on SIGTERM before it is cancelled
@@ -49,9 +50,9 @@ def start_summary(config: LoadedConfig, http: str | None) -> str:
     hooks = ", ".join(hook.name for hook in settings.webhooks) or "none: alerts are only recorded"
     files = len(config.rule_files)
     return (
-        f"monitor running: {len(settings.feeds)} feeds, {len(config.matcher.rules)} rules "
-        f"(in {files} file{'s' if files != 1 else ''}), "
-        f"{len(settings.webhooks)} webhooks ({hooks}), "
+        f"monitor running: {plural(len(settings.feeds), 'feed')}, "
+        f"{plural(len(config.matcher.rules), 'rule')} (in {plural(files, 'file')}), "
+        f"{plural(len(settings.webhooks), 'webhook')} ({hooks}), "
         f"storage {describe_storage(config.storage_url)}, "
         f"http {http or 'off'}, config {config.directory} (watched for edits)"
     )

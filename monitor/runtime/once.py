@@ -22,6 +22,7 @@ from monitor.pipeline.pipeline import FEED_LEASE, Pipeline
 from monitor.pipeline.refresh import RefreshOutcome
 from monitor.store import FeedState, Store, owners
 from monitor.store.replicas import Replicas, log_released_processes
+from monitor.wording import plural
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -63,9 +64,9 @@ class CycleSummary:
     def line(self) -> str:
         d = self.deliveries
         return (
-            f"{self.feeds} feeds polled ({self.fetched} fetched, {self.unchanged} unchanged, "
-            f"{self.failed} failed), {self._skipped()}{self.new_items} new items, "
-            f"{self.alerts} alerts; "
+            f"{plural(self.feeds, 'feed')} polled ({self.fetched} fetched, {self.unchanged} "
+            f"unchanged, {self.failed} failed), {self._skipped()}"
+            f"{plural(self.new_items, 'new item')}, {plural(self.alerts, 'alert')}; "
             f"delivered {d.delivered}, {self.pending} queued, {d.failed} failed; "
             f"{self.seconds:.1f}s"
         )
@@ -73,7 +74,10 @@ class CycleSummary:
     def _skipped(self) -> str:
         if not self.skipped:
             return ""
-        return f"{self.skipped} feeds skipped (another running process is polling them), "
+        return (
+            f"{plural(self.skipped, 'feed')} skipped (another running process is polling "
+            f"{'it' if self.skipped == 1 else 'them'}), "
+        )
 
 
 async def run_once(

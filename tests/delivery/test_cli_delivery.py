@@ -39,9 +39,14 @@ def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _alerts(config: Path, *args: str) -> list[dict[str, object]]:
+    """`alerts --json`, one row per (alert, delivery): the alert's keys and the delivery's."""
     result = _cli(config, "alerts", "--json", *args)
     assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines()]
+    rows = []
+    for line in result.stdout.splitlines():
+        alert = json.loads(line)
+        rows.extend({**alert, **delivery} for delivery in alert.pop("deliveries"))
+    return rows
 
 
 class Deduplicating:
@@ -143,8 +148,10 @@ def test_failed_alerts_are_listed_and_replayed(
     assert _alerts(config, "--state", "delivered") == []
     assert len(_alerts(config, "--rule", "russia-cuba-contacts")) == 1
     text = _cli(config, "alerts").stdout
-    assert "failed  2 attempts" in text
-    assert "last error: HTTP 500" in text
+    assert text.startswith("CREATED (UTC)")
+    assert text.count("delivered 0/1, failed 1 (analysts: HTTP 500 Internal Server Error)") == 2
+    detailed = _cli(config, "alerts", "--deliveries").stdout
+    assert detailed.count("→ analysts  failed  2 attempts  last error: HTTP 500") == 2
 
     replay = _cli(config, "replay", "--failed")
     assert replay.returncode == 0
@@ -189,7 +196,9 @@ def test_410_disables_the_webhook_until_enabled(
     assert "webhook analysts enabled" in enabled.stdout
     last = _cli(config, "run", "--once", "--max-wait", "0s")
     assert "delivered 2, 0 queued" in last.stdout
-    assert _cli(config, "webhooks", "--enable", "nope").returncode == 1
+    nope = _cli(config, "webhooks", "--enable", "nope")
+    assert nope.returncode == 2
+    assert "unknown webhook 'nope'; known webhooks: analysts" in nope.stderr
 
 
 def test_minimum_severity_routes_alerts(

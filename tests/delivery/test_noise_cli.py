@@ -125,7 +125,9 @@ def test_a_digest_beyond_max_wait_stays_held_and_a_later_run_sends_it_once(
     )
     assert once(config, "--max-wait", "0s") == (0, 2, 0)  # held: queued, not lost
     assert digest.attempts() == []
-    listed = run_cli("alerts", "--config", str(config), "--state", "held", cwd=config)
+    listed = run_cli(
+        "alerts", "--config", str(config), "--state", "held", "--deliveries", cwd=config
+    )
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.count("→ digest  held") == 2
     assert listed.stdout.count("held until: ") == 2
@@ -137,7 +139,10 @@ def test_a_digest_beyond_max_wait_stays_held_and_a_later_run_sends_it_once(
     assert once(config, "--max-wait", "0s") == (0, 0, 0)  # and never again
     assert len(digest.attempts()) == 1
     listed = run_cli("alerts", "--config", str(config), "--json", cwd=config)
-    assert [json.loads(line)["state"] for line in listed.stdout.splitlines()] == ["delivered"] * 2
+    states = [
+        d["state"] for line in listed.stdout.splitlines() for d in json.loads(line)["deliveries"]
+    ]
+    assert states == ["delivered"] * 2
 
 
 def test_the_daemon_groups_and_sends_the_digest_when_its_window_closes(
@@ -190,7 +195,9 @@ def test_deliveries_of_a_removed_webhook_are_orphaned_not_pending_forever(
 
     write_config(tmp_path / "config", feeds=feeds, webhooks=[plain])  # `digest` removed
     assert once(config, "--max-wait", "0s") == (0, 0, 0)  # nothing left waiting for nobody
-    listed = run_cli("alerts", "--config", str(config), "--state", "orphaned", cwd=config)
+    listed = run_cli(
+        "alerts", "--config", str(config), "--state", "orphaned", "--deliveries", cwd=config
+    )
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.count("→ digest  orphaned") == 2
     assert listed.stdout.count("its webhook is not in the config") == 2

@@ -59,7 +59,7 @@ def test_unchanged_rules_change_nothing(filled: Path) -> None:
     assert "would alert now, did not: 0" in out
     assert "alerted, would not now: 0" in out
     assert "unchanged: 2 alerts would still be raised" in out
-    assert "backtest: 4/4 items matched (100%)" in err  # progress, on stderr
+    assert "backtest: 4/4 items checked (100%)" in err  # progress, on stderr
 
 
 def test_an_added_and_a_tightened_rule_show_both_ways(filled: Path) -> None:

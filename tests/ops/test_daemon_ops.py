@@ -88,7 +88,7 @@ def test_health_metrics_and_a_prompt_clean_stop(
     # load at 8 on 2 cores; the work in flight (a poll each second) ends well within the grace
     assert seconds < 5, f"took {seconds:.1f}s to stop ({_stop_phases(daemon, mark)})\n{daemon.log}"
     assert "cancelled" not in daemon.log  # nothing in flight had to be cut short
-    assert "monitor running: 1 feeds, 2 rules (in 1 file), 1 webhooks (analysts)" in daemon.log
+    assert "monitor running: 1 feed, 2 rules (in 1 file), 1 webhook (analysts)" in daemon.log
     assert daemon.log.rstrip().endswith("stopped")
     assert "Traceback" not in daemon.log
     gone = run_cli("health", "--url", daemon.base_url + "/healthz", "--timeout", "2s", cwd=tmp_path)

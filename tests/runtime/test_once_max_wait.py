@@ -35,7 +35,7 @@ def _attempts(config: Path) -> dict[str, int]:
     listed = run_cli("alerts", "--json", "--config", str(config), cwd=config)
     assert listed.returncode == 0, listed.stderr
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
-    return {str(row["alert_id"]): int(row["attempts"]) for row in rows}
+    return {str(row["alert_id"]): int(row["deliveries"][0]["attempts"]) for row in rows}
 
 
 def _closed_port() -> int:

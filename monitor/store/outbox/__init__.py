@@ -22,7 +22,13 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from monitor.store.outbox.claims import AttemptRecord, Claims, DueDelivery
-from monitor.store.outbox.listing import AlertRow, Listing
+from monitor.store.outbox.listing import (
+    AlertListing,
+    AlertRow,
+    AlertSummary,
+    DeliveryRow,
+    Listing,
+)
 from monitor.store.outbox.queue import Queue
 from monitor.store.outbox.requeue import Requeue
 from monitor.store.outbox.states import (
@@ -52,14 +58,16 @@ __all__ = [
     "PENDING",
     "STATES",
     "AlertRow",
+    "AlertSummary",
     "AttemptRecord",
+    "DeliveryRow",
     "DueDelivery",
     "Outbox",
     "WebhookState",
 ]
 
 
-class Outbox(Queue, Claims, Requeue, WebhookStates, Listing):
+class Outbox(Queue, Claims, Requeue, WebhookStates, Listing, AlertListing):
     """Deliveries: one row per (event, webhook), `pending` until `delivered` or `failed`."""
 
     def __init__(self, engine: Engine, writes: WriteStatus | None = None) -> None:
