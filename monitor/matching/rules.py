@@ -355,15 +355,16 @@ class _Compiler:
             path = source.path
             for index, rule in source.indexed_rules():
                 loc: Loc = ("rules", index)
-                if rule.id in seen:
+                duplicate = rule.id in seen
+                if duplicate:
                     message = f"rule id `{rule.id}` is already used, at"
                     self.problem(path, (*loc, "id"), message, see=seen[rule.id])
-                    continue
-                seen[rule.id] = (path, (*loc, "id"))
+                else:
+                    seen[rule.id] = (path, (*loc, "id"))
                 self._rule = rule.id
-                root = self.condition(path, (*loc, "match"), rule.match)
+                root = self.condition(path, (*loc, "match"), rule.match)  # its problems too
                 self._rule = None
-                if root is None:
+                if root is None or duplicate:
                     continue
                 if not _can_match(root):
                     self.problem(
