@@ -274,9 +274,15 @@ def test_draft_rules_are_checked_and_matched_before_the_daemon_sees_them(tmp_pat
     assert not watcher.relevant(None, str(drafts / "vocabulary.yaml"))  # type: ignore[arg-type]
 
     (drafts / "broken.yaml").unlink()
+    code, out, _err = check(config)
+    assert out.splitlines()[-1] == (
+        f"note: 1 draft in rules/drafts/, not in force (check them with `monitor check --rules "
+        f"{drafts}`)"
+    )
     code, out, err = check(config, "--rules", str(drafts))
     assert code == 0, err
     assert "(rules from" in out
+    assert "note:" not in out
     item = json.dumps({"id": "c", "title": "Moscow calls Havana"}) + "\n"
     live = run_cli("match", "--config", str(config), cwd=config, input_text=item)
     drafted = run_cli(

@@ -35,6 +35,7 @@ from monitor.matching.whynot import why_not
 from monitor.models import Item, Match
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+DRAFTS = "drafts"  # the folder below the rules that the daemon does not read
 log = logging.getLogger("monitor")
 
 
@@ -70,7 +71,20 @@ def check(directory: Path, drafts: Path | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return EXIT_INVALID
     print(f"{where}: valid — {summary}" + (f" (rules from {drafts})" if drafts else ""))
+    if drafts is None:
+        _mention_drafts(directory, config.settings.rules)
     return EXIT_OK
+
+
+def _mention_drafts(directory: Path, rules: str) -> None:
+    """Draft files are not in force, and easily forgotten: say so, with the command that
+    checks them."""
+    folder = directory / rules / DRAFTS
+    found = sorted(folder.glob("*.y*ml")) if folder.is_dir() else []
+    if found:
+        shown = shown_path(folder, directory)
+        print(f"note: {plural(len(found), 'draft')} in {shown}/, not in force "
+              f"(check them with `monitor check --rules {folder}`)")  # fmt: skip
 
 
 def _shared_set_warnings(
