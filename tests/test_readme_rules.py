@@ -117,3 +117,16 @@ def test_the_options_the_section_names_exist(option: str) -> None:
     result = run_cli(commands[option], "--help", cwd=REPO)
     assert result.returncode == 0
     assert option in result.stdout
+
+
+def test_the_rule_language_example_compiles_and_its_examples_pass(tmp_path: Path) -> None:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("## Rule language")
+    found = re.search(r"```yaml\n(version: 1\n.*?)```", text[start:], re.S)
+    assert found is not None
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "example.yaml").write_text(found.group(1), encoding="utf-8")
+    (tmp_path / "monitor.yaml").write_text("rules: rules/\n", encoding="utf-8")
+    result = run_cli("check", "--config", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1 rule in 1 file, 2 examples" in result.stdout
