@@ -107,13 +107,13 @@ def test_check_prints_hints_and_warnings_and_stays_valid(tmp_path: Path) -> None
     (tmp_path / "monitor.yaml").write_text("rules: rules/\n", encoding="utf-8")
     result = run_cli("check", "--config", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    path = tmp_path / "rules" / "cuba.yaml"
+    path = "rules/cuba.yaml"  # relative to the config folder
     lines = result.stdout.splitlines()
     assert f"{path}:3:10: hint: `Куб(а|ы|е|у|ой)`: inflection matches every form of `Куба`; " \
         "write `Куба` alone" in lines  # fmt: skip
     assert any(line.startswith(f"{path}:11:15: warning: `dissident{{,s}}`") for line in lines)
     assert any(line.startswith(f"{path}:12:") and "`unless: Little Rock`" in line for line in lines)
-    assert lines[-1].endswith("valid — 0 feeds, 1 rules in 1 files, 0 webhooks")
+    assert lines[-1].endswith("valid — 0 feeds, 1 rule in 1 file, 0 examples, 0 webhooks")
 
 
 CALL = {"id": "call-1", "title": "Путину позвонил Диас-Канель"}

@@ -112,10 +112,17 @@ def since_from(window: timedelta) -> datetime:
 
 
 def backtest_command(
-    directory: Path, window: timedelta, rule: str | None, *, as_json: bool, show: int
+    directory: Path,
+    window: timedelta,
+    rule: str | None,
+    *,
+    as_json: bool,
+    show: int,
+    drafts: Path | None = None,
 ) -> int:
-    """The current rules over stored items: what would alert now that did not, and the reverse."""
-    config = load_or_report(directory, secrets=False)
+    """The current rules (or `drafts` in place of the files of the same name) over stored
+    items: what would alert now that did not, and the reverse."""
+    config = load_or_report(directory, secrets=False, rules=drafts)
     if config is None:
         return EXIT_INVALID
     known = {r.id for r in config.matcher.rules}

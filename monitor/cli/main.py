@@ -109,14 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
         "before they are cancelled and re-queued (default: 10s)",
     )
 
-    with_config(
+    check = with_config(
         sub.add_parser(
             "check",
-            help="validate config and rules",
-            description="Validate monitor.yaml and every rule file; print each problem as "
-            "PATH:LINE:COL: message. Exit codes: 0 valid, 2 invalid.",
+            help="validate config and rules, and run the rules' examples",
+            description="Validate monitor.yaml and every rule file, then run each rule's "
+            "`examples:`; print every problem at once as PATH:LINE:COL: message (paths relative "
+            "to the config folder), a failing example with why it matched or why not. Exit "
+            "codes: 0 valid, 2 invalid or an example fails.",
         )
     )
+    _drafts_option(check)
 
     match = with_config(
         sub.add_parser(
@@ -149,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --explain: one JSON line per (item, rule) with `matched` and the reasons",
     )
+    _drafts_option(match)
 
     schema = sub.add_parser(
         "schema",
@@ -160,6 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument(
         "kind", nargs="?", choices=["config", "rules", "events"], help="default: config and rules"
     )
+
+    terms = with_config(
+        sub.add_parser(
+            "terms",
+            help="list the term sets: where each is defined, shared or not, which rules use it",
+            description="Every term set of the rule files: where it is defined (PATH:LINE:COL), "
+            "whether it is shared (its file says `shared: true`) or its file's own, how many "
+            "terms it has, and the rules that use it, directly or through another set. Exit "
+            "codes: 0, 2 invalid config.",
+        )
+    )
+    terms.add_argument("--json", action="store_true", help="one JSON object per set")
+    _drafts_option(terms)
+    terms.set_defaults(handler=lambda a: rules.terms(a.config, a.rules, as_json=a.json))
 
     _register_ops(sub, with_config)
     delivery_commands.register(sub, with_config)
@@ -208,7 +226,7 @@ def _register_ops(sub: Any, with_config: ConfigOption) -> None:
     )
     backtest.set_defaults(
         handler=lambda a: backtesting.backtest_command(
-            a.config, a.since, a.rule, as_json=a.json, show=a.show
+            a.config, a.since, a.rule, as_json=a.json, show=a.show, drafts=a.rules
         )
     )
     backtest.add_argument(
@@ -219,6 +237,7 @@ def _register_ops(sub: Any, with_config: ConfigOption) -> None:
         help="items first seen within this time (default: 7d)",
     )
     backtest.add_argument("--rule", metavar="ID", help="only this rule (default: every rule)")
+    _drafts_option(backtest)
     backtest.add_argument(
         "--show",
         type=int,
@@ -228,6 +247,17 @@ def _register_ops(sub: Any, with_config: ConfigOption) -> None:
     )
     backtest.add_argument(
         "--json", action="store_true", help="one JSON object per difference instead of a report"
+    )
+
+
+def _drafts_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        metavar="DRAFT",
+        help="use draft rules: the rule files of DRAFT (a file, or a folder such as "
+        "config/rules/drafts/, which the daemon does not read) take the place of the live "
+        "files of the same name",
     )
 
 
@@ -245,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             quiet=args.quiet,
         )
     if args.command == "check":
-        return rules.check(args.config)
+        return rules.check(args.config, args.rules)
     if args.command == "match":
         if args.feed is not None and args.file is not None:
             build_parser().error("match: give FILE (JSON Lines) or --feed, not both")
@@ -256,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rule=args.rule,
             as_json=args.json,
             feed=args.feed,
+            drafts=args.rules,
         )
     if args.command == "schema":
         return rules.schema(args.kind, sys.stdout)

@@ -1,4 +1,4 @@
-"""The rule editor's commands: `monitor check`, `monitor match`, `monitor schema`."""
+"""The rule editor's commands: `monitor check`, `match`, `terms` and `schema`."""
 
 from __future__ import annotations
 
@@ -7,50 +7,174 @@ import json
 import logging
 import os
 import sys
+import textwrap
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from monitor.cli.feedinput import FeedInputError, feed_items
-from monitor.cli.reporting import load_or_report
+from monitor.cli.reporting import load_or_report, plural
 from monitor.config.settings import (
     CONFIG_FILE,
     combined_schema,
     config_schema,
     rules_schema,
+    shown_path,
 )
-from monitor.config.yamlpos import load_positioned
+from monitor.config.yamlpos import Loc, Position, PositionedDocument, load_positioned
 from monitor.events import events_schema
 from monitor.feeds.normalize import html_to_text
 from monitor.matching import Matcher
 from monitor.matching import explain as explain_match
+from monitor.matching.catalog import TermSetInfo
+from monitor.matching.examples import ExampleFailure, run_examples
 from monitor.matching.explain import explain_miss
 from monitor.matching.matcher import CompiledRule
 from monitor.matching.whynot import why_not
 from monitor.models import Item, Match
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+DRAFTS = "drafts"  # the folder below the rules that the daemon does not read
 log = logging.getLogger("monitor")
 
 
-def check(directory: Path) -> int:
-    config = load_or_report(directory, secrets=False)
+def check(directory: Path, drafts: Path | None = None) -> int:
+    """Validate the config, then run every rule's examples: each problem, each failing example
+    with its explanation, and the advice, at once."""
+    config = load_or_report(directory, secrets=False, rules=drafts)
     if config is None:
         return EXIT_INVALID
-    documents: dict[Path, Any] = {}
+    positions = _Positions(directory)
     for note in config.matcher.notes:  # hints and warnings: advice, the config stays valid
-        if note.path not in documents:
-            documents[note.path] = load_positioned(note.path, os.environ)
-        pos = documents[note.path].position_of(note.loc)
-        print(f"{note.path}:{pos.line}:{pos.column}: {note.severity}: {note.message}")
+        print(f"{positions.at(note.path, note.loc)}: {note.severity}: {note.message}")
     for unset in config.unset:  # `run` needs them; checking does not
         print(f"{unset.path}:{unset.line}:{unset.column}: warning: {unset.message}")
-    print(
-        f"{directory / CONFIG_FILE}: valid — {len(config.settings.feeds)} feeds, "
-        f"{len(config.matcher.rules)} rules in {len(config.rule_files)} files, "
-        f"{len(config.settings.webhooks)} webhooks"
+    failures = run_examples(config.matcher)
+    for failure in failures:
+        example = failure.example
+        print(f"{positions.at(example.path, example.loc)}: {failure.summary}", file=sys.stderr)
+        print(textwrap.indent(failure.explanation, "    "), file=sys.stderr)
+        for warning in _shared_set_warnings(failure, config.matcher, positions):
+            print(warning, file=sys.stderr)
+    examples = len(config.matcher.examples)
+    files = len(config.rule_files)
+    summary = (
+        f"{len(config.settings.feeds)} feeds, {plural(len(config.matcher.rules), 'rule')} in "
+        f"{plural(files, 'file')}, {plural(examples, 'example')}, "
+        f"{plural(len(config.settings.webhooks), 'webhook')}"
     )
+    where = directory / CONFIG_FILE
+    if failures:
+        count = len(failures)
+        print(f"{plural(count, 'problem')} found: {plural(count, 'failing example')} ({summary})",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INVALID
+    print(f"{where}: valid — {summary}" + (f" (rules from {drafts})" if drafts else ""))
+    if drafts is None:
+        _mention_drafts(directory, config.settings.rules)
     return EXIT_OK
+
+
+def _mention_drafts(directory: Path, rules: str) -> None:
+    """Draft files are not in force, and easily forgotten: say so, with the command that
+    checks them."""
+    folder = directory / rules / DRAFTS
+    found = sorted(folder.glob("*.y*ml")) if folder.is_dir() else []
+    if found:
+        shown = shown_path(folder, directory)
+        print(f"note: {plural(len(found), 'draft')} in {shown}/, not in force "
+              f"(check them with `monitor check --rules {folder}`)")  # fmt: skip
+
+
+def _shared_set_warnings(
+    failure: ExampleFailure, matcher: Matcher, positions: _Positions
+) -> list[str]:
+    """A warning at each shared set, defined in another file, among a failing example's causes:
+    the edit that broke the example may be there, not in the rule's file."""
+    example = failure.example
+    warnings = []
+    for name in failure.sets:
+        info = _visible_set(matcher, example.path, name)
+        if info is None or not info.shared or info.path == example.path:
+            continue
+        warnings.append(
+            f"{positions.at(info.path, info.loc, key=True)}: warning: shared term set "
+            f"`${name}` decides the failing example of rule {example.rule_id} at "
+            f"{positions.at(example.path, example.loc)}: an edit of this set changes that rule "
+            "too"
+        )
+    return warnings
+
+
+def _visible_set(matcher: Matcher, path: Path, name: str) -> TermSetInfo | None:
+    """The set `$name` means in the file at `path`: its own, else a shared one."""
+    own = [info for info in matcher.term_sets if info.name == name and info.path == path]
+    shared = [info for info in matcher.term_sets if info.name == name and info.shared]
+    return next(iter(own or shared), None)
+
+
+class _Positions:
+    """`PATH:LINE:COL` of places in the rule files, each file read once, paths as problems
+    show them (relative to the config folder)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._documents: dict[Path, PositionedDocument] = {}
+
+    def at(self, path: Path, loc: Loc, *, key: bool = False) -> str:
+        pos = self.position(path, loc, key=key)
+        return f"{shown_path(path, self._directory)}:{pos.line}:{pos.column}"
+
+    def line(self, path: Path, loc: Loc) -> int:
+        return self.position(path, loc).line
+
+    def position(self, path: Path, loc: Loc, *, key: bool = False) -> Position:
+        if path not in self._documents:
+            self._documents[path] = load_positioned(path, os.environ)
+        return self._documents[path].position_of(loc, prefer_key=key)
+
+
+def terms(directory: Path, drafts: Path | None = None, *, as_json: bool = False) -> int:
+    """Every term set: where it is defined, shared or its file's own, and what uses it."""
+    config = load_or_report(directory, secrets=False, rules=drafts)
+    if config is None:
+        return EXIT_INVALID
+    positions = _Positions(directory)
+    infos = sorted(
+        config.matcher.term_sets,
+        key=lambda info: (
+            shown_path(info.path, directory),
+            positions.position(info.path, info.loc).line,
+        ),
+    )
+    rows = []
+    for info in infos:
+        where = positions.at(info.path, info.loc, key=True)
+        if as_json:
+            print(json.dumps({
+                "set": info.name, "defined_at": where, "shared": info.shared,
+                "terms": info.terms, "rules": list(info.rules), "in_sets": list(info.sets),
+            }, ensure_ascii=False))  # fmt: skip
+            continue
+        used = ", ".join(info.rules) or "no rule"
+        if info.sets:
+            used += f" (through {', '.join(info.sets)})" if not info.rules else ""
+        rows.append((f"${info.name}", where, "shared" if info.shared else "own",
+                     str(info.terms), used))  # fmt: skip
+    if not as_json:
+        _table(("SET", "DEFINED AT", "SCOPE", "TERMS", "USED BY RULES"), rows)
+    return EXIT_OK
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [
+            cell.rjust(width) if i == 3 else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
 
 
 def schema(kind: str | None, out: IO[str]) -> int:
@@ -75,8 +199,9 @@ def match(
     rule: str | None = None,
     as_json: bool = False,
     feed: str | None = None,
+    drafts: Path | None = None,
 ) -> int:
-    config = load_or_report(directory, secrets=False)
+    config = load_or_report(directory, secrets=False, rules=drafts)
     if config is None:
         return EXIT_INVALID
     if rule is not None and not _known_rule(rule, config.matcher, "match"):

@@ -34,7 +34,10 @@ from monitor.errors import ConfigError, ConfigProblem
 from monitor.feeds.fetcher import FetchLimits
 from monitor.fields import Backfill, Duration, StrictModel, http_url
 from monitor.http.guard import AddressPolicy, networks
-from monitor.matching import Matcher, RuleFile, compile_rules
+from monitor.matching import Matcher, RuleFile
+from monitor.matching.examples import run_examples
+from monitor.matching.partial import valid_parts
+from monitor.matching.rules import RuleSource, compile_sources
 
 M = TypeVar("M", bound=BaseModel)
 CONFIG_FILE = "monitor.yaml"
@@ -277,12 +280,22 @@ class LoadedConfig:
 
 
 def load_config(
-    directory: Path, environ: Mapping[str, str] | None = None, *, secrets: bool = True
+    directory: Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    secrets: bool = True,
+    rules: Path | None = None,
+    examples: bool = True,
 ) -> LoadedConfig:
-    """Read, validate and compile DIR/monitor.yaml and its rules; ConfigError lists all problems.
+    """Read, validate and compile DIR/monitor.yaml and its rules; ConfigError lists all problems,
+    each with its path relative to DIR.
 
     `secrets=False`, for commands that neither deliver nor poll: a webhook's or a feed header's
     `${NAME}` that is not set is no problem; a stand-in takes its place and `unset` says where.
+    `rules`: draft rules (a file or a folder) whose files take the place of the rule files of
+    the same name, the others staying as they are (`monitor check --rules`, `backtest --rules`).
+    `examples`: run the rules' examples, a failing one being a problem (the daemon's loads: an
+    edit that breaks an example is rejected like any other; they cost milliseconds).
     """
     env = os.environ if environ is None else environ
     config_path = directory / CONFIG_FILE
@@ -291,23 +304,68 @@ def load_config(
     document = load_positioned(config_path, env, None if secrets else _credential_stand_in)
     problems = _document_problems(document)
     settings = _validate(MonitorConfig, document, problems) if not problems else None
-    if settings is None:
-        raise ConfigError(problems)
-    problems.extend(_cross_check(settings, document))
-    problems.extend(_check_websub(settings, document, env))
-    rule_paths, rule_problems = _rule_paths(directory, settings, document)
+    if settings is not None:
+        problems.extend(_cross_check(settings, document))
+        problems.extend(_check_websub(settings, document, env))
+    # the rules are checked even when monitor.yaml is not valid: every problem in one run
+    rule_paths, rule_problems = _rule_paths(directory, _rules_key(settings, document), document)
     problems.extend(rule_problems)
-    matcher = _load_rules(rule_paths, env, problems)
-    if matcher is not None:
-        problems.extend(_check_webhook_rules(settings, document, matcher))
-    if problems or matcher is None:
-        raise ConfigError(problems)
+    rule_paths, draft_problems = _with_drafts(rule_paths, rules)
+    problems.extend(draft_problems)
+    matcher, rule_ids = _load_rules(rule_paths, env, problems, directory, examples=examples)
+    if rule_ids is not None:
+        problems.extend(_check_webhook_rules(document, rule_ids))
+    if problems or matcher is None or settings is None:
+        raise ConfigError([_relative(problem, directory) for problem in problems])
     storage = env.get(STORAGE_ENV) or settings.storage
     unset = tuple(
-        ConfigProblem(document.path, pos.line, pos.column, f"{message} (needed to deliver)")
+        _relative(
+            ConfigProblem(document.path, pos.line, pos.column, f"{message} (needed to deliver)"),
+            directory,
+        )
         for pos, message in document.unset
     )
     return LoadedConfig(directory, settings, matcher, tuple(rule_paths), storage, unset)
+
+
+def shown_path(path: Path, directory: Path) -> Path:
+    """A config file's path as problems show it: relative to the config folder."""
+    try:
+        return Path(os.path.relpath(path.resolve(), directory.resolve()))
+    except ValueError:  # another drive (Windows): no relative path exists
+        return path
+
+
+def _relative(problem: ConfigProblem, directory: Path) -> ConfigProblem:
+    path = shown_path(problem.path, directory)
+    return ConfigProblem(path, problem.line, problem.column, problem.message)
+
+
+def _rules_key(settings: MonitorConfig | None, document: PositionedDocument) -> str:
+    """Where the rules are: `rules:` as validated, or as written when monitor.yaml is not valid."""
+    if settings is not None:
+        return settings.rules
+    data = document.data
+    written = data.get("rules") if isinstance(data, dict) else None
+    return written if isinstance(written, str) else str(MonitorConfig.model_fields["rules"].default)
+
+
+def _with_drafts(paths: list[Path], drafts: Path | None) -> tuple[list[Path], list[ConfigProblem]]:
+    """The rule files with the drafts in place of the files of the same name (or added)."""
+    if drafts is None:
+        return paths, []
+    if drafts.is_dir():
+        found = sorted(p for p in drafts.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    elif drafts.is_file():
+        found = [drafts]
+    else:
+        return paths, [ConfigProblem(drafts, 0, 0, "--rules: no such file or folder")]
+    if not found:
+        return paths, [ConfigProblem(drafts, 0, 0, "--rules: no .yaml files in this folder")]
+    by_name = {path.name: path for path in paths}
+    for draft in found:
+        by_name[draft.name] = draft.resolve()
+    return sorted(by_name.values(), key=lambda p: p.name), []
 
 
 def _credential_stand_in(loc: Loc, whole: bool) -> str | None:
@@ -447,9 +505,9 @@ def _check_websub(
 
 
 def _rule_paths(
-    directory: Path, settings: MonitorConfig, document: PositionedDocument
+    directory: Path, rules: str, document: PositionedDocument
 ) -> tuple[list[Path], list[ConfigProblem]]:
-    target = (directory / settings.rules).resolve()
+    target = (directory / rules).resolve()
     pos = document.position_of(("rules",))
     if target.is_file():
         return [target], []
@@ -457,44 +515,72 @@ def _rule_paths(
         paths = sorted(p for p in target.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
         if paths:
             return paths, []
-        message = f"rules: no .yaml files in {target}"
+        message = f"rules: no .yaml files in {rules}"
     else:
-        message = f"rules: {target} does not exist"
+        message = f"rules: {rules} does not exist"
     return [], [ConfigProblem(document.path, pos.line, pos.column, message)]
 
 
 def _load_rules(
-    paths: Sequence[Path], environ: Mapping[str, str], problems: list[ConfigProblem]
-) -> Matcher | None:
-    parsed: list[tuple[Path, RuleFile]] = []
+    paths: Sequence[Path],
+    environ: Mapping[str, str],
+    problems: list[ConfigProblem],
+    directory: Path,
+    *,
+    examples: bool = True,
+) -> tuple[Matcher | None, frozenset[str] | None]:
+    """The compiled rules, and every rule id declared (None when some rule file could not be
+    read, so any id may be in it). A file that does not validate is still compiled from the
+    sets and rules of it that do, so that their problems are found in the same run."""
+    sources: list[RuleSource] = []
     documents: dict[Path, PositionedDocument] = {}
+    unreadable = not paths
     for path in paths:
         document = load_positioned(path, environ)
+        documents[path] = document
         file_problems = _document_problems(document)
-        model = _validate(RuleFile, document, file_problems) if not file_problems else None
         problems.extend(file_problems)
-        if model is not None:
-            parsed.append((path, model))
-            documents[path] = document
-    if len(parsed) != len(paths):
-        return None
-    compiled = compile_rules(parsed)
-    if isinstance(compiled, Matcher):
-        return compiled
-    for problem in compiled:
+        if not isinstance(document.data, dict):
+            unreadable = True
+            continue
+        try:
+            sources.append(RuleSource(path, RuleFile.model_validate(document.data)))
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(exc, document, RuleFile))
+            source = valid_parts(path, document.data)
+            unreadable = unreadable or source is None
+            if source is not None:
+                sources.append(source)
+    compiled = compile_sources(sources, lenient=unreadable)
+    for problem in compiled.problems:
         pos = documents[problem.path].position_of(problem.loc)
-        problems.append(ConfigProblem(problem.path, pos.line, pos.column, problem.message))
-    return None
+        message = problem.message
+        if problem.see is not None:
+            see_path, see_loc = problem.see
+            where = documents[see_path].position_of(see_loc, prefer_key=True)
+            message += f" {shown_path(see_path, directory)}:{where.line}:{where.column}"
+        problems.append(ConfigProblem(problem.path, pos.line, pos.column, message))
+    if examples and compiled.matcher is not None:
+        for failure in run_examples(compiled.matcher):
+            example = failure.example
+            pos = documents[example.path].position_of(example.loc)
+            message = f"{failure.summary} (`monitor check` says why)"
+            problems.append(ConfigProblem(example.path, pos.line, pos.column, message))
+    return compiled.matcher, None if unreadable else compiled.rule_ids
 
 
 def _check_webhook_rules(
-    settings: MonitorConfig, document: PositionedDocument, matcher: Matcher
+    document: PositionedDocument, known: frozenset[str]
 ) -> list[ConfigProblem]:
-    known = {rule.id for rule in matcher.rules}
+    """Webhook `rules:` that name no rule; read from the YAML as written, so that this is
+    checked even when monitor.yaml has other problems."""
+    data = document.data
+    hooks = data.get("webhooks") if isinstance(data, dict) else None
     found = []
-    for hook_index, hook in enumerate(settings.webhooks):
-        for rule_index, rule_id in enumerate(hook.rules or []):
-            if rule_id not in known:
+    for hook_index, hook in enumerate(hooks if isinstance(hooks, list) else []):
+        names = hook.get("rules") if isinstance(hook, dict) else None
+        for rule_index, rule_id in enumerate(names if isinstance(names, list) else []):
+            if isinstance(rule_id, str) and rule_id not in known:
                 pos = document.position_of(("webhooks", hook_index, "rules", rule_index))
                 hint = difflib.get_close_matches(rule_id, sorted(known), n=1)
                 more = f"; did you mean {hint[0]!r}?" if hint else ""

@@ -123,6 +123,81 @@ class _Builder:
         return _ENV_REF.sub(replace, text)
 
 
+# PyYAML's problems, in words that say what to change; matched on the start of its message
+_SYNTAX_WORDS: tuple[tuple[str, str], ...] = (
+    (
+        "expected <block end>",
+        "this line is not indented like the lines around it: the items of "
+        "one list or mapping start in the same column",
+    ),
+    (
+        "did not find expected key",
+        "this line is not indented like the lines around it: the "
+        "keys of one mapping start in the same column",
+    ),
+    (
+        "did not find expected '-' indicator",
+        "a list item here: it starts with `- `, in the column of the items before it",
+    ),
+    ("found character '\\t' that cannot start any token", "a tab: YAML indents with spaces only"),
+    (
+        "mapping values are not allowed here",
+        "a `: ` where no mapping can start: quote a value "
+        'that contains `: ` ("Cuba: the island"), or look for a missing `:` or a deeper indent '
+        "on the line above",
+    ),
+    ("could not find expected ':'", "a key without its `:` (write `key: value`)"),
+    ("expected ',' or ']'", "a `[` list that is not closed, or a missing `,` between its items"),
+    ("expected ',' or '}'", "a `{` mapping that is not closed, or a missing `,` between its items"),
+    ("found unexpected end of stream", "a quote that is never closed"),
+    (
+        "found undefined alias",
+        "YAML reads a value that starts with `*` as an alias: put the value in quotes ('*…')",
+    ),
+    (
+        "found unknown escape character",
+        "an unknown `\\` escape in a double-quoted value: use single quotes, or write `\\\\`",
+    ),
+    ("but found another document", "a second document (`---`): a config file holds one"),
+    (
+        "expected alphabetic or numeric character",
+        "YAML reads a value that starts with `&` or `*` "
+        "as an anchor or alias: put the value in quotes",
+    ),
+    ("found duplicate anchor", "an anchor (`&name`) defined twice"),
+)
+_CANNOT_START = re.compile(r"found character '(.)' that cannot start any token")
+
+
+def syntax_error(exc: yaml.MarkedYAMLError) -> tuple[Position, str]:
+    """Where a YAML syntax error is, and what it means in words."""
+    problem = exc.problem or exc.context or "not valid YAML"
+    mark = exc.problem_mark or exc.context_mark
+    if "end of stream" in problem and exc.context_mark is not None:
+        mark = exc.context_mark  # where the unclosed quote or bracket opened
+    where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
+    for start, words in _SYNTAX_WORDS:
+        if problem.startswith(start):
+            opened = exc.context_mark
+            if start.startswith("expected ','") and opened is not None:
+                return where, f"{words} (it opens on line {opened.line + 1})"
+            return where, words
+    if (cannot := _CANNOT_START.match(problem)) is not None:
+        return where, f"'{cannot.group(1)}' cannot start a plain value: put the value in quotes"
+    return where, f"not valid YAML here ({problem})"
+
+
+def excerpt(text: str, where: Position) -> str:
+    """The line at `where`, and a caret under its column, for a message's last lines."""
+    lines = text.splitlines()
+    if not 1 <= where.line <= len(lines):
+        return ""
+    line = lines[where.line - 1].replace("\t", " ")
+    number = str(where.line)
+    gutter = " " * len(number)
+    return f"\n    {number} | {line}\n    {gutter} | {' ' * (where.column - 1)}^"
+
+
 def load_plain(text: str) -> object:
     """Plain data, without positions, parsed as `load_positioned` parses (for lenient readers)."""
     return yaml.load(text, Loader=_NodeLoader)  # noqa: S506 - a safe loader either way
@@ -156,9 +231,9 @@ def load_positioned(
         try:
             node = _compose(text, yaml.SafeLoader)
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
-            document.problems.append((where, f"invalid YAML: {exc.problem or exc.context}"))
+            where, words = syntax_error(exc)
+            shown = f"invalid YAML: {words}{excerpt(text, where)}"
+            document.problems.append((where, shown))
             return document
         except yaml.YAMLError as exc:
             document.problems.append((Position(1, 1), f"invalid YAML: {exc}"))

@@ -22,6 +22,7 @@ from monitor.models import Item, Match, TermHit
 from monitor.text import Token, tokenize
 
 if TYPE_CHECKING:
+    from monitor.matching.catalog import RuleExample, TermSetInfo
     from monitor.matching.problems import RuleProblem
 
 MAX_NEAR_COMBINATIONS = 4096  # bounds the proximity search on pathological items
@@ -193,6 +194,9 @@ class Matcher:
         self.rules: tuple[RuleInfo, ...] = tuple(rule.info for rule in rules)
         # hints and warnings about the rules, for `monitor check` (lint.py)
         self.notes: tuple[RuleProblem, ...] = ()
+        # for `monitor terms` and the examples `monitor check` runs (catalog.py)
+        self.term_sets: tuple[TermSetInfo, ...] = ()
+        self.examples: tuple[RuleExample, ...] = ()
         self._atom_labels: dict[int, str] = {}
         self._lexicon = lexicon
         self._terms = terms

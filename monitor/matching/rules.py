@@ -1,9 +1,11 @@
 """Compiling validated rule files into a `Matcher`, and every semantic problem on the way.
 
 Pydantic (schema.py) checks the shape of each file; this module checks what only all files
-together can tell: rule ids unique across files, term sets defined once and referenced by
-name, no empty group, thresholds in range, and no rule that can never match (or that would
-match every item). All problems are collected, each with the path into that file's YAML data.
+together can tell: rule ids unique across files, term sets referenced by name where they are
+visible (a file's own sets, and the sets of `shared: true` files), no empty group, thresholds
+in range, and no rule that can never match (or that would match every item). All problems are
+collected, each with the path into that file's YAML data; a file that partly failed
+validation is compiled from the parts that passed, so one run finds every problem.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import difflib
 import fnmatch
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitor.durations import parse_budget
+from monitor.matching.catalog import RuleExample, TermSetInfo
 from monitor.matching.lexicon import (
     MAX_FORMS,
     Lexicon,
@@ -37,10 +41,51 @@ from monitor.matching.matcher import (
 )
 from monitor.matching.morph import ANALYZERS, DEFAULT_ANALYZER, Analyzer
 from monitor.matching.problems import Loc, RuleProblem
-from monitor.matching.schema import GROUP_KEYS, Condition, RuleFile, TermSpec
+from monitor.matching.schema import GROUP_KEYS, Condition, Rule, RuleFile, TermSpec
+from monitor.models import Item
 from monitor.text import Token, tokenize
 
 DEFAULT_WITHIN = 8
+
+
+@dataclass(frozen=True)
+class RuleSource:
+    """One rule file for the compiler: the parts of it that validated, and what is known of
+    the parts that did not (so that one run reports every problem, and none twice)."""
+
+    path: Path
+    file: RuleFile
+    # where each rule of `file.rules` is in the YAML list (a rule that did not validate is left
+    # out, and the others keep their places); None: 0, 1, 2…
+    rule_indexes: tuple[int, ...] | None = None
+    broken_sets: frozenset[str] = frozenset()  # set names whose definition did not validate
+    broken_rule_ids: tuple[str, ...] = ()  # ids of rules that did not validate
+
+    def indexed_rules(self) -> list[tuple[int, Rule]]:
+        indexes = self.rule_indexes or range(len(self.file.rules))
+        return list(zip(indexes, self.file.rules, strict=True))
+
+
+@dataclass
+class Compiled:
+    """What compiling gives: a matcher when there is no error, every problem, and every rule id
+    the files declare (broken rules included, so a webhook naming one is no second error)."""
+
+    matcher: Matcher | None
+    problems: list[RuleProblem]
+    rule_ids: frozenset[str]
+
+
+SetKey = tuple[Path | None, str]  # (the file, for a set of its own; None for a shared set), name
+
+
+@dataclass
+class _Set:
+    path: Path
+    entries: list[TermSpec]
+    shared: bool
+    rules: set[str] = field(default_factory=set)  # ids of the rules that refer to it
+    sets: set[SetKey] = field(default_factory=set)  # the sets that include it
 
 
 class _Compiler:
@@ -49,68 +94,137 @@ class _Compiler:
         self.terms: list[CompiledTerm] = []
         self.problems: list[RuleProblem] = []
         self.notes: list[RuleProblem] = []  # hints and warnings (lint.py)
+        self.examples: list[RuleExample] = []
         self._term_ids: dict[tuple[object, ...], int] = {}
-        self._sets: dict[str, tuple[Path, list[TermSpec]]] = {}
-        self._expanded: dict[str, tuple[int, ...] | None] = {}
-        self._expanding: list[str] = []
+        self._sets: dict[SetKey, _Set] = {}
+        self._broken: dict[SetKey, None] = {}  # sets that did not validate: no second error
+        self._expanded: dict[SetKey, tuple[int, ...] | None] = {}
+        self._expanding: list[SetKey] = []
+        self._rule: str | None = None  # the rule being compiled, whose references these are
+        # a file that could not be read at all may define any set: no "unknown set" then
+        self.lenient = False
 
-    def problem(self, path: Path, loc: Loc, message: str) -> None:
-        self.problems.append(RuleProblem(path, loc, message))
+    def problem(
+        self, path: Path, loc: Loc, message: str, see: tuple[Path, Loc] | None = None
+    ) -> None:
+        self.problems.append(RuleProblem(path, loc, message, see=see))
 
     # -- term sets ---------------------------------------------------------------------------
 
-    def collect_sets(self, files: Sequence[tuple[Path, RuleFile]]) -> None:
-        first: dict[str, Path] = {}
-        for path, rule_file in files:
-            for name, entries in rule_file.terms.items():
-                if name in first:
-                    self.problem(
-                        path, ("terms", name),
-                        f"term set `{name}` is already defined in {first[name]}",
-                    )  # fmt: skip
+    def collect_sets(self, sources: Sequence[RuleSource]) -> None:
+        # shared sets first, so that a file's own set can be told it takes a shared name
+        ordered = sorted(sources, key=lambda source: not source.file.shared)
+        for source in ordered:
+            path, shared = source.path, source.file.shared
+            for name in source.broken_sets:
+                self._broken[(None if shared else path, name)] = None
+            for name, entries in source.file.terms.items():
+                key: SetKey = (None if shared else path, name)
+                if (None, name) in self._sets:
+                    message = (
+                        f"term set `{name}` is already defined, at"
+                        if shared
+                        else f"`{name}` is the name of a shared term set: give this file's own "
+                        "set another name; the shared one is defined at"
+                    )
+                    first = self._sets[(None, name)]
+                    self.problem(path, ("terms", name), message, see=(first.path, ("terms", name)))
                     continue
-                first[name] = path
-                self._sets[name] = (path, entries)
-        for name in self._sets:
-            self.expand_set(name)
+                self._sets[key] = _Set(path, entries, shared)
+            if shared and source.file.rules:
+                index = source.indexed_rules()[0][0]
+                self.problem(
+                    path, ("rules", index),
+                    "a shared file (`shared: true`) holds term sets only: its sets serve every "
+                    "file, so a rule here would hide among them; put the rule in a file of its own",
+                )  # fmt: skip
+        for key in self._sets:
+            self.expand_set(key)
 
-    def expand_set(self, name: str) -> tuple[int, ...] | None:
+    def expand_set(self, key: SetKey) -> tuple[int, ...] | None:
         """The term ids of a set (nested sets included), or None when it is broken."""
-        if name in self._expanded:
-            return self._expanded[name]
-        path, entries = self._sets[name]
-        if name in self._expanding:
-            cycle = " → ".join(f"${n}" for n in [*self._expanding, name])
-            self.problem(path, ("terms", name), f"term sets include each other: {cycle}")
+        if key in self._expanded:
+            return self._expanded[key]
+        found = self._sets[key]
+        name = key[1]
+        if key in self._expanding:
+            cycle = " → ".join(f"${k[1]}" for k in [*self._expanding, key])
+            self.problem(found.path, ("terms", name), f"term sets include each other: {cycle}")
             return None
-        self._expanding.append(name)
+        self._expanding.append(key)
         ids: list[int] = []
-        for index, spec in enumerate(entries):
+        for index, spec in enumerate(found.entries):
             loc: Loc = ("terms", name, index)
             if spec.term.startswith("$"):
-                ids.extend(self.reference(path, loc, spec) or ())
+                ids.extend(self.reference(found.path, loc, spec) or ())
             else:
-                term_id = self.term(path, loc, spec)
+                term_id = self.term(found.path, loc, spec)
                 if term_id is not None:
                     ids.append(term_id)
         self._expanding.pop()
-        if not entries:
-            self.problem(path, ("terms", name), f"term set `{name}` is empty")
+        if not found.entries:
+            self.problem(found.path, ("terms", name), f"term set `{name}` is empty")
         result = tuple(dict.fromkeys(ids))
-        self._expanded[name] = result
+        self._expanded[key] = result
         return result
+
+    def resolve(self, path: Path, name: str) -> SetKey | None:
+        """The set `$name` means in the file at `path`: its own, else a shared one."""
+        for key in ((path, name), (None, name)):
+            if key in self._sets:
+                return key
+        return None
 
     def reference(self, path: Path, loc: Loc, spec: TermSpec | Condition) -> tuple[int, ...] | None:
         name = (spec.term or "")[1:]
         options = sorted(spec.model_fields_set - {"term"})
         if options:
             self.problem(path, (*loc, options[0]), "options do not apply to a `$set` reference")
-        if name not in self._sets:
-            close = difflib.get_close_matches(name, list(self._sets), n=1)
+        key = self.resolve(path, name)
+        if key is None:
+            if (path, name) in self._broken or (None, name) in self._broken:
+                return None  # its definition's own problem says enough
+            owner = next((k for k in self._sets if k[1] == name and k[0] is not None), None)
+            if owner is not None:
+                found = self._sets[owner]
+                self.problem(
+                    path, loc,
+                    f"term set `${name}` is another file's own: share it (move it to a file "
+                    "with `shared: true`) or define it in this file; it is defined at",
+                    see=(found.path, ("terms", name)),
+                )  # fmt: skip
+                return None
+            if self.lenient or any(k[1] == name for k in self._broken):
+                return None
+            visible = sorted({k[1] for k in self._sets if k[0] in (None, path)})
+            close = difflib.get_close_matches(name, visible, n=1)
             hint = f" (did you mean `${close[0]}`?)" if close else ""
             self.problem(path, loc, f"unknown term set `${name}`{hint}")
             return None
-        return self.expand_set(name)
+        if self._expanding:
+            self._sets[key].sets.add(self._expanding[-1])
+        elif self._rule is not None:
+            self._sets[key].rules.add(self._rule)
+        return self.expand_set(key)
+
+    def set_catalog(self) -> tuple[TermSetInfo, ...]:
+        """Every set, with the rules that use it directly or through the sets that include it."""
+        infos = []
+        for key, found in self._sets.items():
+            rules = set(found.rules)
+            pending, seen = list(found.sets), set(found.sets)
+            while pending:  # the rules of every set that includes this one, at any depth
+                outer = self._sets[pending.pop()]
+                rules |= outer.rules
+                for more in outer.sets - seen:
+                    seen.add(more)
+                    pending.append(more)
+            infos.append(TermSetInfo(
+                name=key[1], path=found.path, shared=found.shared,
+                terms=len(self._expanded.get(key) or ()), rules=tuple(sorted(rules)),
+                sets=tuple(sorted(f"${outer[1]}" for outer in found.sets)),
+            ))  # fmt: skip
+        return tuple(infos)
 
     # -- terms -------------------------------------------------------------------------------
 
@@ -235,22 +349,23 @@ class _Compiler:
 
     # -- rules -------------------------------------------------------------------------------
 
-    def rules(self, files: Sequence[tuple[Path, RuleFile]]) -> list[CompiledRule]:
+    def rules(self, sources: Sequence[RuleSource]) -> list[CompiledRule]:
         compiled: list[CompiledRule] = []
-        seen: dict[str, Path] = {}
-        for path, rule_file in files:
-            for index, rule in enumerate(rule_file.rules):
+        seen: dict[str, tuple[Path, Loc]] = {}
+        for source in sources:
+            path = source.path
+            for index, rule in source.indexed_rules():
                 loc: Loc = ("rules", index)
-                if rule.id in seen:
-                    self.problem(
-                        path,
-                        (*loc, "id"),
-                        f"rule id `{rule.id}` is already used in {seen[rule.id]}",
-                    )
-                    continue
-                seen[rule.id] = path
-                root = self.condition(path, (*loc, "match"), rule.match)
-                if root is None:
+                duplicate = rule.id in seen
+                if duplicate:
+                    message = f"rule id `{rule.id}` is already used, at"
+                    self.problem(path, (*loc, "id"), message, see=seen[rule.id])
+                else:
+                    seen[rule.id] = (path, (*loc, "id"))
+                self._rule = rule.id
+                root = self.condition(path, (*loc, "match"), rule.match)  # its problems too
+                self._rule = None
+                if root is None or duplicate:
                     continue
                 if not _can_match(root):
                     self.problem(
@@ -271,7 +386,24 @@ class _Compiler:
                 patterns = tuple(re.compile(fnmatch.translate(feed)) for feed in rule.feeds)
                 fields = tuple(dict.fromkeys(rule.fields))
                 compiled.append(CompiledRule(info, fields, root, _triggers(root), patterns))
+                self.examples.extend(_examples(path, loc, rule))
         return compiled
+
+
+def _examples(path: Path, loc: Loc, rule: Rule) -> list[RuleExample]:
+    return [
+        RuleExample(
+            rule_id=rule.id,
+            path=path,
+            loc=(*loc, "examples", key, index),
+            item=Item(
+                title=entry.title, summary=entry.summary, content=entry.content, lang=entry.lang
+            ),
+            expect_match=key == "match",
+        )
+        for key, entries in (("match", rule.examples.match), ("no_match", rule.examples.no_match))
+        for index, entry in enumerate(entries)
+    ]
 
 
 def _is_name(token: Token) -> bool:
@@ -344,22 +476,43 @@ def _triggers(node: Node) -> frozenset[int]:
     return frozenset().union(*(_triggers(child) for child in node.children))
 
 
+def compile_sources(
+    sources: Sequence[RuleSource],
+    *,
+    analyzer: str | None = DEFAULT_ANALYZER,
+    lenient: bool = False,
+) -> Compiled:
+    """Rule files, each with the parts of it that validated: a `Matcher` when nothing is wrong,
+    and every problem found, in file order. `lenient`: some rule file could not be read at all,
+    so a set or rule it may define is not reported unknown."""
+    compiler = _Compiler(_analyzer(analyzer))
+    compiler.lenient = lenient
+    compiler.collect_sets(sources)
+    rules = compiler.rules(sources)
+    rule_ids = frozenset(
+        {rule.id for source in sources for rule in source.file.rules}
+        | {rule_id for source in sources for rule_id in source.broken_rule_ids}
+    )
+    if compiler.problems:
+        order = {source.path: index for index, source in enumerate(sources)}
+        problems = sorted(compiler.problems, key=lambda p: order.get(p.path, len(order)))
+        return Compiled(None, problems, rule_ids)
+    matcher = Matcher(compiler.lexicon, compiler.terms, rules)
+    matcher.notes = tuple(compiler.notes)
+    matcher.term_sets = compiler.set_catalog()
+    matcher.examples = tuple(compiler.examples)
+    return Compiled(matcher, [], rule_ids)
+
+
 def compile_rules(
     files: Sequence[tuple[Path, RuleFile]], *, analyzer: str | None = DEFAULT_ANALYZER
 ) -> Matcher | list[RuleProblem]:
-    """All rule files at once (term sets are shared across files): a `Matcher`, or every
-    problem found, in file order. `analyzer`: the morphology that inflects plain words
-    (`morph`, the default; `lemma`, `stem`: see morph.py; None: every word matches as
-    written)."""
-    compiler = _Compiler(_analyzer(analyzer))
-    compiler.collect_sets(files)
-    rules = compiler.rules(files)
-    if compiler.problems:
-        order = {path: index for index, (path, _) in enumerate(files)}
-        return sorted(compiler.problems, key=lambda problem: order.get(problem.path, len(order)))
-    matcher = Matcher(compiler.lexicon, compiler.terms, rules)
-    matcher.notes = tuple(compiler.notes)
-    return matcher
+    """Validated rule files at once: a `Matcher`, or every problem found, in file order. A term
+    set serves its own file's rules, and every file's when its file is `shared: true`.
+    `analyzer`: the morphology that inflects plain words (`lemma`, the default; `morph`,
+    `stem`: see morph.py; None: every word matches as written)."""
+    compiled = compile_sources([RuleSource(path, file) for path, file in files], analyzer=analyzer)
+    return compiled.matcher if compiled.matcher is not None else compiled.problems
 
 
 def _shape_problem(text: str, spec: TermSpec | Condition) -> tuple[Loc, str] | None:

@@ -10,9 +10,18 @@ names in between; the JSON Schema still offers editors the two precise shapes, `
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+import re
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from monitor.durations import BUDGET_PATTERN
 
@@ -21,10 +30,30 @@ Severity = Literal["low", "medium", "high", "critical"]
 
 RULE_ID_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 SET_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+RULE_ID_WORDS = (
+    "must be kebab-case (lowercase letters, digits and hyphens, e.g. russia-cuba-visits)"
+)
+SET_NAME_WORDS = (
+    "a term set name starts with a letter, then letters, digits, `_` or `-` (e.g. cuba_side)"
+)
 TERM_KEYS = (
     "term", "fuzzy", "threshold", "prefix", "whole_word", "case_sensitive", "translit", "exact",
 )  # fmt: skip
 GROUP_KEYS = ("all", "any", "not", "near")
+
+
+def _kebab_case(value: str) -> str:
+    """Rule ids in words, not as the regex (the JSON Schema still carries the pattern)."""
+    if not re.fullmatch(RULE_ID_PATTERN, value):
+        raise ValueError(f"{value!r} {RULE_ID_WORDS}")
+    return value
+
+
+def _set_names(value: dict[str, list[TermSpec]]) -> dict[str, list[TermSpec]]:
+    for name in value:
+        if not re.fullmatch(SET_NAME_PATTERN, name):
+            raise ValueError(f"{name!r}: {SET_NAME_WORDS}")
+    return value
 
 
 def _term_shorthand(value: object) -> object:
@@ -228,16 +257,81 @@ TermEntry = Annotated[
 ]
 
 
+def _rule_schema(schema: dict[str, Any]) -> None:
+    """Titles beside `$ref`s, which pydantic leaves out for a field whose type is a model."""
+    schema["properties"]["examples"]["title"] = "Examples"
+
+
+def _example_shorthand(value: object) -> object:
+    """A plain string is an example item's title."""
+    if isinstance(value, str):
+        return {"title": value}
+    return value
+
+
+class ExampleItem(BaseModel):
+    """An item for a rule's examples, as a feed would carry it (only the title is needed)."""
+
+    model_config = ConfigDict(extra="forbid", title="Example item")
+
+    title: Annotated[str, Field(min_length=1, title="Title", description="The headline.")]
+    summary: Annotated[
+        str, Field(title="Summary", description="A sentence or two, as a feed's summary.")
+    ] = ""
+    content: Annotated[
+        str, Field(title="Content", description="More text, as a feed's full content.")
+    ] = ""
+    lang: Annotated[
+        str | None,
+        Field(
+            title="Language",
+            description="The item's language as a feed declares it (`en`, `es`, `ru`); "
+            "unset: Latin words are read as English and as Spanish.",
+        ),
+    ] = None
+
+
+ExampleEntry = Annotated[
+    ExampleItem,
+    BeforeValidator(_example_shorthand, json_schema_input_type=str | ExampleItem),
+]
+
+
+class Examples(BaseModel):
+    """A rule's tests: `monitor check` fails when one does not come out as written."""
+
+    model_config = ConfigDict(extra="forbid", title="Examples")
+
+    match: Annotated[
+        list[ExampleEntry],
+        Field(
+            title="Must match",
+            description="Items the rule must match: a title, or a mapping with `title`, "
+            "`summary`, `content`, `lang`.",
+            examples=[["Колокольцев прилетел в Гавану"]],
+        ),
+    ] = []
+    no_match: Annotated[
+        list[ExampleEntry],
+        Field(
+            title="Must not match",
+            description="Items the rule must not match: the traps it is written to avoid.",
+            examples=[["Chicago Cubs win in Havana exhibition"]],
+        ),
+    ] = []
+
+
 class Rule(BaseModel):
     """One watch rule: when an item matches `match`, an alert goes out."""
 
-    model_config = ConfigDict(extra="forbid", title="Rule")
+    model_config = ConfigDict(extra="forbid", title="Rule", json_schema_extra=_rule_schema)
 
     id: Annotated[
         str,
+        AfterValidator(_kebab_case),
         Field(
-            pattern=RULE_ID_PATTERN,
             title="Rule id",
+            json_schema_extra={"pattern": RULE_ID_PATTERN},
             description="Stable kebab-case id, unique across all rule files; alerts carry it.",
             examples=["russia-cuba-contacts"],
         ),
@@ -246,6 +340,15 @@ class Rule(BaseModel):
     description: Annotated[
         str, Field(title="Description", description="What the rule is for, and what it is not.")
     ] = ""
+    examples: Annotated[
+        Examples,
+        Field(
+            description=(
+                "Items the rule must match and must not match, a few words each: "
+                "`monitor check` runs them and explains each one that fails."
+            ),
+        ),
+    ] = Examples()
     severity: Annotated[
         Severity, Field(title="Severity", description="low, medium, high or critical.")
     ] = "medium"
@@ -289,6 +392,10 @@ class Rule(BaseModel):
     ]
 
 
+# the pattern is for editors (JSON Schema); validation says it in words (`_set_names`)
+SetName = Annotated[str, WithJsonSchema({"type": "string", "pattern": SET_NAME_PATTERN})]
+
+
 class RuleFile(BaseModel):
     """A rule file: named term sets and the rules that use them."""
 
@@ -301,13 +408,25 @@ class RuleFile(BaseModel):
     version: Annotated[
         Literal[1], Field(title="Version", description="Format version of this file: 1.")
     ] = 1
+    shared: Annotated[
+        bool,
+        Field(
+            title="Shared",
+            description=(
+                "true: this file's term sets serve the rules of every file, and the file holds "
+                "no rules. false (the default): its sets are its own rules' only."
+            ),
+        ),
+    ] = False
     terms: Annotated[
-        dict[Annotated[str, Field(pattern=SET_NAME_PATTERN)], list[TermEntry]],
+        dict[SetName, list[TermEntry]],
+        AfterValidator(_set_names),
         Field(
             title="Term sets",
             description=(
-                "Named lists of terms, shared by every rule in every rule file; a rule "
-                "refers to one as `$name`. A set may include another set."
+                "Named lists of terms; a rule refers to one as `$name`. A set may include "
+                "another set. A set serves the rules of its own file, unless the file is "
+                "`shared: true`."
             ),
         ),
     ] = {}

@@ -118,14 +118,19 @@ def test_duplicate_rule_id_across_files_points_at_the_second_id() -> None:
     second = {"rules": [_rule("Havana", "other"), _rule("Havana", "same")]}
     (problem,) = problems_for(first, second)
     assert problem == RuleProblem(
-        Path("f1.yaml"), ("rules", 1, "id"), "rule id `same` is already used in f0.yaml"
+        Path("f1.yaml"),
+        ("rules", 1, "id"),
+        "rule id `same` is already used, at",
+        see=(Path("f0.yaml"), ("rules", 0, "id")),
     )
 
 
-def test_duplicate_term_set_across_files_points_at_the_second_definition() -> None:
-    (problem,) = problems_for({"terms": CUBA}, {"terms": CUBA, "rules": [_rule("$cuba")]})
+def test_duplicate_shared_term_set_points_at_the_second_definition() -> None:
+    shared = {"shared": True, "terms": CUBA}
+    (problem,) = problems_for(shared, shared, {"rules": [_rule("$cuba")]})
     assert (problem.path, problem.loc) == (Path("f1.yaml"), ("terms", "cuba"))
-    assert "already defined in f0.yaml" in problem.message
+    assert problem.message == "term set `cuba` is already defined, at"
+    assert problem.see == (Path("f0.yaml"), ("terms", "cuba"))
 
 
 def test_empty_term_set() -> None:
@@ -186,11 +191,10 @@ def test_problems_pydantic_would_catch_first(
 def test_all_problems_are_returned_not_the_first() -> None:
     problems = load_rules(DATA / "rules-broken")
     assert isinstance(problems, list)
-    assert [p.path.name for p in problems] == ["first.yaml"] + ["second.yaml"] * 6  # file order
+    assert [p.path.name for p in problems] == ["first.yaml"] + ["second.yaml"] * 5  # file order
     found = {(p.path.name, p.loc) for p in problems}
-    assert found == {
+    assert found == {  # each file's own `cuba` is no clash
         ("first.yaml", ("terms", "loop-a")),
-        ("second.yaml", ("terms", "cuba")),
         ("second.yaml", ("rules", 1, "id")),
         ("second.yaml", ("rules", 2, "match", "all", 0)),
         ("second.yaml", ("rules", 2, "match", "all", 1)),

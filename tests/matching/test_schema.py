@@ -27,15 +27,15 @@ def _rule(match: Any, **extra: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("data", "loc", "words"),
     [
-        ({"rules": [_rule("x", id="Not_Kebab")]}, ("rules", 0, "id"), "pattern"),
-        ({"rules": [_rule("x", id="trailing-")]}, ("rules", 0, "id"), "pattern"),
+        ({"rules": [_rule("x", id="Not_Kebab")]}, ("rules", 0, "id"), "must be kebab-case"),
+        ({"rules": [_rule("x", id="trailing-")]}, ("rules", 0, "id"), "lowercase letters, digits"),
         ({"rules": [_rule("x", severity="urgent")]}, ("rules", 0, "severity"), "low"),
         ({"rules": [_rule("x", fields=["body"])]}, ("rules", 0, "fields", 0), "title"),
         ({"rules": [_rule("x", fields=[])]}, ("rules", 0, "fields"), "at least 1"),
         ({"rules": [_rule("x", colour="red")]}, ("rules", 0, "colour"), "Extra inputs"),
         ({"rules": [{"id": "a", "match": "x"}]}, ("rules", 0, "title"), "required"),
         ({"version": 2}, ("version",), "1"),
-        ({"terms": {"bad name": ["x"]}}, ("terms", "bad name", "[key]"), "pattern"),
+        ({"terms": {"bad name": ["x"]}}, ("terms",), "'bad name': a term set name starts"),
         ({"terms": {"a": [{"term": "x", "fuzzy": "maybe"}]}}, ("terms", "a", 0, "fuzzy"), "bool"),
         ({"terms": {"a": [{"term": "x", "all": ["y"]}]}}, ("terms", "a", 0, "all"), "Extra"),
         ({"rules": [_rule({"all": ["x", {"term": "y", "threshold": 101}]})]},
@@ -79,7 +79,7 @@ def test_json_schema_documents_every_property() -> None:
         for prop, spec in definition["properties"].items():
             assert spec.get("title"), (name, prop)
             assert spec.get("description"), (name, prop)
-    assert set(schema["$defs"]) == {"Rule", "TermSpec", "Group"}
+    assert set(schema["$defs"]) == {"Rule", "TermSpec", "Group", "Examples", "ExampleItem"}
     assert set(schema["$defs"]["Group"]["properties"]) == {
         "all",
         "any",
