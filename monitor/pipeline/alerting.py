@@ -107,3 +107,8 @@ def _new_alert(item: Item, match: Match, hooks: Sequence[WebhookConfig], now: da
         ),
         webhooks=tuple(h.name for h in hooks if h.wants(match.rule_id, match.severity)),
     )
+
+
+# for the matches an article page adds (monitor.pipeline.fulltext): they alert the same way
+may_alert = _alerting
+new_alert = _new_alert
