@@ -136,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="explain each (item, rule), matched or not, in readable text instead of JSON",
     )
+    match.add_argument(
+        "--fulltext",
+        action="store_true",
+        help="with --feed: also read the article pages the daemon would read for full text "
+        "(the items a rule with `fulltext`, or the feed's `fulltext`, would fetch), fetched as "
+        "it fetches them, and match their main text as `content` (hits marked as the page's)",
+    )
     match.add_argument("--rule", metavar="ID", help="only this rule (default: every rule)")
     match.add_argument(
         "--json",
@@ -231,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "match":
         if args.feed is not None and args.file is not None:
             build_parser().error("match: give FILE (JSON Lines) or --feed, not both")
+        if args.fulltext and args.feed is None:
+            build_parser().error("match: --fulltext needs --feed (the items' links to read)")
         return rules.match(
             args.config,
             args.file,
@@ -238,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rule=args.rule,
             as_json=args.json,
             feed=args.feed,
+            fulltext=args.fulltext,
         )
     if args.command == "schema":
         return rules.schema(args.kind, sys.stdout)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,7 +35,7 @@ from monitor.feeds.article import (
     page_limits,
     read_page,
 )
-from monitor.feeds.fetcher import FetchLimits
+from monitor.feeds.fetcher import FetchLimits, make_client
 from monitor.feeds.hosts import HostLimiter
 from monitor.http.urls import shown_url
 from monitor.matching import Matcher
@@ -195,16 +195,79 @@ def _record(store: Store, read: Sequence[StoredPage], keep_since: datetime) -> N
     prune_pages(store.engine, keep_since)  # indexed on fetched_at: cheap when nothing is old
 
 
+def page_matches(matcher: Matcher, item: Item, text: str, rules: Collection[str]) -> list[Match]:
+    """The matches of `rules` on `item` with `text` (its page's) as its content, their hits in
+    `content` marked as the page's."""
+    reread = dataclasses.replace(item, content=text)
+    return [_from_page(match) for match in matcher.match(reread) if match.rule_id in rules]
+
+
+async def dry_run_pages(
+    config: LoadedConfig, items: Sequence[Item], *, feed_url: str
+) -> dict[Item, tuple[str, list[Match]]]:
+    """`monitor match --feed … --fulltext`: the page text and the page's matches of each item
+    the daemon would read the page of (every item counts as new), fetched as the daemon fetches
+    them (robots.txt, host turns, the address policy, the caps and the per-poll budget), recorded
+    nowhere. A configured feed's `fulltext` and `headers:` apply."""
+    fetch = config.settings.fetch
+    configured = next((feed for feed in config.settings.feeds if feed.url == feed_url), None)
+    every_rule = configured is not None and configured.fulltext
+    headers = configured.request_headers() if configured is not None else {}
+    wanted = [
+        (item, rules)
+        for item in items
+        if (item.link or "").startswith(("http://", "https://"))
+        and (rules := config.matcher.page_candidates(
+            item, {match.rule_id for match in config.matcher.match(item)}, every_rule=every_rule
+        ))
+    ]  # fmt: skip
+    limits = page_limits(
+        fetch.limits(),
+        max_bytes=fetch.fulltext.max_size_kib * 1024,
+        deadline=fetch.fulltext.deadline.total_seconds(),
+    )
+    robots, hosts = RobotsCache(), HostLimiter(fetch.per_host, fetch.host_spacing)
+    links = list(dict.fromkeys(item.link or "" for item, _rules in wanted))
+    async with make_client(limits=limits) as client:
+        texts = await asyncio.gather(
+            *(
+                _dry_read(client, link, limits, robots, hosts, feed_url, headers)
+                for link in links[: fetch.fulltext.max_pages_per_poll]
+            )
+        )
+    by_link = dict(zip(links, texts, strict=False))
+    return {
+        item: (text, page_matches(config.matcher, item, text, rules))
+        for item, rules in wanted
+        if (text := by_link.get(item.link or ""))
+    }
+
+
+async def _dry_read(  # noqa: PLR0917 - the daemon's context, taken apart
+    client: httpx.AsyncClient,
+    url: str,
+    limits: FetchLimits,
+    robots: RobotsCache,
+    hosts: HostLimiter,
+    feed_url: str,
+    headers: Mapping[str, str],
+) -> str | None:
+    page = await read_page(client, url, limits, robots, hosts, feed_url=feed_url, headers=headers)
+    if isinstance(page, PageFailed):
+        log.warning("article page %s not read: %s", shown_url(url), page.error)
+        return None
+    try:
+        return await asyncio.to_thread(extract_text, page)
+    except Exception as error:
+        log.warning("article page %s: text extraction failed: %r", shown_url(url), error)
+        return None
+
+
 def _with_page(
     config: LoadedConfig, entry: SeenItem, candidate: _Candidate, text: str, now: datetime
 ) -> SeenItem:
     """The entry with the alerts of the candidate rules that match with the page's text."""
-    reread = dataclasses.replace(entry.item, content=text)
-    matches = [
-        _from_page(match)
-        for match in config.matcher.match(reread)
-        if match.rule_id in candidate.rules
-    ]
+    matches = page_matches(config.matcher, entry.item, text, candidate.rules)
     if not matches:
         return entry
     hooks = config.settings.webhooks

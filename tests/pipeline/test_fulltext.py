@@ -4,6 +4,7 @@ every body against the events schema, pages recorded in a real SQLite store."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -21,6 +22,7 @@ from monitor.models import Item, Match, TermHit
 from monitor.store.engine import create_engine
 from monitor.store.pages import StoredPage, prune_pages, record_pages, stored_pages
 from monitor.store.tables import pages
+from tests.conftest import run_cli
 from tests.support.burst import Burst
 from tests.support.receiver import SECRET, Delivery, SignedReceiver
 from tests.support.servers import LocalServer, RecordedRequest, Reply
@@ -398,3 +400,48 @@ def test_pages_are_kept_once_and_pruned(storage_url: str) -> None:
         ]
     finally:
         engine.dispose()
+
+
+# -- `monitor match --feed … --fulltext`: the same reading, as a dry run ------------------------
+
+
+def test_match_fulltext_explains_the_hit_from_the_page(
+    tmp_path: Path, server: LocalServer, receiver: SignedReceiver
+) -> None:
+    serve(server, "wire.xml", now=datetime.now(UTC))
+    directory = configure(tmp_path / "c", [{"url": server.url("/wire.xml")}], receiver)
+    feed_url = server.url("/wire.xml")
+    link = server.url("/news/2026/minister-havana.html")
+
+    plain = run_cli("match", "--config", str(directory), "--feed", feed_url, cwd=tmp_path)
+    assert [json.loads(line)["rule_id"] for line in plain.stdout.splitlines()] == ["russia-cuba"]
+    assert page_requests(server) == []  # without --fulltext, no page is read
+
+    found = run_cli(
+        "match", "--config", str(directory), "--feed", feed_url, "--fulltext", cwd=tmp_path
+    )
+    assert found.returncode == 0, found.stderr
+    lines = [json.loads(line) for line in found.stdout.splitlines()]
+    assert sorted((line["item_id"], line["rule_id"]) for line in lines) == sorted(
+        [(link, "russia-cuba"), (link, "cuba-fuel"),
+         (server.url("/news/2026/lavrov-meets.html"), "russia-cuba")]
+    )  # fmt: skip
+    page_hits = [hit for line in lines if line["item_id"] == link for hit in line["matches"]]
+    assert {hit["source"] for hit in page_hits if hit["field"] == "content"} == {"page"}
+
+    explained = run_cli(
+        "match", "--config", str(directory), "--feed", feed_url, "--fulltext", "--explain",
+        "--rule", "russia-cuba", cwd=tmp_path,
+    )  # fmt: skip
+    assert explained.returncode == 0, explained.stderr
+    text = explained.stdout
+    assert f"on the article page {link}" in text
+    assert "The [Russian] foreign minister" in text, text
+    # the storm item is no candidate: explained on its headline, its page never read
+    assert "/news/2026/storm-season.html" not in page_requests(server)
+
+
+def test_match_fulltext_needs_a_feed(tmp_path: Path) -> None:
+    result = run_cli("match", "--config", str(tmp_path), "--fulltext", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--fulltext needs --feed" in result.stderr
