@@ -3,7 +3,11 @@ the address policy, the feed's headers, and the main text of realistic pages in 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +26,7 @@ from monitor.feeds.article import (
 from monitor.feeds.fetcher import FetchLimits
 from monitor.feeds.hosts import HostLimiter
 from monitor.http.guard import AddressPolicy, networks
-from tests.support.servers import LocalServer
+from tests.support.servers import LocalServer, RecordedRequest, Reply
 
 PAGES = Path(__file__).resolve().parent.parent / "data" / "fulltext" / "pages"
 HTML = {"Content-Type": "text/html; charset=utf-8"}
@@ -279,3 +283,47 @@ async def test_only_http_links_are_followed(
     result = await read(client, "file:///etc/passwd", limits, feed_url=server.url("/f.xml"))
     assert isinstance(result, PageFailed)
     assert server.requests == []
+
+
+async def test_pages_take_their_turn_under_the_hosts_limit(
+    server: LocalServer, client: httpx.AsyncClient, limits: FetchLimits
+) -> None:
+    """With one request per host at a time, a second page waits for the first: each handler
+    holds its request until another arrives (or a short while), so two at once would be seen."""
+    in_flight, most = 0, 0
+    changed = threading.Condition()
+
+    def held(_request: RecordedRequest) -> Reply:
+        nonlocal in_flight, most
+        with changed:
+            in_flight += 1
+            most = max(most, in_flight)
+            changed.notify_all()
+            changed.wait_for(lambda: in_flight > 1, timeout=0.3)
+            in_flight -= 1
+        return Reply(200, page("en-minister-havana.html"), HTML)
+
+    for name in ("a", "b", "c"):
+        server.route(f"/{name}.html", held)
+    server.static("/robots.txt", b"", headers=ROBOTS)
+    hosts, robots = HostLimiter(per_host=1), RobotsCache()
+    feed = server.url("/feed.xml")
+    results = await asyncio.gather(
+        *(
+            read_page(client, server.url(f"/{name}.html"), limits, robots, hosts, feed_url=feed)
+            for name in ("a", "b", "c")
+        )
+    )
+    assert all(isinstance(result, Page) for result in results)
+    assert most == 1
+
+
+def test_the_extractor_is_imported_only_when_a_page_is_read() -> None:
+    code = (
+        "import sys, monitor.cli.main, monitor.pipeline.refresh, monitor.runtime.once; "
+        "print('trafilatura' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "False"
