@@ -4,6 +4,7 @@ every body against the events schema, pages recorded in a real SQLite store."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -17,10 +18,15 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from monitor.config.settings import load_config
+from monitor.feeds.fetcher import make_client
 from monitor.matching import explain
 from monitor.models import Item, Match, TermHit
+from monitor.pipeline.refresh import feed_settings, ingest_pushed, refresh_context
+from monitor.store import Store
 from monitor.store.engine import create_engine
 from monitor.store.pages import StoredPage, prune_pages, record_pages, stored_pages
+from monitor.store.tables import alerts as alert_rows
 from monitor.store.tables import pages
 from tests.conftest import run_cli
 from tests.support.burst import Burst
@@ -445,3 +451,30 @@ def test_match_fulltext_needs_a_feed(tmp_path: Path) -> None:
     result = run_cli("match", "--config", str(tmp_path), "--fulltext", cwd=tmp_path)
     assert result.returncode == 2
     assert "--fulltext needs --feed" in result.stderr
+
+
+async def test_a_pushed_document_reads_its_pages_too(
+    tmp_path: Path, server: LocalServer, receiver: SignedReceiver
+) -> None:
+    """What a WebSub hub pushes (ingest_pushed) goes through the same reading as a poll."""
+    now = datetime.now(UTC)
+    serve(server, now=now)
+    feed_url = server.url("/wire.xml")
+    body = feed("wire.xml", base=server.url(""), pages_at=server.url("").rstrip("/"), now=now)
+    config = load_config(configure(tmp_path / "c", [{"url": feed_url}], receiver), environ={})
+    store = await asyncio.to_thread(Store.open, config.storage_url)
+    try:
+        store.sync_feeds([(feed_url, None)], now)
+        (state,) = store.feeds()
+        async with make_client() as client:
+            context = refresh_context(store, client, config)
+            outcome = await ingest_pushed(context, state, feed_settings(config)[feed_url], body, {})
+        with store.engine.connect() as db:
+            rows = db.execute(sa.select(alert_rows.c.rule_id, alert_rows.c.payload)).all()
+    finally:
+        await asyncio.to_thread(store.close)
+    assert outcome.status == "pushed"
+    assert page_requests(server) == ["/news/2026/minister-havana.html"]
+    payloads = {rule: json.loads(payload) for rule, payload in rows if rule == "cuba-fuel"}
+    sources = {hit.get("source") for hit in payloads["cuba-fuel"]["data"]["matches"]}
+    assert sources == {None, "page"}  # the headline's "energy" and "Havana"; the page's diesel
