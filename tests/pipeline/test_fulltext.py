@@ -478,3 +478,11 @@ async def test_a_pushed_document_reads_its_pages_too(
     payloads = {rule: json.loads(payload) for rule, payload in rows if rule == "cuba-fuel"}
     sources = {hit.get("source") for hit in payloads["cuba-fuel"]["data"]["matches"]}
     assert sources == {None, "page"}  # the headline's "energy" and "Havana"; the page's diesel
+
+
+def test_a_reload_keeps_what_robots_txt_said(tmp_path: Path, receiver: SignedReceiver) -> None:
+    directory = configure(tmp_path / "c", [{"url": "http://127.0.0.1:9/wire.xml"}], receiver)
+    context = refresh_context(None, None, load_config(directory, environ={}))  # type: ignore[arg-type]
+    reloaded = context.reloaded(load_config(directory, environ={}))
+    assert reloaded.robots is context.robots
+    assert reloaded.pages().robots is context.robots
