@@ -216,11 +216,8 @@ async def dry_run_pages(
     wanted = [
         (item, rules)
         for item in items
-        if (item.link or "").startswith(("http://", "https://"))
-        and (rules := config.matcher.page_candidates(
-            item, {match.rule_id for match in config.matcher.match(item)}, every_rule=every_rule
-        ))
-    ]  # fmt: skip
+        if (rules := _rules_wanting(config.matcher, item, every_rule=every_rule))
+    ]
     limits = page_limits(
         fetch.limits(),
         max_bytes=fetch.fulltext.max_size_kib * 1024,
@@ -231,7 +228,15 @@ async def dry_run_pages(
     async with make_client(limits=limits) as client:
         texts = await asyncio.gather(
             *(
-                _dry_read(client, link, limits, robots, hosts, feed_url, headers)
+                _dry_read(
+                    client,
+                    link,
+                    limits=limits,
+                    robots=robots,
+                    hosts=hosts,
+                    feed_url=feed_url,
+                    headers=headers,
+                )
                 for link in links[: fetch.fulltext.max_pages_per_poll]
             )
         )
@@ -243,9 +248,17 @@ async def dry_run_pages(
     }
 
 
-async def _dry_read(  # noqa: PLR0917 - the daemon's context, taken apart
+def _rules_wanting(matcher: Matcher, item: Item, *, every_rule: bool) -> tuple[str, ...]:
+    if not (item.link or "").startswith(("http://", "https://")):
+        return ()
+    matched = {match.rule_id for match in matcher.match(item)}
+    return matcher.page_candidates(item, matched, every_rule=every_rule)
+
+
+async def _dry_read(
     client: httpx.AsyncClient,
     url: str,
+    *,
     limits: FetchLimits,
     robots: RobotsCache,
     hosts: HostLimiter,
