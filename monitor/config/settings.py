@@ -179,7 +179,8 @@ class FullTextSettings(StrictModel):
     )
     deadline: Duration = Field(
         default=timedelta(seconds=15),
-        description="Whole-fetch deadline of one page (its robots.txt and redirects included).",
+        description="Whole-fetch deadline of one page, redirects included (its robots.txt, "
+        "when fetched, has one of its own).",
         json_schema_extra={"default": "15s"},
     )
     keep: Duration = Field(
