@@ -109,6 +109,12 @@ class MatchedTerm(EventModel):
         exclude_if=_absent_when_none,
         description="The language of an inflected or transliterated form; absent otherwise.",
     )
+    source: Literal["page"] | None = Field(
+        default=None,
+        exclude_if=_absent_when_none,
+        description="`page`: the text is on the item's article page, fetched for full text "
+        "(its main text is the field `content`); absent: the feed's own text.",
+    )
 
 
 class FeedRef(EventModel):

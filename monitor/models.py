@@ -66,6 +66,9 @@ class TermHit:
     # dictionary word) | transliterated (the other script's spelling) | fuzzy (a typo)
     how: str = "exact"
     lang: str | None = None  # en | es | ru: the language of an inflected form
+    # where the text was when not in the feed: "page", the article page read for full text
+    # (its main text is the field `content`: monitor.pipeline.fulltext)
+    source: str | None = None
 
     def as_json(self) -> dict[str, object]:
         shown: dict[str, object] = {
@@ -79,6 +82,8 @@ class TermHit:
         }
         if self.lang is not None:  # absent where no language is involved, as in the events
             shown["lang"] = self.lang
+        if self.source is not None:  # absent for the feed's own text, as in the events
+            shown["source"] = self.source
         return shown
 
 

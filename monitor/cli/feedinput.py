@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from monitor.config.settings import LoadedConfig
 from monitor.feeds.fetcher import Fetched, FetchLimits, Validators, fetch_feed, make_client
 from monitor.feeds.parser import ParseFailed, parse_feed
-from monitor.models import Item
+from monitor.models import Item, Match
+from monitor.pipeline.fulltext import dry_run_pages
+
+PageRead = tuple[str, list[Match]]  # an article page's main text, and the matches it adds
 
 
 class FeedInputError(Exception):
@@ -54,3 +58,11 @@ def _fetch(url: str, limits: FetchLimits) -> tuple[bytes, dict[str, str], str, s
 
     fetched = asyncio.run(get())
     return fetched.body, fetched.headers, url, fetched.url
+
+
+def read_pages(
+    config: LoadedConfig, items: list[tuple[Item, str]], source: str
+) -> dict[Item, PageRead]:
+    """`--fulltext`: the article pages the daemon would read for these items, read the same way
+    (monitor.pipeline.fulltext.dry_run_pages), with the matches they add."""
+    return asyncio.run(dry_run_pages(config, [item for item, _id in items], feed_url=source))

@@ -146,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="explain each (item, rule), matched or not, in readable text instead of JSON",
     )
+    match.add_argument(
+        "--fulltext",
+        action="store_true",
+        help="with --feed: also read the article pages the daemon would read for full text "
+        "(the items a rule with `fulltext`, or the feed's `fulltext`, would fetch), fetched as "
+        "it fetches them, and match their main text as `content` (hits marked as the page's)",
+    )
     match.add_argument("--rule", metavar="ID", help="only this rule (default: every rule)")
     match.add_argument(
         "--json",
@@ -279,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "match":
         if args.feed is not None and args.file is not None:
             build_parser().error("match: give FILE (JSON Lines) or --feed, not both")
+        if args.fulltext and args.feed is None:
+            build_parser().error("match: --fulltext needs --feed (the items' links to read)")
         return rules.match(
             args.config,
             args.file,
@@ -287,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             as_json=args.json,
             feed=args.feed,
             drafts=args.rules,
+            fulltext=args.fulltext,
         )
     if args.command == "schema":
         return rules.schema(args.kind, sys.stdout)

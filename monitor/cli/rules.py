@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import logging
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from monitor.cli.feedinput import FeedInputError, feed_items
+from monitor.cli.feedinput import FeedInputError, PageRead, feed_items, read_pages
 from monitor.cli.reporting import load_or_report, plural
 from monitor.config.settings import (
     CONFIG_FILE,
@@ -200,6 +201,7 @@ def match(
     as_json: bool = False,
     feed: str | None = None,
     drafts: Path | None = None,
+    fulltext: bool = False,
 ) -> int:
     config = load_or_report(directory, secrets=False, rules=drafts)
     if config is None:
@@ -213,8 +215,9 @@ def match(
         except FeedInputError as exc:
             print(f"monitor match: {exc}", file=sys.stderr)
             return EXIT_FAILED if exc.fetching else EXIT_INVALID
+        pages = read_pages(config, items, feed) if fulltext else {}
         for feed_item, feed_item_id in items:
-            answer(feed_item, feed_item_id)
+            answer(feed_item, feed_item_id, pages.get(feed_item))
         return EXIT_OK
     errors = 0
     stream = sys.stdin if file is None else _open(file)
@@ -262,13 +265,19 @@ class _Answer:
         self._explain = explain
         self._json = as_json
 
-    def __call__(self, item: Item, item_id: str) -> None:
+    def __call__(self, item: Item, item_id: str, page: PageRead | None = None) -> None:
+        """`page`: the text of the item's article page and the matches it adds (--fulltext)."""
+        found_on_page = page[1] if page is not None else []
         if not self._explain:
-            for hit in self._matcher.match(item):
+            for hit in [*self._matcher.match(item), *found_on_page]:
                 if self._rule is None or hit.rule_id == self._rule:
                     print(json.dumps(_match_line(item_id, hit), ensure_ascii=False))
             return
         matches = {hit.rule_id: hit for hit in self._matcher.match(item)}
+        matches.update((hit.rule_id, hit) for hit in found_on_page)
+        # a match from the page is shown on the page's text (its hits' offsets are into it);
+        # every other verdict on the feed's own
+        on_page = dataclasses.replace(item, content=page[0]) if page is not None else item
         if not self._json:
             print(f"item {item_id}: {item.title}")
         for compiled in self._matcher.compiled_rules:
@@ -279,7 +288,7 @@ class _Answer:
                 print(json.dumps(self._verdict_line(item, item_id, compiled, found),
                                  ensure_ascii=False))  # fmt: skip
             elif found is not None:
-                print(explain_match(item, found))
+                print(explain_match(on_page if found in found_on_page else item, found))
                 print()
             else:
                 print(explain_miss(why_not(self._matcher, item, compiled)))

@@ -118,6 +118,12 @@ class FeedConfig(StrictModel):
         "in the URL. Values are secret: never logged or shown.",
         json_schema_extra={"default": {}},
     )
+    fulltext: bool = Field(
+        default=False,
+        description="Every rule may read the article page of this feed's items: for an item "
+        "that passes a rule's prefilter but not its match, the page at the item's link is "
+        'fetched and its main text matched as field `content` (docs/rules.md, "Full text").',
+    )
 
     _check_url = field_validator("url")(http_url)
 
@@ -157,6 +163,37 @@ def _network(value: str) -> str:
 NetworkText = Annotated[str, AfterValidator(_network)]
 
 
+class FullTextSettings(StrictModel):
+    """Article pages read for full text (`feeds[].fulltext`, a rule's `fulltext`)."""
+
+    max_pages_per_poll: int = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description="At most this many pages fetched for the items of one poll of a feed; "
+        "the other candidates are matched on the feed's text alone (and logged).",
+    )
+    max_size_kib: int = Field(
+        default=2048,
+        ge=16,
+        le=65536,
+        description="Largest page read, in KiB (after decompression too): it also bounds the "
+        "CPU the text extraction takes.",
+    )
+    deadline: Duration = Field(
+        default=timedelta(seconds=15),
+        description="Whole-fetch deadline of one page, redirects included (its robots.txt, "
+        "when fetched, has one of its own).",
+        json_schema_extra={"default": "15s"},
+    )
+    keep: Duration = Field(
+        default=timedelta(days=7),
+        description="How long a page's text (or why it could not be read) is kept, so that an "
+        "item's page is fetched at most once, across restarts and replicas.",
+        json_schema_extra={"default": "7d"},
+    )
+
+
 class FetchSettings(StrictModel):
     """How politely feeds are fetched."""
 
@@ -182,9 +219,10 @@ class FetchSettings(StrictModel):
     )
     allow_private: bool = Field(
         default=False,
-        description="Let redirects to another host and WebSub hubs, which a feed chooses, reach "
-        "loopback, private, link-local and other non-public addresses. Feed and webhook URLs "
-        "you write are never restricted.",
+        description="Let redirects to another host, WebSub hubs and article pages on another "
+        "host than the feed's (full text), which a feed chooses, reach loopback, private, "
+        "link-local and other non-public addresses. Feed and webhook URLs you write are never "
+        "restricted.",
     )
     allow_networks: list[NetworkText] = Field(
         default_factory=list,
@@ -192,6 +230,7 @@ class FetchSettings(StrictModel):
         "though they are not public.",
         json_schema_extra={"default": []},
     )
+    fulltext: FullTextSettings = Field(default_factory=FullTextSettings)
 
     def limits(self) -> FetchLimits:
         return FetchLimits(

@@ -16,6 +16,9 @@ def explain(item: Item, match: Match) -> str:
                       [Lavrov] in Havana on final leg of Latin America tour
       summary[4:9]    "Кубой" ← term "Куба" (inflected form, ru)
                       …с [Кубой] подписали…
+      content[52:58]  "Havana" ← term "Havana" (exact, 100.0)
+                      …minister arrived in [Havana] on Tuesday…
+                      on the article page https://news.example/2026/lavrov-havana
     """
     lines = [
         f"rule {match.rule_id} ({match.rule_title}), severity {match.severity}, "
@@ -27,6 +30,8 @@ def explain(item: Item, match: Match) -> str:
         where = f"{hit.field}[{hit.start}:{hit.end}]"
         lines.append(f'  {where:<16}"{hit.text}" ← term "{hit.term}" ({how_matched(hit)})')
         lines.append(" " * 18 + _context(item.field_text(hit.field), hit.start, hit.end))
+        if hit.source == "page":
+            lines.append(" " * 18 + f"on the article page {item.link or '(no link)'}")
     return "\n".join(lines)
 
 

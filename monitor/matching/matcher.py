@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise, product
 from typing import TYPE_CHECKING
@@ -105,6 +105,8 @@ class CompiledRule:
     root: Node
     triggers: frozenset[int]  # terms of which at least one must occur for the rule to match
     feed_patterns: tuple[re.Pattern[str], ...] = field(default=())
+    fulltext: bool = False  # reads the article pages of its candidates (docs/rules.md)
+    prefilter: Node | None = None  # which items are candidates; None: some required part occurs
 
 
 Hits = list[Occurrence]
@@ -255,6 +257,43 @@ class Matcher:
             for atom, (_score, how, lang) in found.items()
             if atom in self._atom_labels
         ]
+
+    @property
+    def reads_pages(self) -> bool:
+        """Whether some rule reads article pages whatever its feed says."""
+        return any(rule.fulltext for rule in self._rules)
+
+    def page_candidates(
+        self, item: Item, matched: Collection[str], *, every_rule: bool = False
+    ) -> tuple[str, ...]:
+        """The rules for which the item's article page is worth fetching: they read pages
+        (their `fulltext`, or every rule with `every_rule`: the feed's), search `content`, watch
+        the item's feed, did not match it (`matched`), and their prefilter holds on its text."""
+        wanting = [
+            (index, rule)
+            for index, rule in enumerate(self._rules)
+            if (every_rule or rule.fulltext)
+            and "content" in rule.fields
+            and rule.info.id not in matched
+            and _in_scope(rule, item.feed_url)
+        ]
+        if not wanting:
+            return ()
+        found = self.occurrences(item)
+        return tuple(
+            rule.info.id for index, rule in wanting if self._prefilter_holds(found, index, rule)
+        )
+
+    def _prefilter_holds(self, found: ItemTerms, index: int, rule: CompiledRule) -> bool:
+        if rule.prefilter is not None:
+            return _Evaluation(found, rule.fields).run(rule.prefilter) is not None
+        groups = self._required[index]
+        return len(groups) >= 2 and any(
+            hit.field in rule.fields
+            for group in groups
+            for term in group
+            for hit in found.hits.get(term, ())
+        )
 
     def match(self, item: Item) -> list[Match]:
         """One `Match` per rule the item satisfies, in rule order."""
@@ -475,5 +514,6 @@ def _required(node: Node) -> list[frozenset[int]]:
 
 # for the why-not path (whynot.py), which walks the same rules the same way
 in_scope = _in_scope
+required_groups = _required
 separate = _separate
 starts_sentence = _starts_sentence

@@ -38,6 +38,7 @@ from monitor.matching.matcher import (
     NotNode,
     RuleInfo,
     TermNode,
+    required_groups,
 )
 from monitor.matching.morph import ANALYZERS, DEFAULT_ANALYZER, Analyzer
 from monitor.matching.problems import Loc, RuleProblem
@@ -385,9 +386,42 @@ class _Compiler:
                 info = RuleInfo(rule.id, rule.title, rule.severity, tuple(rule.feeds), budget)
                 patterns = tuple(re.compile(fnmatch.translate(feed)) for feed in rule.feeds)
                 fields = tuple(dict.fromkeys(rule.fields))
-                compiled.append(CompiledRule(info, fields, root, _triggers(root), patterns))
+                valid, prefilter = self.prefilter(path, loc, rule.prefilter)
+                if not valid:
+                    continue
+                compiled.append(
+                    CompiledRule(
+                        info, fields, root, _triggers(root), patterns, rule.fulltext, prefilter
+                    )
+                )
+                self.fulltext_notes(path, loc, rule.fulltext, root, prefilter)
                 self.examples.extend(_examples(path, loc, rule))
         return compiled
+
+    def prefilter(self, path: Path, loc: Loc, cond: Condition | None) -> tuple[bool, Node | None]:
+        """Whether a rule's `prefilter` is valid, and compiled (None: the rule has none)."""
+        if cond is None:
+            return True, None
+        node = self.condition(path, (*loc, "prefilter"), cond)
+        if node is None:
+            return False, None
+        if not _positive(node):
+            message = "`prefilter` has no positive term: every item's page would be fetched"
+            self.problem(path, (*loc, "prefilter"), message)
+            return False, None
+        return True, node
+
+    def fulltext_notes(
+        self, path: Path, loc: Loc, fulltext: bool, root: Node, prefilter: Node | None
+    ) -> None:
+        """A rule that reads pages but whose default prefilter can never hold."""
+        if fulltext and prefilter is None and len(required_groups(root)) < 2:
+            message = (
+                "`fulltext` without a `prefilter` reads no page for this rule: its `match` "
+                "requires one part, so a headline matches it or gives no reason to fetch "
+                "the page; declare a `prefilter`"
+            )
+            self.notes.append(RuleProblem(path, (*loc, "fulltext"), message, "warning"))
 
 
 def _examples(path: Path, loc: Loc, rule: Rule) -> list[RuleExample]:

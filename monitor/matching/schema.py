@@ -390,6 +390,28 @@ class Rule(BaseModel):
             description="The condition an item must meet: a term, `$set`, or a group.",
         ),
     ]
+    fulltext: Annotated[
+        bool,
+        Field(
+            title="Full text",
+            description=(
+                "Read the article page of an item that passes `prefilter` but not `match`: "
+                "the page at the item's link is fetched and its main text matched as the "
+                'field `content` (docs/rules.md, "Full text").'
+            ),
+        ),
+    ] = False
+    prefilter: Annotated[
+        Node | None,
+        Field(
+            title="Prefilter",
+            description=(
+                "With full text (this rule's `fulltext` or its feed's): the condition the "
+                "feed's own text must meet for the page to be fetched. Default: at least one "
+                "of the parts `match` requires occurs, and `match` requires two or more."
+            ),
+        ),
+    ] = None
 
 
 # the pattern is for editors (JSON Schema); validation says it in words (`_set_names`)

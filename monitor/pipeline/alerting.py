@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -43,20 +43,31 @@ async def seen_items(
     fresh = await asyncio.to_thread(_unseen, store, feed.id, items)
     backfill = config.feed_backfill(settings)
     alerting = _alerting([entry.item for entry in fresh], feed, backfill, now)
-    seen = [
+    return [
         SeenItem(
             entry.item,
-            _alerts_for(config, entry.item, now) if entry.item in alerting else (),
+            alerts_for(config, entry.item, config.matcher.match(entry.item), now)
+            if entry.item in alerting
+            else (),
             key=entry.key,
             guid=entry.guid,
         )
         for entry in fresh
     ]
-    if any(entry.alerts for entry in seen):  # mutes are read only when something alerts
-        in_force = await asyncio.to_thread(store.active_mutes, now)
-        if in_force:
-            seen = [_muted(entry, feed.url, in_force) for entry in seen]
-    return seen
+
+
+async def apply_mutes(
+    store: Store, feed: FeedState, seen: Sequence[SeenItem], *, now: datetime
+) -> list[SeenItem]:
+    """`seen` with the alerts a mute in force covers (their rule, feed or story) marked muted:
+    recorded, not sent (monitor.store.mutes). The last step before the poll is recorded, so
+    alerts from article pages (monitor.pipeline.fulltext) are muted too."""
+    if not any(entry.alerts for entry in seen):  # mutes are read only when something alerts
+        return list(seen)
+    in_force = await asyncio.to_thread(store.active_mutes, now)
+    if not in_force:
+        return list(seen)
+    return [_muted(entry, feed.url, in_force) for entry in seen]
 
 
 def _muted(entry: SeenItem, feed_url: str, in_force: Sequence[Mute]) -> SeenItem:
@@ -116,12 +127,20 @@ def _alerting(
     return {item for item in fresh if item.published is not None and item.published >= since}
 
 
-def _alerts_for(config: LoadedConfig, item: Item, now: datetime) -> tuple[NewAlert, ...]:
+def alerts_for(
+    config: LoadedConfig,
+    item: Item,
+    matches: Sequence[Match],
+    now: datetime,
+    *,
+    taken: Collection[str] = (),
+) -> tuple[NewAlert, ...]:
     """One alert per rule that matched (each rule keeps its record), and one delivery per
     webhook: an item several of a webhook's rules match reaches it once, as the alert of the
-    best of them (severity, then score), which lists the others in `data.also`."""
-    matches = sorted(config.matcher.match(item), key=_rank, reverse=True)
-    taken: set[str] = set()
+    best of them (severity, then score), which lists the others in `data.also`. Webhooks in
+    `taken` already have an alert of this item."""
+    matches = sorted(matches, key=_rank, reverse=True)
+    taken = set(taken)
     alerts = []
     for match in matches:
         hooks = [
@@ -161,3 +180,7 @@ def _new_alert(
         ),
         webhooks=tuple(hooks),
     )
+
+
+# for the matches an article page adds (monitor.pipeline.fulltext): they alert the same way
+may_alert = _alerting

@@ -27,6 +27,7 @@ import httpx
 
 from monitor.config.settings import FeedConfig, LoadedConfig
 from monitor.durations import approximate_duration
+from monitor.feeds.article import RobotsCache
 from monitor.feeds.fetcher import (
     Fetched,
     FetchFailed,
@@ -40,7 +41,8 @@ from monitor.feeds.parser import ParsedFeed, ParseFailed
 from monitor.feeds.parsing import parse_off_loop, use_processes
 from monitor.feeds.schedule import backoff, jittered, past_skips, polite_wait
 from monitor.http.headers import cache_hint
-from monitor.pipeline.alerting import seen_items
+from monitor.pipeline.alerting import apply_mutes, seen_items
+from monitor.pipeline.fulltext import PageReader, read_pages
 from monitor.store import FeedState, SeenItem, Store
 from monitor.store.store import PollFailure, PollRecord
 from monitor.store.writer import PollWriter
@@ -73,6 +75,20 @@ class RefreshContext:
     # outside: polls holding their slot through it would leave the fetches idle while a batch
     # lingers and is written.
     poll_slots: asyncio.Semaphore
+    # robots.txt of the hosts of article pages read for full text: kept across hot reloads
+    robots: RobotsCache = dataclasses.field(default_factory=RobotsCache)
+
+    def pages(self) -> PageReader:
+        """What reading article pages for full text needs (monitor.pipeline.fulltext)."""
+        return PageReader(
+            self.store,
+            self.client,
+            self.hosts,
+            self.robots,
+            slots=self.parse_slots,
+            limits=self.limits,
+            settings=self.config.settings.fetch.fulltext,
+        )
 
     def reloaded(self, config: LoadedConfig) -> RefreshContext:
         """The context for `config`: new rules and limits; the same slots, writer and (while
@@ -166,6 +182,8 @@ async def _poll(ctx: RefreshContext, feed: FeedState, settings: FeedConfig) -> _
     for loss in parsed.losses:  # items past the caps were never seen: the user must know
         log.warning("%s: %s", feed.url, loss, extra={"feed_url": feed.url})
     seen = await seen_items(ctx.store, ctx.config, feed, settings, parsed.items, now=now)
+    seen = await read_pages(ctx.pages(), ctx.config, feed, settings, seen, now=now)
+    seen = await apply_mutes(ctx.store, feed, seen, now=now)
     return _parsed(
         feed, now, interval, fetched, parsed, seen=seen, digest=digest, moved_to=moved_to
     )
@@ -244,6 +262,8 @@ async def ingest_pushed(
     if isinstance(parsed, ParseFailed):
         return RefreshOutcome(feed.url, "failed", error=str(parsed.error))
     seen = await seen_items(ctx.store, ctx.config, feed, settings, parsed.items, now=now)
+    seen = await read_pages(ctx.pages(), ctx.config, feed, settings, seen, now=now)
+    seen = await apply_mutes(ctx.store, feed, seen, now=now)
     result = await asyncio.to_thread(ctx.store.record_push, feed.id, now, seen)
     log.info(
         "%s: %d new items, %d alerts (pushed by the WebSub hub)",

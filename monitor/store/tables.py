@@ -7,6 +7,7 @@ deliveries        the outbox: one per (alert, webhook) or (event, webhook), stat
 webhook_states    what delivery learned about a webhook (disabled after a 410, …)
 delivery_attempts every attempt made, with its outcome
 websub_subscriptions one per feed subscribed over WebSub: hub, topic, secret, state, lease
+pages             article pages read for full text: their main text or why not, when
 replicas          one per running daemon: its heartbeat, what it does (monitor.store.replicas)
 mutes             rules, feeds and stories muted for a while (`monitor mute`)
 """
@@ -259,3 +260,16 @@ mutes = Table(
     Column("lifted_at", UTCDateTime, nullable=True),  # `monitor unmute`
 )
 Index("ix_mutes_until", mutes.c.until)
+
+# since 0010: article pages read for full text (monitor.store.pages), one per link, so that a
+# page is fetched at most once across restarts and replicas; kept for `fetch.fulltext.keep`
+pages = Table(
+    "pages",
+    metadata,
+    Column("url_hash", String(64), primary_key=True),  # SHA-256 of the link: any length fits
+    Column("url", Text, nullable=False),
+    Column("fetched_at", UTCDateTime, nullable=False),
+    Column("text", Text, nullable=True),  # the main text; null: the page could not be read
+    Column("error", Text, nullable=True),  # why not, for users
+)
+Index("ix_pages_fetched_at", pages.c.fetched_at)
