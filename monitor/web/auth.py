@@ -73,6 +73,8 @@ JSON_PATHS = ("/api/", "/alerts.atom")  # answered 401 JSON rather than sent to 
 SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
 Kind = Literal["write", "read"]
 E = TypeVar("E", bound=Callable[..., Any])
+# the login page: (where to go after, a problem to show or "", status) -> the page
+LoginPage = Callable[[str, str, int], Response]
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,7 @@ class Auth:
     failures: Failures = field(default_factory=Failures)
     failed_delay: float = FAILED_DELAY
     clock: Callable[[], float] = time.time
+    login_page: LoginPage | None = None  # the console's own look; else a plain form
 
     def __post_init__(self) -> None:
         self.sessions = Sessions(self.tokens, self.clock)
@@ -281,7 +284,7 @@ class Auth:
         target = _local(request.query_params.get("next", "/"))
         given = request.query_params.get("token")
         if given is None:
-            return _login_form(target)
+            return self._form(target, "", 200)
         return await self._sign_in(request, given, target)
 
     async def _login(self, request: Request) -> Response:
@@ -299,7 +302,7 @@ class Auth:
         if kind is None:
             log.warning("http: failed login from %s", client)
             await self.fail(client)
-            return _login_form(target, "That is not the console's token.", 401)
+            return self._form(target, "That is not the console's token.", 401)
         response = RedirectResponse(target, 303)
         response.set_cookie(
             COOKIE,
@@ -311,6 +314,10 @@ class Auth:
             samesite="strict",
         )
         return response
+
+    def _form(self, target: str, problem: str, status: int) -> Response:
+        """The page posts `token` and `next` (the `target`) to /login."""
+        return (self.login_page or _login_form)(target, problem, status)
 
     async def _logout(self, _request: Request) -> Response:
         response = RedirectResponse("/login", 303)
