@@ -68,6 +68,7 @@ FAILED_WINDOW = 60.0  # seconds
 FAILED_DELAY = 0.25  # seconds each failure waits before its answer
 FORM_CAP = 1 << 20  # bytes of a form read to find its CSRF token (the playground's pasted text)
 LOGIN_CAP = 8192  # bytes of a login form
+LOGIN_TIMEOUT = 10.0  # seconds for a login form's body to arrive (anyone may post one)
 PUBLIC = ("/healthz", "/metrics", "/websub/", "/login", "/static/")
 JSON_PATHS = ("/api/", "/alerts.atom")  # answered 401 JSON rather than sent to the login form
 SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
@@ -250,6 +251,7 @@ class Auth:
     failed_delay: float = FAILED_DELAY
     clock: Callable[[], float] = time.time
     login_page: LoginPage | None = None  # the console's own look; else a plain form
+    login_timeout: float = LOGIN_TIMEOUT
 
     def __post_init__(self) -> None:
         self.sessions = Sessions(self.tokens, self.clock)
@@ -291,7 +293,12 @@ class Auth:
         length = request.headers.get("content-length", "")
         if not length.isdigit() or int(length) > LOGIN_CAP:
             return PlainTextResponse("a login form is a Content-Length of a few bytes\n", 413)
-        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        try:
+            async with asyncio.timeout(self.login_timeout):
+                body = await request.body()
+        except TimeoutError:
+            return PlainTextResponse("too slow\n", 408)
+        form = dict(parse_qsl(body.decode("utf-8", "replace")))
         return await self._sign_in(request, form.get("token", ""), _local(form.get("next", "/")))
 
     async def _sign_in(self, request: Request, given: str, target: str) -> Response:

@@ -300,3 +300,12 @@ async def test_the_console_may_draw_the_login_page(store: Store) -> None:
         wrong = await client.post("/login", data={"token": "n" * 20})
         assert wrong.status_code == 401
         assert wrong.text == "our login; next=/; That is not the console's token."
+
+
+async def test_a_login_form_must_arrive_in_time(store: Store) -> None:
+    """Anyone may post to /login: a body that drips is cut off (408), not waited for."""
+    auth = Auth(Tokens(TOKEN), failed_delay=0.0, login_timeout=0.2)
+    async with serving(Health(store, lambda: None), Metrics(store).exposition, auth=auth) as web:
+        head = b"POST /login HTTP/1.1\r\nContent-Length: 40\r\n"
+        head += b"Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+        assert (await web.ask(head + b"token=")).startswith(b"HTTP/1.1 408 ")
