@@ -184,6 +184,8 @@ async def _fetch(
             ctx.limits,
             configured=feed.url,
             headers=settings.request_headers(),
+            user_agent=settings.user_agent,
+            proxy=settings.proxy_url(),
         )
 
 
@@ -383,4 +385,5 @@ def _log_failure(
 
 
 def feed_settings(config: LoadedConfig) -> Mapping[str, FeedConfig]:
-    return {feed.url: feed for feed in config.settings.feeds}
+    """The feeds in force by URL; one with `enabled: false` is as if absent."""
+    return {feed.url: feed for feed in config.settings.feeds if feed.enabled}
