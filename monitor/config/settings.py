@@ -385,7 +385,7 @@ def load_config(
     problems.extend(_check_websub(settings, document, env))
     rule_paths, rule_problems = _rule_paths(directory, settings, document)
     problems.extend(rule_problems)
-    matcher = _load_rules(rule_paths, env, problems)
+    matcher = _load_rules(rule_paths, env, problems, _feed_tags(settings))
     if matcher is not None:
         problems.extend(_check_webhook_rules(settings, document, matcher))
     if problems or matcher is None:
@@ -554,8 +554,20 @@ def _rule_paths(
     return [], [ConfigProblem(document.path, pos.line, pos.column, message)]
 
 
+def _feed_tags(settings: MonitorConfig) -> dict[str, list[str]]:
+    """The feeds' URLs by tag, for rules that select feeds with `feeds: [tag:NAME]`."""
+    tagged: dict[str, list[str]] = {}
+    for feed in settings.feeds:
+        for tag in feed.tags:
+            tagged.setdefault(tag, []).append(feed.url)
+    return tagged
+
+
 def _load_rules(
-    paths: Sequence[Path], environ: Mapping[str, str], problems: list[ConfigProblem]
+    paths: Sequence[Path],
+    environ: Mapping[str, str],
+    problems: list[ConfigProblem],
+    feed_tags: Mapping[str, Sequence[str]] | None = None,
 ) -> Matcher | None:
     parsed: list[tuple[Path, RuleFile]] = []
     documents: dict[Path, PositionedDocument] = {}
@@ -569,7 +581,7 @@ def _load_rules(
             documents[path] = document
     if len(parsed) != len(paths):
         return None
-    compiled = compile_rules(parsed)
+    compiled = compile_rules(parsed, feed_tags=feed_tags)
     if isinstance(compiled, Matcher):
         return compiled
     for problem in compiled:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from monitor.durations import parse_budget
@@ -43,8 +43,14 @@ from monitor.text import Token, tokenize
 DEFAULT_WITHIN = 8
 
 
+TAG_PREFIX = "tag:"  # a rule's `feeds:` entry naming the feeds with a tag, not a URL pattern
+
+
 class _Compiler:
-    def __init__(self, analyzer: Analyzer | None) -> None:
+    def __init__(
+        self, analyzer: Analyzer | None, feed_tags: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        self.feed_tags = feed_tags or {}  # tag -> the URLs of the feeds that have it
         self.lexicon = Lexicon(analyzer)
         self.terms: list[CompiledTerm] = []
         self.problems: list[RuleProblem] = []
@@ -268,10 +274,36 @@ class _Compiler:
                     continue
                 budget = parse_budget(rule.max_alerts) if rule.max_alerts else None
                 info = RuleInfo(rule.id, rule.title, rule.severity, tuple(rule.feeds), budget)
-                patterns = tuple(re.compile(fnmatch.translate(feed)) for feed in rule.feeds)
+                patterns = self.feed_patterns(path, (*loc, "feeds"), rule.feeds)
+                if patterns is None:
+                    continue
                 fields = tuple(dict.fromkeys(rule.fields))
-                compiled.append(CompiledRule(info, fields, root, _triggers(root), patterns))
+                langs = frozenset(rule.lang)
+                compiled.append(CompiledRule(info, fields, root, _triggers(root), patterns, langs))
         return compiled
+
+    def feed_patterns(
+        self, path: Path, loc: Loc, feeds: Sequence[str]
+    ) -> tuple[re.Pattern[str], ...] | None:
+        """A rule's `feeds:` as patterns of feed URLs: globs as written, `tag:NAME` as the URLs
+        of the feeds with that tag; None when a tag is unknown (a problem is recorded)."""
+        patterns: list[re.Pattern[str]] = []
+        known = True
+        for index, feed in enumerate(feeds):
+            if not feed.startswith(TAG_PREFIX):
+                patterns.append(re.compile(fnmatch.translate(feed)))
+                continue
+            tag = feed.removeprefix(TAG_PREFIX)
+            urls = self.feed_tags.get(tag)
+            if urls is None:
+                close = difflib.get_close_matches(tag, sorted(self.feed_tags), n=1)
+                hint = f"; did you mean `tag:{close[0]}`?" if close else ""
+                message = f"unknown feed tag `{tag}`: no feed in monitor.yaml has it{hint}"
+                self.problem(path, (*loc, index), message)
+                known = False
+                continue
+            patterns.extend(re.compile(re.escape(url)) for url in urls)
+        return tuple(patterns) if known else None
 
 
 def _is_name(token: Token) -> bool:
@@ -345,13 +377,16 @@ def _triggers(node: Node) -> frozenset[int]:
 
 
 def compile_rules(
-    files: Sequence[tuple[Path, RuleFile]], *, analyzer: str | None = DEFAULT_ANALYZER
+    files: Sequence[tuple[Path, RuleFile]],
+    *,
+    analyzer: str | None = DEFAULT_ANALYZER,
+    feed_tags: Mapping[str, Sequence[str]] | None = None,
 ) -> Matcher | list[RuleProblem]:
     """All rule files at once (term sets are shared across files): a `Matcher`, or every
     problem found, in file order. `analyzer`: the morphology that inflects plain words
     (`morph`, the default; `lemma`, `stem`: see morph.py; None: every word matches as
-    written)."""
-    compiler = _Compiler(_analyzer(analyzer))
+    written). `feed_tags`: the config's feeds by tag, for rules' `feeds: [tag:NAME]`."""
+    compiler = _Compiler(_analyzer(analyzer), feed_tags)
     compiler.collect_sets(files)
     rules = compiler.rules(files)
     if compiler.problems:

@@ -200,7 +200,7 @@ async def _parse(
 ) -> ParsedFeed | ParseFailed:
     """Parse off the event loop, a few documents at a time (ctx.parse_slots)."""
     async with ctx.parse_slots:
-        return await parse_off_loop(
+        parsed = await parse_off_loop(
             body,
             url=feed.url,
             base_url=base_url,
@@ -208,6 +208,17 @@ async def _parse(
             feed_name=settings.name or "",
             processes=ctx.parse_in_processes,
         )
+    return _in_declared_language(parsed, settings.lang)
+
+
+def _in_declared_language(
+    parsed: ParsedFeed | ParseFailed, lang: str | None
+) -> ParsedFeed | ParseFailed:
+    """The items in the feed's configured `lang:`, over what the document says of them."""
+    if lang is None or isinstance(parsed, ParseFailed):
+        return parsed
+    items = [dataclasses.replace(item, lang=lang) for item in parsed.items]
+    return dataclasses.replace(parsed, items=items)
 
 
 async def _write(ctx: RefreshContext, feed: FeedState, polled: _Polled) -> RefreshOutcome:
