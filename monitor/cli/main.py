@@ -15,6 +15,7 @@ from monitor.cli import backtest as backtesting
 from monitor.cli import delivery as delivery_commands
 from monitor.cli import feeds as feeds_commands
 from monitor.cli import mutes as mute_commands
+from monitor.cli import opml as opml_commands
 from monitor.cli import rules, status
 from monitor.cli import run as running
 from monitor.durations import parse_duration
@@ -165,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     delivery_commands.register(sub, with_config)
     mute_commands.register(sub, with_config)
     feeds_commands.register(sub, with_config)
+    opml_commands.register(sub.choices["feeds"])  # `monitor feeds import|export`
     status.register(sub, with_config)
     return parser
 
