@@ -10,6 +10,9 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import select
+import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import trustme
 
 from monitor.config.settings import load_config
 from monitor.errors import ConfigError
@@ -71,6 +75,26 @@ class RecordingProxy:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+                upstream.close()
+
+            def do_CONNECT(self) -> None:
+                proxy.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+                host, _, port = self.path.rpartition(":")
+                upstream = socket.create_connection((host, int(port)), timeout=5)
+                self.send_response(200, "Connection established")
+                self.end_headers()
+                self.wfile.flush()
+                sockets = [self.connection, upstream]
+                while True:
+                    readable, _, _ = select.select(sockets, [], [], 5)
+                    if not readable:
+                        break
+                    for source in readable:
+                        data = source.recv(65536)
+                        if not data:
+                            upstream.close()
+                            return
+                        (upstream if source is self.connection else self.connection).sendall(data)
                 upstream.close()
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -346,3 +370,33 @@ async def test_a_feed_proxy_is_refused_while_the_environment_names_one(
     assert not result.transient
     assert proxy.seen == []
     assert server.requests_to("/feed") == []
+
+
+async def test_https_goes_through_the_proxy_in_a_tunnel(
+    tmp_path: Path, proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "private-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    secure = LocalServer(tls=context, poll_interval=0.05)
+    try:
+        guarded(secure, "/feed.xml", {"authorization": f"Bearer {TOKEN}"})
+        async with make_client() as client:
+            result = await fetch_feed(
+                client,
+                secure.url("/feed.xml"),
+                Validators(),
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                proxy=proxy.url(f"scout:{PROXY_PASSWORD}@"),
+            )
+    finally:
+        secure.close()
+    assert isinstance(result, Fetched), result
+    ((target, headers),) = proxy.seen
+    assert target == f"127.0.0.1:{secure.port}"  # CONNECT: the proxy saw the host, not the path
+    assert headers["proxy-authorization"] == basic("scout", PROXY_PASSWORD)
+    assert "authorization" not in headers  # the feed's credentials travel inside the tunnel
