@@ -322,7 +322,9 @@ def test_export_writes_opml_2_that_imports_back(tmp_path: Path) -> None:
     imported = {f.url: (f.name, f.tags) for f in load_config(fresh, env).settings.feeds}
     assert imported["https://tass.com/rss/v2.xml"] == ("TASS (English)", ["state-media"])
     assert imported["https://www.granma.cu/feed"] == (None, [])
-    assert imported["https://env.example/rss"] == ("From the environment", [])
+    # a `${…}` reference is refused on the way in: a stranger's list could read the environment
+    assert "https://env.example/rss" not in imported
+    assert "  ! https://${FEED_HOST}/rss: contains `${`" in back.stdout
 
 
 def test_export_to_standard_output(tmp_path: Path) -> None:
@@ -357,3 +359,38 @@ def test_imported_feeds_are_polled_and_the_listing_still_works(
     assert [row["name"] for row in rows] == ["Wire", "Prensa"]
     assert all(row["status"] == "ok" for row in rows)
     assert load_config(config).settings.feeds[0].tags == ["test-outlets"]
+
+
+def test_a_hostile_feed_list_adds_only_its_real_feed(tmp_path: Path) -> None:
+    config = config_dir(tmp_path)
+    env = {"ANALYSTS_SECRET": "whsec_do-not-leak"}
+    result = run_cli(
+        "feeds", "import", str(OPML / "hostile.opml"), "--config", str(config),
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].endswith("skipped 0 duplicates, 5 invalid")
+    assert "  + https://fine.example/rss  (Fine)" in result.stdout
+    reasons = [line for line in result.stdout.splitlines() if line.startswith("  ! ")]
+    assert sum("reads as an environment variable" in line for line in reasons) == 2
+    assert any(
+        "javascript:" in line and "not an http:// or https:// URL" in line for line in reasons
+    )
+    assert any(line.endswith("a subscription list, not a feed") for line in reasons)
+    text = (config / "monitor.yaml").read_text(encoding="utf-8")
+    assert "${" not in text.split("  # more to come")[0].split("interval: 30m")[1]
+    names = [f.name for f in load_config(config, env).settings.feeds]
+    assert "whsec_do-not-leak" not in repr(names)
+    assert "whsec_do-not-leak" not in result.stdout + result.stderr
+
+
+def test_a_latin_1_export_is_read_in_its_declared_encoding(tmp_path: Path) -> None:
+    config = config_dir(tmp_path)
+    result = run_cli(
+        "feeds", "import", str(OPML / "latin1.opml"), "--config", str(config), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    feed = load_config(config).settings.feeds[-1]
+    assert (feed.url, feed.name, feed.tags) == (
+        "https://economia.example.es/rss", "Diario de la Economía", ["economia"],
+    )  # fmt: skip

@@ -32,6 +32,7 @@ from monitor.http.urls import has_credentials, shown_url
 
 MAX_OPML_BYTES = 16 * 1024 * 1024  # a reader's export of thousands of feeds is a few MiB
 _NOT_TAG = re.compile(r"[^a-z0-9_.-]+")
+_DECLARATION = re.compile(rb"""\s*(<\?xml[^>]*?encoding\s*=\s*["'])([A-Za-z0-9._-]+)""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ def read_opml(document: bytes) -> list[Candidate | Skipped]:
     """The document's feed outlines in order; an outline that is no feed is `Skipped`."""
     if len(document) > MAX_OPML_BYTES:
         raise OpmlError(f"larger than {MAX_OPML_BYTES // (1024 * 1024)} MiB")
-    parsed: Any = listparser.parse(document)
+    parsed: Any = listparser.parse(_as_utf8(document))
     if not parsed.get("version", "").startswith("opml"):
         problem = parsed.get("bozo_exception")
         raise OpmlError(f"not an OPML document{f': {problem}' if problem else ''}")
@@ -92,6 +93,25 @@ def read_opml(document: bytes) -> list[Candidate | Skipped]:
         Skipped(str(link["url"]), "a subscription list, not a feed") for link in parsed["lists"]
     )
     return found
+
+
+def _as_utf8(document: bytes) -> bytes:
+    """The document in UTF-8, declared so: listparser reads UTF-8 only without lxml."""
+    try:
+        document.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return document
+    declared = _DECLARATION.match(document)
+    if declared is None:
+        raise OpmlError("not UTF-8, and no other encoding declared")
+    try:
+        text = document.decode(declared.group(2).decode("ascii"))
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise OpmlError(f"cannot be read as its declared encoding: {exc}") from None
+    start, end = declared.span(2)
+    return (text[:start] + "utf-8" + text[end:]).encode("utf-8")
 
 
 def tags_of(categories: Iterable[Sequence[str]]) -> tuple[str, ...]:
@@ -146,6 +166,10 @@ def plan_import(found: Sequence[Candidate | Skipped], existing: Iterable[str]) -
 def _entry_problem(outline: Candidate) -> str | None:
     if not outline.url:
         return "no xmlUrl"
+    if "${" in outline.url or "${" in (outline.name or ""):
+        # monitor.yaml would read it as an environment variable: a stranger's OPML naming a
+        # feed `${WEBHOOK_SECRET}` would put that secret in every alert of the feed
+        return "contains `${`, which monitor.yaml reads as an environment variable"
     try:
         FeedConfig.model_validate(outline.entry())
     except ValidationError as exc:
