@@ -400,3 +400,24 @@ async def test_https_goes_through_the_proxy_in_a_tunnel(
     assert target == f"127.0.0.1:{secure.port}"  # CONNECT: the proxy saw the host, not the path
     assert headers["proxy-authorization"] == basic("scout", PROXY_PASSWORD)
     assert "authorization" not in headers  # the feed's credentials travel inside the tunnel
+
+
+def test_access_secrets_stay_out_of_repr_and_dumps(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "config",
+        feeds=[
+            {
+                "url": "https://feeds.example/a.xml",
+                "auth": {"basic": {"username": "reader", "password": "${WIRE_PASSWORD}"}},
+                "proxy": f"http://scout:{PROXY_PASSWORD}@127.0.0.1:3128",
+            },
+            {"url": "https://feeds.example/b.xml", "auth": {"bearer": "${WIRE_TOKEN}"}},
+        ],
+    )
+    loaded = load_config(config, ENV)
+    basic_feed, bearer_feed = loaded.settings.feeds
+    assert basic_feed.request_headers() == {"Authorization": basic("reader", PASSWORD)}
+    assert bearer_feed.request_headers() == {"Authorization": f"Bearer {TOKEN}"}
+    assert basic_feed.proxy_url() == f"http://scout:{PROXY_PASSWORD}@127.0.0.1:3128"
+    shown = repr(loaded.settings) + loaded.settings.model_dump_json() + str(loaded.settings)
+    secrets_absent({"repr and dumps": shown}, PASSWORD, TOKEN, PROXY_PASSWORD)
