@@ -307,6 +307,16 @@ def test_a_disabled_feed_is_kept_but_never_polled(tmp_path: Path, server: LocalS
     assert server.requests_to("/off.xml") == []
     loaded = load_config(config)
     assert [feed.enabled for feed in loaded.settings.feeds] == [True, False]
+    listed = run_cli("feeds", "--json", "--config", str(config), cwd=config)
+    assert [json.loads(line)["url"] for line in listed.stdout.splitlines()] == [
+        server.url("/on.xml")
+    ]
+    # enabled again: polled again, from the next run on
+    yaml_file = config / "monitor.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("enabled: false", "enabled: true"))
+    again = run_cli("run", "--once", "--config", str(config), cwd=config)
+    assert "2 feeds polled" in again.stdout, again.stdout
+    assert len(server.requests_to("/off.xml")) == 1
 
 
 @pytest.mark.parametrize(
