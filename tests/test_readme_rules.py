@@ -126,7 +126,11 @@ def test_the_rule_language_example_compiles_and_its_examples_pass(tmp_path: Path
     assert found is not None
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "example.yaml").write_text(found.group(1), encoding="utf-8")
-    (tmp_path / "monitor.yaml").write_text("rules: rules/\n", encoding="utf-8")
+    # the example selects feeds by tag: a feed with that tag makes it valid
+    (tmp_path / "monitor.yaml").write_text(
+        "rules: rules/\nfeeds:\n  - url: https://tass.example/rss\n    tags: [state-media]\n",
+        encoding="utf-8",
+    )
     result = run_cli("check", "--config", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "1 rule in 1 file, 2 examples" in result.stdout

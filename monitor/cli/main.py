@@ -16,6 +16,7 @@ from monitor.cli import completion, rules, status
 from monitor.cli import delivery as delivery_commands
 from monitor.cli import feeds as feeds_commands
 from monitor.cli import mutes as mute_commands
+from monitor.cli import opml as opml_commands
 from monitor.cli import run as running
 from monitor.durations import parse_duration
 from monitor.runtime.logs import FORMATS, default_format
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     delivery_commands.register(sub, with_config)
     mute_commands.register(sub, with_config)
     feeds_commands.register(sub, with_config)
+    opml_commands.register(sub.choices["feeds"])  # `monitor feeds import|export`
     status.register(sub, with_config)
     completion.register(sub)
     completion.attach(parser)  # last: it walks every command's options

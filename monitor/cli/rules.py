@@ -61,7 +61,8 @@ def check(directory: Path, drafts: Path | None = None) -> int:
     examples = len(config.matcher.examples)
     files = len(config.rule_files)
     summary = (
-        f"{len(config.settings.feeds)} feeds, {plural(len(config.matcher.rules), 'rule')} in "
+        f"{plural(len(config.settings.feeds), 'feed')}, "
+        f"{plural(len(config.matcher.rules), 'rule')} in "
         f"{plural(files, 'file')}, {plural(examples, 'example')}, "
         f"{plural(len(config.settings.webhooks), 'webhook')}"
     )

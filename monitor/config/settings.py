@@ -129,10 +129,94 @@ class FeedConfig(StrictModel):
         'fetched and its main text matched as field `content` (docs/rules.md, "Full text").',
     )
 
+    auth: FeedAuth | None = Field(
+        default=None,
+        description="Credentials for the feed's own origin: `{basic: {username, password}}` or "
+        "`{bearer: TOKEN}`; values may be `${ENV}`. Secret: never logged or shown.",
+    )
+    user_agent: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=300,
+        pattern=r"^[^\r\n\x00]+$",
+        description="User-Agent for this feed's requests instead of monitor's own.",
+    )
+    proxy: SecretStr | None = Field(
+        default=None,
+        description="An http:// or https:// proxy for this feed only (credentials in it are "
+        "secret). The operator's choice: monitor connects to it unchecked.",
+        json_schema_extra={"format": "uri"},
+    )
+    enabled: bool = Field(
+        default=True,
+        description="false: kept in the config (and exported) but never polled.",
+    )
+    tags: list[FeedTag] = Field(
+        default_factory=list,
+        description="Categories rules can select with `feeds: [tag:NAME]`; OPML export writes "
+        "them as the outline's category.",
+        json_schema_extra={"default": [], "examples": [["state-media", "ru"]]},
+    )
+    lang: LanguageCode | None = Field(
+        default=None,
+        description="The language of this feed's items (`es`), over what the document says; "
+        "items of a feed without one are identified by py3langid where a rule has `lang:`.",
+    )
+
     _check_url = field_validator("url")(http_url)
 
+    @field_validator("proxy")
+    @classmethod
+    def _check_proxy(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _PROXY_URL.match(value.get_secret_value()):
+            raise ValueError("a proxy is an http:// or https:// URL (host and optional port)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_authorization(self) -> FeedConfig:
+        names = {name.lower() for name in self.headers}
+        if self.auth is not None and "authorization" in names:
+            raise ValueError("auth and headers.Authorization both set: keep one")
+        if self.user_agent is not None and "user-agent" in names:
+            raise ValueError("user_agent and headers.User-Agent both set: keep one")
+        return self
+
     def request_headers(self) -> dict[str, str]:
-        return {name: value.get_secret_value() for name, value in self.headers.items()}
+        """The headers sent to the feed's own origin only: `headers` and `auth`."""
+        sent = {name: value.get_secret_value() for name, value in self.headers.items()}
+        if self.auth is not None:
+            sent["Authorization"] = self.auth.header()
+        return sent
+
+    def proxy_url(self) -> str | None:
+        return self.proxy.get_secret_value() if self.proxy is not None else None
+
+
+class BasicAuth(StrictModel):
+    """HTTP Basic credentials."""
+
+    username: str = Field(min_length=1, pattern=r"^[^:\r\n\x00]+$")
+    password: HeaderValue
+
+
+class FeedAuth(StrictModel):
+    """One of `basic` or `bearer`."""
+
+    basic: BasicAuth | None = None
+    bearer: HeaderValue | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> FeedAuth:
+        if (self.basic is None) == (self.bearer is None):
+            raise ValueError("auth takes one of `basic` or `bearer`")
+        return self
+
+    def header(self) -> str:
+        if self.bearer is not None:
+            return f"Bearer {self.bearer.get_secret_value()}"
+        assert self.basic is not None  # _exactly_one
+        pair = f"{self.basic.username}:{self.basic.password.get_secret_value()}"
+        return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
 def _header_name(value: str) -> str:
@@ -154,6 +238,9 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _OURS = frozenset(("accept-encoding", "if-none-match", "if-modified-since", "host"))
 HeaderName = Annotated[str, AfterValidator(_header_name)]
 HeaderValue = Annotated[SecretStr, AfterValidator(_header_value)]
+_PROXY_URL = re.compile(r"^https?://([^\s/?#@]+@)?[^\s/?#@]+/?$", re.IGNORECASE)
+FeedTag = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]
 
 
 def _network(value: str) -> str:
@@ -410,7 +497,9 @@ def load_config(
     problems.extend(rule_problems)
     rule_paths, draft_problems = _with_drafts(rule_paths, rules)
     problems.extend(draft_problems)
-    matcher, rule_ids = _load_rules(rule_paths, env, problems, directory, examples=examples)
+    matcher, rule_ids = _load_rules(
+        rule_paths, env, problems, directory, examples=examples, feed_tags=_feed_tags(settings)
+    )
     if rule_ids is not None:
         problems.extend(_check_webhook_rules(document, rule_ids))
     if problems or matcher is None or settings is None:
@@ -474,7 +563,10 @@ def _credential_stand_in(loc: Loc, whole: bool) -> str | None:
     in_feed_headers = len(loc) >= 4 and loc[0] == "feeds" and loc[2] == "headers"
     if loc in (("http", "token"), ("http", "read_token")):
         return _TOKEN_STAND_IN  # long enough to validate, never used: only `run` serves
-    if not (in_webhook or in_feed_headers):
+    in_feed_access = len(loc) >= 3 and loc[0] == "feeds" and loc[2] in ("auth", "proxy")
+    if in_feed_access and loc[2] == "proxy":
+        return "http://unset.invalid:3128" if whole else _UNSET
+    if not (in_webhook or in_feed_headers or in_feed_access):
         return None
     if not whole:
         return _UNSET
@@ -622,6 +714,18 @@ def _rule_paths(
     return [], [ConfigProblem(document.path, pos.line, pos.column, message)]
 
 
+def _feed_tags(settings: MonitorConfig | None) -> dict[str, list[str]] | None:
+    """The feeds' URLs by tag, for rules that select feeds with `feeds: [tag:NAME]`; None when
+    monitor.yaml did not validate (its tags are unknown: rules naming one are not refused)."""
+    if settings is None:
+        return None
+    tagged: dict[str, list[str]] = {}
+    for feed in settings.feeds:
+        for tag in feed.tags:
+            tagged.setdefault(tag, []).append(feed.url)
+    return tagged
+
+
 def _load_rules(
     paths: Sequence[Path],
     environ: Mapping[str, str],
@@ -629,6 +733,7 @@ def _load_rules(
     directory: Path,
     *,
     examples: bool = True,
+    feed_tags: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[Matcher | None, frozenset[str] | None]:
     """The compiled rules, and every rule id declared (None when some rule file could not be
     read, so any id may be in it). A file that does not validate is still compiled from the
@@ -652,7 +757,7 @@ def _load_rules(
             unreadable = unreadable or source is None
             if source is not None:
                 sources.append(source)
-    compiled = compile_sources(sources, lenient=unreadable)
+    compiled = compile_sources(sources, lenient=unreadable, feed_tags=feed_tags)
     for problem in compiled.problems:
         pos = documents[problem.path].position_of(problem.loc)
         message = problem.message

@@ -29,7 +29,7 @@ from monitor.errors import FeedError, PermanentFeedError, TransientFeedError
 from monitor.feeds.compression import BodyTooLarge, Decoder
 from monitor.http.guard import AddressPolicy, Origin, RefusedAddress, origin, steered
 from monitor.http.headers import cache_hint, retry_after
-from monitor.http.transport import pooled_transport
+from monitor.http.transport import environment_proxies, pooled_transport, via_proxy
 
 __all__ = [  # cache_hint and retry_after live in caching.py and are part of this interface
     "ACCEPT_ENCODING",
@@ -59,6 +59,10 @@ ACCEPT_ENCODING = "gzip, deflate"
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _PERMANENT_REDIRECTS = frozenset((301, 308))
 _TRANSIENT_4XX = frozenset((408, 425, 429))
+PROXY_CONFLICT = (
+    "feeds[].proxy is not used while the environment names a proxy (HTTP_PROXY, HTTPS_PROXY, "
+    "ALL_PROXY): unset those, or remove this feed's proxy"
+)
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,8 @@ async def fetch_feed(
     *,
     configured: str | None = None,
     headers: Mapping[str, str] | None = None,
+    user_agent: str | None = None,
+    proxy: str | None = None,
 ) -> Fetched | NotModified | FetchFailed:
     """GET `url` conditionally; problems of the network or the server come back as FetchFailed.
 
@@ -200,10 +206,11 @@ async def fetch_feed(
     moved. Requests to any other origin than the configured one were steered by a server, so
     they are checked against `limits.address_policy` where they connect, and never carry
     `headers` (the feed's credentials: `Authorization`, an API key), which go to the configured
-    origin only.
+    origin only. `user_agent` replaces the client's on every request of this fetch; `proxy`
+    (the operator's, like the URL) carries them all (monitor.http.transport: `via_proxy`).
     """
     trail = _Trail(url)
-    trusted = _Trusted(origin(configured or url), dict(headers or {}))
+    trusted = _Trusted(origin(configured or url), dict(headers or {}), user_agent, proxy)
     try:
         async with asyncio.timeout(limits.deadline):
             return await _follow(client, trail, validators, limits, trusted)
@@ -226,6 +233,8 @@ async def _follow(
     limits: FetchLimits,
     trusted: _Trusted,
 ) -> Fetched | NotModified | FetchFailed:
+    if trusted.proxy is not None and environment_proxies():  # httpx's transports: not ours
+        raise PermanentFeedError(PROXY_CONFLICT)
     visited = [trail.url]
     permanent_so_far = True
     moving_to: str | None = None  # recorded once the new address has answered well
@@ -234,9 +243,9 @@ async def _follow(
         async with client.stream(
             "GET",
             trail.url,
-            headers=_request_headers(validators, trusted.headers if ours else {}),
+            headers=_request_headers(validators, trusted.sent(ours)),
             timeout=_timeout(limits),
-            extensions={} if ours else steered(limits.address_policy),
+            extensions=trusted.extensions(ours, limits.address_policy),
         ) as response:
             trail.status = response.status_code
             trail.headers = {name.lower(): value for name, value in response.headers.items()}
@@ -262,6 +271,19 @@ class _Trusted:
 
     origin: Origin
     headers: dict[str, str]
+    user_agent: str | None = None  # every request of the fetch, not a secret
+    proxy: str | None = None
+
+    def sent(self, ours: bool) -> dict[str, str]:
+        """The headers a request gets besides the validators: the secret ones only if `ours`."""
+        sent = dict(self.headers) if ours else {}
+        if self.user_agent is not None:
+            sent["User-Agent"] = self.user_agent
+        return sent
+
+    def extensions(self, ours: bool, policy: AddressPolicy) -> dict[str, object]:
+        extensions = {} if ours else steered(policy)
+        return extensions | via_proxy(self.proxy) if self.proxy is not None else extensions
 
     def covers(self, url: str) -> bool:
         """The configured origin, or its https upgrade (`http://host` -> `https://host`)."""

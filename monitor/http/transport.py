@@ -30,6 +30,14 @@ resolves its host here, checks every address it may connect to, and connects to 
 policy allows, by address: what was checked is what is reached. A proxy from the environment
 connects on our behalf, so there the policy cannot be applied (docs/operations.md says so).
 
+A request that names a proxy (`via_proxy`: a feed's own `proxy:`) goes through one of httpcore's
+proxy pools, one per proxy URL, over the same backend: plain http through it as a forward
+request, https through a CONNECT tunnel. The proxy is the operator's choice, like a feed's URL,
+so the connection to it is never checked. A steered request through it still has its target's
+address checked, as far as monitor can: the host is resolved here and refused when the policy
+refuses what it resolves to, but the proxy resolves the name again for itself, so DNS
+rebinding, and names only the proxy can resolve, are the proxy's own rules to enforce.
+
 Errors are httpx's, as with httpx's own transport: callers catch httpx exceptions only.
 """
 
@@ -55,6 +63,8 @@ import httpcore
 import httpx
 
 from monitor.http.guard import EXTENSION, AddressPolicy, RefusedAddress
+
+PROXY_EXTENSION = "monitor.proxy"  # the httpx request extension that names a proxy URL
 
 # httpcore's errors and the httpx errors they become, most specific first
 _ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
@@ -331,6 +341,29 @@ def environment_proxies() -> bool:
     return any(scheme != "no" for scheme in urllib.request.getproxies())
 
 
+def via_proxy(proxy: str) -> dict[str, object]:
+    """Request extensions that send this request through `proxy` (PooledTransport only)."""
+    return {PROXY_EXTENSION: proxy}
+
+
+def _proxy_pool(proxy: str, limits: httpx.Limits, backend: _Backend) -> httpcore.AsyncHTTPProxy:
+    """httpcore's proxy pool for `proxy`, its credentials (if any) sent as Proxy-Authorization."""
+    url = httpx.URL(proxy)
+    auth = (url.username, url.password) if url.username or url.password else None
+    plain = url.copy_with(username=None, password=None)
+    return httpcore.AsyncHTTPProxy(
+        proxy_url=httpcore.URL(
+            scheme=plain.raw_scheme, host=plain.raw_host, port=plain.port, target=b"/"
+        ),
+        proxy_auth=auth,
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=backend,
+    )
+
+
 def pooled_transport(limits: httpx.Limits) -> PooledTransport | None:
     """A client's transport: ours, or None (httpx's own) when the environment names a proxy."""
     return None if environment_proxies() else PooledTransport(limits)
@@ -363,6 +396,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         # without the address ever being checked. One pool per policy in force (a reload may
         # change it), every connection in it opened after the check.
         self._steered: dict[AddressPolicy, _Pool] = {}
+        self._proxied: dict[str, httpcore.AsyncHTTPProxy] = {}
 
     def _pool_for(self, policy: AddressPolicy | None) -> _Pool:
         if policy is None:
@@ -385,8 +419,11 @@ class PooledTransport(httpx.AsyncBaseTransport):
             extensions=request.extensions,
         )
         policy = request.extensions.get(EXTENSION)
+        proxy = request.extensions.get(PROXY_EXTENSION)
         first = _Attempt(policy=policy)
         with _httpx_errors(request):
+            if proxy is not None:
+                return await self._through_proxy(request, core_request, proxy, policy)
             try:
                 response = await self._try(core_request, first)
             except _STALE_CONNECTION:
@@ -394,6 +431,31 @@ class PooledTransport(httpx.AsyncBaseTransport):
                     raise
                 self._backend.generation += 1  # other idle connections may have closed too
                 response = await self._try(core_request, _Attempt(policy=policy))
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseBody(response.stream, request),
+            extensions=response.extensions,
+        )
+
+    async def _through_proxy(
+        self,
+        request: httpx.Request,
+        core_request: httpcore.Request,
+        proxy: str,
+        policy: AddressPolicy | None,
+    ) -> httpx.Response:
+        """The request through the operator's proxy; a steered one's target checked first."""
+        if policy is not None:
+            port = request.url.port or {"http": 80, "https": 443}.get(request.url.scheme, 443)
+            await allowed_address(request.url.host, port, policy)
+        if proxy not in self._proxied:
+            self._proxied[proxy] = _proxy_pool(proxy, self._limits, self._backend)
+        token = _attempt.set(_Attempt())  # the proxy itself is the operator's: unchecked
+        try:
+            response = await self._proxied[proxy].handle_async_request(core_request)
+        finally:
+            _attempt.reset(token)
         return httpx.Response(
             status_code=response.status,
             headers=response.headers,
@@ -409,5 +471,5 @@ class PooledTransport(httpx.AsyncBaseTransport):
             _attempt.reset(token)
 
     async def aclose(self) -> None:
-        for pool in (self._pool, *self._steered.values()):
+        for pool in (self._pool, *self._steered.values(), *self._proxied.values()):
             await pool.aclose()

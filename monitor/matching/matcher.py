@@ -17,6 +17,7 @@ from itertools import pairwise, product
 from typing import TYPE_CHECKING
 
 from monitor.durations import Budget
+from monitor.matching.language import Lazy
 from monitor.matching.lexicon import HOW_ORDER, Lexicon, Via
 from monitor.models import Item, Match, TermHit
 from monitor.text import Token, tokenize
@@ -107,6 +108,7 @@ class CompiledRule:
     feed_patterns: tuple[re.Pattern[str], ...] = field(default=())
     fulltext: bool = False  # reads the article pages of its candidates (docs/rules.md)
     prefilter: Node | None = None  # which items are candidates; None: some required part occurs
+    langs: frozenset[str] = field(default=frozenset())  # empty: every language
 
 
 Hits = list[Occurrence]
@@ -335,11 +337,13 @@ class Matcher:
             if needed <= atoms
         }
         indexes = {index for term_id in terms for index in self._anchors.get(term_id, ())}
+        language = Lazy(item)  # identified only for a `lang:` rule the words leave standing
         candidates = [
             self._rules[index]
             for index in sorted(indexes | self._always)
             if _in_scope(self._rules[index], item.feed_url)
             and all(not group.isdisjoint(terms) for group in self._required[index])
+            and language.among(self._rules[index].langs)
         ]
         return candidates, fields
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,8 +89,15 @@ class _Set:
     sets: set[SetKey] = field(default_factory=set)  # the sets that include it
 
 
+TAG_PREFIX = "tag:"  # a rule's `feeds:` entry naming the feeds with a tag, not a URL pattern
+
+
 class _Compiler:
-    def __init__(self, analyzer: Analyzer | None) -> None:
+    def __init__(
+        self, analyzer: Analyzer | None, feed_tags: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        # tag -> the URLs of the feeds that have it; None: not known (monitor.yaml is invalid)
+        self.feed_tags = feed_tags
         self.lexicon = Lexicon(analyzer)
         self.terms: list[CompiledTerm] = []
         self.problems: list[RuleProblem] = []
@@ -384,14 +391,23 @@ class _Compiler:
                     continue
                 budget = parse_budget(rule.max_alerts) if rule.max_alerts else None
                 info = RuleInfo(rule.id, rule.title, rule.severity, tuple(rule.feeds), budget)
-                patterns = tuple(re.compile(fnmatch.translate(feed)) for feed in rule.feeds)
+                patterns = self.feed_patterns(path, (*loc, "feeds"), rule.feeds)
+                if patterns is None:
+                    continue
                 fields = tuple(dict.fromkeys(rule.fields))
                 valid, prefilter = self.prefilter(path, loc, rule.prefilter)
                 if not valid:
                     continue
                 compiled.append(
                     CompiledRule(
-                        info, fields, root, _triggers(root), patterns, rule.fulltext, prefilter
+                        info,
+                        fields,
+                        root,
+                        _triggers(root),
+                        patterns,
+                        fulltext=rule.fulltext,
+                        prefilter=prefilter,
+                        langs=frozenset(rule.lang),
                     )
                 )
                 self.fulltext_notes(path, loc, rule.fulltext, root, prefilter)
@@ -422,6 +438,31 @@ class _Compiler:
                 "the page; declare a `prefilter`"
             )
             self.notes.append(RuleProblem(path, (*loc, "fulltext"), message, "warning"))
+
+    def feed_patterns(
+        self, path: Path, loc: Loc, feeds: Sequence[str]
+    ) -> tuple[re.Pattern[str], ...] | None:
+        """A rule's `feeds:` as patterns of feed URLs: globs as written, `tag:NAME` as the URLs
+        of the feeds with that tag; None when a tag is unknown (a problem is recorded)."""
+        patterns: list[re.Pattern[str]] = []
+        known = True
+        for index, feed in enumerate(feeds):
+            if not feed.startswith(TAG_PREFIX):
+                patterns.append(re.compile(fnmatch.translate(feed)))
+                continue
+            tag = feed.removeprefix(TAG_PREFIX)
+            if self.feed_tags is None:
+                continue
+            urls = self.feed_tags.get(tag)
+            if urls is None:
+                close = difflib.get_close_matches(tag, sorted(self.feed_tags), n=1)
+                hint = f"; did you mean `tag:{close[0]}`?" if close else ""
+                message = f"unknown feed tag `{tag}`: no feed in monitor.yaml has it{hint}"
+                self.problem(path, (*loc, index), message)
+                known = False
+                continue
+            patterns.extend(re.compile(re.escape(url)) for url in urls)
+        return tuple(patterns) if known else None
 
 
 def _examples(path: Path, loc: Loc, rule: Rule) -> list[RuleExample]:
@@ -515,11 +556,13 @@ def compile_sources(
     *,
     analyzer: str | None = DEFAULT_ANALYZER,
     lenient: bool = False,
+    feed_tags: Mapping[str, Sequence[str]] | None = None,
 ) -> Compiled:
     """Rule files, each with the parts of it that validated: a `Matcher` when nothing is wrong,
     and every problem found, in file order. `lenient`: some rule file could not be read at all,
-    so a set or rule it may define is not reported unknown."""
-    compiler = _Compiler(_analyzer(analyzer))
+    so a set or rule it may define is not reported unknown. `feed_tags`: the config's feeds by
+    tag, for rules' `feeds: [tag:NAME]`."""
+    compiler = _Compiler(_analyzer(analyzer), feed_tags)
     compiler.lenient = lenient
     compiler.collect_sets(sources)
     rules = compiler.rules(sources)
@@ -539,13 +582,18 @@ def compile_sources(
 
 
 def compile_rules(
-    files: Sequence[tuple[Path, RuleFile]], *, analyzer: str | None = DEFAULT_ANALYZER
+    files: Sequence[tuple[Path, RuleFile]],
+    *,
+    analyzer: str | None = DEFAULT_ANALYZER,
+    feed_tags: Mapping[str, Sequence[str]] | None = None,
 ) -> Matcher | list[RuleProblem]:
     """Validated rule files at once: a `Matcher`, or every problem found, in file order. A term
     set serves its own file's rules, and every file's when its file is `shared: true`.
     `analyzer`: the morphology that inflects plain words (`lemma`, the default; `morph`,
-    `stem`: see morph.py; None: every word matches as written)."""
-    compiled = compile_sources([RuleSource(path, file) for path, file in files], analyzer=analyzer)
+    `stem`: see morph.py; None: every word matches as written). `feed_tags`: the config's
+    feeds by tag, for rules' `feeds: [tag:NAME]`."""
+    sources = [RuleSource(path, file) for path, file in files]
+    compiled = compile_sources(sources, analyzer=analyzer, feed_tags=feed_tags)
     return compiled.matcher if compiled.matcher is not None else compiled.problems
 
 

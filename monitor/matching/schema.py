@@ -358,7 +358,18 @@ class Rule(BaseModel):
             title="Feeds",
             description=(
                 "Only items from these feed URLs (glob patterns allowed: "
-                "`https://*.example.org/*`). Empty: every feed."
+                "`https://*.example.org/*`) or from the feeds with a tag (`tag:state-media`). "
+                "Empty: every feed."
+            ),
+        ),
+    ] = []
+    lang: Annotated[
+        list[Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]],
+        Field(
+            title="Languages",
+            description=(
+                "Only items in these languages (`[es, ru]`): the feed's or the document's "
+                "declared language, else the one py3langid identifies. Empty: every language."
             ),
         ),
     ] = []

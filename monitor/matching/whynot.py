@@ -13,6 +13,7 @@ from itertools import product
 
 from rapidfuzz import fuzz
 
+from monitor.matching.language import item_language
 from monitor.matching.lexicon import CROSS_SCRIPT_PREFIX, Atom, default_threshold
 from monitor.matching.matcher import (
     MAX_NEAR_COMBINATIONS,
@@ -97,6 +98,10 @@ def why_not(matcher: Matcher, item: Item, rule: CompiledRule) -> Verdict:
     if not in_scope(rule, item.feed_url):
         reason = f"the item's feed {item.feed_url} is not one of the rule's feeds"
         clause = Clause("feeds", ", ".join(info.feeds), holds=False, reason=reason)
+        return Verdict(info.id, info.title, matched=False, clauses=(clause,))
+    if rule.langs and (language := item_language(item)).code not in rule.langs:
+        reason = f"skipped for language: the item is in {language.describe()}"
+        clause = Clause("lang", ", ".join(sorted(rule.langs)), holds=False, reason=reason)
         return Verdict(info.id, info.title, matched=False, clauses=(clause,))
     # every field, not only those some rule reads: a term in a field the rule ignores is news
     found = matcher.occurrences(item, ITEM_FIELDS)

@@ -92,7 +92,9 @@ class Pipeline:
         return Dispatcher(self.store.outbox, self._delivery_client, hooks, budgets=budgets)
 
     def sync_feeds(self) -> None:
-        configured = [(feed.url, feed.name) for feed in self.config.settings.feeds]
+        # a feed with `enabled: false` stays in the config but is inactive in the store: no
+        # replica claims it, and no health check finds it silent
+        configured = [(f.url, f.name) for f in self.config.settings.feeds if f.enabled]
         self.store.sync_feeds(configured, datetime.now(UTC))
 
     async def apply(self, config: LoadedConfig) -> None:

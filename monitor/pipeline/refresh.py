@@ -202,6 +202,8 @@ async def _fetch(
             ctx.limits,
             configured=feed.url,
             headers=settings.request_headers(),
+            user_agent=settings.user_agent,
+            proxy=settings.proxy_url(),
         )
 
 
@@ -216,7 +218,7 @@ async def _parse(
 ) -> ParsedFeed | ParseFailed:
     """Parse off the event loop, a few documents at a time (ctx.parse_slots)."""
     async with ctx.parse_slots:
-        return await parse_off_loop(
+        parsed = await parse_off_loop(
             body,
             url=feed.url,
             base_url=base_url,
@@ -224,6 +226,17 @@ async def _parse(
             feed_name=settings.name or "",
             processes=ctx.parse_in_processes,
         )
+    return _in_declared_language(parsed, settings.lang)
+
+
+def _in_declared_language(
+    parsed: ParsedFeed | ParseFailed, lang: str | None
+) -> ParsedFeed | ParseFailed:
+    """The items in the feed's configured `lang:`, over what the document says of them."""
+    if lang is None or isinstance(parsed, ParseFailed):
+        return parsed
+    items = [dataclasses.replace(item, lang=lang) for item in parsed.items]
+    return dataclasses.replace(parsed, items=items)
 
 
 async def _write(ctx: RefreshContext, feed: FeedState, polled: _Polled) -> RefreshOutcome:
@@ -403,4 +416,5 @@ def _log_failure(
 
 
 def feed_settings(config: LoadedConfig) -> Mapping[str, FeedConfig]:
-    return {feed.url: feed for feed in config.settings.feeds}
+    """The feeds in force by URL; one with `enabled: false` is as if absent."""
+    return {feed.url: feed for feed in config.settings.feeds if feed.enabled}
