@@ -293,6 +293,16 @@ class WebhookConfig(StrictModel):
         """A digest of the URL: tells whether the URL changed without keeping the URL itself."""
         return hashlib.sha256(self.url.encode("utf-8")).hexdigest()[:32]
 
+    def secret_values(self) -> list[str]:
+        """The values of its secret settings (SecretStr fields), to keep out of any text shown."""
+        values: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, SecretStr):
+                    values.append(item.get_secret_value())
+        return values
+
     def safe_url(self) -> str:
         """The URL with path and query hidden: `https://hooks.slack.com/…`."""
         return redact_url(self.url)
