@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from monitor.delivery import email as email_target
 from monitor.delivery.base import Alert
 from monitor.delivery.dispatcher import Dispatcher, make_delivery_client
+from monitor.delivery.policy import Decision, DeliveryOutcome, Next, decide
 from monitor.delivery.sending import attempt
 from monitor.delivery.settings import WebhookConfig
 from monitor.errors import PermanentDeliveryError, RejectedDeliveryError, TransientDeliveryError
@@ -558,3 +559,15 @@ def test_the_commands_deliver_and_never_show_the_password(
             assert PASSWORD not in output
     finally:
         smtp.close()
+
+
+def test_the_policy_fails_a_rejected_delivery_at_once_and_retries_a_transient_one() -> None:
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    schedule = [timedelta(minutes=5), timedelta(hours=1)]
+    rejected = DeliveryOutcome(None, RejectedDeliveryError("SMTP 550 no"), None, 0.1)
+    assert decide(rejected, attempts=0, retry=schedule, now=now) == Decision(Next.FAILED, None, 1)
+    greylisted = DeliveryOutcome(None, TransientDeliveryError("SMTP 451 later"), None, 0.1)
+    retried = decide(greylisted, attempts=0, retry=schedule, now=now)
+    assert retried.next is Next.RETRY
+    assert retried.next_attempt_at is not None
+    assert retried.next_attempt_at >= now + timedelta(minutes=5)
