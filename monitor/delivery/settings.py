@@ -178,7 +178,8 @@ class WebhookConfig(StrictModel):
         gt=0,
         description="At most this many requests per second to this webhook; default: the "
         "target's documented limit (slack 1, teams 4, discord 2.5 and its X-RateLimit headers, "
-        "ntfy 0.2 with bursts of 60; none for standard, cloudevents and json).",
+        "ntfy 0.2 with bursts of 60, telegram 20 a minute, matrix 0.2 with bursts of 10, "
+        "mattermost 5, email and apprise 1; none for standard, cloudevents and json).",
     )
     concurrency: int | None = Field(
         default=None,

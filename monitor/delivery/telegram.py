@@ -53,10 +53,10 @@ class TelegramWebhook(WebhookConfig):
         description="The bot's token from @BotFather (`123456:AA…`): write `${TG_TOKEN}`. "
         "Kept out of logs."
     )
-    chat_id: str = Field(
+    chat_id: int | str = Field(
         description="The chat: its numeric id (`-100…` for channels and supergroups) or "
         "`@channelusername`.",
-        json_schema_extra={"examples": ["-1001234567890", "@my_alerts"]},
+        json_schema_extra={"examples": [-1001234567890, "@my_alerts"]},
     )
 
     @field_validator("token")
@@ -92,7 +92,7 @@ def method_url(hook: TelegramWebhook, method: str) -> str:
 def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
     assert isinstance(hook, TelegramWebhook)
     document = {
-        "chat_id": hook.chat_id,
+        "chat_id": str(hook.chat_id),
         "text": text(alert),
         "parse_mode": "HTML",
         "link_preview_options": {"is_disabled": True},
