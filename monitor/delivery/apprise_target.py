@@ -40,7 +40,7 @@ from pydantic import Field, field_validator
 from monitor.delivery import lines
 from monitor.delivery.base import Alert, AlertView, OutgoingRequest, Target, json_body
 from monitor.delivery.notices import alert_label, notice
-from monitor.delivery.settings import WebhookConfig
+from monitor.delivery.settings import UNSET_URL, WebhookConfig
 from monitor.delivery.text import MARK, clip, one_line
 from monitor.errors import PermanentDeliveryError, TransientDeliveryError
 from monitor.events import AlertCreated
@@ -77,6 +77,8 @@ class AppriseWebhook(WebhookConfig):
         module = load_apprise()
         if module is None:
             return INSTALL
+        if self.url == UNSET_URL:  # a `${NAME}` unset, for a command that does not deliver
+            return None
         _hide.hide(self.url)
         if module.Apprise.instantiate(self.url, suppress_exceptions=True) is None:
             return f"Apprise cannot use this `{self.scheme}://` URL (unknown or invalid)"

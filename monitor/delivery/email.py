@@ -51,7 +51,7 @@ from pydantic import Field, SecretStr, field_validator
 from monitor.delivery import lines
 from monitor.delivery.base import Alert, AlertView, OutgoingRequest, Target
 from monitor.delivery.notices import Entry, Notice, alert_label, notice
-from monitor.delivery.settings import WebhookConfig
+from monitor.delivery.settings import UNSET_URL, WebhookConfig
 from monitor.delivery.text import clip, one_line
 from monitor.errors import (
     DeliveryError,
@@ -76,6 +76,8 @@ _STARTTLS: dict[str, bool | None] = {"required": True, "opportunistic": None, "o
 
 def smtp_url(value: str) -> str:
     """`smtp://host[:port]` or `smtps://host[:port]`; ValueError says what is wrong."""
+    if value == UNSET_URL:  # a `${NAME}` unset, for a command that does not deliver
+        return value
     if not _URL.match(value) or urlsplit(value).hostname is None:
         raise ValueError(
             f"{value!r} is not smtp://host:port or smtps://host:port (the login goes in "

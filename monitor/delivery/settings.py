@@ -44,6 +44,10 @@ SEVERITIES = ("low", "medium", "high", "critical")
 ALERT_EVENTS: tuple[EventType, ...] = ("alert.created", "alert.updated", "alert.digest")
 DEFAULT_FORMAT = "standard"
 FORMAT_ERROR = "webhook_format"  # the error type of a `format` no target declares
+# what the config puts in a webhook for a `${NAME}` left unset (a warning for the commands that
+# do not deliver, monitor.config): each format's own checks let these pass
+UNSET_URL = "https://unset.invalid/"
+UNSET = "unset"
 
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")

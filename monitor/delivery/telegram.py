@@ -29,7 +29,7 @@ from monitor import __version__
 from monitor.delivery import lines
 from monitor.delivery.base import Alert, AlertView, OutgoingRequest, RateHint, Target, json_body
 from monitor.delivery.notices import notice
-from monitor.delivery.settings import WebhookConfig
+from monitor.delivery.settings import UNSET, WebhookConfig
 from monitor.delivery.text import utf16
 from monitor.events import AlertCreated
 
@@ -62,6 +62,8 @@ class TelegramWebhook(WebhookConfig):
     @field_validator("token")
     @classmethod
     def _check_token(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() == UNSET:  # a `${NAME}` unset, for a command not delivering
+            return value
         if not _TOKEN.match(value.get_secret_value().strip()):
             raise ValueError("a bot token looks like `123456789:AA…` (from @BotFather)")
         return SecretStr(value.get_secret_value().strip())

@@ -199,3 +199,11 @@ def test_without_the_extra_check_says_how_to_install_it(
         in result.stderr + result.stdout
     )
     assert PASSWORD not in result.stderr + result.stdout
+
+
+def test_check_without_the_url_set_warns_and_passes(tmp_path: Path, server: LocalServer) -> None:
+    config = _config(tmp_path, server)
+    result = run_cli("check", "--config", str(config), cwd=config, env={})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "APPRISE_URL" in result.stdout + result.stderr
+    assert "(needed to deliver)" in result.stdout + result.stderr

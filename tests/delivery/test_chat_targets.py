@@ -440,3 +440,21 @@ def test_the_commands_deliver_to_each_and_never_show_their_secrets(
         assert TOKEN.split(":")[1] not in output
         assert ACCESS not in output
         assert "xq9hd6kqyfbtdp5tzm1fcrs7nw" not in output
+
+
+def test_check_without_the_tokens_set_warns_and_passes(tmp_path: Path, server: LocalServer) -> None:
+    hooks: list[dict[str, object]] = [
+        {"name": "tg", "format": "telegram", "token": "${TG_TOKEN}", "chat_id": "@my_alerts"},
+        {
+            "name": "chat",
+            "format": "matrix",
+            "url": "${MATRIX_HOMESERVER}",
+            "room_id": ROOM,
+            "access_token": "${MATRIX_TOKEN}",
+        },
+    ]
+    config = write_config(tmp_path / "config", feeds=[{"url": server.url("/f")}], webhooks=hooks)
+    result = run_cli("check", "--config", str(config), cwd=config, env={})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert all(name in output for name in ("TG_TOKEN", "MATRIX_HOMESERVER", "MATRIX_TOKEN"))

@@ -571,3 +571,23 @@ def test_the_policy_fails_a_rejected_delivery_at_once_and_retries_a_transient_on
     assert retried.next is Next.RETRY
     assert retried.next_attempt_at is not None
     assert retried.next_attempt_at >= now + timedelta(minutes=5)
+
+
+def test_check_without_the_server_or_password_set_warns_and_passes(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    hook = {
+        "name": "mail",
+        "format": "email",
+        "url": "${SMTP_URL}",
+        "to": ["analysts@example.org"],
+        "from": "alerts@example.org",
+        "username": USER,
+        "password": "${SMTP_PASSWORD}",
+    }
+    config = write_config(tmp_path / "config", feeds=[{"url": server.url("/f")}], webhooks=[hook])
+    result = run_cli("check", "--config", str(config), cwd=config, env={})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "SMTP_URL" in output
+    assert "SMTP_PASSWORD" in output
