@@ -31,13 +31,16 @@ else (SMTP has no redirects): no address policy applies, as for webhooks.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import logging
 import re
 import ssl
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email import quoprimime
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, parseaddr
@@ -66,6 +69,7 @@ NAME = "email"
 SUBJECT_MAX = 200
 REPLY_MAX = 200  # characters of a server's reply kept in an error
 MESSAGE_MAX_BYTES = 1_000_000  # far under any server's SIZE; a notification, not a newsletter
+HEADERS_BUDGET = 16_384  # headers, MIME parts, the HTML page around the lines
 PORTS = {"smtp": 587, "smtps": 465}
 _URL = re.compile(r"^smtps?://[^/@\s?#]+/?$", re.IGNORECASE)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -203,8 +207,8 @@ def _date(event: Event, timestamp: int) -> str:
     return format_datetime(when)
 
 
-def _digest_notice(alert_id: str, event: AlertDigest, shown: int | None) -> Notice:
-    """A digest with every story listed (or the first `shown`), not the chat targets' ten."""
+def _digest_notice(alert_id: str, event: AlertDigest) -> Notice:
+    """A digest with every story listed, not the chat targets' first ten."""
     short = notice(alert_id, event)
     entries = []
     for story in event.data.stories:
@@ -218,33 +222,71 @@ def _digest_notice(alert_id: str, event: AlertDigest, shown: int | None) -> Noti
                 f"{note} · {feed}" if feed else note,
             )
         )
-    kept = entries if shown is None else entries[:shown]
     return Notice(
         title=short.title,
         lines=short.lines,
-        entries=kept,
-        more=len(entries) - len(kept),
+        entries=entries,
         severity=short.severity,
         footer=short.footer,
     )
 
 
-def _content(alert: Alert, shown: int | None) -> tuple[str, list[lines.Line]]:
-    """The subject and the lines of the event."""
-    event = alert.typed()
-    if isinstance(event, AlertCreated):
-        view = AlertView.of(alert.id, event)
-        return alert_label(view), lines.alert_lines(view)
-    note = (
-        _digest_notice(alert.id, event, shown)
-        if isinstance(event, AlertDigest)
-        else notice(alert.id, event)
-    )
-    return note.title, lines.notice_lines(note)
+Row = tuple[str, str]  # a line laid out as plain text and as HTML
 
 
-def _html(subject: str, rows: Sequence[lines.Line]) -> str:
-    body = "\n".join(f"<p>{lines.html(row)}</p>" for row in rows)
+def _laid(line: lines.Line) -> Row:
+    return lines.text(line), lines.html(line)
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """The message's lines, each laid out once; a digest's entries apart from the rest, so
+    that fewer of them can be listed without laying anything out again."""
+
+    subject: str
+    head: list[Row]
+    entries: list[Row] = field(default_factory=list)
+    tail: list[Row] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, alert: Alert) -> Body:
+        event = alert.typed()
+        if isinstance(event, AlertCreated):
+            view = AlertView.of(alert.id, event)
+            return cls(alert_label(view), [_laid(line) for line in lines.alert_lines(view)])
+        if not isinstance(event, AlertDigest):
+            note = notice(alert.id, event)
+            return cls(note.title, [_laid(line) for line in lines.notice_lines(note)])
+        note = _digest_notice(alert.id, event)
+        rows = [_laid(line) for line in lines.notice_lines(note)]
+        start = 1 + len(note.lines)
+        end = start + len(note.entries)
+        return cls(note.title, rows[:start], rows[start:end], rows[end:])
+
+    def rows(self, shown: int) -> list[Row]:
+        """Every line, with the first `shown` entries and how many more there are."""
+        more = len(self.entries) - shown
+        extra = [_laid((lines.Span(f"… and {more} more"),))] if more > 0 else []
+        return [*self.head, *self.entries[:shown], *extra, *self.tail]
+
+    def fitting(self, budget: int) -> int:
+        """How many entries fit `budget` bytes of quoted-printable text and HTML."""
+        used = sum(_encoded(row) for row in (*self.head, *self.tail))
+        for count, row in enumerate(self.entries):
+            used += _encoded(row)
+            if used > budget:
+                return count
+        return len(self.entries)
+
+
+def _encoded(row: Row) -> int:
+    """A row's bytes once quoted-printable (soft line breaks, `<p>` and newlines counted)."""
+    size = sum(quoprimime.body_length(part.encode("utf-8")) for part in row)
+    return size + size // 25 + 12
+
+
+def _html(subject: str, rows: Sequence[str]) -> str:
+    body = "\n".join(f"<p>{row}</p>" for row in rows)
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{html_escape(subject)}</title></head>\n"
@@ -252,10 +294,10 @@ def _html(subject: str, rows: Sequence[lines.Line]) -> str:
     )
 
 
-def render(hook: EmailWebhook, alert: Alert, timestamp: int, shown: int | None = None) -> bytes:
+def render(hook: EmailWebhook, alert: Alert, body: Body, shown: int, timestamp: int) -> bytes:
     """The whole message, as sent: headers, plain text and HTML alternatives."""
-    subject, rows = _content(alert, shown)
-    subject = clip(one_line(subject), SUBJECT_MAX)
+    subject = clip(one_line(body.subject), SUBJECT_MAX)
+    rows = body.rows(shown)
     ident = message_id(alert.id, hook)
     domain = ident.rpartition("@")[2].rstrip(">")
     msg = EmailMessage(policy=SMTP_POLICY)
@@ -267,8 +309,10 @@ def render(hook: EmailWebhook, alert: Alert, timestamp: int, shown: int | None =
     msg["List-Id"] = f"monitor {hook.name} <{_SAFE.sub('_', hook.name)}.monitor.{domain}>"
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Monitor-Event"] = alert.typed().type
-    msg.set_content("\n".join(lines.text(row) for row in rows) + "\n", cte="quoted-printable")
-    msg.add_alternative(_html(subject, rows), subtype="html", cte="quoted-printable")
+    msg.set_content("\n".join(text for text, _ in rows) + "\n", cte="quoted-printable")
+    msg.add_alternative(
+        _html(subject, [html for _, html in rows]), subtype="html", cte="quoted-printable"
+    )
     # the same boundary on every attempt; `=_` never occurs in quoted-printable text
     msg.set_boundary("=_monitor_" + hashlib.sha256(ident.encode()).hexdigest()[:24])
     return msg.as_bytes()
@@ -277,15 +321,22 @@ def render(hook: EmailWebhook, alert: Alert, timestamp: int, shown: int | None =
 def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
     """The message, within MESSAGE_MAX_BYTES: a digest too long lists fewer stories."""
     assert isinstance(hook, EmailWebhook)
-    body = render(hook, alert, timestamp)
-    event = alert.typed()
-    shown = len(event.data.stories) if isinstance(event, AlertDigest) else 0
-    while len(body) > MESSAGE_MAX_BYTES and shown > 1:
+    body = Body.of(alert)
+    shown = body.fitting(MESSAGE_MAX_BYTES - HEADERS_BUDGET)
+    message = render(hook, alert, body, shown, timestamp)
+    while len(message) > MESSAGE_MAX_BYTES and shown > 0:  # the estimate fell short
         shown //= 2
-        body = render(hook, alert, timestamp, shown)
-    if len(body) > MESSAGE_MAX_BYTES:
+        message = render(hook, alert, body, shown, timestamp)
+    if len(message) > MESSAGE_MAX_BYTES:
         raise PermanentDeliveryError(f"the message is over {MESSAGE_MAX_BYTES} bytes")
-    return OutgoingRequest(hook.url, {"content-type": "message/rfc822"}, body, method="SMTP")
+    return OutgoingRequest(hook.url, {"content-type": "message/rfc822"}, message, method="SMTP")
+
+
+async def build_in_thread(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
+    """`build` off the event loop: a digest of a thousand long stories takes a second or so of
+    CPU to lay out and encode, which the loop (health checks, other webhooks) should not wait
+    on."""
+    return await asyncio.to_thread(build, hook, alert, timestamp)
 
 
 # sending -------------------------------------------------------------------------------------
@@ -380,5 +431,6 @@ TARGET = Target(
     concurrency=2,
     secret_fields=("url", "password"),
     notes="SMTP with STARTTLS or implicit TLS; the password is the secret.",
+    build_off_loop=build_in_thread,
     send=send,
 )

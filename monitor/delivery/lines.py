@@ -42,11 +42,18 @@ def html_escape(ch: str) -> str:
     return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}.get(ch, ch)
 
 
+def _head(span: Span) -> str:
+    """The part of a span's text that can be shown: escaping never shortens a character, so
+    past `limit + 1` characters nothing changes what `clip` keeps (a long text still gets its
+    mark), and a feed's 100,000-character summary costs no more than a short one."""
+    return span.text[: span.limit + 1]
+
+
 def html(line: Line) -> str:
     """The line as HTML: feed text escaped, styles as tags, links as `<a href>`."""
     out = []
     for span in line:
-        shown = clip(span.text, span.limit, escape=html_escape)
+        shown = clip(_head(span), span.limit, escape=html_escape)
         if span.style:
             shown = f"<{span.style}>{shown}</{span.style}>"
         if span.link is not None:
@@ -59,7 +66,7 @@ def text(line: Line) -> str:
     """The line as plain text: a link follows its label in angle brackets."""
     out = []
     for span in line:
-        shown = clip(span.text, span.limit)
+        shown = clip(_head(span), span.limit)
         out.append(f"{shown} <{span.link}>" if span.link is not None else shown)
     return "".join(out)
 
