@@ -33,9 +33,10 @@ from monitor.delivery.policy import Decision, DeliveryOutcome, Next, decide
 from monitor.delivery.sending import attempt
 from monitor.delivery.settings import WebhookConfig
 from monitor.errors import PermanentDeliveryError, RejectedDeliveryError, TransientDeliveryError
-from monitor.store import DueDelivery
+from monitor.store import DueDelivery, Store
 from tests.conftest import run_cli
 from tests.delivery.support import alert, event, store_with_alerts
+from tests.delivery.test_noise import STORIES, deliver_until_idle, record
 from tests.support.pipeline import feed_document, serve_feed, write_config
 from tests.support.servers import LocalServer
 
@@ -591,3 +592,25 @@ def test_check_without_the_server_or_password_set_warns_and_passes(
     assert result.returncode == 0, output
     assert "SMTP_URL" in output
     assert "SMTP_PASSWORD" in output
+
+
+async def test_a_digest_window_arrives_as_one_email(
+    tmp_path: Path, smtp: SmtpServer, client: httpx.AsyncClient
+) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    for i, story in enumerate(STORIES["story"]):  # one story told by five outlets
+        record(store, story, f"alrt_{i}", ["mail"])
+    record(store, STORIES["unrelated"], "alrt_u", ["mail"])
+    hook = _hook(smtp.url(), starttls="off", group="12h", digest="1s")
+    await deliver_until_idle(Dispatcher(store.outbox, client, {"mail": hook}))
+    (got,) = smtp.received
+    message = got.message
+    assert message["Subject"] == "Digest: 6 alerts in 2 stories"
+    assert message["X-Monitor-Event"] == "alert.digest"
+    assert str(message["Message-ID"]).startswith("<dgst_")
+    text = next(iter(message.iter_parts())).get_content()
+    assert STORIES["story"][0]["title"] in text
+    assert STORIES["unrelated"]["title"] in text
+    assert "5 sources" in text
+    assert {r.state for r in store.outbox.recent_alerts()} == {"delivered"}
+    store.close()
