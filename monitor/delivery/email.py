@@ -45,10 +45,9 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, parseaddr
 from html import escape as html_escape
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-import aiosmtplib
 from pydantic import Field, SecretStr, field_validator
 
 from monitor.delivery import lines
@@ -63,6 +62,9 @@ from monitor.errors import (
     TransientDeliveryError,
 )
 from monitor.events import AlertCreated, AlertDigest, Event
+
+if TYPE_CHECKING:
+    import aiosmtplib
 
 log = logging.getLogger(__name__)
 NAME = "email"
@@ -362,6 +364,8 @@ def _tls_context(hook: EmailWebhook) -> ssl.SSLContext:
 
 
 def client(hook: EmailWebhook) -> aiosmtplib.SMTP:
+    import aiosmtplib  # noqa: PLC0415 - imported by the first email sent, not by every command
+
     implicit = hook.scheme == "smtps"
     password = hook.password.get_secret_value() if hook.password is not None else None
     return aiosmtplib.SMTP(
@@ -378,6 +382,8 @@ def client(hook: EmailWebhook) -> aiosmtplib.SMTP:
 
 async def send(hook: WebhookConfig, request: OutgoingRequest) -> str:
     """Hand the message to the server: its answer, or the DeliveryError it means."""
+    import aiosmtplib  # noqa: PLC0415 - imported by the first email sent, not by every command
+
     assert isinstance(hook, EmailWebhook)
     recipients = [address_of(to) for to in hook.to]
     smtp = client(hook)
