@@ -13,11 +13,15 @@ accepts b, i, a, code… and the entities &lt; &gt; &amp; &quot;; a 429 says
 
 from __future__ import annotations
 
+import email
+import email.policy
+import html
 import json
 import logging
 import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -26,13 +30,17 @@ import httpx
 import pytest
 
 from monitor.delivery import matrix, mattermost, telegram
+from monitor.delivery.base import Alert
 from monitor.delivery.dispatcher import Dispatcher, make_delivery_client
 from monitor.delivery.sending import attempt
 from monitor.delivery.settings import WebhookConfig
+from monitor.delivery.targets import target_for
 from monitor.delivery.text import utf16
+from monitor.errors import PermanentDeliveryError
 from monitor.store import DueDelivery
 from tests.conftest import run_cli
 from tests.delivery.support import alert, store_with_alerts
+from tests.delivery.test_events import GIST, TYPES, stored
 from tests.support.pipeline import feed_document, serve_feed, write_config
 from tests.support.servers import LocalServer, RecordedRequest, Reply
 
@@ -458,3 +466,46 @@ def test_check_without_the_tokens_set_warns_and_passes(tmp_path: Path, server: L
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert all(name in output for name in ("TG_TOKEN", "MATRIX_HOMESERVER", "MATRIX_TOKEN"))
+
+
+# every event, every new target ------------------------------------------------------------------
+
+NEW_TARGETS: dict[str, dict[str, Any]] = {
+    "telegram": {"token": TOKEN, "chat_id": "@my_alerts"},
+    "matrix": {"url": "https://matrix.example.org", "room_id": ROOM, "access_token": ACCESS},
+    "mattermost": {"url": "https://chat.example.org/hooks/abc"},
+    "email": {"url": "smtp://127.0.0.1:25", "to": ["a@example.org"], "from": "m@example.org"},
+    "apprise": {"url": "json://127.0.0.1:1/"},
+}
+
+
+def _shown(name: str, body: bytes) -> str:
+    """What a reader of each target sees, entities and escapes undone."""
+    if name == "email":
+        message = email.message_from_bytes(body, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        return "\n".join(
+            [str(message["Subject"]), *(str(p.get_content()) for p in message.iter_parts())]
+        )
+    document = json.loads(body)
+    texts = [
+        str(v) for k, v in document.items() if k in ("text", "body", "title", "formatted_body")
+    ]
+    return html.unescape("\n".join(texts)).replace("\\", "").replace("@\u200b", "@")
+
+
+@pytest.mark.parametrize("event_type", TYPES)
+@pytest.mark.parametrize("name", list(NEW_TARGETS))
+def test_each_new_target_tells_every_event(name: str, event_type: str) -> None:
+    hook = WebhookConfig.model_validate({"name": "n", "format": name, **NEW_TARGETS[name]})
+    request = target_for(hook).build(hook, stored(event_type), 1_750_000_000)
+    shown = _shown(name, request.body)
+    for gist in GIST[event_type]:
+        assert gist in shown, (name, gist)
+
+
+@pytest.mark.parametrize("name", list(NEW_TARGETS))
+def test_a_stored_body_that_is_no_event_fails_each_new_target(name: str) -> None:
+    hook = WebhookConfig.model_validate({"name": "n", "format": name, **NEW_TARGETS[name]})
+    with pytest.raises(PermanentDeliveryError, match="not a monitor event"):
+        target_for(hook).build(hook, Alert.parse("evt_x", '{"hello": "world"}'), 1)
