@@ -207,3 +207,16 @@ def test_check_without_the_url_set_warns_and_passes(tmp_path: Path, server: Loca
     assert result.returncode == 0, result.stdout + result.stderr
     assert "APPRISE_URL" in result.stdout + result.stderr
     assert "(needed to deliver)" in result.stdout + result.stderr
+
+
+def test_apprise_log_lines_naming_the_url_are_scrubbed(
+    server: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    token_url = "pover://uQiRzpo4DXghDmr9QzzfQu27cmVRsG@azGDORePK8gMaC0QOYAMyEEuzJnyUi/"
+    _hook(token_url)  # checked at load: its pieces are hidden from Apprise's log from then on
+    logging.getLogger("apprise").warning("Failed to send Pushover notification to %s", token_url)
+    logging.getLogger("apprise").info("user azGDORePK8gMaC0QOYAMyEEuzJnyUi refused")
+    assert "azGDORePK8gMaC0QOYAMyEEuzJnyUi" not in caplog.text
+    assert "uQiRzpo4DXghDmr9QzzfQu27cmVRsG" not in caplog.text
+    assert "Failed to send Pushover notification to ***" in caplog.text
