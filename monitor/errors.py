@@ -19,8 +19,11 @@ program must stop.
     ├── DeliveryError                one delivery attempt failed; the alert stays in the outbox
     │   ├── TransientDeliveryError   timeout, refused connection, 3xx, 5xx, 429: retried on schedule
     │   └── PermanentDeliveryError   a 4xx other than 408/429, a template that fails: still
-    │                                retried on schedule (a receiver may be fixed), and recorded
-    │                                as `permanent` in the attempt log
+    │       │                        retried on schedule (a receiver may be fixed), and recorded
+    │       │                        as `permanent` in the attempt log
+    │       └── RejectedDeliveryError  the target said a retry cannot help (an SMTP 5xx reply):
+    │                                failed at once, without the schedule; `monitor replay`
+    │                                sends it again
     ├── StoreError                   the database cannot be reached, migrated, or is at another
     │                                schema revision
     └── StartError                   the daemon cannot start (its HTTP address is taken, …)
@@ -87,6 +90,12 @@ class TransientDeliveryError(DeliveryError):
 class PermanentDeliveryError(DeliveryError):
     """The target refused this alert (a 4xx other than 408/429); retried on schedule all the same,
     since receivers get fixed, and recorded as permanent so users can tell it from a timeout."""
+
+
+class RejectedDeliveryError(PermanentDeliveryError):
+    """The target rejected this message and said that repeating it cannot help (SMTP's 5xx
+    replies mean exactly that, RFC 5321 4.2.1): the delivery fails at once instead of spending
+    its schedule; `monitor replay` sends it again once the cause is fixed."""
 
 
 class StoreError(MonitorError):

@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from monitor.config.yamlpos import Loc, PositionedDocument, load_positioned
-from monitor.delivery.settings import FORMAT_ERROR
+from monitor.delivery.settings import FORMAT_ERROR, UNSET, UNSET_URL
 from monitor.delivery.targets import SETTINGS, Webhook
 from monitor.errors import ConfigError, ConfigProblem
 from monitor.feeds.fetcher import FetchLimits
@@ -50,10 +50,10 @@ STORAGE_ENV = "MONITOR_STORAGE"
 # nothing (`check`, `match`, `alerts`…): well-formed, so the rest of the config validates, and
 # never sent anywhere, since only `run` delivers and polls and it loads with every secret.
 _STAND_INS = {
-    "url": "https://unset.invalid/",
+    "url": UNSET_URL,
     "secret": "whsec_" + base64.b64encode(b"unset-secret-stand-in").decode(),
 }
-_UNSET = "unset"
+_UNSET = UNSET
 _TOKEN_STAND_IN = "unset-token-stand-in"  # noqa: S105 - a stand-in, never served
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

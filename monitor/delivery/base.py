@@ -8,6 +8,12 @@ or bodies (Discord's `retry_after`) and `message_ref(response)`, the id of the m
 (kept so updates of a story can edit it). A target whose build runs user code (`json`) also gives
 `build_off_loop`, which `Target.request` awaits instead. Rendering is pure and deterministic: the
 same stored alert gives the same body on every attempt.
+
+A target not spoken to over HTTP (`email`: SMTP; `apprise`: its own plugins) still builds its
+message as an `OutgoingRequest` (the MIME message, the notification's title and body), and gives
+`send(hook, request)`, which hands it over within the attempt's deadline and raises a
+DeliveryError that says what happened (a 4xx reply is transient, a 5xx rejected for good), or
+returns what the server answered (`SMTP 250 …`) for the log.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ class OutgoingRequest:
     url: str
     headers: dict[str, str]
     body: bytes
-    method: str = "POST"  # PATCH: an edit of a message sent before (Discord)
+    method: str = "POST"  # PATCH: an edit of a message sent before (Discord); PUT (Matrix)
 
     def __repr__(self) -> str:  # URL, signature and tokens stay out of logs
         return f"OutgoingRequest(bytes={len(self.body)})"
@@ -143,6 +149,8 @@ Build = Callable[[WebhookConfig, Alert, int], OutgoingRequest]
 BuildOffLoop = Callable[[WebhookConfig, Alert, int], Awaitable[OutgoingRequest]]
 Hint = Callable[[httpx.Response], RateHint]
 MessageRef = Callable[[httpx.Response], str | None]
+# hands a built message over without HTTP; raises DeliveryError, returns the server's answer
+Send = Callable[[WebhookConfig, OutgoingRequest], Awaitable[str]]
 
 
 def no_hint(_response: httpx.Response) -> RateHint:
@@ -169,6 +177,7 @@ class Target:
     max_body_bytes: int | None = None
     notes: str = ""
     build_off_loop: BuildOffLoop | None = None  # for targets whose build runs user code (json)
+    send: Send | None = None  # for targets not spoken to over HTTP (email, apprise)
 
     async def request(self, hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
         """The request for one attempt, built off the event loop when the target says so."""

@@ -326,10 +326,10 @@ def _log_attempt(delivery: DueDelivery, decision: Decision, outcome: DeliveryOut
         )
     elif decision.next is Next.DELIVERED:
         log.info(
-            "delivered %s to %s (HTTP %s)",
+            "delivered %s to %s (%s)",
             delivery.message_id,
             delivery.webhook,
-            outcome.status_code,
+            outcome.answer,
             extra=extra,
         )
     elif decision.next is Next.RETRY and when is not None:

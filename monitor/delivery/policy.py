@@ -7,7 +7,8 @@ retried on the webhook's `retry` schedule, never sooner than a `Retry-After` (or
 is not a failure of the alert: it is retried when Retry-After says (else after the wait the
 next attempt would have) without spending the retry budget, for up to RATE_LIMITED_FREE of
 429s in a row; after that each 429 counts, so an endless 429 still ends. A 410 Gone disables
-the webhook: its deliveries stay pending, untouched, until it is enabled again.
+the webhook: its deliveries stay pending, untouched, until it is enabled again. A target that
+says a retry cannot help (RejectedDeliveryError: an SMTP 5xx reply) fails the delivery at once.
 
 `decide` turns an attempt's outcome into the next state; it reads no clock, store or network
 (the caller passes `now`, and for a 429 when the run of 429s began), so every rule above is a
@@ -25,7 +26,12 @@ from datetime import datetime, timedelta
 import httpx
 
 from monitor.delivery.base import RateHint
-from monitor.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from monitor.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    RejectedDeliveryError,
+    TransientDeliveryError,
+)
 from monitor.http.headers import retry_after as parse_retry_after
 from monitor.store import DELIVERED, FAILED, PENDING
 
@@ -46,6 +52,7 @@ class DeliveryOutcome:
     duration: float
     hint: RateHint = NO_HINT
     remote_id: str | None = None  # the target's id of the message created (Discord's)
+    reply: str | None = None  # what a target not spoken to over HTTP answered (`SMTP 250 …`)
 
     @property
     def delivered(self) -> bool:
@@ -58,6 +65,13 @@ class DeliveryOutcome:
     @property
     def rate_limited(self) -> bool:
         return self.status_code == 429
+
+    @property
+    def answer(self) -> str:
+        """The answer as a log line names it: `HTTP 200`, `SMTP 250 …`, `sent`."""
+        if self.status_code is not None:
+            return f"HTTP {self.status_code}"
+        return self.reply or "sent"
 
     @property
     def name(self) -> str:
@@ -155,6 +169,8 @@ def decide(
         return Decision(Next.DELIVERED, None, attempts + 1)
     if outcome.gone:
         return Decision(Next.DISABLE, now, attempts + 1)
+    if isinstance(outcome.error, RejectedDeliveryError):  # the target said a retry cannot help
+        return Decision(Next.FAILED, None, attempts + 1)
     if outcome.rate_limited:
         limited_for = max(now - (rate_limited_since or now), timedelta(0))
         if limited_for < RATE_LIMITED_FREE:

@@ -2,7 +2,10 @@
 classified (monitor.delivery.policy). Network failures come back as outcomes, never raised.
 
 A webhook's URL may itself be the secret (Slack's, Discord's tokens): it never appears in an
-error, a refusal's excerpt or httpx's own log of the request.
+error, a refusal's excerpt or httpx's own log of the request; nor do its secret settings.
+
+A target not spoken to over HTTP (email, apprise) hands its message over with its own `send`,
+within the same deadline; what it raises is the attempt's outcome.
 
 A receiver is hostile until it answers: the webhook's `timeout` is a deadline for the whole
 attempt (connecting, sending, the answer's headers and the part of its body read), not a wait
@@ -104,10 +107,25 @@ async def attempt(
     seconds = hook.timeout.total_seconds()
     try:
         async with asyncio.timeout(seconds):
+            if target.send is not None:
+                return await _hand_over(target, hook, request, started)
             return await _exchange(client, hook, target, alert, request, now, started)
     except TimeoutError:
         timeout = TransientDeliveryError(f"no complete answer within {seconds:g}s")
         return DeliveryOutcome(None, timeout, None, time.monotonic() - started)
+
+
+async def _hand_over(
+    target: Target, hook: WebhookConfig, request: OutgoingRequest, started: float
+) -> DeliveryOutcome:
+    """One attempt of a target not spoken to over HTTP (email, apprise): its `send` raises what
+    went wrong, as a DeliveryError whose message holds no secret of the webhook."""
+    assert target.send is not None
+    try:
+        reply = await target.send(hook, request)
+    except DeliveryError as exc:
+        return DeliveryOutcome(None, exc, None, time.monotonic() - started)
+    return DeliveryOutcome(None, None, None, time.monotonic() - started, reply=reply)
 
 
 async def _exchange(  # noqa: PLR0917 - one attempt's parts, passed on when a message is gone
@@ -140,7 +158,7 @@ async def _exchange(  # noqa: PLR0917 - one attempt's parts, passed on when a me
         return await _exchange(client, hook, target, anew, posted, now, started)
     error, retry_after = classify(response, now)
     if error is not None:
-        error = type(error)(str(error) + _answer_snippet(response, hook.url))
+        error = type(error)(str(error) + _answer_snippet(response, hook))
     return DeliveryOutcome(
         response.status_code,
         error,
@@ -178,19 +196,21 @@ async def _send(
     )
 
 
-def _scrub(text: str, url: str) -> str:
-    """`text` without any part of `url` that may be a token (path segments, query values)."""
-    parts = urlsplit(url)
+def _scrub(text: str, hook: WebhookConfig) -> str:
+    """`text` without any part of the webhook's URL that may be a token (path segments, query
+    values), nor any of its secret settings (a Telegram bot's token, a Matrix access token)."""
+    parts = urlsplit(hook.url)
     secrets = [p for p in parts.path.split("/") if len(p) >= 6]
     secrets += [v for _k, v in parse_qsl(parts.query) if len(v) >= 6]
+    secrets += [v for v in hook.secret_values() if len(v) >= 6]
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
 
 
-def _answer_snippet(response: httpx.Response, url: str) -> str:
+def _answer_snippet(response: httpx.Response, hook: WebhookConfig) -> str:
     """A short, single-line excerpt of a refusal's body (Slack says `invalid_blocks`, …)."""
     if response.status_code < 400 or response.status_code >= 500 or not response.content:
         return ""
     text = " ".join(response.content[:300].decode("utf-8", "replace").split())[:200]
-    return f": {_scrub(text, url)}" if text else ""
+    return f": {_scrub(text, hook)}" if text else ""

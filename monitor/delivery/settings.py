@@ -44,6 +44,10 @@ SEVERITIES = ("low", "medium", "high", "critical")
 ALERT_EVENTS: tuple[EventType, ...] = ("alert.created", "alert.updated", "alert.digest")
 DEFAULT_FORMAT = "standard"
 FORMAT_ERROR = "webhook_format"  # the error type of a `format` no target declares
+# what the config puts in a webhook for a `${NAME}` left unset (a warning for the commands that
+# do not deliver, monitor.config): each format's own checks let these pass
+UNSET_URL = "https://unset.invalid/"
+UNSET = "unset"
 
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -178,7 +182,8 @@ class WebhookConfig(StrictModel):
         gt=0,
         description="At most this many requests per second to this webhook; default: the "
         "target's documented limit (slack 1, teams 4, discord 2.5 and its X-RateLimit headers, "
-        "ntfy 0.2 with bursts of 60; none for standard, cloudevents and json).",
+        "ntfy 0.2 with bursts of 60, telegram 20 a minute, matrix 0.2 with bursts of 10, "
+        "mattermost 5, email and apprise 1; none for standard, cloudevents and json).",
     )
     concurrency: int | None = Field(
         default=None,
@@ -295,6 +300,16 @@ class WebhookConfig(StrictModel):
     def url_digest(self) -> str:
         """A digest of the URL: tells whether the URL changed without keeping the URL itself."""
         return hashlib.sha256(self.url.encode("utf-8")).hexdigest()[:32]
+
+    def secret_values(self) -> list[str]:
+        """The values of its secret settings (SecretStr fields), to keep out of any text shown."""
+        values: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, SecretStr):
+                    values.append(item.get_secret_value())
+        return values
 
     def safe_url(self) -> str:
         """The URL with path and query hidden: `https://hooks.slack.com/…`."""

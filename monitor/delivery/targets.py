@@ -5,13 +5,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from monitor.delivery import cloudevents, discord, json_format, ntfy, slack, standard, teams
+from monitor.delivery import (
+    apprise_target,
+    cloudevents,
+    discord,
+    email,
+    json_format,
+    matrix,
+    mattermost,
+    ntfy,
+    slack,
+    standard,
+    teams,
+    telegram,
+)
 from monitor.delivery.base import Target
 from monitor.delivery.settings import WebhookConfig, webhook_union
 
 TARGETS: dict[str, Target] = {
     module.TARGET.name: module.TARGET
-    for module in (standard, cloudevents, slack, discord, teams, ntfy, json_format)
+    for module in (
+        *(standard, cloudevents, slack, discord, teams, ntfy, json_format),
+        *(email, telegram, matrix, mattermost, apprise_target),
+    )
 }
 SETTINGS: dict[str, type[WebhookConfig]] = {name: t.settings for name, t in TARGETS.items()}
 

@@ -39,9 +39,15 @@ def test_an_alert_of_one_rule_reads_as_before() -> None:
     assert view.rules_label == view.rule_title
 
 
-@pytest.mark.parametrize("target", ["slack", "discord", "teams", "ntfy"])
+@pytest.mark.parametrize(
+    "target", ["slack", "discord", "teams", "ntfy", "mattermost", "telegram", "matrix"]
+)
 def test_chat_targets_show_the_other_rules(target: str) -> None:
-    h = hook(format=target, url="https://hooks.example.org/T0/B0/SECRET")
+    extra: dict[str, Any] = {
+        "telegram": {"token": "123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0", "chat_id": "-100"},
+        "matrix": {"room_id": "!room:example.org", "access_token": "syt_x"},
+    }.get(target, {})
+    h = hook(format=target, url="https://hooks.example.org/T0/B0/SECRET", **extra)
     request = target_for(h).build(h, _alert(ALSO), 1_750_000_000)
 
     assert "also: US pressure on Havana" in request.body.decode()

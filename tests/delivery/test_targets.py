@@ -49,7 +49,10 @@ def _body(target: str, item: dict[str, Any], **settings: Any) -> dict[str, Any]:
 
 
 def test_every_target_describes_itself() -> None:
-    assert set(TARGETS) == {"standard", "cloudevents", "slack", "discord", "teams", "ntfy", "json"}
+    assert set(TARGETS) == {
+        *("standard", "cloudevents", "slack", "discord", "teams", "ntfy", "json"),
+        *("email", "telegram", "matrix", "mattermost", "apprise"),
+    }
     for target in TARGETS.values():
         assert "url" in target.secret_fields
         assert target.concurrency >= 1
@@ -289,7 +292,7 @@ def test_a_failing_or_unsafe_template_fails_the_attempt_with_a_reason(
         ({"format": "json"}, "needs a `template`"),
         ({"format": "json", "template": "{% if %}"}, "template does not compile"),
         ({"format": "slack", "template": "{}"}, "for format `json` only"),
-        ({"format": "slack", "token": "x"}, "for format `ntfy` only"),
+        ({"format": "slack", "token": "x"}, "for formats `ntfy`, `telegram` only"),
         ({"format": "standard", "secret": []}, "at least one"),
         ({"format": "slack", "severity": "urgent"}, "severity"),
     ],
@@ -329,11 +332,20 @@ def test_secrets_and_tokens_stay_out_of_repr_and_str() -> None:
 # per-target settings --------------------------------------------------------------------------
 
 
+# the keys a format cannot do without (its tests: test_email.py, test_chat_targets.py, …)
+REQUIRED: dict[str, dict[str, Any]] = {
+    "json": {"template": "{}"},
+    "email": {"url": "smtp://127.0.0.1:1", "to": ["a@example.org"], "from": "m@example.org"},
+    "telegram": {"token": "123456:" + "A" * 35, "chat_id": "-100123"},
+    "matrix": {"room_id": "!room:example.org", "access_token": "syt_token"},
+    "apprise": {"url": "json://127.0.0.1:1/"},
+}
+
+
 def test_each_format_reads_its_own_settings() -> None:
     assert type(hook()) is standard.StandardWebhook  # `format` absent: standard
     for name, target in TARGETS.items():
-        settings = {"template": "{}"} if name == "json" else {}
-        parsed = hook(format=name, **settings)
+        parsed = hook(format=name, **REQUIRED.get(name, {}))
         assert type(parsed) is target.settings
         assert target_for(parsed) is target
     assert "token" in TARGETS["ntfy"].settings.model_fields
