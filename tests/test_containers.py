@@ -5,6 +5,7 @@ tests/containers/test_stack.py builds the image and runs it where a Docker engin
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from importlib import metadata
@@ -96,6 +97,36 @@ def test_the_profile_rule_refuses_a_required_dependency_on_a_disabled_service() 
         "service 'cache' depends on 'db', which is disabled by the profiles"
     ]
     assert optional.document["services"]["app"]["depends_on"] == {}
+
+
+def test_services_start_after_what_they_depend_on() -> None:
+    model = compose.model(_compose(), frozenset({"postgresql", "replicas"}), {})
+    order = compose.start_order(model.document)
+    assert order.index("sink") < order.index("monitor")
+    assert order.index("postgres") < order.index("replica")
+    with pytest.raises(ValueError, match="cycle: a -> b -> a"):
+        compose.start_order({"services": {"a": {"depends_on": ["b"]}, "b": {"depends_on": ["a"]}}})
+
+
+def test_run_options_give_a_container_what_compose_gives_the_service() -> None:
+    model = compose.model(_compose(), frozenset(), {"MONITOR_SINK_SECRET": "whsec_c2VjcmV0"})
+    daemon = model.document["services"]["monitor"]
+    mounts = compose.Mounts(
+        binds={"./deploy/compose": Path("/c"), "./config/rules": Path("/r")},
+        volumes={"data": "vol"},
+    )
+    options = compose.run_options(daemon, mounts=mounts, publish=lambda port: f"<{port}>")
+    pairs = list(itertools.pairwise(options))
+    assert ("--volume", "/c:/app/config:ro") in pairs
+    assert ("--volume", "vol:/app/data") in pairs
+    assert ("--env", "MONITOR_SINK_SECRET=whsec_c2VjcmV0") in pairs
+    assert ("--publish", "<127.0.0.1:9108:9108>") in pairs
+    assert ("--stop-timeout", "30") in pairs
+    assert "--health-interval=30.0s" in options
+    sink = model.document["services"]["sink"]
+    assert "--init" in compose.run_options(sink, mounts=mounts)
+    with pytest.raises(ValueError, match=r"\['read_only'\]: teach it"):
+        compose.run_options({**daemon, "read_only": True}, mounts=mounts)
 
 
 def test_compose_interpolation_and_durations_read_as_compose_reads_them() -> None:

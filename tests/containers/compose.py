@@ -28,6 +28,12 @@ _VARIABLE = re.compile(
 _DURATION = re.compile(r"(?P<value>\d+(?:\.\d+)?)(?P<unit>us|ms|s|m|h)")
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _CODE_SPAN = re.compile(r"`([^`]*docker compose[^`]*)`")
+# what run_options turns into `docker run` options, or the caller honours (the image it runs, the
+# command, the order that depends_on gives, one container of each service)
+_UNDERSTOOD = {
+    "build", "image", "command", "depends_on", "profiles", "deploy", "environment", "volumes",
+    "ports", "expose", "healthcheck", "stop_signal", "stop_grace_period", "init", "restart",
+}  # fmt: skip
 _OPTIONS_WITH_VALUES = {"--profile", "-f", "--file", "-p", "--project-name", "--env-file"}
 _COMMAND_OPTIONS_WITH_VALUES = {"--scale", "--timeout", "-t", "--wait-timeout", "-u", "--user"}
 
@@ -90,6 +96,24 @@ def model(
             spec["depends_on"] = {t: d for t, d in needed.items() if t in kept}
     resolved["services"] = kept
     return Model(resolved, problems)
+
+
+def start_order(document: Mapping[str, Any]) -> list[str]:
+    """A model's services, each after those it depends on (the order Compose starts them in)."""
+    services = document["services"]
+    order: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise ValueError(f"depends_on cycle: {' -> '.join((*path, name))}")
+        if name not in order:
+            for target in dependencies(services[name]):
+                visit(target, (*path, name))
+            order.append(name)
+
+    for name in services:
+        visit(name, ())
+    return order
 
 
 @dataclass(frozen=True)
@@ -213,34 +237,46 @@ def run_options(
     and the Dockerfile give an exec one. `health_interval` replaces the interval (the first
     probe waits that long); `publish` maps a `ports:` entry (to a free host port, say).
     """
-    options: list[str] = []
+    unknown = sorted(set(service) - _UNDERSTOOD)
+    if unknown:  # a test that ignored them would run something else than Compose runs
+        raise ValueError(f"run_options does not give a container {unknown}: teach it")
+    options = _volume_options(service, mounts)
     for name, value in (service.get("environment") or {}).items():
         options += ["--env", f"{name}={value}"]
-    for volume in service.get("volumes") or []:
-        source, target, *mode = volume.split(":")
-        if source in mounts.volumes:
-            options += ["--volume", ":".join([mounts.volumes[source], target, *mode])]
-        else:
-            options += ["--volume", ":".join([str(mounts.binds[source]), target, *mode])]
     for port in service.get("ports") or []:
         options += ["--publish", publish(str(port))]
     for port in service.get("expose") or []:
         options += ["--expose", str(port)]
     health = service.get("healthcheck")
     if health:
-        interval = (
-            health_interval.total_seconds() if health_interval else seconds(health["interval"])
-        )
-        options += [
-            f"--health-interval={interval}s",
-            f"--health-timeout={seconds(health['timeout'])}s",
-            f"--health-retries={health['retries']}",
-            f"--health-start-period={seconds(health['start_period'])}s",
-        ]
+        options += _health_options(health, health_interval)
     if "stop_signal" in service:
         options += ["--stop-signal", service["stop_signal"]]
     if "stop_grace_period" in service:
         options += ["--stop-timeout", str(round(seconds(service["stop_grace_period"])))]
+    if service.get("init"):
+        options.append("--init")
     if "restart" in service:
         options += ["--restart", service["restart"]]
     return options
+
+
+def _volume_options(service: Mapping[str, Any], mounts: Mounts) -> list[str]:
+    options: list[str] = []
+    for volume in service.get("volumes") or []:
+        source, target, *mode = volume.split(":")
+        if source in mounts.volumes:
+            options += ["--volume", ":".join([mounts.volumes[source], target, *mode])]
+        else:
+            options += ["--volume", ":".join([str(mounts.binds[source]), target, *mode])]
+    return options
+
+
+def _health_options(health: Mapping[str, Any], interval: timedelta | None) -> list[str]:
+    every = interval.total_seconds() if interval else seconds(health["interval"])
+    return [
+        f"--health-interval={every}s",
+        f"--health-timeout={seconds(health['timeout'])}s",
+        f"--health-retries={health['retries']}",
+        f"--health-start-period={seconds(health['start_period'])}s",
+    ]
