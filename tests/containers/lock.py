@@ -89,9 +89,15 @@ def render(versions: dict[NormalizedName, str]) -> str:
     return HEADER + "".join(f"{name}=={versions[name]}\n" for name in sorted(versions))
 
 
-def main() -> None:
-    print(render(closure(runtime_requirements())), end="")
+def main() -> int:
+    try:
+        versions = closure(runtime_requirements())
+    except metadata.PackageNotFoundError as exc:
+        print(f"scripts/lock: {exc.name} is not installed: .venv/bin/pip install -e '.[test]'")
+        return 1
+    print(render(versions), end="")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
