@@ -296,6 +296,8 @@ def test_an_alert_crosses_from_the_daemon_container_to_the_sink_and_state_surviv
         )
         rows = eventually("later alerts delivered", lambda: _all_delivered(stack, {LATER}), WAIT)
         _stop(stack, daemon)
+        docker("stop", stack.name("sink"), timeout=60)
+        assert stack.inspect("sink", "{{.State.ExitCode}}") != "137"  # not killed after the grace
     finally:
         server.close()
 
