@@ -289,7 +289,7 @@ def test_an_alert_crosses_from_the_daemon_container_to_the_sink_and_state_surviv
 
         # a new container on the same volume, as `docker compose up` after a change would make
         serve_feed(server, "/feed.xml", _feed(("wire-2", LATER), ("wire-1", FIRST)))
-        docker("rm", stack.name("monitor"))
+        docker("rm", "--volumes", stack.name("monitor"))  # named volumes stay
         daemon = stack.run("monitor")
         assert sink.wait_for(lambda lines: any(r.title == LATER for r in received(lines)), WAIT), (
             f"sink:\n{sink.text}\ndaemon:\n{daemon.text}"
