@@ -44,10 +44,18 @@ RawWriter = Callable[[BaseHTTPRequestHandler], None]
 
 
 class LocalServer:
-    def __init__(self, *, poll_interval: float = 0.5, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        poll_interval: float = 0.5,
+        tls: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
         """`poll_interval`: how often serve_forever looks for shutdown (close() waits as long);
         `tls`: serve HTTPS with this server-side context (the handshake runs in the request's
-        thread, so a client that refuses the certificate holds up no one)."""
+        thread, so a client that refuses the certificate holds up no one); `host`: the address
+        to listen on (a Docker network's gateway, for containers to reach)."""
+        self.host = host
         self._handlers: dict[str, Handler | RawWriter] = {}
         self._raw: set[str] = set()
         self.requests: list[RecordedRequest] = []
@@ -101,7 +109,7 @@ class LocalServer:
 
             do_GET = do_POST = do_HEAD = do_PUT = do_PATCH = _handle  # noqa: N815
 
-        self._server = _Server(("127.0.0.1", 0), _RequestHandler)
+        self._server = _Server((host, 0), _RequestHandler)
         self._server.daemon_threads = True
         self.scheme = _serve_tls(self._server, tls)
         self.port = self._server.server_address[1]
@@ -111,7 +119,7 @@ class LocalServer:
         self._thread.start()
 
     def url(self, path: str = "/") -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://{self.host}:{self.port}{path}"
 
     def route(self, path: str, handler: Handler) -> None:
         self._handlers[path] = handler
