@@ -1,0 +1,28 @@
+"""Indexes for the console's reads: alerts newest first (all, or one rule's), story groups
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-02
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # keyset pages of alerts (monitor.store.reads.alerts_page) walk these backwards
+    op.create_index("ix_alerts_newest", "alerts", ["created_at", "id"])
+    op.create_index("ix_alerts_rule_newest", "alerts", ["rule_id", "created_at", "id"])
+    op.create_index("ix_deliveries_group", "deliveries", ["group_id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_deliveries_group", table_name="deliveries")
+    op.drop_index("ix_alerts_rule_newest", table_name="alerts")
+    op.drop_index("ix_alerts_newest", table_name="alerts")
