@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from monitor.models import Item
 from monitor.store.tables import alerts, deliveries, delivery_attempts, feeds, items
 
 MAX_PAGE = 200
@@ -458,3 +459,56 @@ def rule_counts(engine: Engine, since: datetime) -> dict[str, RuleCount]:
             row.rule_id: RuleCount(row.rule_id, int(row.alerts), row.last)
             for row in db.execute(query)
         }
+
+
+# items --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ItemChoice:
+    """A stored item the playground offers to try rules on."""
+
+    id: int
+    title: str
+    feed_name: str | None
+    first_seen_at: datetime
+
+
+def recent_items(engine: Engine, limit: int = 50) -> list[ItemChoice]:
+    """The latest items whose text is still kept, newest first."""
+    query = (
+        sa.select(items.c.id, items.c.title, items.c.first_seen_at, feeds.c.name)
+        .join(feeds, feeds.c.id == items.c.feed_id)
+        .where(sa.or_(items.c.summary.is_not(None), items.c.content.is_not(None)))
+        .order_by(items.c.first_seen_at.desc(), items.c.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as db:
+        return [
+            ItemChoice(row.id, row.title, row.name, row.first_seen_at) for row in db.execute(query)
+        ]
+
+
+def stored_item(engine: Engine, item_id: int) -> Item | None:
+    """One stored item as the matcher sees it (its feed's URL as configured)."""
+    query = (
+        sa.select(items, feeds.c.url.label("feed_url"), feeds.c.name.label("feed_name"))
+        .join(feeds, feeds.c.id == items.c.feed_id)
+        .where(items.c.id == item_id)
+    )
+    with engine.connect() as db:
+        row = db.execute(query).first()
+    if row is None:
+        return None
+    return Item(
+        title=row.title,
+        summary=row.summary or "",
+        content=row.content or "",
+        link=row.link,
+        guid=row.guid,
+        published=row.published_at,
+        tags=tuple(json.loads(row.tags)) if row.tags else (),
+        lang=row.lang,
+        feed_url=row.feed_url,
+        feed_name=row.feed_name or "",
+    )
