@@ -88,7 +88,7 @@ def test_one_rules_feed(base: str) -> None:
 
 
 def test_hostile_text_is_escaped_and_control_characters_dropped(seeded: Seeded) -> None:
-    title = "Cuba & Russia <script>alert(1)</script> \x00\x08\x1b ]]> talks in Havana"
+    title = "Cuba & Russia <script>alert(1)</script> \x01\x08\x1b ]]> talks in Havana"
     item = Item(title=title, summary="Moscow", feed_url="https://wire.example/rss", guid="evil")
     alert_id = _record(seeded, item)
     views = reads.alerts_by_id(seeded.store.engine, [alert_id])
