@@ -13,7 +13,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -394,6 +394,14 @@ def feed_health(row: sa.Row[Any]) -> str:
     return "ok"
 
 
+def feed_names(engine: Engine) -> list[tuple[int, str | None, str]]:
+    """(id, name, URL) of every active feed, by name: for choosing one."""
+    query = sa.select(feeds.c.id, feeds.c.name, feeds.c.url).where(feeds.c.active)
+    with engine.connect() as db:
+        rows = db.execute(query.order_by(feeds.c.name, feeds.c.id)).all()
+    return [(row.id, row.name, row.url) for row in rows]
+
+
 def feed_views(engine: Engine, now: datetime, days: int = 7) -> list[FeedView]:
     """Every active feed, with its health and its items per day over the last `days` (UTC days,
     today last)."""
@@ -410,34 +418,44 @@ def feed_views(engine: Engine, now: datetime, days: int = 7) -> list[FeedView]:
         .where(feeds.c.active)
         .order_by(feeds.c.name, feeds.c.id)
     )
-    recent = sa.select(items.c.feed_id, items.c.first_seen_at).where(items.c.first_seen_at >= start)
+    # date() is a function on both backends: SQLite's of its stored text, PostgreSQL's cast
+    day = sa.func.date(items.c.first_seen_at)
+    recent = (
+        sa.select(items.c.feed_id, day.label("day"), sa.func.count().label("seen"))
+        .where(items.c.first_seen_at >= sa.literal(start, type_=items.c.first_seen_at.type))
+        .group_by(items.c.feed_id, day)
+    )
     per_day: dict[int, list[int]] = defaultdict(lambda: [0] * days)
     with engine.connect() as db:
         rows = db.execute(listing).all()
-        for feed_id, seen_at in db.execute(recent):
-            index = (seen_at - start).days
+        for feed_id, seen_on, seen in db.execute(recent):
+            index = (date.fromisoformat(str(seen_on)[:10]) - start.date()).days
             if 0 <= index < days:
-                per_day[feed_id][index] += 1
+                per_day[feed_id][index] += int(seen)
     return [
-        FeedView(
-            id=row.id,
-            url=row.url,
-            name=row.name,
-            title=row.title,
-            health=feed_health(row),
-            last_error=row.last_error,
-            error_count=row.error_count,
-            last_status=row.last_status,
-            moved_to=row.moved_to,
-            next_check_at=row.next_check_at,
-            last_checked_at=row.last_checked_at,
-            last_success_at=row.last_success_at,
-            last_new_item_at=row.last_new_item_at,
-            items=int(row.seen),
-            per_day=tuple(per_day[row.id]) if row.id in per_day else (0,) * days,
-        )
+        _feed_view(row, tuple(per_day[row.id]) if row.id in per_day else (0,) * days)
         for row in rows
     ]
+
+
+def _feed_view(row: sa.Row[Any], per_day: tuple[int, ...]) -> FeedView:
+    return FeedView(
+        id=row.id,
+        url=row.url,
+        name=row.name,
+        title=row.title,
+        health=feed_health(row),
+        last_error=row.last_error,
+        error_count=row.error_count,
+        last_status=row.last_status,
+        moved_to=row.moved_to,
+        next_check_at=row.next_check_at,
+        last_checked_at=row.last_checked_at,
+        last_success_at=row.last_success_at,
+        last_new_item_at=row.last_new_item_at,
+        items=int(row.seen),
+        per_day=per_day,
+    )
 
 
 # rules --------------------------------------------------------------------------------------

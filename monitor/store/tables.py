@@ -113,6 +113,7 @@ items = Table(
     UniqueConstraint("feed_id", "dedupe_key", name="uq_items_feed_key"),
 )
 Index("ix_items_first_seen", items.c.first_seen_at)
+Index("ix_items_feed_seen", items.c.feed_id, items.c.first_seen_at)  # since 0009: per day
 
 alerts = Table(
     "alerts",

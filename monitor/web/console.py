@@ -133,7 +133,7 @@ class Console:
         older = None
         if page.next is not None:
             older = "?" + urlencode({**filter_query(query), "cursor": page.next.encode()})
-        feeds = reads.feed_views(self.engine, self.ctx.now(), days=1)
+        feeds = reads.feed_names(self.engine)
         return {
             "stories": stories_of(page.alerts),
             "older": older,
