@@ -27,7 +27,7 @@ program must stop.
 
 Not in the tree, on purpose: signals their callers catch at once and turn into one of the above
 or into an answer (BodyTooLarge of monitor.feeds.compression, _Refused of
-monitor.runtime.httpserver).
+monitor.web.websub).
 """
 
 from __future__ import annotations

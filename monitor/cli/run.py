@@ -76,7 +76,7 @@ def health_url(directory: Path) -> tuple[str | None, str]:
     monitor.yaml is read leniently (only `http`), so a config edit that does not validate —
     which the running daemon survives — does not make its health check fail.
     """
-    from monitor.runtime.httpserver import HTTP_ENV, parse_address  # noqa: PLC0415 - the daemon's part
+    from monitor.web.server import HTTP_ENV, parse_address  # noqa: PLC0415 - the daemon's part
 
     text = os.environ.get(HTTP_ENV)
     if not text:
@@ -86,6 +86,8 @@ def health_url(directory: Path) -> tuple[str | None, str]:
         except (OSError, yaml.YAMLError) as exc:
             return None, f"cannot read {path}: {exc}"
         value = document.get("http") if isinstance(document, dict) else None
+        if isinstance(value, dict):  # the mapping form: {listen: HOST:PORT, token: …}
+            value = value.get("listen")
         if not isinstance(value, str) or not value:
             return None, f"no `http:` key in {path} and no {HTTP_ENV}; or pass --url"
         text = os.path.expandvars(value)

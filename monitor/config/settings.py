@@ -21,10 +21,13 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     Field,
     SecretStr,
+    StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from monitor.config.yamlpos import Loc, PositionedDocument, load_positioned
@@ -48,6 +51,7 @@ _STAND_INS = {
     "secret": "whsec_" + base64.b64encode(b"unset-secret-stand-in").decode(),
 }
 _UNSET = "unset"
+_TOKEN_STAND_IN = "unset-token-stand-in"  # noqa: S105 - a stand-in, never served
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -229,6 +233,58 @@ class WebSubSettings(StrictModel):
         return value
 
 
+LISTEN_PATTERN = r"^[^\s:]*:\d{1,5}$"
+MIN_TOKEN = 16
+
+
+class HttpSettings(StrictModel):
+    """`http:` as a mapping: where to listen, and the tokens of the console and the API."""
+
+    listen: str = Field(
+        description="HOST:PORT (HOST defaults to 127.0.0.1); MONITOR_HTTP overrides it.",
+        json_schema_extra={"pattern": LISTEN_PATTERN},
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="Token for the console and the API (e.g. ${MONITOR_TOKEN}); without it, "
+        "MONITOR_TOKEN, else one made at start. At least 16 characters.",
+    )
+    read_token: SecretStr | None = Field(
+        default=None, description="A second token that may read but change nothing (optional)."
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if not re.match(LISTEN_PATTERN, value):
+            raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9108), got {value!r}")
+        return value
+
+    @field_validator("token", "read_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value()
+        if len(text) < MIN_TOKEN or any(c.isspace() for c in text):
+            raise ValueError(f"a token is at least {MIN_TOKEN} characters, without spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> HttpSettings:
+        if self.token is not None and self.token == self.read_token:
+            raise ValueError("read_token must differ from token")
+        return self
+
+
+Listen = Annotated[str, StringConstraints(pattern=LISTEN_PATTERN)]
+
+
+def _http_mapping(value: object) -> object:
+    """The string form `HOST:PORT` is `{listen: HOST:PORT}`."""
+    return {"listen": value} if isinstance(value, str) else value
+
+
 class MonitorConfig(StrictModel):
     """`monitor.yaml`: storage, feeds, webhooks, and where the rules are."""
 
@@ -237,10 +293,13 @@ class MonitorConfig(StrictModel):
         default=DEFAULT_STORAGE,
         description="SQLAlchemy URL; MONITOR_STORAGE overrides it. postgresql://… for replicas.",
     )
-    http: str | None = Field(
+    http: Annotated[
+        HttpSettings | None,
+        BeforeValidator(_http_mapping, json_schema_input_type=Listen | HttpSettings | None),
+    ] = Field(
         default=None,
-        pattern=r"^[^\s:]*:\d{1,5}$",
-        description="HOST:PORT for GET /healthz and GET /metrics (optional).",
+        description="HOST:PORT of the daemon's HTTP server (/healthz, /metrics, WebSub "
+        "callbacks, the console and API), or a mapping {listen, token, read_token}; optional.",
     )
     rules: str = Field(
         default="rules/", description="Rule file or folder, relative to monitor.yaml."
@@ -312,9 +371,12 @@ def load_config(
 
 def _credential_stand_in(loc: Loc, whole: bool) -> str | None:
     """The stand-in for an unset variable at `loc`: in a webhook (its URL, secret, token,
-    headers) or a feed's headers; None elsewhere, where the value is needed to load."""
+    headers), a feed's headers or the `http:` tokens; None elsewhere, where the value is needed
+    to load."""
     in_webhook = len(loc) >= 3 and loc[0] == "webhooks"
     in_feed_headers = len(loc) >= 4 and loc[0] == "feeds" and loc[2] == "headers"
+    if loc in (("http", "token"), ("http", "read_token")):
+        return _TOKEN_STAND_IN  # long enough to validate, never used: only `run` serves
     if not (in_webhook or in_feed_headers):
         return None
     if not whole:

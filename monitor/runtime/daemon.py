@@ -5,34 +5,41 @@ Both use the same parts: `Pipeline.refresh` for a feed (monitor.pipeline.refresh
 scheduler (monitor.runtime.scheduler) call them when the store says work is due.
 
 The daemon's life: open the store -> put the config in force -> watch the config files
-(monitor.runtime.reload; SIGHUP reloads too) -> serve /healthz and /metrics if configured
-(monitor.runtime.httpserver) -> tick (monitor.runtime.scheduler) until SIGTERM or SIGINT -> stop
-claiming work, give work in flight `grace` seconds (a second signal cuts that short), cancel and
-re-queue the rest -> exit 0.
+(monitor.runtime.reload; SIGHUP reloads too) -> serve `http:` if configured (monitor.web: health,
+metrics, WebSub callbacks, the console behind its token) -> tick (monitor.runtime.scheduler)
+until SIGTERM or SIGINT -> stop claiming work, give work in flight `grace` seconds (a second
+signal cuts that short), cancel and re-queue the rest -> exit 0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import make_url
 
-from monitor.config.settings import LoadedConfig
+from monitor.config.settings import HttpSettings, LoadedConfig
 from monitor.delivery.dispatcher import make_delivery_client
 from monitor.errors import MonitorError, StartError
 from monitor.feeds.fetcher import make_client
 from monitor.feeds.websub import make_hub_client
 from monitor.pipeline.pipeline import Pipeline
 from monitor.pipeline.websub.callback import Callback
-from monitor.runtime.httpserver import Health, HttpServer, configured_address
 from monitor.runtime.metrics import Metrics
 from monitor.runtime.reload import ConfigWatcher
 from monitor.runtime.scheduler import Scheduler
 from monitor.store import Store, owners
 from monitor.store.replicas import Heartbeat, heartbeat_interval
+from monitor.web.app import build_app
+from monitor.web.auth import TOKEN_ENV, Auth, Tokens
+from monitor.web.context import WebContext
+from monitor.web.health import Health
+from monitor.web.routes import all_routes
+from monitor.web.server import WebServer, configured_address
 
 log = logging.getLogger(__name__)
 STOP_GRACE = 10.0  # seconds in-flight work gets to finish on SIGTERM before it is cancelled
@@ -41,6 +48,41 @@ WATCH_READY_TIMEOUT = 5.0  # seconds to wait for the config watch before startin
 
 def describe_storage(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+def console_tokens(http: HttpSettings | None, environ: dict[str, str] | None = None) -> Tokens:
+    """The console's tokens: `http.token`, else MONITOR_TOKEN, else one made for this run."""
+    env = os.environ if environ is None else environ
+    token = http.token.get_secret_value() if http and http.token else None
+    read = http.read_token.get_secret_value() if http and http.read_token else None
+    return Tokens.resolve(token, read, env.get(TOKEN_ENV))
+
+
+def token_notice(tokens: Tokens, url: str, *, terminal: bool) -> tuple[str | None, str | None]:
+    """What to say of a token made at start: (a line for the terminal, a line for the log).
+
+    The link carries the token, and a token in a log is a secret in a log (journald, a log
+    shipper, `docker logs` keep it): it is printed only when stderr is a terminal a person
+    watches; otherwise the log says how to set one.
+    """
+    if tokens.source != "generated":
+        return None, None
+    if terminal:
+        return (
+            f"console: {url}/login?token={tokens.write}  "
+            f"(a token for this run; set http.token or {TOKEN_ENV} to keep one)",
+            None,
+        )
+    return None, (
+        f"console: no token configured; one was made for this run and is not shown, since "
+        f"stderr is not a terminal: set {TOKEN_ENV} (or http.token) to use {url}/"
+    )
+
+
+def _link_host(host: str, port: int) -> str:
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - listening everywhere: ask locally
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def start_summary(config: LoadedConfig, http: str | None) -> str:
@@ -72,7 +114,8 @@ async def run_daemon(
         stop.set()
 
     try:
-        address = configured_address(config.settings.http)
+        http = config.settings.http
+        address = configured_address(http.listen if http else None)
         heartbeat = heartbeat_interval()
     except ValueError as exc:
         raise StartError(str(exc)) from None
@@ -137,6 +180,14 @@ async def _run_pipeline(  # noqa: PLR0917 - the daemon's parts, passed down once
         )
 
 
+def _announce(tokens: Tokens, url: str) -> None:
+    terminal, logged = token_notice(tokens, url, terminal=sys.stderr.isatty())
+    if terminal:
+        print(terminal, file=sys.stderr, flush=True)
+    if logged:
+        log.warning(logged)
+
+
 async def _serve(
     pipeline: Pipeline,
     *,
@@ -151,8 +202,15 @@ async def _serve(
     """Watch the config, serve HTTP, tick until `stop`; then wind down in that order reversed."""
     watcher = ConfigWatcher(pipeline.config, pipeline.apply, metrics)
     watching = asyncio.create_task(watcher.run(stop))
-    health = Health(pipeline.store, lambda: scheduler.last_tick)
-    server = HttpServer(health, metrics, callback)
+    tokens = console_tokens(pipeline.config.settings.http)
+    app = build_app(
+        Health(pipeline.store, lambda: scheduler.last_tick),
+        metrics.exposition,
+        auth=Auth(tokens),
+        websub=callback,
+        extra_routes=all_routes(WebContext(pipeline.store, lambda: pipeline.config)),
+    )
+    server = WebServer(app)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, watcher.request_reload)
     try:
@@ -162,7 +220,7 @@ async def _serve(
             log.warning(
                 "config watch not ready after %.0fs; edits may be missed", WATCH_READY_TIMEOUT
             )
-        http = None
+        http = link = None
         if address is not None:
             try:
                 host, port = await server.start(*address)
@@ -170,8 +228,11 @@ async def _serve(
                 raise StartError(
                     f"http: cannot listen on {address[0]}:{address[1]}: {exc.strerror}"
                 ) from exc
-            http = f"http://{host}:{port}"
+            http = f"http://{host}:{port} (console at /, {tokens.described})"
+            link = _link_host(host, port)
         log.info(start_summary(pipeline.config, http))
+        if link is not None:
+            _announce(tokens, link)
         scheduler.start()
         await stop.wait()
         log.info("stopping: no new work; waiting up to %.0fs for work in flight", grace)

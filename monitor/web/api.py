@@ -23,6 +23,7 @@ from monitor.http.urls import shown_url
 from monitor.models import Item
 from monitor.store import reads
 from monitor.web import playground, schemas
+from monitor.web.auth import reads_only
 from monitor.web.context import WebContext
 from monitor.web.openapi import openapi_document
 from monitor.web.params import ParameterError, listing
@@ -210,9 +211,11 @@ class Api:
         choice = playground.choose(self.ctx.config(), rule=body.rule, draft=body.draft)
         return schemas.backtest_out(playground.backtest_week(self.engine, choice, self.ctx.now()))
 
+    @reads_only
     async def match(self, request: Request) -> Response:
         return await self._playground(request, schemas.MatchIn, self.try_match)
 
+    @reads_only
     async def backtest(self, request: Request) -> Response:
         return await self._playground(request, schemas.BacktestIn, self.try_backtest)
 

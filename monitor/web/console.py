@@ -26,7 +26,7 @@ from monitor.http.urls import mask_urls, shown_url
 from monitor.store import reads
 from monitor.store.reads import Evidence
 from monitor.web.api import Api
-from monitor.web.auth import csrf_token
+from monitor.web.auth import csrf_token, reads_only
 from monitor.web.context import WebContext
 from monitor.web.params import SEVERITIES, ParameterError, filter_query, listing
 from monitor.web.playground import PlaygroundError
@@ -236,6 +236,7 @@ class Console:
             values["problems"] = list(exc.problems)
         return values
 
+    @reads_only  # a match or a backtest writes nothing: read-only tokens may try rules
     async def playground(self, request: Request) -> Response:
         # a GET takes defaults from the query (the rules page links `?rule=ID`), never runs
         fields = {k: v for k, v in request.query_params.items() if k in ("rule", "item")}

@@ -7,10 +7,11 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.web.seed import Seeded
+from tests.web.daemon import Daemon
 
 
-def test_alerts_filter_story_and_replay(page: Page, console: str, seeded: Seeded) -> None:
+def test_alerts_filter_story_and_replay(page: Page, console: str, daemon: Daemon) -> None:
+    seeded = daemon.seeded
     page.goto(console)
     expect(page.locator("section.story")).to_have_count(3)
     page.select_option("select[name=rule]", "us-pressure-on-cuba")  # submits itself (our JS)
@@ -25,7 +26,9 @@ def test_alerts_filter_story_and_replay(page: Page, console: str, seeded: Seeded
     failed.get_by_role("button", name="Replay").click()
     expect(page.get_by_role("status")).to_contain_text("Requeued 1 delivery")
     expect(page.locator("tr.state-failed")).to_have_count(0)
-    expect(page.locator("tr.state-pending")).to_have_count(1)
+    assert daemon.delivered(seeded.failed)  # the daemon sent it again, to the receiver
+    page.reload()
+    expect(page.locator("tr.state-delivered")).to_have_count(2)
 
 
 def test_playground_match_and_backtest(page: Page, console: str) -> None:

@@ -15,12 +15,14 @@ import pytest
 from monitor.cli import run as running
 from monitor.config.settings import load_config
 from monitor.runtime import logs
-from monitor.runtime.httpserver import Health, HttpServer, parse_address
 from monitor.runtime.metrics import Metrics
 from monitor.runtime.reload import ConfigWatcher, diff
 from monitor.store import Store
+from monitor.web.health import Health
+from monitor.web.server import parse_address
 from tests.ops.daemon import edit_config
 from tests.support.pipeline import write_config
+from tests.support.web import Served, serving
 
 
 @pytest.mark.parametrize(
@@ -78,42 +80,39 @@ def test_setup_logging_json_to_a_stream() -> None:
     assert json.loads(stream.getvalue())["webhook"] == "analysts"
 
 
-async def _ask(port: int, request: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(request)
-    await writer.drain()
-    answer = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    return answer
-
-
 async def test_healthz_is_503_until_the_scheduler_ticks(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
     ticks: list[float] = []
-    server = HttpServer(Health(store, lambda: ticks[-1] if ticks else None), Metrics(store))
-    _host, port = await server.start("127.0.0.1", 0)
+    health = Health(store, lambda: ticks[-1] if ticks else None)
     try:
-        answer = await _ask(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert answer.startswith(b"HTTP/1.1 503 ")
-        body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
-        assert body == {
-            "status": "unhealthy",
-            "checks": {"scheduler": "not started", "store": "ok"},
-        }
-        ticks.append(time.monotonic() - 1000)  # the last tick, long ago
-        answer = await _ask(port, b"GET /healthz HTTP/1.1\r\n\r\n")
-        assert b'"scheduler": "stalled: last tick 1000s ago"' in answer
-        ticks[-1] = time.monotonic()
-        assert (await _ask(port, b"GET /healthz HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
-        assert (await _ask(port, b"POST /metrics HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 405 ")
-        assert (await _ask(port, b"garbage\r\n\r\n")).startswith(b"HTTP/1.1 400 ")
-        metrics = await _ask(port, b"GET /metrics HTTP/1.1\r\n\r\n")
-        assert b"monitor_outbox_depth 0.0" in metrics
-        assert b'monitor_polls_total{outcome="failed"} 0.0' in metrics
+        async with serving(health, Metrics(store).exposition) as web:
+            await _healthz_follows_the_ticks(web, ticks)
     finally:
-        await server.stop()
         store.close()
+
+
+async def _healthz_follows_the_ticks(web: Served, ticks: list[float]) -> None:
+    answer = await web.ask(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 503 ")
+    body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert body == {
+        "status": "unhealthy",
+        "checks": {"scheduler": "not started", "store": "ok"},
+    }
+    ticks.append(time.monotonic() - 1000)  # the last tick, long ago
+    answer = await web.ask(b"GET /healthz HTTP/1.1\r\n\r\n")
+    assert b'"scheduler": "stalled: last tick 1000s ago"' in answer
+    ticks[-1] = time.monotonic()
+    assert (await web.ask(b"GET /healthz HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+    head = await web.ask(b"HEAD /healthz HTTP/1.1\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert head.endswith(b"\r\n\r\n")  # no body
+    post = b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+    assert (await web.ask(post)).startswith(b"HTTP/1.1 405 ")
+    assert (await web.ask(b"garbage\r\n\r\n")).startswith(b"HTTP/1.1 400 ")
+    metrics = await web.ask(b"GET /metrics HTTP/1.1\r\n\r\n")
+    assert b"monitor_outbox_depth 0.0" in metrics
+    assert b'monitor_polls_total{outcome="failed"} 0.0' in metrics
 
 
 async def test_reload_applies_a_valid_edit_and_keeps_the_last_good_one(tmp_path: Path) -> None:
@@ -176,13 +175,11 @@ async def test_monitor_health_exits_1_on_a_503(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
-    server = HttpServer(Health(store, lambda: None), Metrics(store))
-    _host, port = await server.start("127.0.0.1", 0)
     try:
-        url = f"http://127.0.0.1:{port}/healthz"
-        code = await asyncio.to_thread(running.health, tmp_path, url, timedelta(seconds=5))
+        async with serving(Health(store, lambda: None), Metrics(store).exposition) as web:
+            url = f"{web.url}/healthz"
+            code = await asyncio.to_thread(running.health, tmp_path, url, timedelta(seconds=5))
     finally:
-        await server.stop()
         store.close()
     assert code == 1
     assert json.loads(capsys.readouterr().out)["checks"]["scheduler"] == "not started"

@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,11 +35,12 @@ from monitor.pipeline.refresh import MAX_FEEDS_IN_FLIGHT, RefreshOutcome, feed_s
 from monitor.pipeline.websub.callback import Callback
 from monitor.pipeline.websub.shared import InForce
 from monitor.pipeline.websub.subscriber import Subscriber
-from monitor.runtime.httpserver import Health, HttpServer, Reply
 from monitor.runtime.metrics import Metrics
 from monitor.store import FeedState, Store
 from monitor.store import subscriptions as subs
 from monitor.store.replicas import Replicas
+from monitor.web.health import Health
+from monitor.web.websub import PUSH_READS_AT_ONCE, Reply
 from tests.conftest import run_cli
 from tests.ops.daemon import Daemon, edit_config
 from tests.support.burst import Clock
@@ -47,6 +49,7 @@ from tests.support.pipeline import serve_feed, write_config
 from tests.support.receiver import SignedReceiver
 from tests.support.servers import LocalServer
 from tests.support.servers import Reply as ServerReply
+from tests.support.web import Served, serving
 
 SECRET_KEY = "0123456789abcdef" * 4
 BODY = b"<rss version='2.0'><channel><title>x</title></channel></rss>"
@@ -117,9 +120,19 @@ class _Callbacks:
         self.raw: list[bytes] = []
         self.headers: list[Mapping[str, str]] = []
         self.refusals: list[str] = []
+        self.finds = 0
+        self._found = asyncio.Condition()
 
     async def find(self, token: str) -> str | None:
+        async with self._found:
+            self.finds += 1
+            self._found.notify_all()
         return token if token in self.tokens else None
+
+    async def reading(self, count: int) -> None:
+        """Once `count` pushes were looked up (and so, for known tokens, are being read)."""
+        async with self._found:
+            await self._found.wait_for(lambda: self.finds >= count)
 
     async def verify(self, token: str, query: Mapping[str, str]) -> Reply:
         return 200, "text/plain", query.get("hub.challenge", "").encode()
@@ -134,62 +147,112 @@ class _Callbacks:
         self.refusals.append(outcome)
 
 
-async def _ask(port: int, request: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(request)
-    await writer.drain()
-    answer = await reader.read()
-    writer.close()
-    return answer
+def _served(store: Store, callbacks: _Callbacks) -> AbstractAsyncContextManager[Served]:
+    return serving(Health(store, lambda: None), Metrics(store).exposition, websub=callbacks)
 
 
 async def test_callbacks_are_routed_and_push_bodies_bounded(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
     token = "A" * 43
     callbacks = _Callbacks({token})
-    server = HttpServer(Health(store, lambda: None), Metrics(store), callbacks)
-    _host, port = await server.start("127.0.0.1", 0)
     try:
-        answer = await _ask(
-            port, f"GET /websub/{token}?hub.challenge=xyz HTTP/1.1\r\n\r\n".encode()
-        )
-        assert answer.startswith(b"HTTP/1.1 200 ")
-        assert answer.endswith(b"\r\n\r\nxyz")
-        assert (await _ask(port, b"GET /websub/short HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 404")
-        post = f"POST /websub/{token} HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello".encode()
-        assert (await _ask(port, post)).startswith(b"HTTP/1.1 200 ")
-        assert callbacks.pushed == [b"hello"]
-        big = f"POST /websub/{token} HTTP/1.1\r\nContent-Length: 1001\r\n\r\n".encode()
-        assert (await _ask(port, big)).startswith(b"HTTP/1.1 413 ")  # refused before reading
-        # a transfer coding other than chunked (RFC 9112: 501), and no framing at all (411)
-        coded = f"POST /websub/{token} HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
-        assert (await _ask(port, coded.encode())).startswith(b"HTTP/1.1 501 ")
-        unframed = f"POST /websub/{token} HTTP/1.1\r\n\r\nhello".encode()
-        assert (await _ask(port, unframed)).startswith(b"HTTP/1.1 411 ")
-        slow = f"POST /websub/{token} HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc".encode()
-        assert (await _ask(port, slow)).startswith(b"HTTP/1.1 408 ")  # the rest never comes
-        put = f"PUT /websub/{token} HTTP/1.1\r\n\r\n".encode()
-        assert (await _ask(port, put)).startswith(b"HTTP/1.1 405 ")
-        # a superscript digit is not a length (str.isdigit says it is; int() disagrees)
-        odd = f"POST /websub/{token} HTTP/1.1\r\nContent-Length: \u00b2\r\n\r\n".encode("latin-1")
-        assert (await _ask(port, odd)).startswith(b"HTTP/1.1 411 ")
-        # a path we never handed out: refused before a byte of its body is read
-        stranger = f"POST /websub/{'B' * 43} HTTP/1.1\r\nContent-Length: 999\r\n\r\n".encode()
-        assert (await _ask(port, stranger)).startswith(b"HTTP/1.1 404 ")
-        assert callbacks.refusals == [
-            "too_large",
-            "bad_body",
-            "no_length",
-            "too_slow",
-            "no_length",
-            "unknown",
-        ]
-        assert callbacks.pushed == [b"hello"]
-        # the daemon's own endpoints are untouched
-        assert (await _ask(port, b"GET /metrics HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
-        assert (await _ask(port, b"GET /healthz HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 503 ")
+        async with _served(store, callbacks) as web:
+            answer = await web.ask(
+                f"GET /websub/{token}?hub.challenge=xyz HTTP/1.1\r\n\r\n".encode()
+            )
+            assert answer.startswith(b"HTTP/1.1 200 ")
+            assert answer.endswith(b"\r\n\r\nxyz")
+            assert (await web.ask(b"GET /websub/short HTTP/1.1\r\n\r\n")).startswith(
+                b"HTTP/1.1 404"
+            )
+            post = f"POST /websub/{token} HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello".encode()
+            assert (await web.ask(post)).startswith(b"HTTP/1.1 200 ")
+            assert callbacks.pushed == [b"hello"]
+            big = f"POST /websub/{token} HTTP/1.1\r\nContent-Length: 1001\r\n\r\n".encode()
+            assert (await web.ask(big)).startswith(b"HTTP/1.1 413 ")  # refused before reading
+            # a transfer coding other than chunked: uvicorn's parser refuses it (400); no
+            # framing at all (411)
+            coded = f"POST /websub/{token} HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+            assert (await web.ask(coded.encode())).startswith(b"HTTP/1.1 400 ")
+            unframed = f"POST /websub/{token} HTTP/1.1\r\n\r\nhello".encode()
+            assert (await web.ask(unframed)).startswith(b"HTTP/1.1 411 ")
+            slow = f"POST /websub/{token} HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc".encode()
+            assert (await web.ask(slow)).startswith(b"HTTP/1.1 408 ")  # the rest never comes
+            put = f"PUT /websub/{token} HTTP/1.1\r\nContent-Length: 0\r\n\r\n".encode()
+            assert (await web.ask(put)).startswith(b"HTTP/1.1 405 ")
+            # a superscript digit is not a length (str.isdigit says it is): the parser's 400
+            odd = f"POST /websub/{token} HTTP/1.1\r\nContent-Length: \u00b2\r\n\r\n"
+            assert (await web.ask(odd.encode("latin-1"))).startswith(b"HTTP/1.1 400 ")
+            # a path we never handed out: refused before a byte of its body is read
+            stranger = f"POST /websub/{'B' * 43} HTTP/1.1\r\nContent-Length: 999\r\n\r\n"
+            assert (await web.ask(stranger.encode())).startswith(b"HTTP/1.1 404 ")
+            assert callbacks.refusals == ["too_large", "no_length", "too_slow", "unknown"]
+            assert callbacks.pushed == [b"hello"]
+            # the daemon's own endpoints are untouched
+            assert (await web.ask(b"GET /metrics HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+            assert (await web.ask(b"GET /healthz HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 503 ")
     finally:
-        await server.stop()
+        store.close()
+
+
+async def test_only_a_few_push_bodies_are_read_at_once(tmp_path: Path) -> None:
+    """Pushes whose bodies are still coming hold a read each; one more is answered 503 at
+    once, and a read frees its place when it ends."""
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    token = "A" * 43
+    callbacks = _Callbacks({token})
+    callbacks.body_deadline = 30.0
+    head = f"POST /websub/{token} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n".encode()
+    try:
+        async with _served(store, callbacks) as web:
+            held = [await asyncio.open_connection("127.0.0.1", web.port) for _ in range(4)]
+            for _reader, writer in held:
+                writer.write(head + b"he")  # the rest of each body later
+                await writer.drain()
+            await callbacks.reading(PUSH_READS_AT_ONCE)
+            assert (await web.ask(head + b"hello")).startswith(b"HTTP/1.1 503 ")
+            assert callbacks.refusals == ["busy"]
+            for reader, writer in held:
+                writer.write(b"llo")
+                await writer.drain()
+                assert (await reader.readline()).startswith(b"HTTP/1.1 200 ")
+                writer.close()
+            assert (await web.ask(head + b"hello")).startswith(b"HTTP/1.1 200 ")
+            assert callbacks.pushed == [b"hello"] * 5
+    finally:
+        store.close()
+
+
+async def test_a_request_head_must_come_in_time_and_within_its_size(tmp_path: Path) -> None:
+    """A client sending its head a byte at a time loses its connection; a head over 8 KiB is
+    refused (400 while it comes, 431 once whole) — before anything is routed."""
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    try:
+        health = Health(store, lambda: None)
+        async with serving(health, Metrics(store).exposition, head_timeout=0.3) as web:
+            reader, writer = await asyncio.open_connection("127.0.0.1", web.port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # closed, unanswered
+            writer.close()
+            huge = b"GET /healthz HTTP/1.1\r\nX-Big: " + b"x" * 9000 + b"\r\n\r\n"
+            assert (await web.ask(huge)).startswith(b"HTTP/1.1 431 ")
+            reader, writer = await asyncio.open_connection("127.0.0.1", web.port)
+            writer.write(huge[:-4])  # still coming, already too large
+            await writer.drain()
+            assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 400 ")
+            writer.close()
+            # a request on a kept-alive connection gets the same deadline for its head
+            reader, writer = await asyncio.open_connection("127.0.0.1", web.port)
+            writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            assert (await reader.readline()).startswith(b"HTTP/1.1 200 ")
+            writer.write(b"GET /metrics HTTP/1.1\r\n")  # and the rest never comes
+            await writer.drain()
+            rest = await asyncio.wait_for(reader.read(), timeout=10)
+            assert rest.count(b"HTTP/1.1 ") == 0  # the first answer's body, then closed
+            writer.close()
+    finally:
         store.close()
 
 
@@ -692,8 +755,6 @@ async def test_pushes_chunked_or_compressed_are_read_within_the_caps(tmp_path: P
     store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
     token = "A" * 43
     callbacks = _Callbacks({token})  # max_body 1000, body_deadline 0.5
-    server = HttpServer(Health(store, lambda: None), Metrics(store), callbacks)
-    _host, port = await server.start("127.0.0.1", 0)
 
     def post(headers: str, body: bytes) -> bytes:
         return f"POST /websub/{token} HTTP/1.1\r\n{headers}\r\n".encode() + body
@@ -702,62 +763,69 @@ async def test_pushes_chunked_or_compressed_are_read_within_the_caps(tmp_path: P
     document = b"<rss>" + b"x" * 900 + b"</rss>"
     packed = gzip.compress(document)
     try:
-        # chunked: extensions ignored, trailers skipped, chunks joined
-        body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"
-        assert (await _ask(port, post(chunked, body))).startswith(b"HTTP/1.1 200 ")
-        # Content-Length and Transfer-Encoding both: the transfer coding frames the body
-        assert (await _ask(port, post(chunked + "Content-Length: 3\r\n", body))).startswith(
-            b"HTTP/1.1 200 "
-        )
-        # gzip, with a length or chunked, and x-gzip and deflate: decoded, the raw body kept
-        gzipped = f"Content-Encoding: gzip\r\nContent-Length: {len(packed)}\r\n"
-        assert (await _ask(port, post(gzipped, packed))).startswith(b"HTTP/1.1 200 ")
-        framed = b"".join(
-            b"%x\r\n%s\r\n" % (len(packed[i : i + 100]), packed[i : i + 100])
-            for i in range(0, len(packed), 100)
-        )
-        answer = await _ask(
-            port, post(chunked + "Content-Encoding: x-gzip\r\n", framed + b"0\r\n\r\n")
-        )
-        assert answer.startswith(b"HTTP/1.1 200 ")
-        deflated = zlib.compress(document)
-        coded = f"Content-Encoding: deflate\r\nContent-Length: {len(deflated)}\r\n"
-        assert (await _ask(port, post(coded, deflated))).startswith(b"HTTP/1.1 200 ")
-        assert callbacks.pushed == [b"hello world", b"hello world", document, document, document]
-        assert callbacks.raw[2:] == [packed, packed, deflated]
-        assert all("content-encoding" not in headers for headers in callbacks.headers)
+        async with _served(store, callbacks) as web:
+            # chunked: extensions ignored, trailers skipped, chunks joined
+            body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"
+            assert (await web.ask(post(chunked, body))).startswith(b"HTTP/1.1 200 ")
+            # Content-Length and Transfer-Encoding both: the transfer coding frames the body
+            assert (await web.ask(post(chunked + "Content-Length: 3\r\n", body))).startswith(
+                b"HTTP/1.1 200 "
+            )
+            # gzip, with a length or chunked, and x-gzip and deflate: decoded, the raw body kept
+            gzipped = f"Content-Encoding: gzip\r\nContent-Length: {len(packed)}\r\n"
+            assert (await web.ask(post(gzipped, packed))).startswith(b"HTTP/1.1 200 ")
+            framed = b"".join(
+                b"%x\r\n%s\r\n" % (len(packed[i : i + 100]), packed[i : i + 100])
+                for i in range(0, len(packed), 100)
+            )
+            answer = await web.ask(
+                post(chunked + "Content-Encoding: x-gzip\r\n", framed + b"0\r\n\r\n")
+            )
+            assert answer.startswith(b"HTTP/1.1 200 ")
+            deflated = zlib.compress(document)
+            coded = f"Content-Encoding: deflate\r\nContent-Length: {len(deflated)}\r\n"
+            assert (await web.ask(post(coded, deflated))).startswith(b"HTTP/1.1 200 ")
+            assert callbacks.pushed == [
+                b"hello world",
+                b"hello world",
+                document,
+                document,
+                document,
+            ]
+            assert callbacks.raw[2:] == [packed, packed, deflated]
+            assert all("content-encoding" not in headers for headers in callbacks.headers)
 
-        # refusals: chunks past the cap (before reading them), a gzip bomb (decoded up to the
-        # cap only), malformed chunks, corrupt gzip, an unknown coding, a chunked body that stops
-        past = b"3e8\r\n" + b"x" * 1000 + b"\r\n1\r\nx\r\n0\r\n\r\n"  # 1000 + 1 bytes
-        assert (await _ask(port, post(chunked, past))).startswith(b"HTTP/1.1 413 ")
-        bomb = gzip.compress(b"\0" * (512 << 10))  # 512 KiB in about 500 bytes
-        assert len(bomb) < 1000
-        bombed = f"Content-Encoding: gzip\r\nContent-Length: {len(bomb)}\r\n"
-        assert (await _ask(port, post(bombed, bomb))).startswith(b"HTTP/1.1 413 ")
-        assert (await _ask(port, post(chunked, b"zz\r\nhello\r\n0\r\n\r\n"))).startswith(
-            b"HTTP/1.1 400 "
-        )
-        assert (await _ask(port, post(chunked, b"2\r\nhello\r\n0\r\n\r\n"))).startswith(
-            b"HTTP/1.1 400 "
-        )
-        corrupt = f"Content-Encoding: gzip\r\nContent-Length: {len(packed) - 8}\r\n"
-        assert (await _ask(port, post(corrupt, packed[:-8]))).startswith(b"HTTP/1.1 400 ")
-        brotli = "Content-Encoding: br\r\nContent-Length: 5\r\n"
-        assert (await _ask(port, post(brotli, b"hello"))).startswith(b"HTTP/1.1 415 ")
-        assert (await _ask(port, post(chunked, b"5\r\nhel"))).startswith(b"HTTP/1.1 408 ")
-        assert callbacks.refusals == [
-            "too_large",
-            "too_large",
-            "bad_body",
-            "bad_body",
-            "bad_body",
-            "bad_encoding",
-            "too_slow",
-        ]
-        assert len(callbacks.pushed) == 5
+            # refusals: chunks past the cap (before reading them), a gzip bomb (decoded up to
+            # the cap only), malformed chunks, corrupt gzip, an unknown coding, a chunked body
+            # that stops
+            past = b"3e8\r\n" + b"x" * 1000 + b"\r\n1\r\nx\r\n0\r\n\r\n"  # 1000 + 1 bytes
+            assert (await web.ask(post(chunked, past))).startswith(b"HTTP/1.1 413 ")
+            bomb = gzip.compress(b"\0" * (512 << 10))  # 512 KiB in about 500 bytes
+            assert len(bomb) < 1000
+            bombed = f"Content-Encoding: gzip\r\nContent-Length: {len(bomb)}\r\n"
+            assert (await web.ask(post(bombed, bomb))).startswith(b"HTTP/1.1 413 ")
+            assert (await web.ask(post(chunked, b"zz\r\nhello\r\n0\r\n\r\n"))).startswith(
+                b"HTTP/1.1 400 "
+            )
+            assert (await web.ask(post(chunked, b"2\r\nhello\r\n0\r\n\r\n"))).startswith(
+                b"HTTP/1.1 400 "
+            )
+            corrupt = f"Content-Encoding: gzip\r\nContent-Length: {len(packed) - 8}\r\n"
+            assert (await web.ask(post(corrupt, packed[:-8]))).startswith(b"HTTP/1.1 400 ")
+            brotli = "Content-Encoding: br\r\nContent-Length: 5\r\n"
+            assert (await web.ask(post(brotli, b"hello"))).startswith(b"HTTP/1.1 415 ")
+            assert (await web.ask(post(chunked, b"5\r\nhel"))).startswith(b"HTTP/1.1 408 ")
+            assert callbacks.refusals == [
+                "too_large",
+                "too_large",
+                "bad_body",
+                "bad_body",
+                "bad_body",
+                "bad_encoding",
+                "too_slow",
+            ]
+            assert len(callbacks.pushed) == 5
     finally:
-        await server.stop()
         store.close()
 
 
@@ -821,20 +889,19 @@ async def test_a_push_finds_its_subscription_and_feed_in_one_read(
         def record(*args: object) -> None:
             statements.append(" ".join(str(args[2]).split()))
 
-        http = HttpServer(Health(store, lambda: None), Metrics(store), websub.callback)
-        _host, port = await http.start("127.0.0.1", 0)
         body = hub_document("pushed.xml", hub, topic)
         signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         request = (
             f"POST /websub/{token} HTTP/1.1\r\nContent-Length: {len(body)}\r\n"
             f"X-Hub-Signature: {signature}\r\nContent-Type: application/rss+xml\r\n\r\n"
         ).encode() + body
-        sa.event.listen(store.engine, "before_cursor_execute", record)
-        try:
-            assert (await _ask(port, request)).startswith(b"HTTP/1.1 200 ")
-        finally:
-            sa.event.remove(store.engine, "before_cursor_execute", record)
-            await http.stop()
+        health = Health(store, lambda: None)
+        async with serving(health, Metrics(store).exposition, websub=websub.callback) as web:
+            sa.event.listen(store.engine, "before_cursor_execute", record)
+            try:
+                assert (await web.ask(request)).startswith(b"HTTP/1.1 200 ")
+            finally:
+                sa.event.remove(store.engine, "before_cursor_execute", record)
         reads = [s for s in statements if s.startswith("SELECT")]
         assert len([s for s in reads if "FROM websub_subscriptions" in s]) == 1, reads
         whole_list = [s for s in reads if "FROM feeds" in s and "websub" not in s]

@@ -19,13 +19,14 @@ import sqlalchemy as sa
 
 from monitor.delivery.dispatcher import Dispatcher, make_delivery_client
 from monitor.delivery.settings import WebhookConfig
-from monitor.runtime.httpserver import Health, HttpServer
 from monitor.runtime.metrics import Metrics
 from monitor.store import Store
 from monitor.store.store import PollFailure
 from monitor.store.writer import PollWriter
+from monitor.web.health import Health
 from tests.delivery.support import store_with_alerts
 from tests.support.receiver import SECRET, SignedReceiver
+from tests.support.web import serving
 
 REFUSE = sa.text(
     "CREATE TRIGGER refuse BEFORE UPDATE ON feeds "
@@ -40,9 +41,9 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     opened.close()
 
 
-async def _healthz(port: int) -> tuple[int, dict[str, object]]:
+async def _healthz(url: str) -> tuple[int, dict[str, object]]:
     async with httpx.AsyncClient() as client:
-        answer = await client.get(f"http://127.0.0.1:{port}/healthz")
+        answer = await client.get(f"{url}/healthz")
     document: dict[str, object] = answer.json()
     return answer.status_code, document
 
@@ -53,16 +54,14 @@ async def test_healthz_reports_writes_failing_until_one_succeeds(store: Store) -
     (feed,) = store.claim_feeds(now, timedelta(minutes=5), due_only=False)
     writer = PollWriter(store)
     poll = PollFailure(feed.id, now, "HTTP 500", now + timedelta(minutes=10))
-    server = HttpServer(Health(store, time.monotonic), Metrics(store))
-    _host, port = await server.start("127.0.0.1", 0)
-    try:
-        assert (await _healthz(port))[0] == 200
+    async with serving(Health(store, time.monotonic), Metrics(store).exposition) as web:
+        assert (await _healthz(web.url))[0] == 200
         with store.engine.begin() as db:
             db.execute(REFUSE)
         with pytest.raises(sa.exc.IntegrityError):
             await writer.record_failure(poll)
 
-        status, body = await _healthz(port)
+        status, body = await _healthz(web.url)
         assert status == 503
         checks = body["checks"]
         assert isinstance(checks, dict)
@@ -73,12 +72,10 @@ async def test_healthz_reports_writes_failing_until_one_succeeds(store: Store) -
         with store.engine.begin() as db:
             db.execute(sa.text("DROP TRIGGER refuse"))
         await writer.record_failure(poll)
-        status, body = await _healthz(port)
+        status, body = await _healthz(web.url)
         checks = body["checks"]
         assert isinstance(checks, dict)
         assert (status, body["status"], checks["store"]) == (200, "ok", "ok")
-    finally:
-        await server.stop()
 
 
 async def test_healthz_reports_failing_writes_of_delivery_attempts(

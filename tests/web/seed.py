@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import yaml
+
 from monitor.config.settings import LoadedConfig, load_config
 from monitor.events import alert_created, new_alert_id
 from monitor.http.urls import shown_url
@@ -64,23 +66,37 @@ class Seeded:
         self.store.close()
 
 
-def seeded_config(directory: Path, storage_url: str) -> LoadedConfig:
+HOOKS = {"ops": "https://hooks.example/ops?key=topsecret", "chat": "https://hooks.example/chat"}
+
+
+def seeded_config(
+    directory: Path, storage_url: str, hooks: dict[str, str], http: dict[str, str] | None = None
+) -> LoadedConfig:
     write_config(
         directory,
         feeds=[{"url": PLAIN_FEED, "name": "Wire"}, {"url": SECRET_FEED, "name": "Noticias"}],
-        webhooks=[
-            {"name": "ops", "url": "https://hooks.example/ops?key=topsecret", **_HOOK},
-            {"name": "chat", "url": "https://hooks.example/chat", **_HOOK},
-        ],
+        webhooks=[{"name": name, "url": url, **_HOOK} for name, url in hooks.items()],
         storage=storage_url,
     )
+    if http is not None:
+        path = directory / "monitor.yaml"
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document["http"] = http
+        path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
     return load_config(directory, {})
 
 
-def seed(directory: Path, storage_url: str) -> Seeded:
-    """The config at `directory` on `storage_url`, with ITEMS polled and alerted; the newest
-    alert's delivery to `ops` failed (a permanent 400), the others delivered or pending."""
-    config = seeded_config(directory, storage_url)
+def seed(
+    directory: Path,
+    storage_url: str,
+    *,
+    hooks: dict[str, str] = HOOKS,
+    http: dict[str, str] | None = None,
+) -> Seeded:
+    """The config at `directory` on `storage_url` (webhooks `ops` and `chat` at `hooks`, the
+    `http:` section given), with ITEMS polled and alerted; the newest alert's delivery to `ops`
+    failed (a permanent 400), the other `ops` ones pending, every `chat` one delivered."""
+    config = seeded_config(directory, storage_url, hooks, http)
     store = Store.open(config.storage_url)
     store.sync_feeds([(feed.url, feed.name) for feed in config.settings.feeds], NOW)
     seeded = Seeded(config, store)

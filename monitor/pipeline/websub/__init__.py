@@ -17,7 +17,7 @@ Two halves, each given only what it needs (the store's engine, the config in for
 
     subscriber.Subscriber   subscription management: after polls, on the scheduler's timer
                             (the rows it claims), the requests to hubs
-    callback.Callback       what monitor.runtime.httpserver routes GET and POST
+    callback.Callback       what monitor.web.websub routes GET and POST
                             /websub/<token> to: verification of intent, the token's lookup,
                             a push checked and ingested
     shared                  what both read: the config in force, a feed's return to polling

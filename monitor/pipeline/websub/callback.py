@@ -1,4 +1,4 @@
-"""The WebSub callback: what monitor.runtime.httpserver routes GET and POST /websub/<token> to
+"""The WebSub callback: what monitor.web.websub routes GET and POST /websub/<token> to
 (its `Callbacks` protocol). monitor.pipeline.websub describes the whole protocol.
 
     GET  ?hub.mode=subscribe|unsubscribe|denied   verification of intent: the challenge is
