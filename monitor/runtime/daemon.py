@@ -185,7 +185,7 @@ def _announce(tokens: Tokens, url: str) -> None:
     if terminal:
         print(terminal, file=sys.stderr, flush=True)
     if logged:
-        log.warning(logged)
+        log.info(logged)
 
 
 async def _serve(

@@ -25,7 +25,7 @@ from monitor.http.urls import mask_urls, shown_url
 STABLE_KEYS = ("feed_url", "rule_id", "alert_id", "message_id", "webhook", "attempt")
 FORMATS = ("text", "json")
 FORMAT_ENV = "MONITOR_LOG_FORMAT"
-QUIET_LIBRARIES = ("httpx", "httpcore", "apscheduler", "alembic", "watchfiles")
+QUIET_LIBRARIES = ("httpx", "httpcore", "apscheduler", "alembic", "watchfiles", "uvicorn")
 
 
 class TextFormatter(logging.Formatter):

@@ -80,8 +80,8 @@ class Tokens:
     """The console's tokens and where the write token came from (config, MONITOR_TOKEN or
     generated at start)."""
 
-    write: str
-    read: str | None = None
+    write: str = field(repr=False)
+    read: str | None = field(default=None, repr=False)
     source: Literal["config", "environment", "generated"] = "config"
 
     @classmethod
