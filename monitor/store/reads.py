@@ -13,7 +13,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from monitor.models import Item
 from monitor.store.tables import alerts, deliveries, delivery_attempts, feeds, items
 
 MAX_PAGE = 200
+CURSOR_TIME = "%Y%m%dT%H%M%S.%fZ"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,19 +34,18 @@ class Cursor:
     alert_id: str
 
     def encode(self) -> str:
-        return f"{self.created_at.isoformat()}~{self.alert_id}"
+        """Letters, digits and `._~` only: safe in a query string as it is."""
+        return f"{self.created_at.astimezone(UTC).strftime(CURSOR_TIME)}~{self.alert_id}"
 
     @classmethod
     def decode(cls, text: str) -> Cursor | None:
         """The cursor `encode` wrote; None for anything else (a hand-edited link)."""
         moment, _, alert_id = text.partition("~")
         try:
-            created_at = datetime.fromisoformat(moment)
+            created_at = datetime.strptime(moment, CURSOR_TIME).replace(tzinfo=UTC)
         except ValueError:
             return None
-        if created_at.tzinfo is None or not alert_id:
-            return None
-        return cls(created_at, alert_id)
+        return cls(created_at, alert_id) if alert_id else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -110,7 +111,7 @@ class Console:
         self.env = _environment()
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         return self.ctx.store.engine
 
     def render(self, request: Request, name: str, status: int = 200, **values: Any) -> Response:

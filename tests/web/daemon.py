@@ -20,7 +20,7 @@ from tests.web.seed import Seeded, seed
 
 TOKEN = "console-token-" + "c" * 20
 READ_TOKEN = "console-read-" + "r" * 20
-START_TIMEOUT = 30.0
+START_TIMEOUT = 120.0  # seconds: importing and compiling the rules takes ~20 s on a busy machine
 
 
 @dataclass

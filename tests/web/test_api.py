@@ -78,6 +78,8 @@ def test_alerts_page_by_cursor_and_filter(client: httpx.Client) -> None:
     assert len(rest["alerts"]) == 1
     assert rest["next"] is None
     assert {a["id"] for a in first["alerts"]}.isdisjoint({a["id"] for a in rest["alerts"]})
+    raw = client.get(f"/api/v1/alerts?limit=3&cursor={first['next']}")  # pasted as it came
+    assert raw.json() == rest
     medium = _get(client, "/api/v1/alerts", severity="medium")
     assert [a["rule"]["id"] for a in medium["alerts"]] == ["us-pressure-on-cuba"]
     spanish = _get(client, "/api/v1/alerts", lang="es", since="7d")

@@ -59,6 +59,16 @@ def test_api_console_and_atom_with_the_token(daemon: Daemon) -> None:
     assert len(parsed.entries) == len(daemon.seeded.alert_ids)
 
 
+def test_a_read_only_token_sees_no_replay_button(daemon: Daemon) -> None:
+    with _client(daemon, READ_TOKEN) as reader:
+        page = reader.get(f"stories/{daemon.seeded.failed}")
+        assert page.status_code == 200
+        assert "<td>ops</td>" in page.text
+        assert "Replay</button>" not in page.text
+    with _client(daemon) as writer:
+        assert "Replay</button>" in writer.get(f"stories/{daemon.seeded.failed}").text
+
+
 def test_replay_over_the_api_is_delivered_by_the_daemon(daemon: Daemon) -> None:
     failed = daemon.seeded.failed
     with _client(daemon, READ_TOKEN) as reader:
