@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import re
 
+import pytest
 from playwright.async_api import Page, expect
 
 from tests.web.daemon import Daemon
+
+# the first test of the module waits for the daemon to start (seconds on a busy machine)
+pytestmark = pytest.mark.timeout(180)
 
 
 async def test_alerts_filter_story_and_replay(page: Page, daemon: Daemon) -> None:

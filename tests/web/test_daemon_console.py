@@ -14,6 +14,9 @@ import pytest
 from tests.support import databases
 from tests.web.daemon import READ_TOKEN, TOKEN, Daemon, running_daemon
 
+# the first test of the module waits for the daemon to start (seconds on a busy machine)
+pytestmark = pytest.mark.timeout(180)
+
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Daemon]:
