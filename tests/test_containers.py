@@ -81,17 +81,22 @@ def test_the_compose_config_validates_and_polls_the_shipped_feeds(tmp_path: Path
     config = load_config(tmp_path, environ={"MONITOR_SINK_SECRET": secret})
     shipped = load_config(REPO / "config", environ={})
     assert config.settings.feeds == shipped.settings.feeds
-    assert config.settings.http == "0.0.0.0:9108"
+    assert config.settings.http is not None
+    assert config.settings.http.listen == "0.0.0.0:9108"
 
 
 def test_monitor_health_asks_loopback_when_the_daemon_listens_everywhere(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("MONITOR_HTTP", raising=False)
     assert health_url(COMPOSE_CONFIG) == ("http://127.0.0.1:9108/healthz", "")
+    assert health_url(REPO / "config") == ("http://127.0.0.1:9108/healthz", "")
     monkeypatch.setenv("MONITOR_HTTP", "0.0.0.0:9200")
     assert health_url(REPO / "config") == ("http://127.0.0.1:9200/healthz", "")
     monkeypatch.delenv("MONITOR_HTTP")
-    url, problem = health_url(REPO / "config")
+    (tmp_path / "monitor.yaml").write_text("http: {listen: '[::]:9300', token: x}\n")
+    assert health_url(tmp_path) == ("http://127.0.0.1:9300/healthz", "")
+    (tmp_path / "monitor.yaml").write_text("version: 1\n")
+    url, problem = health_url(tmp_path)
     assert url is None
     assert "no `http:` key" in problem

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import make_url
@@ -50,7 +51,7 @@ def describe_storage(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def console_tokens(http: HttpSettings | None, environ: dict[str, str] | None = None) -> Tokens:
+def console_tokens(http: HttpSettings | None, environ: Mapping[str, str] | None = None) -> Tokens:
     """The console's tokens: `http.token`, else MONITOR_TOKEN, else one made for this run."""
     env = os.environ if environ is None else environ
     token = http.token.get_secret_value() if http and http.token else None

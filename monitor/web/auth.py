@@ -68,11 +68,14 @@ FAILED_WINDOW = 60.0  # seconds
 FAILED_DELAY = 0.25  # seconds each failure waits before its answer
 FORM_CAP = 1 << 20  # bytes of a form read to find its CSRF token (the playground's pasted text)
 LOGIN_CAP = 8192  # bytes of a login form
+LOGIN_TIMEOUT = 10.0  # seconds for a login form's body to arrive (anyone may post one)
 PUBLIC = ("/healthz", "/metrics", "/websub/", "/login", "/static/")
 JSON_PATHS = ("/api/", "/alerts.atom")  # answered 401 JSON rather than sent to the login form
 SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
 Kind = Literal["write", "read"]
 E = TypeVar("E", bound=Callable[..., Any])
+# the login page: (where to go after, a problem to show or "", status) -> the page
+LoginPage = Callable[[str, str, int], Response]
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,8 @@ class Auth:
     failures: Failures = field(default_factory=Failures)
     failed_delay: float = FAILED_DELAY
     clock: Callable[[], float] = time.time
+    login_page: LoginPage | None = None  # the console's own look; else a plain form
+    login_timeout: float = LOGIN_TIMEOUT
 
     def __post_init__(self) -> None:
         self.sessions = Sessions(self.tokens, self.clock)
@@ -281,14 +286,19 @@ class Auth:
         target = _local(request.query_params.get("next", "/"))
         given = request.query_params.get("token")
         if given is None:
-            return _login_form(target)
+            return self._form(target, "", 200)
         return await self._sign_in(request, given, target)
 
     async def _login(self, request: Request) -> Response:
         length = request.headers.get("content-length", "")
         if not length.isdigit() or int(length) > LOGIN_CAP:
             return PlainTextResponse("a login form is a Content-Length of a few bytes\n", 413)
-        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        try:
+            async with asyncio.timeout(self.login_timeout):
+                body = await request.body()
+        except TimeoutError:
+            return PlainTextResponse("too slow\n", 408)
+        form = dict(parse_qsl(body.decode("utf-8", "replace")))
         return await self._sign_in(request, form.get("token", ""), _local(form.get("next", "/")))
 
     async def _sign_in(self, request: Request, given: str, target: str) -> Response:
@@ -299,7 +309,7 @@ class Auth:
         if kind is None:
             log.warning("http: failed login from %s", client)
             await self.fail(client)
-            return _login_form(target, "That is not the console's token.", 401)
+            return self._form(target, "That is not the console's token.", 401)
         response = RedirectResponse(target, 303)
         response.set_cookie(
             COOKIE,
@@ -311,6 +321,10 @@ class Auth:
             samesite="strict",
         )
         return response
+
+    def _form(self, target: str, problem: str, status: int) -> Response:
+        """The page posts `token` and `next` (the `target`) to /login."""
+        return (self.login_page or _login_form)(target, problem, status)
 
     async def _logout(self, _request: Request) -> Response:
         response = RedirectResponse("/login", 303)

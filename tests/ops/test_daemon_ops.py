@@ -75,7 +75,7 @@ def test_health_metrics_and_a_prompt_clean_stop(
         assert daemon.metric("monitor_feeds_in_backoff") == 0
         assert daemon.metric("monitor_config_last_reload_ok") == 1
         assert daemon.metric("process_open_fds") > 0
-        assert daemon.get("/nothing-here")[0] == 404
+        assert daemon.get("/api/v1/nothing-here")[0] == 401  # beyond the probes: a token
 
         checked = run_cli("health", "--url", daemon.base_url + "/healthz", cwd=tmp_path)
         assert checked.returncode == 0, checked.stderr

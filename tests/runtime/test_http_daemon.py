@@ -16,7 +16,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
+from monitor.config.settings import load_config
+from monitor.errors import ConfigError
+from monitor.runtime.daemon import console_tokens, token_notice
+from monitor.web.auth import Tokens
 from tests.ops.daemon import Daemon, edit_config, with_http
 from tests.support.pipeline import write_config
 
@@ -149,3 +154,64 @@ def test_a_token_made_at_start_is_shown_on_a_terminal_as_a_link(tmp_path: Path) 
             process.kill()
             process.wait(timeout=10)
         os.close(controller)
+
+
+# -- the `http:` key ----------------------------------------------------------------------------
+
+
+def _problems(config: Path, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        load_config(config, environ=environ or {})
+    return [f"{p.line}: {p.message}" for p in raised.value.problems]
+
+
+def test_the_http_key_as_a_string_or_a_mapping(tmp_path: Path) -> None:
+    config = with_http(_config(tmp_path), "127.0.0.1:9108")
+    http = load_config(config, environ={}).settings.http
+    assert http is not None
+    assert (http.listen, http.token, http.read_token) == ("127.0.0.1:9108", None, None)
+    assert console_tokens(http, {"MONITOR_TOKEN": TOKEN}).source == "environment"
+
+    listen = {"listen": ":9108", "token": "${CONSOLE_TOKEN}", "read_token": "r" * 16}
+    edit_config(config, lambda document: document.update(http=listen))
+    http = load_config(config, environ={"CONSOLE_TOKEN": TOKEN}).settings.http
+    assert http is not None
+    assert http.token is not None
+    assert http.token.get_secret_value() == TOKEN
+    assert TOKEN not in repr(http)
+    tokens = console_tokens(http, {"MONITOR_TOKEN": "ignored-" + TOKEN})
+    assert (tokens.write, tokens.read, tokens.source) == (TOKEN, "r" * 16, "config")
+    # commands that serve nothing load it without the variable set; `run` needs it
+    assert load_config(config, environ={}, secrets=False).settings.http is not None
+    assert any("CONSOLE_TOKEN is not set" in p for p in _problems(config))
+
+
+@pytest.mark.parametrize(
+    ("http", "message"),
+    [
+        ("9108", "http.listen: expected HOST:PORT (e.g. 127.0.0.1:9108), got '9108'"),
+        ({"listen": "a b:1"}, "http.listen: expected HOST:PORT"),
+        ({"token": "t" * 16}, "missing required key 'http.listen'"),
+        ({"listen": ":1", "token": "short"}, "http.token: a token is at least 16 characters"),
+        ({"listen": ":1", "token": "t" * 16, "read_token": "t" * 16}, "must differ from token"),
+        ({"listen": ":1", "tokn": "t" * 16}, "unknown key 'tokn'; did you mean 'token'?"),
+    ],
+)
+def test_a_bad_http_key_is_named(tmp_path: Path, http: object, message: str) -> None:
+    config = _config(tmp_path)
+    edit_config(config, lambda document: document.update(http=http))
+    problems = _problems(config)
+    assert any(message in p for p in problems), problems
+
+
+def test_what_is_said_of_a_made_token() -> None:
+    made = Tokens.resolve(None, None, None)
+    terminal, logged = token_notice(made, "http://127.0.0.1:9108", terminal=True)
+    assert terminal is not None
+    assert terminal.startswith(f"console: http://127.0.0.1:9108/login?token={made.write} ")
+    assert logged is None
+    terminal, logged = token_notice(made, "http://127.0.0.1:9108", terminal=False)
+    assert terminal is None
+    assert logged is not None
+    assert made.write not in logged
+    assert token_notice(Tokens(TOKEN), "http://x:1", terminal=True) == (None, None)

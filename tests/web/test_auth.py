@@ -284,3 +284,28 @@ def test_tokens_come_from_the_config_then_the_environment_then_are_made() -> Non
     assert made.kind_of(made.write) == "write"
     assert made.kind_of(made.write + "x") is None
     assert made.kind_of("") is None
+
+
+async def test_the_console_may_draw_the_login_page(store: Store) -> None:
+    def page(target: str, problem: str, status: int) -> Response:
+        return PlainTextResponse(f"our login; next={target}; {problem}", status)
+
+    auth = Auth(Tokens(TOKEN), failed_delay=0.0, login_page=page)
+    health = Health(store, lambda: None)
+    async with (
+        serving(health, Metrics(store).exposition, auth=auth) as web,
+        _client(web) as client,
+    ):
+        assert (await client.get("/login", params={"next": "/x"})).text == "our login; next=/x; "
+        wrong = await client.post("/login", data={"token": "n" * 20})
+        assert wrong.status_code == 401
+        assert wrong.text == "our login; next=/; That is not the console's token."
+
+
+async def test_a_login_form_must_arrive_in_time(store: Store) -> None:
+    """Anyone may post to /login: a body that drips is cut off (408), not waited for."""
+    auth = Auth(Tokens(TOKEN), failed_delay=0.0, login_timeout=0.2)
+    async with serving(Health(store, lambda: None), Metrics(store).exposition, auth=auth) as web:
+        head = b"POST /login HTTP/1.1\r\nContent-Length: 40\r\n"
+        head += b"Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+        assert (await web.ask(head + b"token=")).startswith(b"HTTP/1.1 408 ")
