@@ -61,3 +61,7 @@ async def test_feeds_and_rules_pages(page: Page, daemon: Daemon) -> None:
     await expect(page.locator("svg.spark")).to_have_count(2)
     await page.get_by_role("link", name="Rules").click()
     await expect(page.locator("table.rules")).to_contain_text("russia-cuba-contacts")
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page).to_have_url(re.compile(r"/login"))
+    await page.goto(f"{daemon.url}feeds")
+    await expect(page).to_have_url(re.compile(r"/login"))  # the session ended
