@@ -115,6 +115,7 @@ items = Table(
     UniqueConstraint("feed_id", "dedupe_key", name="uq_items_feed_key"),
 )
 Index("ix_items_first_seen", items.c.first_seen_at)
+Index("ix_items_feed_seen", items.c.feed_id, items.c.first_seen_at)  # since 0011: per day
 
 alerts = Table(
     "alerts",
@@ -128,6 +129,9 @@ alerts = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("item_id", "rule_id", name="uq_alerts_item_rule"),
 )
+# since 0011: the console's pages of alerts, newest first (monitor.store.reads)
+Index("ix_alerts_newest", alerts.c.created_at, alerts.c.id)
+Index("ix_alerts_rule_newest", alerts.c.rule_id, alerts.c.created_at, alerts.c.id)
 
 deliveries = Table(
     "deliveries",
@@ -158,6 +162,7 @@ deliveries = Table(
 )
 Index("ix_deliveries_due", deliveries.c.state, deliveries.c.next_attempt_at)
 Index("ix_deliveries_digest", deliveries.c.webhook, deliveries.c.digest_id)
+Index("ix_deliveries_group", deliveries.c.group_id)  # since 0011: a story's alerts
 
 # since 0005: stories told by several items, per webhook with `group:` (monitor.delivery.noise)
 story_groups = Table(

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from monitor.web.api import api_routes
+from monitor.web.atom import atom_routes
+from monitor.web.console import console_routes
 from monitor.web.context import WebContext
 
 
 def all_routes(ctx: WebContext) -> list[BaseRoute]:
-    """Every route beyond /healthz, /metrics, /websub/ and /login (none yet)."""
-    del ctx  # the console's routes take it
-    return []
+    return [*api_routes(ctx), *atom_routes(ctx), *console_routes(ctx)]
