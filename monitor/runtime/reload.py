@@ -25,6 +25,7 @@ from watchfiles import Change, awatch
 from monitor.config.settings import CONFIG_FILE, LoadedConfig, load_config
 from monitor.errors import ConfigError
 from monitor.runtime.metrics import Metrics
+from monitor.wording import plural
 
 log = logging.getLogger(__name__)
 DEBOUNCE_MS = 400  # an editor's save (or a git checkout) arrives as one batch of changes
@@ -212,7 +213,7 @@ def _log_rejected(error: Exception, names: str) -> None:
     if isinstance(error, ConfigError):
         for problem in error.problems:
             log.error("config edit rejected: %s", problem)
-        reason = f"{len(error.problems)} problems in {names}"
+        reason = f"{plural(len(error.problems), 'problem')} in {names}"
     else:
         reason = f"{type(error).__name__}: {error}"
     log.error("config edit rejected (%s); the last good config stays in force", reason)
