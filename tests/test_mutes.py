@@ -135,3 +135,49 @@ def test_unknown_names_are_errors_that_say_what_exists(
     assert "no alert alrt_NOPE" in err
     code, _, err = _cli(config, "mute", "rule")
     assert code == 2
+
+
+BOTH_RULES = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Both</title><link>https://both.example.org/</link>
+<description>x</description>
+<item><title>Kremlin envoy in Havana as US Treasury adds Cuban firms to sanctions list</title>
+<link>https://both.example.org/1</link><guid>both-1</guid>
+<description>Moscow's envoy met Cuban officials in Havana.</description></item>
+</channel></rss>"""
+
+
+def test_muting_the_best_rule_of_an_item_still_sends_it_for_the_others(
+    tmp_path: Path, server: LocalServer, receiver: SignedReceiver
+) -> None:
+    serve_feed(server, "/both.xml", BOTH_RULES)
+    config = write_config(
+        tmp_path / "config",
+        feeds=[{"url": server.url("/both.xml")}],
+        webhooks=[{"name": "analysts", "url": receiver.url, "secret": SECRET}],
+        defaults={"interval": "10m", "backfill": "all"},
+    )
+    assert _cli(config, "mute", "rule", CONTACTS)[0] == 0  # the item's best rule
+
+    assert _cli(config, "run", "--once")[0] == 0
+
+    assert _rules(receiver) == [PRESSURE]  # the webhook still gets the item, as the other rule
+    _, out, _ = _cli(config, "alerts", "--state", "muted", "--json")
+    assert CONTACTS in out
+
+
+def test_a_feed_mute_never_writes_the_feeds_credentials(
+    tmp_path: Path, server: LocalServer, receiver: SignedReceiver
+) -> None:
+    serve_feed(server, "/wire.xml", feed_document("havana-wire.xml"))
+    url = server.url("/wire.xml").replace("http://", "http://reader:s3cr3t-pw@")
+    config = write_config(
+        tmp_path / "config",
+        feeds=[{"url": url, "name": "Wire"}],
+        webhooks=[{"name": "analysts", "url": receiver.url, "secret": SECRET}],
+    )
+    assert _cli(config, "mute", "feed", "Wire")[0] == 0
+    assert _cli(config, "run", "--once")[0] == 0
+
+    outputs = [_cli(config, *args) for args in (("mute",), ("alerts", "--json"), ("alerts",))]
+    assert any("muted by mute 1" in out for _, out, _ in outputs)
+    assert all("s3cr3t-pw" not in out + err for _, out, err in outputs)

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from monitor.config.settings import FeedConfig, LoadedConfig
 from monitor.delivery.grouping import StoryText, same_story
-from monitor.delivery.settings import severity_rank
+from monitor.delivery.settings import WebhookConfig, severity_rank
 from monitor.events import alert_created, new_alert_id
 from monitor.feeds.identity import Identified, StoredIdentities, identify, unseen
 from monitor.http.urls import shown_url
@@ -57,7 +57,12 @@ async def seen_items(
 
 
 async def apply_mutes(
-    store: Store, feed: FeedState, seen: Sequence[SeenItem], *, now: datetime
+    store: Store,
+    config: LoadedConfig,
+    feed: FeedState,
+    seen: Sequence[SeenItem],
+    *,
+    now: datetime,
 ) -> list[SeenItem]:
     """`seen` with the alerts a mute in force covers (their rule, feed or story) marked muted:
     recorded, not sent (monitor.store.mutes). The last step before the poll is recorded, so
@@ -67,20 +72,51 @@ async def apply_mutes(
     in_force = await asyncio.to_thread(store.active_mutes, now)
     if not in_force:
         return list(seen)
-    return [_muted(entry, feed.url, in_force) for entry in seen]
+    hooks = config.settings.webhooks
+    return [_muted(entry, feed.url, in_force, hooks) for entry in seen]
 
 
-def _muted(entry: SeenItem, feed_url: str, in_force: Sequence[Mute]) -> SeenItem:
-    """The entry with its alerts marked muted where a mute covers their rule, feed or story."""
+def _muted(
+    entry: SeenItem, feed_url: str, in_force: Sequence[Mute], hooks: Sequence[WebhookConfig]
+) -> SeenItem:
+    """The entry with its alerts marked muted where a mute covers their rule, feed or story.
+    A webhook that had the item through a muted alert gets it through the best unmuted one
+    it wants instead (alerts_for gave each webhook one alert: muting a rule must not silence
+    the others)."""
     if not entry.alerts:
         return entry
     item = entry.item
     story = StoryText(item.title, item.summary, item.lang)
+    why = {
+        index: next((m for m in in_force if _covers(m, alert.rule_id, feed_url, story)), None)
+        for index, alert in enumerate(entry.alerts)
+    }
+    served = {h for i, a in enumerate(entry.alerts) if why[i] is None for h in a.webhooks}
+    freed = [h for i, a in enumerate(entry.alerts) if why[i] is not None for h in a.webhooks]
+    extra: dict[int, list[str]] = {}
+    for hook in (h for h in hooks if h.name in freed and h.name not in served):
+        best = next(
+            (
+                i
+                for i in sorted(why, key=lambda i: _rank_of(entry.alerts[i]), reverse=True)
+                if why[i] is None and hook.wants(entry.alerts[i].rule_id, entry.alerts[i].severity)
+            ),
+            None,
+        )
+        if best is not None:
+            extra.setdefault(best, []).append(hook.name)
     alerts = []
-    for alert in entry.alerts:
-        mute = next((m for m in in_force if _covers(m, alert.rule_id, feed_url, story)), None)
-        alerts.append(alert if mute is None else replace(alert, muted=_why(mute)))
+    for index, alert in enumerate(entry.alerts):
+        mute = why[index]
+        if mute is not None:
+            alerts.append(replace(alert, muted=_why(mute)))
+        else:
+            alerts.append(replace(alert, webhooks=(*alert.webhooks, *extra.get(index, ()))))
     return replace(entry, alerts=tuple(alerts))
+
+
+def _rank_of(alert: NewAlert) -> tuple[int, float]:
+    return severity_rank(alert.severity), alert.score
 
 
 def _why(mute: Mute) -> str:

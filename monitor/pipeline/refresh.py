@@ -183,7 +183,7 @@ async def _poll(ctx: RefreshContext, feed: FeedState, settings: FeedConfig) -> _
         log.warning("%s: %s", feed.url, loss, extra={"feed_url": feed.url})
     seen = await seen_items(ctx.store, ctx.config, feed, settings, parsed.items, now=now)
     seen = await read_pages(ctx.pages(), ctx.config, feed, settings, seen, now=now)
-    seen = await apply_mutes(ctx.store, feed, seen, now=now)
+    seen = await apply_mutes(ctx.store, ctx.config, feed, seen, now=now)
     return _parsed(
         feed, now, interval, fetched, parsed, seen=seen, digest=digest, moved_to=moved_to
     )
@@ -276,7 +276,7 @@ async def ingest_pushed(
         return RefreshOutcome(feed.url, "failed", error=str(parsed.error))
     seen = await seen_items(ctx.store, ctx.config, feed, settings, parsed.items, now=now)
     seen = await read_pages(ctx.pages(), ctx.config, feed, settings, seen, now=now)
-    seen = await apply_mutes(ctx.store, feed, seen, now=now)
+    seen = await apply_mutes(ctx.store, ctx.config, feed, seen, now=now)
     result = await asyncio.to_thread(ctx.store.record_push, feed.id, now, seen)
     log.info(
         "%s: %d new items, %d alerts (pushed by the WebSub hub)",

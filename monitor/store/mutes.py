@@ -16,6 +16,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from monitor.http.urls import shown_url
 from monitor.store.engine import begin
 from monitor.store.tables import alerts, items, mutes
 
@@ -42,6 +43,8 @@ class Mute:
 
     def describe(self) -> str:
         """`rule havana-visits`, `feed https://…`, `story of alrt_…`."""
+        if self.kind == "feed":
+            return f"feed {shown_url(self.target)}"  # its credentials, if any, masked
         return f"story of {self.target}" if self.kind == "story" else f"{self.kind} {self.target}"
 
 

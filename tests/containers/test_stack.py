@@ -239,7 +239,8 @@ def _alerts(stack: Stack) -> list[dict[str, Any]]:
 
 def _all_delivered(stack: Stack, titles: set[str]) -> list[dict[str, Any]] | None:
     rows = _alerts(stack)
-    done = {r["title"] for r in rows} >= titles and all(r["state"] == "delivered" for r in rows)
+    states = [d["state"] for r in rows for d in r["deliveries"]]  # one object per alert
+    done = {r["title"] for r in rows} >= titles and all(s == "delivered" for s in states)
     return rows if done else None
 
 
