@@ -96,11 +96,14 @@ def release_time(
     """Until when a new alert of `severity` is held, or None to send it at once."""
     if (hook.digest is None and hook.quiet is None) or hook.urgent_enough(severity):
         return None
+    if hook.digest is None:  # quiet hours alone: held while they last, whatever else is held
+        assert hook.quiet is not None
+        return quiet_end(hook.quiet, now)
     if window is not None:
         return window
-    release = now + hook.digest if hook.digest is not None else None
+    release = now + hook.digest
     if hook.quiet is not None:
-        end = quiet_end(hook.quiet, release or now)
+        end = quiet_end(hook.quiet, release)
         if end is not None:
             release = end
     return release
@@ -132,10 +135,13 @@ def route_webhook(
                 event, payload, group_id = _group(hook.group, row, groups, now)
                 updates += event == UPDATED
             until = release_time(hook, row.severity, now, window)
-            if until is None and not hook.urgent_enough(row.severity):
-                until = spent.over(row.rule_id)
             if until is not None:
                 window = window or until
+            elif not hook.urgent_enough(row.severity):
+                # over its rule's budget: held until the budget has room, which opens no
+                # window for the webhook's other alerts
+                until = spent.over(row.rule_id)
+            if until is not None:
                 held += 1
             decisions.append(Routed(row.id, event, payload, group_id, until))
         decisions, released = _release_firsts(decisions)

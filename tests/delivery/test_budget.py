@@ -123,3 +123,20 @@ def test_a_bad_budget_is_reported_at_its_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "watch.yaml:5" in result.stdout + result.stderr
     assert "max_alerts" in result.stdout + result.stderr
+
+
+def test_a_budget_hold_does_not_hold_other_rules_on_a_quiet_hours_webhook(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'monitor.db'}")
+    budgets = {RULE: Budget(1, timedelta(hours=6))}
+    quiet = hook("night", quiet={"start": "22:00", "end": "07:00", "timezone": "UTC"})
+    record(store, STORIES["story"][0], "alrt_0", ["night"], now=T0)
+    record(store, STORIES["story"][1], "alrt_1", ["night"], now=T0)
+    assert noise.route_webhook(store.engine, quiet, T0, budgets).held == 1  # over the budget
+
+    later = T0 + timedelta(minutes=5)  # 12:05, outside quiet hours
+    record(store, STORIES["unrelated"], "alrt_o", ["night"], now=later, rule=OTHER)
+
+    assert noise.route_webhook(store.engine, quiet, later, budgets).held == 0
+    sent = store.outbox.claim_deliveries(later, timedelta(minutes=1), {"night": 100})
+    assert "alrt_o" in {d.alert_id for d in sent}
+    store.close()
