@@ -498,7 +498,7 @@ def load_config(
     rule_paths, draft_problems = _with_drafts(rule_paths, rules)
     problems.extend(draft_problems)
     matcher, rule_ids = _load_rules(
-        rule_paths, env, problems, directory, examples=examples, feed_tags=_feed_tags(settings)
+        rule_paths, env, problems, directory, examples=examples, feed_tags=feed_tags(settings)
     )
     if rule_ids is not None:
         problems.extend(_check_webhook_rules(document, rule_ids))
@@ -714,7 +714,7 @@ def _rule_paths(
     return [], [ConfigProblem(document.path, pos.line, pos.column, message)]
 
 
-def _feed_tags(settings: MonitorConfig | None) -> dict[str, list[str]] | None:
+def feed_tags(settings: MonitorConfig | None) -> dict[str, list[str]] | None:
     """The feeds' URLs by tag, for rules that select feeds with `feeds: [tag:NAME]`; None when
     monitor.yaml did not validate (its tags are unknown: rules naming one are not refused)."""
     if settings is None:

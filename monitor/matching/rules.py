@@ -89,6 +89,7 @@ class _Set:
     sets: set[SetKey] = field(default_factory=set)  # the sets that include it
 
 
+_NO_FEED = re.compile(r"(?!)")  # matches no URL
 TAG_PREFIX = "tag:"  # a rule's `feeds:` entry naming the feeds with a tag, not a URL pattern
 
 
@@ -451,7 +452,8 @@ class _Compiler:
                 patterns.append(re.compile(fnmatch.translate(feed)))
                 continue
             tag = feed.removeprefix(TAG_PREFIX)
-            if self.feed_tags is None:
+            if self.feed_tags is None:  # unknown here: the rule watches no feed through it
+                patterns.append(_NO_FEED)
                 continue
             urls = self.feed_tags.get(tag)
             if urls is None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
-from monitor.config.settings import LoadedConfig
+from monitor.config.settings import LoadedConfig, feed_tags
 from monitor.config.yamlpos import PositionedDocument, load_positioned
 from monitor.matching import Matcher, RuleFile, compile_rules
 from monitor.matching.matcher import CompiledRule
@@ -94,7 +94,7 @@ def compile_draft(config: LoadedConfig, draft: str) -> Matcher:
         kept = {name: terms for name, terms in live.terms.items() if name not in parsed.terms}
         files.append((live_path, live.model_copy(update={"terms": kept, "rules": []})))
     files.append((path, parsed))
-    compiled = compile_rules(files)
+    compiled = compile_rules(files, feed_tags=feed_tags(config.settings))
     if isinstance(compiled, Matcher):
         return compiled
     problems = []

@@ -182,3 +182,20 @@ def test_tags_and_a_feeds_lang_decide_which_rules_alert(
         "state-media": {"tass.xml"},
         "spanish-only": {"declared-es.xml", "prensa.xml"},
     }
+
+
+def test_a_tag_is_resolved_from_the_feeds_given_and_matches_nothing_without_them() -> None:
+    from monitor.matching import Matcher, RuleFile, compile_rules  # noqa: PLC0415
+
+    data = {"rules": [{"id": "r", "title": "R", "feeds": ["tag:state-media"], "match": "Havana"}]}
+    files = [(Path("rules.yaml"), RuleFile.model_validate(data))]
+    tagged = compile_rules(files, feed_tags={"state-media": ["https://tass.example/rss"]})
+    unknown = compile_rules(files)  # no config's feeds at hand (a draft compiled alone)
+    assert isinstance(tagged, Matcher)
+    assert isinstance(unknown, Matcher)
+    on_tass = Item(title="Havana", feed_url="https://tass.example/rss")
+    elsewhere = Item(title="Havana", feed_url="https://other.example/rss")
+
+    assert [m.rule_id for m in tagged.match(on_tass)] == ["r"]
+    assert tagged.match(elsewhere) == []
+    assert unknown.match(on_tass) == []  # never "every feed"
