@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.engine import make_url
 
-from monitor.config.settings import HttpSettings, LoadedConfig
+from monitor.config.settings import MIN_TOKEN, HttpSettings, LoadedConfig
 from monitor.delivery.dispatcher import make_delivery_client
 from monitor.errors import MonitorError, StartError
 from monitor.feeds.fetcher import make_client
@@ -57,7 +57,14 @@ def console_tokens(http: HttpSettings | None, environ: Mapping[str, str] | None 
     env = os.environ if environ is None else environ
     token = http.token.get_secret_value() if http and http.token else None
     read = http.read_token.get_secret_value() if http and http.read_token else None
-    return Tokens.resolve(token, read, env.get(TOKEN_ENV))
+    from_env = env.get(TOKEN_ENV) or None
+    if token is None and from_env is not None:
+        # held to what `http.token` is held to at load: an environment is no excuse
+        if len(from_env) < MIN_TOKEN or any(c.isspace() for c in from_env):
+            raise StartError(f"{TOKEN_ENV}: a token is at least {MIN_TOKEN} characters, no spaces")
+        if from_env == read:
+            raise StartError(f"{TOKEN_ENV} equals http.read_token: the read token must differ")
+    return Tokens.resolve(token, read, from_env)
 
 
 def token_notice(tokens: Tokens, url: str, *, terminal: bool) -> tuple[str | None, str | None]:

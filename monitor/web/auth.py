@@ -122,7 +122,7 @@ class Principal(BaseUser):
     its CSRF token)."""
 
     kind: Kind
-    via: Literal["bearer", "session"]
+    via: Literal["bearer", "basic", "session"]
     csrf: str = ""
 
     @property
@@ -263,8 +263,10 @@ class Auth:
             kind = self.tokens.kind_of(value.strip())
             return (Principal(kind, "bearer") if kind else None), kind is None
         if scheme.lower() == "basic":
+            # for feed readers; a browser keeps Basic credentials and sends them with any
+            # request, a cross-site form's too, so they read and never write
             kind = self.tokens.kind_of(_basic_password(value))
-            return (Principal(kind, "bearer") if kind else None), kind is None
+            return (Principal("read", "basic") if kind else None), kind is None
         cookie = request.cookies.get(COOKIE)
         return (self.sessions.open(cookie) if cookie else None), False
 
@@ -440,10 +442,12 @@ def _open(path: str) -> bool:
 def _unauthenticated(request: Request) -> Response:
     path = request.url.path
     if path.startswith(JSON_PATHS) or request.method not in ("GET", "HEAD"):
+        # a feed reader answers a Basic challenge with the token as password
+        challenge = 'Basic realm="monitor"' if path == "/alerts.atom" else 'Bearer realm="monitor"'
         return JSONResponse(
             {"error": "unauthorized", "detail": "send Authorization: Bearer TOKEN, or log in"},
             401,
-            {"WWW-Authenticate": 'Bearer realm="monitor"'},
+            {"WWW-Authenticate": challenge},
         )
     wanted = path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(wanted, safe='')}", 303)

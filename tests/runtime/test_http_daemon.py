@@ -17,9 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from monitor.config.settings import load_config
-from monitor.errors import ConfigError
+from monitor.config.settings import HttpSettings, load_config
+from monitor.errors import ConfigError, StartError
 from monitor.runtime.daemon import console_tokens, token_notice
 from monitor.web.auth import Tokens
 from tests.ops.daemon import Daemon, edit_config, with_http
@@ -184,6 +185,15 @@ def test_the_http_key_as_a_string_or_a_mapping(tmp_path: Path) -> None:
     # commands that serve nothing load it without the variable set; `run` needs it
     assert load_config(config, environ={}, secrets=False).settings.http is not None
     assert any("CONSOLE_TOKEN is not set" in p for p in _problems(config))
+
+
+def test_a_token_from_the_environment_is_held_to_the_configs_rules() -> None:
+    read_only = HttpSettings(listen="127.0.0.1:9108", read_token=SecretStr("r" * 16))
+    with pytest.raises(StartError, match="at least 16 characters"):
+        console_tokens(None, {"MONITOR_TOKEN": "short"})
+    with pytest.raises(StartError, match="read token must differ"):
+        console_tokens(read_only, {"MONITOR_TOKEN": "r" * 16})
+    assert console_tokens(None, {"MONITOR_TOKEN": ""}).source == "generated"  # empty: unset
 
 
 @pytest.mark.parametrize(

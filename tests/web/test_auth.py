@@ -145,6 +145,13 @@ async def test_bearer_and_basic_tokens(web: Served) -> None:
     basic = base64.b64encode(f"reader:{TOKEN}".encode()).decode()
     async with _client(web, Authorization=f"Basic {basic}") as client:
         assert (await client.get("/alerts.atom")).status_code == 200
+        # a browser sends kept Basic credentials with a cross-site form too: read only
+        answer = await client.get("/api/v1/whoami")
+        assert answer.json() == {"kind": "read", "via": "basic", "can_write": False}
+        assert (await client.post("/api/v1/replay", data={"delivery": "d1"})).status_code == 403
+    async with _client(web) as client:
+        challenge = (await client.get("/alerts.atom")).headers["www-authenticate"]
+        assert challenge.startswith("Basic ")  # what feed readers answer
 
 
 async def test_the_login_form_sets_a_strict_http_only_cookie(web: Served) -> None:
