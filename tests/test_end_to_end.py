@@ -229,19 +229,10 @@ def test_the_same_pipeline_runs_on_postgresql(
     assert not (config / "data").exists()  # nothing went to SQLite
 
 
-BOTH_RULES = b"""<?xml version="1.0" encoding="utf-8"?>
-<rss version="2.0"><channel><title>Both</title><link>https://both.example.org/</link>
-<description>x</description>
-<item><title>Kremlin envoy in Havana as US Treasury adds Cuban firms to sanctions list</title>
-<link>https://both.example.org/1</link><guid>both-1</guid>
-<description>Moscow's envoy met Cuban officials in Havana.</description></item>
-</channel></rss>"""
-
-
 def test_an_item_two_rules_match_reaches_a_webhook_once_listing_both(
     tmp_path: Path, server: LocalServer, receiver: SignedReceiver
 ) -> None:
-    serve_feed(server, "/both.xml", BOTH_RULES)
+    serve_feed(server, "/both.xml", feed_document("both-rules.xml"))
     pressure_only = SignedReceiver(server, path="/pressure")
     config = write_config(
         tmp_path / "config",

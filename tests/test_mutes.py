@@ -137,19 +137,10 @@ def test_unknown_names_are_errors_that_say_what_exists(
     assert code == 2
 
 
-BOTH_RULES = b"""<?xml version="1.0" encoding="utf-8"?>
-<rss version="2.0"><channel><title>Both</title><link>https://both.example.org/</link>
-<description>x</description>
-<item><title>Kremlin envoy in Havana as US Treasury adds Cuban firms to sanctions list</title>
-<link>https://both.example.org/1</link><guid>both-1</guid>
-<description>Moscow's envoy met Cuban officials in Havana.</description></item>
-</channel></rss>"""
-
-
 def test_muting_the_best_rule_of_an_item_still_sends_it_for_the_others(
     tmp_path: Path, server: LocalServer, receiver: SignedReceiver
 ) -> None:
-    serve_feed(server, "/both.xml", BOTH_RULES)
+    serve_feed(server, "/both.xml", feed_document("both-rules.xml"))
     config = write_config(
         tmp_path / "config",
         feeds=[{"url": server.url("/both.xml")}],
