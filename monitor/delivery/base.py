@@ -51,6 +51,27 @@ class RateHint:
     pause: timedelta | None = None
 
 
+MAX_PAUSE = 3600.0  # seconds: the longest pause an answer may ask of a target
+
+
+def answer_object(response: httpx.Response) -> dict[str, object]:
+    """The JSON object an answer carries; empty when it carries none (not JSON, or not an
+    object): what a target reads a rate limit or a message id from."""
+    try:
+        body = json.loads(response.content or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def pause_of(value: object, per_second: float = 1.0) -> timedelta | None:
+    """A pause an answer asks for: a number of seconds (of milliseconds with `per_second`
+    1000), capped at MAX_PAUSE; None when `value` is not a number of zero or more."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return timedelta(seconds=min(float(value) / per_second, MAX_PAUSE))
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One stored event on its way to a target. `id` is the `webhook-id`; `raw` the stored body,

@@ -16,7 +16,6 @@ source; when that id is unknown (the first message not yet delivered) a short up
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -32,7 +31,9 @@ from monitor.delivery.base import (
     OutgoingRequest,
     RateHint,
     Target,
+    answer_object,
     json_body,
+    pause_of,
     web_link,
 )
 from monitor.delivery.notices import Notice, notice, source_entries
@@ -181,31 +182,21 @@ def build(hook: WebhookConfig, alert: Alert, timestamp: int) -> OutgoingRequest:
 
 def message_ref(response: httpx.Response) -> str | None:
     """The id of the message Discord stored (the `?wait=true` answer), for later edits."""
-    try:
-        body = json.loads(response.content or b"{}")
-    except ValueError:
-        return None
-    value = body.get("id") if isinstance(body, dict) else None
+    value = answer_object(response).get("id")
     return value if isinstance(value, str) and value.isdigit() else None
 
 
 def hint(response: httpx.Response) -> RateHint:
     """Pause the target while its bucket is empty, or for a 429's `retry_after`."""
-    pause: float | None = None
+    pause: timedelta | None = None
     if response.status_code == 429:
-        try:
-            body = json.loads(response.content or b"{}")
-        except ValueError:
-            body = {}
-        value = body.get("retry_after") if isinstance(body, dict) else None
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            pause = float(value)
+        pause = pause_of(answer_object(response).get("retry_after"))
     if pause is None and response.headers.get("x-ratelimit-remaining") == "0":
         try:
-            pause = max(float(response.headers.get("x-ratelimit-reset-after", "")), 0.0)
+            pause = pause_of(max(float(response.headers.get("x-ratelimit-reset-after", "")), 0.0))
         except ValueError:
             pause = None
-    return RateHint(None if pause is None else timedelta(seconds=min(pause, 3600.0)))
+    return RateHint(pause)
 
 
 TARGET = Target(

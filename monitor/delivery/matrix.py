@@ -16,9 +16,7 @@ A 429 (`M_LIMIT_EXCEEDED`) carries `retry_after_ms`, which pauses the target.
 
 from __future__ import annotations
 
-import json
 import re
-from datetime import timedelta
 from typing import Literal
 from urllib.parse import quote
 
@@ -27,7 +25,16 @@ from pydantic import Field, SecretStr
 
 from monitor import __version__
 from monitor.delivery import lines
-from monitor.delivery.base import Alert, AlertView, OutgoingRequest, RateHint, Target, json_body
+from monitor.delivery.base import (
+    Alert,
+    AlertView,
+    OutgoingRequest,
+    RateHint,
+    Target,
+    answer_object,
+    json_body,
+    pause_of,
+)
 from monitor.delivery.notices import notice
 from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.text import utf8
@@ -99,14 +106,7 @@ def hint(response: httpx.Response) -> RateHint:
     """A 429's `retry_after_ms` pauses the target."""
     if response.status_code != 429:
         return RateHint()
-    try:
-        body = json.loads(response.content or b"{}")
-    except ValueError:
-        return RateHint()
-    value = body.get("retry_after_ms") if isinstance(body, dict) else None
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return RateHint(timedelta(seconds=min(float(value) / 1000, 3600.0)))
-    return RateHint()
+    return RateHint(pause_of(answer_object(response).get("retry_after_ms"), per_second=1000))
 
 
 TARGET = Target(

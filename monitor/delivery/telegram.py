@@ -17,9 +17,7 @@ to a group: the default rate is the group one. A 429 answer carries `parameters.
 
 from __future__ import annotations
 
-import json
 import re
-from datetime import timedelta
 from typing import Literal
 
 import httpx
@@ -27,7 +25,16 @@ from pydantic import Field, SecretStr, field_validator
 
 from monitor import __version__
 from monitor.delivery import lines
-from monitor.delivery.base import Alert, AlertView, OutgoingRequest, RateHint, Target, json_body
+from monitor.delivery.base import (
+    Alert,
+    AlertView,
+    OutgoingRequest,
+    RateHint,
+    Target,
+    answer_object,
+    json_body,
+    pause_of,
+)
 from monitor.delivery.notices import notice
 from monitor.delivery.settings import UNSET, WebhookConfig
 from monitor.delivery.text import utf16
@@ -107,15 +114,9 @@ def hint(response: httpx.Response) -> RateHint:
     """A 429's `parameters.retry_after` (seconds) pauses the target."""
     if response.status_code != 429:
         return RateHint()
-    try:
-        body = json.loads(response.content or b"{}")
-    except ValueError:
-        return RateHint()
-    parameters = body.get("parameters") if isinstance(body, dict) else None
+    parameters = answer_object(response).get("parameters")
     value = parameters.get("retry_after") if isinstance(parameters, dict) else None
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return RateHint(timedelta(seconds=min(float(value), 3600.0)))
-    return RateHint()
+    return RateHint(pause_of(value))
 
 
 TARGET = Target(
