@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitor.cli.names import unknown_name
-from monitor.cli.reporting import load_or_report
+from monitor.cli.reporting import open_read_only
 from monitor.cli.table import Row, table
 from monitor.config.settings import LoadedConfig
 from monitor.durations import parse_duration
@@ -124,17 +124,6 @@ def register(sub: Any, with_config: ConfigOption) -> None:
     sink.register(sub, with_config)
 
 
-def _open(args: argparse.Namespace) -> tuple[LoadedConfig, Store] | int:
-    config = load_or_report(args.config, secrets=False)
-    if config is None:
-        return EXIT_INVALID
-    try:
-        return config, Store.open(config.storage_url)
-    except StoreError as exc:
-        print(f"storage: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-
-
 def since_moment(text: str) -> datetime:
     """`--since`: a duration back from now, or an ISO 8601 date or time (UTC unless offset)."""
     try:
@@ -152,7 +141,7 @@ def since_moment(text: str) -> datetime:
 
 
 def alerts_command(args: argparse.Namespace) -> int:
-    opened = _open(args)
+    opened = open_read_only(args.config)
     if isinstance(opened, int):
         return opened
     config, store = opened
@@ -306,7 +295,7 @@ def replay_command(args: argparse.Namespace) -> int:
     if not args.alert_ids and not args.failed:
         print("replay: give alert ids, or --failed", file=sys.stderr)
         return EXIT_INVALID
-    opened = _open(args)
+    opened = open_read_only(args.config)
     if isinstance(opened, int):
         return opened
     config, store = opened
@@ -343,7 +332,7 @@ def replay_command(args: argparse.Namespace) -> int:
 
 
 def webhooks_command(args: argparse.Namespace) -> int:
-    opened = _open(args)
+    opened = open_read_only(args.config)
     if isinstance(opened, int):
         return opened
     config, store = opened

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.cli.reporting import load_or_report
+from monitor.cli.reporting import open_read_only
 from monitor.cli.table import table
 from monitor.config.settings import LoadedConfig
 from monitor.durations import approximate_duration, parse_duration
@@ -79,14 +79,10 @@ def mute_command(args: argparse.Namespace) -> int:
     if args.kind is not None and args.target is None:
         print(f"mute: name the {args.kind} to mute", file=sys.stderr)
         return EXIT_INVALID
-    config = load_or_report(args.config, secrets=False)
-    if config is None:
-        return EXIT_INVALID
-    try:
-        store = Store.open(config.storage_url)
-    except StoreError as exc:
-        print(f"storage: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    opened = open_read_only(args.config)
+    if isinstance(opened, int):
+        return opened
+    config, store = opened
     now = datetime.now(UTC)
     try:
         if args.kind is None:
@@ -141,14 +137,10 @@ def _add(store: Store, config: LoadedConfig, args: argparse.Namespace, now: date
 
 
 def unmute_command(args: argparse.Namespace) -> int:
-    config = load_or_report(args.config, secrets=False)
-    if config is None:
-        return EXIT_INVALID
-    try:
-        store = Store.open(config.storage_url)
-    except StoreError as exc:
-        print(f"storage: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    opened = open_read_only(args.config)
+    if isinstance(opened, int):
+        return opened
+    _config, store = opened
     try:
         lifted = mutes.lift(store.engine, args.ids, datetime.now(UTC))
     except StoreError as exc:

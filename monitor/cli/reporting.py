@@ -1,4 +1,5 @@
-"""What every command does first: load the config, or print its problems for the user."""
+"""What every command does first: load the config (and open its store), or print its problems
+for the user."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import sys
 from pathlib import Path
 
 from monitor.config.settings import LoadedConfig, load_config
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, StoreError
+from monitor.store import Store
+from monitor.wording import plural
+
+EXIT_FAILED, EXIT_INVALID = 1, 2
 
 
 def load_or_report(
@@ -27,6 +32,15 @@ def load_or_report(
         return None
 
 
-def plural(count: int, noun: str) -> str:
-    """`1 problem`, `2 problems`, `0 examples`."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+def open_read_only(directory: Path) -> tuple[LoadedConfig, Store] | int:
+    """The config loaded without secrets and its store opened, for the commands that read and
+    write the store but neither poll nor deliver; else the exit code, after saying why (2 an
+    invalid config, 1 the storage unavailable)."""
+    config = load_or_report(directory, secrets=False)
+    if config is None:
+        return EXIT_INVALID
+    try:
+        return config, Store.open(config.storage_url)
+    except StoreError as exc:
+        print(f"storage: {exc}", file=sys.stderr)
+        return EXIT_FAILED

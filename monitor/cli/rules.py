@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from monitor.cli.feedinput import FeedInputError, PageRead, feed_items, read_pages
-from monitor.cli.reporting import load_or_report, plural
+from monitor.cli.reporting import load_or_report
 from monitor.config.settings import (
     CONFIG_FILE,
     combined_schema,
@@ -34,6 +34,7 @@ from monitor.matching.explain import explain_miss
 from monitor.matching.matcher import CompiledRule
 from monitor.matching.whynot import why_not
 from monitor.models import Item, Match
+from monitor.wording import plural
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DRAFTS = "drafts"  # the folder below the rules that the daemon does not read
