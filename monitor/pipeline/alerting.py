@@ -98,7 +98,7 @@ def _muted(
         best = next(
             (
                 i
-                for i in sorted(why, key=lambda i: _rank_of(entry.alerts[i]), reverse=True)
+                for i in sorted(why, key=lambda i: _rank(entry.alerts[i]), reverse=True)
                 if why[i] is None and hook.wants(entry.alerts[i].rule_id, entry.alerts[i].severity)
             ),
             None,
@@ -113,10 +113,6 @@ def _muted(
         else:
             alerts.append(replace(alert, webhooks=(*alert.webhooks, *extra.get(index, ()))))
     return replace(entry, alerts=tuple(alerts))
-
-
-def _rank_of(alert: NewAlert) -> tuple[int, float]:
-    return severity_rank(alert.severity), alert.score
 
 
 def _why(mute: Mute) -> str:
@@ -190,8 +186,9 @@ def alerts_for(
     return tuple(alerts)
 
 
-def _rank(match: Match) -> tuple[int, float]:
-    return severity_rank(match.severity), match.score
+def _rank(ranked: Match | NewAlert) -> tuple[int, float]:
+    """Which of an item's matches (or alerts) a webhook gets: severity, then score."""
+    return severity_rank(ranked.severity), ranked.score
 
 
 def _new_alert(
