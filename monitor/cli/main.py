@@ -18,6 +18,7 @@ from monitor.cli import feeds as feeds_commands
 from monitor.cli import mutes as mute_commands
 from monitor.cli import opml as opml_commands
 from monitor.cli import run as running
+from monitor.cli.reporting import duration_argument
 from monitor.durations import parse_duration
 from monitor.runtime.logs import FORMATS, default_format
 
@@ -28,13 +29,6 @@ ConfigOption = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 DESCRIPTION = """\
 Watch news feeds, match new items against YAML watch rules, and deliver each match once as a
 signed webhook alert. Config lives in DIR/monitor.yaml (default DIR: ./config)."""
-
-
-def _duration(text: str) -> object:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--max-wait",
-        type=_duration,
+        type=duration_argument,
         default=parse_duration("30s"),
         metavar="DURATION",
         help="with --once: keep retrying failed deliveries while a retry falls due within this "
@@ -105,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--grace",
-        type=_duration,
+        type=duration_argument,
         default=parse_duration("10s"),
         metavar="DURATION",
         help="on SIGTERM/SIGINT, how long polls and deliveries in flight may take to finish "
@@ -218,7 +212,7 @@ def _register_ops(sub: Any, with_config: ConfigOption) -> None:
     )
     health.add_argument(
         "--timeout",
-        type=_duration,
+        type=duration_argument,
         default=parse_duration("5s"),
         metavar="DURATION",
         help="how long to wait for an answer (default: 5s)",
@@ -242,7 +236,7 @@ def _register_ops(sub: Any, with_config: ConfigOption) -> None:
     )
     backtest.add_argument(
         "--since",
-        type=_duration,
+        type=duration_argument,
         default=parse_duration("7d"),
         metavar="DURATION",
         help="items first seen within this time (default: 7d)",

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from monitor.cli.reporting import open_read_only
+from monitor.cli.reporting import duration_argument, open_read_only
 from monitor.cli.table import table
 from monitor.config.settings import LoadedConfig
 from monitor.durations import approximate_duration, parse_duration
@@ -23,13 +23,6 @@ from monitor.store import Store, mutes
 ConfigOption = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_FOR = "1d"
-
-
-def _duration(text: str) -> timedelta:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(sub: Any, with_config: ConfigOption) -> None:
@@ -54,7 +47,7 @@ def register(sub: Any, with_config: ConfigOption) -> None:
     mute.add_argument(
         "--for",
         dest="duration",
-        type=_duration,
+        type=duration_argument,
         default=parse_duration(DEFAULT_FOR),
         metavar="DURATION",
         help=f"how long (default: {DEFAULT_FOR})",

@@ -3,15 +3,27 @@ for the user."""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from monitor.config.settings import LoadedConfig, load_config
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError, StoreError
 from monitor.store import Store
 from monitor.wording import plural
 
 EXIT_FAILED, EXIT_INVALID = 1, 2
+
+
+def duration_argument(text: str) -> timedelta:
+    """An option's duration (`30s`, `1d`), as argparse wants its type: a bad one is a usage
+    error that says how to write one."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def load_or_report(
