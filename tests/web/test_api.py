@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,9 +10,7 @@ from openapi_spec_validator import validate
 
 from monitor.store import reads
 from monitor.web.api import MAX_BODY
-from tests.web.apps import routes_app
-from tests.web.seed import SECRET_FEED, Seeded, seed
-from tests.web.serving import serving
+from tests.web.seed import SECRET_FEED, Seeded
 
 DRAFT = """
 version: 1
@@ -25,19 +21,6 @@ rules:
     match:
       all: [weather, Lisbon]
 """
-
-
-@pytest.fixture
-def seeded(tmp_path: Path, storage_url: str) -> Iterator[Seeded]:
-    made = seed(tmp_path / "config", storage_url)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def client(seeded: Seeded) -> Iterator[httpx.Client]:
-    with serving(routes_app(seeded)) as base, httpx.Client(base_url=base, timeout=30) as http:
-        yield http
 
 
 def _get(client: httpx.Client, path: str, status: int = 200, **params: str) -> Any:

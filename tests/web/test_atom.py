@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import feedparser
@@ -17,17 +16,10 @@ from monitor.models import Item
 from monitor.store import NewAlert, SeenItem, reads
 from monitor.web.atom import ATOM, atom_document
 from tests.web.apps import routes_app
-from tests.web.seed import NOW, Seeded, seed
+from tests.web.seed import NOW, Seeded
 from tests.web.serving import serving
 
 A = f"{{{ATOM}}}"
-
-
-@pytest.fixture
-def seeded(tmp_path: Path, storage_url: str) -> Iterator[Seeded]:
-    made = seed(tmp_path / "config", storage_url)
-    yield made
-    made.close()
 
 
 @pytest.fixture

@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
 from monitor.store.reads import Evidence
 from monitor.web.console import highlighted
 from monitor.web.static import static_url
-from tests.web.apps import routes_app
-from tests.web.seed import Seeded, seed
-from tests.web.serving import serving
-
-
-@pytest.fixture
-def seeded(tmp_path: Path, storage_url: str) -> Iterator[Seeded]:
-    made = seed(tmp_path / "config", storage_url)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def client(seeded: Seeded) -> Iterator[httpx.Client]:
-    with serving(routes_app(seeded)) as base, httpx.Client(base_url=base, timeout=30) as http:
-        yield http
+from tests.web.seed import Seeded
 
 
 def _page(client: httpx.Client, path: str, status: int = 200, **params: str) -> str:

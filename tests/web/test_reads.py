@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from monitor.store import reads
 from monitor.store.reads import AlertFilter, Cursor
-from tests.web.seed import NOW, SECRET_FEED, Seeded, seed
-
-
-@pytest.fixture
-def seeded(tmp_path: Path, storage_url: str) -> Iterator[Seeded]:
-    made = seed(tmp_path / "config", storage_url)
-    yield made
-    made.close()
+from tests.web.seed import NOW, SECRET_FEED, Seeded
 
 
 def test_alerts_come_newest_first_with_their_evidence(seeded: Seeded) -> None:
