@@ -33,10 +33,13 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from monitor.matching.dictionaries import dictionary_factory
 from monitor.text import fold, is_cyrillic, latin_key
 
 if TYPE_CHECKING:
     import pymorphy3
+    import simplemma
+    from simplemma.strategies import DictionaryLookupStrategy
 
 Lang = Literal["en", "es", "ru"]
 Key = tuple[str, str]  # (language, folded lemma or stem); language "lat": a name's transliteration
@@ -144,25 +147,37 @@ def _stem(word: str, lang: Lang) -> str:
     return fold(_stemmer(lang)(word))
 
 
+@lru_cache(maxsize=1)
+def _simplemma() -> tuple[simplemma.Lemmatizer, DictionaryLookupStrategy]:
+    """simplemma's lemmatizer and its dictionary lookup, on the dictionaries of
+    monitor.matching.dictionaries (tries opened in milliseconds, built once)."""
+    from simplemma import Lemmatizer  # noqa: PLC0415 - loaded with the first Latin rule word
+    from simplemma.strategies import DefaultStrategy, DictionaryLookupStrategy  # noqa: PLC0415
+
+    factory = dictionary_factory()
+    return (
+        Lemmatizer(lemmatization_strategy=DefaultStrategy(dictionary_factory=factory)),
+        DictionaryLookupStrategy(factory),
+    )
+
+
 @lru_cache(maxsize=CACHE_SIZE)
 def _lemma(word: str, lang: Lang) -> str:
     """simplemma's lemma of a case-folded word; it knows names by their capital (Cubans →
     Cuban), so a word it does not know in lower case is also asked capitalized."""
-    import simplemma  # noqa: PLC0415 - its dictionaries load with the first Latin rule word
-
-    # low_memory: simplemma's stream dictionaries (English and Spanish load in 0.5 s and
-    # 15 MB, where its in-memory ones take 1.1 s and 130 MB); lookups are cached here anyway
-    lemma = simplemma.lemmatize(word, lang=lang, low_memory=True)
+    lemmatizer, _ = _simplemma()
+    lemma = lemmatizer.lemmatize(word, lang=lang)
     if lemma == word and word[:1].islower():
-        lemma = simplemma.lemmatize(word.capitalize(), lang=lang, low_memory=True)
+        lemma = lemmatizer.lemmatize(word.capitalize(), lang=lang)
     return fold(lemma)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
 def _is_known(word: str, lang: Lang) -> bool:
-    import simplemma  # noqa: PLC0415
+    _, lookup = _simplemma()
+    from simplemma.utils import normalize_token  # noqa: PLC0415
 
-    return bool(simplemma.is_known(word, lang=lang, low_memory=True))
+    return lookup.get_lemma(normalize_token(word), lang) is not None
 
 
 def _known_elsewhere(word: str, lang: Lang) -> bool:
@@ -210,10 +225,11 @@ class LemmaAnalyzer:
     (the default): a Latin term word gets a key only where it is its own lemma (`sanctions`
     is not).
 
-    simplemma's stream dictionaries cost 0.3 ms a lookup, too much for every new word of every
-    item, so a Latin item word is looked up only when its Snowball stem (C, microseconds) is the
-    stem of some term word: the stem proposes, the dictionary confirms. Irregular forms whose
-    stems differ (met / meet, sostuvo / sostener) are therefore not reached; a rule lists them.
+    simplemma's stream dictionaries (the fallback of monitor.matching.dictionaries) cost 0.3 ms
+    a lookup, too much for every new word of every item, so a Latin item word is looked up only
+    when its Snowball stem (C, microseconds) is the stem of some term word: the stem proposes,
+    the dictionary confirms. Irregular forms whose stems differ (met / meet, sostuvo /
+    sostener) are therefore not reached; a rule lists them.
     """
 
     name = "lemma"
@@ -291,11 +307,10 @@ def suggested_lemma(word: str) -> str | None:
     if is_cyrillic(word):
         lemmas = [lemma for lemma, _, _ in _ru_parses(word)]
         return lemmas[0] if lemmas and lemmas[0] != word else None
-    import simplemma  # noqa: PLC0415
-
+    lemmatizer, _ = _simplemma()
     for lang in language_of(word):
         if _is_known(word, lang):
-            lemma = str(simplemma.lemmatize(word, lang=lang, low_memory=True))
+            lemma = str(lemmatizer.lemmatize(word, lang=lang))
             if lemma.casefold() != word:
                 return lemma
     return None
