@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import resource
 import signal
 import threading
@@ -25,6 +24,8 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
+
+from monitor.processes import forkserver
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -113,8 +114,7 @@ def _serve(connection: Connection) -> None:
 
 class _Worker:
     def __init__(self) -> None:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["monitor.cli.main", "jinja2.sandbox"])
+        context = forkserver()  # monitor.processes
         self.connection, child = context.Pipe()
         self.process: BaseProcess = context.Process(target=_serve, args=(child,), daemon=True)
         self.process.start()

@@ -2,7 +2,7 @@
 
 feedparser is pure Python, so parses in threads take turns on one core (the GIL). With many
 feeds, a pool of worker processes (one per core, started on first use from a fork server that
-has the parser imported) parses in parallel; results (ParsedFeed, Items) pickle. With few feeds
+has only the parser imported) parses in parallel; results (ParsedFeed, Items) pickle. With few feeds
 the pool is not worth its start-up, and a worker thread is used.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import signal
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 
 from monitor.feeds.parser import ParsedFeed, ParseFailed, parse_feed
+from monitor.processes import forkserver
 
 # Below this many feeds, a worker thread: the pool's start-up (~0.3 s) is not worth it. Above,
 # measured on the 1,000-feed farm (../shared/bench) on 2 loaded cores: cold cycle 31.6 s and
@@ -31,12 +31,7 @@ log = logging.getLogger(__name__)
 def _process_pool() -> ProcessPoolExecutor:
     global _pool  # noqa: PLW0603 - one pool per process, started on first use
     if _pool is None:
-        context = multiprocessing.get_context("forkserver")
-        # Each worker imports the main script again (multiprocessing's "__main__" preload does
-        # not work before Python 3.13): for the `monitor` console script that is monitor.cli.main
-        # and all it imports, ~0.5 s of CPU per worker. Imported once in the fork server, the
-        # workers inherit it instead.
-        context.set_forkserver_preload(["monitor.feeds.parser", "feedparser", "monitor.cli.main"])
+        context = forkserver()  # monitor.processes: it imports only the parser
         _pool = ProcessPoolExecutor(
             max_workers=os.cpu_count() or 2, mp_context=context, initializer=_worker_signals
         )

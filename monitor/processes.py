@@ -1,0 +1,39 @@
+"""The worker processes' forkserver: the parse workers (monitor.feeds.parsing) and the template
+sandbox (monitor.delivery.template_worker) start from one, and it imports only what they run.
+
+multiprocessing has one forkserver per process, whose preload list is the one given before it
+first starts, so both ask for it here with one list.
+
+A child of the forkserver also runs the parent's main script again (as `__mp_main__`), unless
+the main module is a package's `__main__` (`python -m monitor`), which multiprocessing skips.
+The `monitor` console script is a file, so each worker re-imported monitor.cli.main and all it
+imports: the forkserver once preloaded all of that so the workers would inherit it, and each
+worker then held the whole application in its memory (~62 MiB RSS each where the parser needs a
+third of it). Naming the main module after the package's `__main__` gives the console script
+what `python -m monitor` has: children that import only the preloaded parser and sandbox.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import multiprocessing
+import sys
+from multiprocessing.context import ForkServerContext
+
+PRELOAD = ["monitor.feeds.parser", "feedparser", "monitor.delivery.template_worker"]
+
+
+def forkserver() -> ForkServerContext:
+    """The context to start worker processes from."""
+    _main_is_not_rerun()
+    context = multiprocessing.get_context("forkserver")
+    assert isinstance(context, ForkServerContext)
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def _main_is_not_rerun() -> None:
+    main = sys.modules.get("__main__")
+    if main is not None and getattr(main, "__spec__", None) is None:
+        # multiprocessing.spawn skips re-running a main module whose name ends in `.__main__`
+        main.__spec__ = importlib.machinery.ModuleSpec("monitor.__main__", None)
