@@ -1,15 +1,29 @@
 """Soak: the real daemon over many local feeds for N minutes; memory, descriptors, database size.
 
     .venv/bin/python -m bench.soak --feeds 1000 --minutes 10 --interval 30s
+    .venv/bin/python -m bench.soak --feeds 10000 --rules 1000 --minutes 60 --interval 10m
+    .venv/bin/python -m bench.soak --feeds 10000 --rules 1000 --once
+
+The second and third are the figures of issue #21: the daemon under 150 MiB RSS summed over its
+processes, steady over an hour; `run --once` under 200 MiB.
 
 Generates a feed farm with ../shared/bench/feedfarm.py and serves it with nginx
 (../shared/bench/serve.sh; conditional GETs answered with 304) — or, without nginx, a stdlib
-server that answers If-Modified-Since. Runs `monitor run` with every feed on a short interval,
-delivering to `monitor sink`, and every --mutate-every seconds adds fresh items to a fraction of
-the feeds (so items are stored, matched and alerts delivered all along). Samples the daemon's
-RSS (and its parse workers'), open file descriptors, threads, database size (with its WAL) and a
-few /metrics counters, and prints the curve. The question it answers: does anything grow without
-levelling off?
+server that answers If-Modified-Since. The config holds the shipped rules and, with --rules N,
+N synthetic ones (bench/rulegen.py: shaped like the shipped ones, seeded, a few matching farm
+items), and `fetch.per_host: 10` (the farm is one host). Runs `monitor run` with every feed on
+--interval, delivering to `monitor sink`, and every --mutate-every seconds adds fresh items to a
+fraction of the feeds (so items are stored, matched and alerts delivered all along). Samples the
+RSS of the daemon and of its whole process tree (the forkserver, its parse workers, the
+resource tracker: /proc/PID/task/*/children, recursively), the tree's PSS (smaps_rollup: shared
+pages counted once), open file descriptors, threads, database size (with its WAL) and a few
+/metrics counters, and prints the curve with the peak and the second half's drift. The question
+it answers: does anything grow without levelling off?
+
+--once runs `monitor run --once --quiet` instead, twice over the same farm and config: a cold
+pass (every item new; --backfill defaults to `all` there, so every item is matched) then an
+unchanged one (every feed answers 304). The tree's summed RSS is sampled every 0.1 s; the peak,
+the daemon's own ru_maxrss (os.wait4) and the wall time of each pass are printed.
 """
 
 from __future__ import annotations
@@ -29,8 +43,11 @@ import urllib.request
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+from bench import rulegen
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_BENCH = REPO.parent / "shared" / "bench"
@@ -56,22 +73,7 @@ METRICS = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--feeds", type=int, default=1000)
-    parser.add_argument("--items", type=int, default=40)
-    parser.add_argument("--minutes", type=float, default=10)
-    parser.add_argument("--interval", default="30s", help="every feed's poll interval")
-    parser.add_argument("--sample", type=float, default=30, help="seconds between samples")
-    parser.add_argument("--mutate-every", type=float, default=60, help="seconds")
-    parser.add_argument("--mutate", type=float, default=0.05, help="fraction of feeds")
-    parser.add_argument(
-        "--reload-every", type=float, default=0, help="seconds between rule edits (0: none)"
-    )
-    parser.add_argument("--port", type=int, default=18765, help="the farm's port")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    parser.add_argument("--json", type=Path, help="also write the samples here")
-    args = parser.parse_args()
-
+    args = parse_args()
     work = Path(tempfile.mkdtemp(prefix="monitor-soak-"))
     work.chmod(0o755)  # nginx's workers (nobody) read the farm
     farm = work / "farm"
@@ -89,6 +91,9 @@ def main() -> int:
     try:
         sink_url = sink_address(sink)
         config = write_config(work, args, sink_url)
+        if args.once:
+            print_passes([run_once(config, work, name) for name in ("cold", "unchanged")], args)
+            return 0
         log = (work / "daemon.log").open("w")
         daemon = subprocess.Popen(
             [sys.executable, "-m", "monitor", "run", "--config", str(config)],
@@ -119,6 +124,34 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--feeds", type=int, default=1000)
+    parser.add_argument("--rules", type=int, default=0, help="synthetic rules besides the shipped")
+    parser.add_argument("--rule-seed", type=int, default=1)
+    parser.add_argument(
+        "--once", action="store_true", help="two `run --once` passes (cold, unchanged)"
+    )
+    parser.add_argument("--backfill", help="defaults.backfill (default: none; with --once: all)")
+    parser.add_argument("--items", type=int, default=40)
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--interval", default="30s", help="every feed's poll interval")
+    parser.add_argument("--sample", type=float, default=30, help="seconds between samples")
+    parser.add_argument("--mutate-every", type=float, default=60, help="seconds")
+    parser.add_argument("--mutate", type=float, default=0.05, help="fraction of feeds")
+    parser.add_argument(
+        "--reload-every", type=float, default=0, help="seconds between rule edits (0: none)"
+    )
+    parser.add_argument("--port", type=int, default=18765, help="the farm's port")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--json", type=Path, help="also write the samples here")
+    args = parser.parse_args()
+    if args.backfill is None:
+        args.backfill = "all" if args.once else "none"
+
+    return args
 
 
 def serve(farm: Path, port: int) -> partial[None]:
@@ -163,13 +196,15 @@ def write_config(work: Path, args: argparse.Namespace, sink_url: str) -> Path:
     config = work / "config"
     shutil.copytree(REPO / "config" / "rules", config / "rules")
     (config / "rules" / "soak.yaml").write_text(SOAK_RULE, encoding="utf-8")
+    rulegen.write(config / "rules", args.rules, seed=args.rule_seed)
     base = f"http://127.0.0.1:{args.port}/feeds"
     document = {
         "version": 1,
         "storage": f"sqlite:///{work / 'data' / 'monitor.db'}",
         "http": "127.0.0.1:0",
         "rules": "rules/",
-        "defaults": {"interval": args.interval, "backfill": "none"},
+        "defaults": {"interval": args.interval, "backfill": args.backfill},
+        "fetch": {"per_host": 10},  # the farm is one host; the default 4 would throttle it
         "feeds": [{"url": f"{base}/f{i:05d}.xml"} for i in range(args.feeds)],
         "webhooks": [{"name": "sink", "url": sink_url, "secret": SECRET}],
     }
@@ -246,15 +281,10 @@ def soak(
 
 def sample(pid: int, base: str, database: Path, elapsed: float) -> dict[str, float]:
     status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
-    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
     threads = int(re.search(r"Threads:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
     size = sum(p.stat().st_size for p in database.parent.glob(database.name + "*") if p.is_file())
-    children = _children_rss(pid)
-    row = {
-        "t": round(elapsed),
-        "rss_mib": round(rss / 1024, 1),
-        "kids": len(children),
-        "kids_mib": round(sum(children) / 1024, 1),
+    row = {"t": round(elapsed), **tree_memory(pid)}
+    row |= {
         "fds": sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir()),
         "threads": threads,
         "db_mib": round(size / 2**20, 2),
@@ -267,34 +297,120 @@ def sample(pid: int, base: str, database: Path, elapsed: float) -> dict[str, flo
     return row
 
 
-def _children_rss(pid: int) -> list[int]:
-    """RSS in KiB of each child process (the parse workers), from /proc."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
+def tree_memory(pid: int) -> dict[str, float]:
+    """The process's own RSS, and the RSS and PSS summed over it and all its descendants
+    (the forkserver, its parse workers, the resource tracker), in MiB. RSS counts the pages
+    the processes share (the forkserver's preloaded modules) once per process; PSS splits them."""
+    own = _kib(pid, "status", "VmRSS")
+    rss = pss = procs = 0
+    for member in process_tree(pid):
+        kib = _kib(member, "status", "VmRSS")
+        if kib is None:  # gone, or a zombie
+            continue
+        rss, procs = rss + kib, procs + 1
+        pss += _kib(member, "smaps_rollup", "Pss") or 0
+    return {
+        "rss_mib": round((own or 0) / 1024, 1),
+        "tree_mib": round(rss / 1024, 1),
+        "procs": procs,
+        "pss_mib": round(pss / 1024, 1),
+    }
+
+
+def process_tree(pid: int) -> list[int]:
+    """PID and its descendants, from /proc/PID/task/*/children (a worker of a forkserver is
+    the forkserver's child, not the daemon's: hence the recursion)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
         try:
-            kids = (task / "children").read_text(encoding="utf-8").split()
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
         except OSError:
             continue
-        for kid in kids:
+        for task in tasks:
             try:
-                status = Path(f"/proc/{kid}/status").read_text(encoding="utf-8")
+                todo.extend(int(kid) for kid in (task / "children").read_text().split())
             except OSError:
                 continue
-            match = re.search(r"VmRSS:\s+(\d+)", status)
-            found.append(int(match.group(1)) if match else 0)
     return found
 
 
+def _kib(pid: int, name: str, key: str) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/{name}").read_text(encoding="utf-8")
+    except OSError:  # gone, or smaps_rollup not readable
+        return None
+    found = re.search(rf"^{key}:\s+(\d+) kB", text, flags=re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
+def run_once(config: Path, work: Path, name: str) -> dict[str, Any]:
+    """One `monitor run --once` pass, its process tree sampled every 0.1 s until it exits."""
+    command = [sys.executable, "-m", "monitor", "run", "--once", "--quiet", "--config", str(config)]
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    output: list[str] = []
+    for stream in (process.stdout, process.stderr):
+        threading.Thread(target=lambda s=stream: output.extend(s), daemon=True).start()
+    peak: dict[str, float] = {"tree_mib": 0.0}
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        now = tree_memory(process.pid)
+        if now["tree_mib"] > peak["tree_mib"]:
+            peak = now
+        time.sleep(0.1)
+    wall = time.monotonic() - started
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    time.sleep(0.2)  # let the readers drain the pipes
+    summary = next((line for line in output if " polled (" in line), "".join(output)[-500:])
+    print(f"{name}: exit {process.returncode}, {wall:.1f}s; {summary.strip()}", flush=True)
+    return {
+        "pass": name,
+        "exit": process.returncode,
+        "wall_s": round(wall, 1),
+        "peak_tree_mib": peak["tree_mib"],
+        "peak_procs": peak.get("procs", 0),
+        "peak_pss_mib": peak.get("pss_mib", 0.0),
+        "maxrss_mib": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux: the daemon alone
+    }
+
+
+def print_passes(passes: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    print()
+    print(
+        f"run --once: {args.feeds} feeds x {args.items} items, {args.rules} synthetic rules "
+        f"+ the shipped, backfill {args.backfill}"
+    )
+    print(
+        f"{'pass':<10} {'exit':>4} {'wall s':>7} {'peak tree MiB':>13} {'procs':>5} "
+        f"{'PSS MiB':>8} {'maxrss MiB':>10}"
+    )
+    for run in passes:
+        print(
+            f"{run['pass']:<10} {run['exit']:>4} {run['wall_s']:>7.1f} "
+            f"{run['peak_tree_mib']:>13.1f} {run['peak_procs']:>5} {run['peak_pss_mib']:>8.1f} "
+            f"{run['maxrss_mib']:>10.1f}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(passes, indent=1), encoding="utf-8")
+
+
 HEADER = (
-    f"{'t s':>6} {'RSS MiB':>8} {'kids':>4} {'kids MiB':>8} {'fds':>5} {'thr':>4} {'db MiB':>7} "
-    f"{'200s':>7} {'304s':>7} {'fail':>5} {'items':>7} {'alerts':>6} {'outbox':>6} {'reload':>6}"
+    f"{'t s':>6} {'RSS MiB':>8} {'tree MiB':>8} {'procs':>5} {'PSS MiB':>8} {'fds':>5} "
+    f"{'thr':>4} {'db MiB':>7} {'200s':>7} {'304s':>7} {'fail':>5} {'items':>7} {'alerts':>6} "
+    f"{'outbox':>6} {'reload':>6}"
 )
 
 
 def format_row(row: dict[str, float]) -> str:
     return (
-        f"{row['t']:>6.0f} {row['rss_mib']:>8.1f} {row['kids']:>4.0f} {row['kids_mib']:>8.1f} "
-        f"{row['fds']:>5.0f} {row['threads']:>4.0f} "
+        f"{row['t']:>6.0f} {row['rss_mib']:>8.1f} {row['tree_mib']:>8.1f} {row['procs']:>5.0f} "
+        f"{row['pss_mib']:>8.1f} {row['fds']:>5.0f} {row['threads']:>4.0f} "
         f"{row['db_mib']:>7.2f} {row['polls']:>7.0f} {row['304s']:>7.0f} {row['failed']:>5.0f} "
         f"{row['items']:>7.0f} {row['alerts']:>6.0f} {row['outbox']:>6.0f} {row['reloads']:>6.0f}"
     )
@@ -303,22 +419,43 @@ def format_row(row: dict[str, float]) -> str:
 def print_curve(samples: list[dict[str, float]], args: argparse.Namespace) -> None:
     print()
     print(
-        f"soak: {args.feeds} feeds x {args.items} items, interval {args.interval}, "
-        f"{args.minutes:g} min, {args.mutate:.0%} of feeds mutated every {args.mutate_every:g}s"
+        f"soak: {args.feeds} feeds x {args.items} items, {args.rules} synthetic rules + the "
+        f"shipped, interval {args.interval}, {args.minutes:g} min, "
+        f"{args.mutate:.0%} of feeds mutated every {args.mutate_every:g}s"
         + (f", a rule edited every {args.reload_every:g}s" if args.reload_every else "")
     )
     print(HEADER)
     for row in samples:
         print(format_row(row))
+    peak = max(samples, key=lambda row: row["tree_mib"])
+    print(
+        f"peak: tree RSS {peak['tree_mib']:.1f} MiB at {peak['t']:.0f}s "
+        f"({peak['procs']:.0f} processes, PSS {peak['pss_mib']:.1f} MiB, "
+        f"daemon {peak['rss_mib']:.1f} MiB)"
+    )
     if len(samples) >= 4:
-        half = samples[len(samples) // 2]
-        last = samples[-1]
+        second = samples[len(samples) // 2 :]
+        half, last = second[0], second[-1]
         print(
-            f"second half: RSS {half['rss_mib']:.1f} -> {last['rss_mib']:.1f} MiB "
-            f"(+ workers {half['kids_mib']:.1f} -> {last['kids_mib']:.1f}), "
+            f"second half: tree RSS {half['tree_mib']:.1f} -> {last['tree_mib']:.1f} MiB "
+            f"({last['tree_mib'] - half['tree_mib']:+.1f}; {slope(second, 'tree_mib'):+.1f} "
+            f"MiB/h fitted; range {min(r['tree_mib'] for r in second):.1f}-"
+            f"{max(r['tree_mib'] for r in second):.1f}), "
+            f"daemon {half['rss_mib']:.1f} -> {last['rss_mib']:.1f}, "
             f"fds {half['fds']:.0f} -> {last['fds']:.0f}, "
             f"db {half['db_mib']:.2f} -> {last['db_mib']:.2f} MiB"
         )
+
+
+def slope(rows: list[dict[str, float]], key: str) -> float:
+    """Least-squares slope of `key` against time, per hour."""
+    ts = [row["t"] for row in rows]
+    ys = [row[key] for row in rows]
+    mean_t, mean_y = sum(ts) / len(ts), sum(ys) / len(ys)
+    spread = sum((t - mean_t) ** 2 for t in ts)
+    if not spread:
+        return 0.0
+    return sum((t - mean_t) * (y - mean_y) for t, y in zip(ts, ys, strict=True)) / spread * 3600
 
 
 if __name__ == "__main__":
