@@ -42,7 +42,14 @@ class Token:
     lower: str = ""
 
 
-@lru_cache(maxsize=65536)
+# Distinct words each cache of word analysis keeps (here, the morphology, story grouping). A
+# daemon meets an open vocabulary, so every such cache fills and stays full: its size is memory
+# held for good. News vocabulary is skewed enough that a cache this size keeps nearly all the
+# hits of one four times larger (figures in the commit that set it).
+WORD_CACHE = 16384
+
+
+@lru_cache(maxsize=WORD_CACHE)
 def strip_marks(text: str) -> str:
     """Remove accents and other combining marks, keeping the base letters (NFKD, then NFC)."""
     decomposed = unicodedata.normalize("NFKD", text)
@@ -50,19 +57,19 @@ def strip_marks(text: str) -> str:
     return unicodedata.normalize("NFC", kept)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=WORD_CACHE)
 def fold(word: str) -> str:
     """Case- and accent-fold one word: `Álvarez` → `alvarez`, `Кубой` → `кубои`."""
     return strip_marks(word.casefold())
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=WORD_CACHE)
 def lower_word(word: str) -> str:
     """Case-fold one word, keeping its accents (in composed form): `Sanción` → `sanción`."""
     return unicodedata.normalize("NFC", word.casefold())
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=WORD_CACHE)
 def latin_key(folded: str) -> str:
     """The Latin transliteration of a folded word, letters and digits only: `колокольцев` →
     `kolokoltsev`. Latin words map to themselves."""

@@ -43,7 +43,7 @@ from typing import TypeVar
 
 from rapidfuzz import fuzz, process
 
-from monitor.text import fold, latin_key, tokenize
+from monitor.text import WORD_CACHE, fold, latin_key, tokenize
 
 K = TypeVar("K")
 
@@ -208,7 +208,7 @@ class _Words:
     long: tuple[str, ...]  # words long enough for a spelling match
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=WORD_CACHE)
 def spell(key: str) -> str:
     """A rough phonetic spelling of a Latin key: `kolokolcev`, `kolokoltsev` → `kolokolsev`,
     `kolokoltsev`; `alvarez` = `alvares`; `Díaz-Canel` = `Диас-Канель`."""
@@ -233,7 +233,7 @@ def _concept_table() -> dict[str, tuple[str, int]]:
 _CONCEPT_STEMS = _concept_table()
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=WORD_CACHE)
 def canonical(key: str) -> str:
     """The form a Latin key is compared in: an alias, a concept (`#visit`) or its spelling."""
     if key in ALIASES_EXACT:

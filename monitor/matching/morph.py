@@ -34,7 +34,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from monitor.matching.dictionaries import dictionary_factory
-from monitor.text import fold, is_cyrillic, latin_key
+from monitor.text import WORD_CACHE, fold, is_cyrillic, latin_key
 
 if TYPE_CHECKING:
     import pymorphy3
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 Lang = Literal["en", "es", "ru"]
 Key = tuple[str, str]  # (language, folded lemma or stem); language "lat": a name's transliteration
 LATIN_LANGS: tuple[Lang, ...] = ("en", "es")
-CACHE_SIZE = 65536  # distinct words per analysis; news vocabulary repeats
+CACHE_SIZE = WORD_CACHE  # distinct words per analysis (monitor.text)
 # pymorphy3 tags of proper names
 _NAME_TAGS = frozenset({"Name", "Surn", "Patr", "Geox", "Orgn", "Trad"})
 _SNOWBALL = {"en": "english", "es": "spanish", "ru": "russian"}
