@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 import yaml  # noqa: E402
 
 from monitor.config.settings import load_config  # noqa: E402
+from monitor.processes import name_main_after_the_package  # noqa: E402
 from monitor.runtime.once import run_once  # noqa: E402
 
 
@@ -55,7 +56,8 @@ def main() -> None:
     parser.add_argument("--urls", type=Path, required=True)
     parser.add_argument("--state", type=Path, required=True)
     args = parser.parse_args()
-    gc.freeze()  # as `monitor` does once its modules are loaded (monitor.cli.main.entry)
+    name_main_after_the_package()  # as `monitor` does first (monitor.cli.main.entry)
+    gc.freeze()  # as `monitor` does once its modules are loaded
     urls = [line.strip() for line in args.urls.read_text().splitlines() if line.strip()]
     args.state.mkdir(parents=True, exist_ok=True)
     config = load_config(write_config(args.state, urls), {})

@@ -10,7 +10,8 @@ The `monitor` console script is a file, so each worker re-imported monitor.cli.m
 imports: the forkserver once preloaded all of that so the workers would inherit it, and each
 worker then held the whole application in its memory (~62 MiB RSS each where the parser needs a
 third of it). Naming the main module after the package's `__main__` gives the console script
-what `python -m monitor` has: children that import only the preloaded parser and sandbox.
+what `python -m monitor` has (`name_main_after_the_package`, called by the console script's
+entry point): children that import only the preloaded parser and sandbox.
 """
 
 from __future__ import annotations
@@ -20,19 +21,24 @@ import multiprocessing
 import sys
 from multiprocessing.context import ForkServerContext
 
-PRELOAD = ["monitor.feeds.parser", "feedparser", "monitor.delivery.template_worker"]
+# By name, not import: this leaf must not import the stages (the layers of pyproject.toml)
+PRELOAD = [
+    *("monitor.feeds.parser", "feedparser"),
+    *("monitor.delivery.template_worker", "monitor.delivery.template_sandbox"),
+]
 
 
 def forkserver() -> ForkServerContext:
     """The context to start worker processes from."""
-    _main_is_not_rerun()
     context = multiprocessing.get_context("forkserver")
     assert isinstance(context, ForkServerContext)
     context.set_forkserver_preload(PRELOAD)
     return context
 
 
-def _main_is_not_rerun() -> None:
+def name_main_after_the_package() -> None:
+    """For the `monitor` console script (monitor.cli.main.entry), whose main module is that
+    script: its children then do not run it again. Other programs' main modules are theirs."""
     main = sys.modules.get("__main__")
     if main is not None and getattr(main, "__spec__", None) is None:
         # multiprocessing.spawn skips re-running a main module whose name ends in `.__main__`

@@ -6,6 +6,7 @@ import compileall
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if sys.dont_write_bytecode and "PYTEST_XDIST_WORKER" not in os.environ:
         compileall.compile_dir(REPO / "monitor", quiet=1)
+    # the word dictionaries' tries (monitor.dictionaries): built once per machine for the
+    # suite and its subprocesses, not in the developer's own cache folder
+    os.environ.setdefault("MONITOR_CACHE_DIR", str(Path(tempfile.gettempdir()) / "monitor-tests"))
 
 
 @pytest.fixture

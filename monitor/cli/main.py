@@ -20,6 +20,7 @@ from monitor.cli import opml as opml_commands
 from monitor.cli import run as running
 from monitor.cli.reporting import duration_argument
 from monitor.durations import parse_duration
+from monitor.processes import name_main_after_the_package
 from monitor.runtime.logs import FORMATS, default_format
 
 EXIT_OK, EXIT_INVALID = 0, 2
@@ -311,6 +312,7 @@ def entry() -> None:
     `run --once` (measured with bench/peer.py). Frozen again before exit, what the command
     made is left to the process's end the same way.
     """
+    name_main_after_the_package()  # worker processes do not run the script again
     gc.freeze()
     try:
         code = main()

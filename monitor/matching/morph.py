@@ -33,7 +33,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from monitor.matching.dictionaries import dictionary_factory
+from monitor.dictionaries import dictionary_factory
 from monitor.text import WORD_CACHE, fold, is_cyrillic, latin_key
 
 if TYPE_CHECKING:
@@ -150,13 +150,16 @@ def _stem(word: str, lang: Lang) -> str:
 @lru_cache(maxsize=1)
 def _simplemma() -> tuple[simplemma.Lemmatizer, DictionaryLookupStrategy]:
     """simplemma's lemmatizer and its dictionary lookup, on the dictionaries of
-    monitor.matching.dictionaries (tries opened in milliseconds, built once)."""
+    monitor.dictionaries (tries opened in milliseconds, built once)."""
     from simplemma import Lemmatizer  # noqa: PLC0415 - loaded with the first Latin rule word
     from simplemma.strategies import DefaultStrategy, DictionaryLookupStrategy  # noqa: PLC0415
 
     factory = dictionary_factory()
     return (
-        Lemmatizer(lemmatization_strategy=DefaultStrategy(dictionary_factory=factory)),
+        # no cache of its own (65,536 lemmas): _lemma keeps WORD_CACHE of them
+        Lemmatizer(
+            cache_max_size=0, lemmatization_strategy=DefaultStrategy(dictionary_factory=factory)
+        ),
         DictionaryLookupStrategy(factory),
     )
 
@@ -225,7 +228,7 @@ class LemmaAnalyzer:
     (the default): a Latin term word gets a key only where it is its own lemma (`sanctions`
     is not).
 
-    simplemma's stream dictionaries (the fallback of monitor.matching.dictionaries) cost 0.3 ms
+    simplemma's stream dictionaries (the fallback of monitor.dictionaries) cost 0.3 ms
     a lookup, too much for every new word of every item, so a Latin item word is looked up only
     when its Snowball stem (C, microseconds) is the stem of some term word: the stem proposes,
     the dictionary confirms. Irregular forms whose stems differ (met / meet, sostuvo /

@@ -1,0 +1,35 @@
+"""The `monitor` console script names its main module after the package's `__main__`, so that
+worker processes (monitor.processes) do not run the script again."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from monitor.cli.main import entry
+from monitor.processes import name_main_after_the_package
+
+
+def test_the_entry_point_names_a_script_main_after_the_package(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = types.ModuleType("__main__")
+    script.__file__ = "/usr/local/bin/monitor"
+    script.__spec__ = None  # a script run by path has none
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    monkeypatch.setattr(sys, "argv", ["monitor", "--version"])
+    with pytest.raises(SystemExit):
+        entry()
+    assert script.__spec__ is not None
+    assert script.__spec__.name == "monitor.__main__"
+    assert capsys.readouterr().out.startswith("monitor")
+
+
+def test_a_main_module_with_a_name_keeps_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    program = types.ModuleType("__main__")
+    program.__spec__ = types.SimpleNamespace(name="someone.elses")  # type: ignore[assignment]
+    monkeypatch.setitem(sys.modules, "__main__", program)
+    name_main_after_the_package()
+    assert program.__spec__.name == "someone.elses"
