@@ -17,7 +17,7 @@ COPY monitor ./monitor
 # the word dictionaries as tries, built here once rather than at every container's first start
 ENV MONITOR_CACHE_DIR=/opt/monitor-cache
 RUN pip install --index-url "$PIP_INDEX_URL" -c constraints.txt '.[postgresql]' \
- && python -m monitor.dictionaries \
+ && python3 -m monitor.dictionaries \
  && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin monitor \
  && mkdir -p /app/data /app/config && chown monitor:monitor /app/data
 COPY config ./config
