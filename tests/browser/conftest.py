@@ -47,6 +47,9 @@ async def page(daemon: Daemon) -> AsyncIterator[Page]:
             await opened.fill("input[name=token]", TOKEN)
             await opened.get_by_role("button", name="Log in").click()
             await expect(opened.locator("h1")).to_have_text("Alerts")
+            # the heading is there before console.js (deferred) has run; "load" comes after it,
+            # and tests start by using what it wires (a filter that submits itself)
+            await opened.wait_for_load_state("load")
             yield opened
         finally:
             await browser.close()
