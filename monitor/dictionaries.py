@@ -129,8 +129,8 @@ def _build_in_child(folder: Path) -> bool:
     reason = _cannot_build(folder)
     if reason:
         log.warning(
-            "word dictionaries: read as streams, about 0.6 s more at every start (%s; set "
-            "MONITOR_CACHE_DIR to a writable folder, see docs/operations.md, Cache folder)",
+            "word dictionaries: read as streams, about 0.6 s more at every start (%s; see "
+            "docs/operations.md, Cache folder)",
             reason,
         )
         return False
@@ -147,8 +147,9 @@ def _build_in_child(folder: Path) -> bool:
         )
     except (OSError, subprocess.SubprocessError) as error:
         return _failed(folder, str(error))
-    if done.returncode != 0:
-        return _failed(folder, (done.stderr.strip().splitlines() or ["no output"])[-1])
+    if done.returncode != 0:  # a negative code is a signal: the OOM killer says nothing
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return _failed(folder, f"exit code {done.returncode}: {last}")
     return complete(folder)
 
 
@@ -159,13 +160,17 @@ def _cannot_build(folder: Path) -> str:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        return f"cannot make {folder}: {error.strerror or error}"
+        return (
+            f"cannot make {folder}: {error.strerror or error}; set MONITOR_CACHE_DIR to a "
+            "writable folder"
+        )
     if not os.access(folder, os.W_OK):
-        return f"{folder} is not writable"
+        return f"{folder} is not writable: set MONITOR_CACHE_DIR to a folder that is"
     marker = folder / FAILED
     with contextlib.suppress(OSError):
         if time.time() - marker.stat().st_mtime < RETRY_AFTER:
-            return f"the last build failed ({marker.read_text(encoding='utf-8').strip()})"
+            why = marker.read_text(encoding="utf-8").strip()
+            return f"the last build failed ({why}); delete {marker} to try again now"
     return ""
 
 

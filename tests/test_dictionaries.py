@@ -81,6 +81,15 @@ def test_a_damaged_trie_is_read_as_its_stream_and_not_rebuilt(
     assert type(tries.get_dictionary("es")).__name__ == "TrieWrapDict"
 
 
+def recording_python(folder: Path) -> tuple[Path, Path]:
+    """A stand-in interpreter that records that it was run, and fails."""
+    calls = folder / "calls"
+    python = folder / "python"
+    python.write_text(f"#!/bin/sh\necho run >> {calls}\nexit 3\n", encoding="utf-8")
+    python.chmod(0o755)
+    return python, calls
+
+
 def test_no_writable_folder_means_streams_a_warning_and_no_child(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -90,11 +99,11 @@ def test_no_writable_folder_means_streams_a_warning_and_no_child(
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder would go", encoding="utf-8")
     monkeypatch.setenv("MONITOR_CACHE_DIR", str(blocker))
-    children: list[object] = []
-    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: children.append(args))
+    python, calls = recording_python(tmp_path)
+    monkeypatch.setattr(sys, "executable", str(python))
     with caplog.at_level(logging.WARNING, logger="monitor.dictionaries"):
         assert dictionaries.dictionary_factory() is LOW_MEMORY_DICTIONARY_FACTORY
-    assert children == []
+    assert not calls.exists()  # no child was started
     assert "MONITOR_CACHE_DIR" in caplog.text
 
 
@@ -102,15 +111,15 @@ def test_a_failed_build_is_not_tried_again_within_a_day(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = tmp_path / "dictionaries"
-    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    python, calls = recording_python(tmp_path)
+    monkeypatch.setattr(sys, "executable", str(python))
     with caplog.at_level(logging.WARNING, logger="monitor.dictionaries"):
-        assert not dictionaries._build_in_child(folder)  # the child cannot even start
-    assert (folder / dictionaries.FAILED).is_file()
-    children: list[object] = []
-    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: children.append(args))
-    assert not dictionaries._build_in_child(folder)
-    assert children == []
-    assert "the last build failed" in caplog.text
+        assert not dictionaries._build_in_child(folder)
+        assert calls.read_text(encoding="utf-8") == "run\n"
+        assert "exit code 3" in (folder / dictionaries.FAILED).read_text(encoding="utf-8")
+        assert not dictionaries._build_in_child(folder)
+    assert calls.read_text(encoding="utf-8") == "run\n"  # not run a second time
+    assert f"delete {folder / dictionaries.FAILED}" in caplog.text
 
 
 def test_the_build_command_runs_without_warnings(tmp_path: Path, built: Path) -> None:

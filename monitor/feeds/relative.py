@@ -7,8 +7,10 @@ no feed has a relative link. So a document that sets no base of its own is parse
 URL, and the few values that need it are joined afterwards, which gives what feedparser would
 have given:
 
-- with no `xml:base` (or `base`) attribute, the base feedparser joins with is the URL at every
-  element, so each value it would have resolved is `urljoin(url, value as parsed without it)`;
+- with no `xml:base` (or `base`) attribute, in any case, the base feedparser joins with is the
+  URL at every element, so each value it would have resolved is `urljoin(url, the value as
+  parsed without it)` (feedparser tidies a link's entities after the join, here before it: the
+  two differ only for a URL that itself holds `&amp;`, which a fetched URL does not);
 - links (the items', the feed's own, its rel=self and rel=hub hrefs) are always resolved, so
   they are joined here;
 - an id is resolved only when it came from a guid that is a permalink (or an Atom id), which
@@ -16,19 +18,24 @@ have given:
   the usual way, so ids (and with them item identity) never change. Feeds whose guids are
   relative and not permalinks pay that second parse.
 
-Documents in UTF-16 or UTF-32, whose attributes a byte search cannot see, are parsed the usual
-way.
+Documents in an encoding whose attributes a byte search cannot see (UTF-16, UTF-32, EBCDIC)
+are parsed the usual way.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import urljoin
 
-_BASE_ATTRIBUTE = re.compile(rb"base\s*=")  # xml:base=, or base= (feedparser reads both)
+# `base` inside a start tag: xml:base= or base=, in any case (feedparser lowercases attribute
+# names), and a bare `base` (the loose parser gives it the value "base"). A false match (text
+# in a CDATA section) only costs the usual parse.
+_BASE_ATTRIBUTE = re.compile(rb"<[^>]*\bbase\b", re.IGNORECASE)
 _WIDE_BOMS = (b"\xfe\xff", b"\xff\xfe", b"\x00\x00\xfe\xff")
+_PROBE = "<a base="
 
 
 def sets_no_base(body: bytes) -> bool:
@@ -40,7 +47,11 @@ def sets_no_base(body: bytes) -> bool:
 
 def resolve_after(result: MutableMapping[str, Any], base: str) -> bool:
     """Join the links of a document parsed without its URL with `base`, as feedparser would
-    have; False (and the result partly joined: parse again) where an id would change."""
+    have; False (nothing joined: parse again) where an id would change, or where the document
+    was in an encoding in which the byte search of `sets_no_base` could not see a base
+    (EBCDIC, UTF-7, ...)."""
+    if not _reads_as_ascii(str(result.get("encoding") or "")):
+        return False
     for entry in result.get("entries") or []:
         entry_id = entry.get("id")
         if entry_id and _join(base, entry_id) != entry_id:
@@ -53,6 +64,17 @@ def resolve_after(result: MutableMapping[str, Any], base: str) -> bool:
         for link in feed.get("links") or []:
             _join_key(link, "href", base)
     return True
+
+
+def _reads_as_ascii(encoding: str) -> bool:
+    """Whether markup in `encoding` has the bytes of ASCII (UTF-8 and the ISO and Windows
+    code pages do; UTF-16 and EBCDIC do not)."""
+    try:
+        if codecs.lookup(encoding).name == "utf-7":  # ASCII letters, or base64 runs of them
+            return False
+        return _PROBE.encode(encoding) == _PROBE.encode("ascii")
+    except (LookupError, ValueError):
+        return False
 
 
 def _join_key(container: MutableMapping[str, Any], key: str, base: str) -> None:

@@ -86,9 +86,34 @@ def test_an_xml_base_is_honoured() -> None:
     [
         b'<rss version="2.0"><channel xml:base="https://elsewhere.example/">',
         b'<feed xmlns="http://www.w3.org/2005/Atom"><entry base = "/x/">',
+        b'<feed xmlns="http://www.w3.org/2005/Atom" xml:Base="/blog/">',  # names are lowercased
+        b'<rss version="2.0"><channel><item BASE="/x/">',
+        b"<rss><channel><item base><title>ill-formed</title>",  # a bare attribute: "base"
         "<rss/>".encode("utf-16"),  # a byte search cannot read UTF-16
         b"\x00<\x00r\x00s\x00s",
     ],
 )
 def test_documents_that_may_set_a_base_are_parsed_with_the_url(body: bytes) -> None:
     assert not sets_no_base(body)
+
+
+def test_text_about_a_naval_base_is_no_base_attribute() -> None:
+    assert sets_no_base(rss("<item><title>A naval base</title><link>x</link></item>"))
+
+
+@pytest.mark.parametrize("encoding", ["cp500", "utf-7", "utf-16", ""])
+def test_documents_feedparser_read_in_another_alphabet_are_parsed_again(encoding: str) -> None:
+    result = {"encoding": encoding, "entries": [{"link": "one"}], "feed": {}}
+    assert not resolve_after(result, URL)
+    assert result["entries"] == [{"link": "one"}]  # nothing joined
+
+
+def test_a_mixed_case_xml_base_is_honoured() -> None:
+    body = (
+        b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom" xml:Base="/blog/">'
+        b"<title>Blog</title><id>tag:b,2026:feed</id><updated>2026-11-30T00:00:00Z</updated>"
+        b'<entry><title>Post</title><id>tag:b,2026:1</id><link href="post-1"/>'
+        b"<updated>2026-11-30T00:00:00Z</updated></entry></feed>"
+    )
+    feed = parse(body, {"content-type": "application/atom+xml"})
+    assert feed.items[0].link == "https://news.example.org/blog/post-1"
