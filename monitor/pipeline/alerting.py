@@ -51,6 +51,7 @@ async def seen_items(
             else (),
             key=entry.key,
             guid=entry.guid,
+            content_hash=entry.content_hash,
         )
         for entry in fresh
     ]

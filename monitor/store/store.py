@@ -86,6 +86,7 @@ class SeenItem:
     alerts: tuple[NewAlert, ...] = ()
     key: str | None = None
     guid: str | None = None
+    content_hash: str | None = None  # the item's, when already computed (identity needs it)
 
     @property
     def stored_key(self) -> str:
@@ -334,159 +335,40 @@ class Store:
     def record_polls(self, polls: Sequence[PollRecord | PollFailure]) -> list[PollResult | None]:
         """Several polls' outcomes in one transaction (monitor.store.writer groups them).
 
-        A result per poll, in order: a `PollResult` for a success, None for a failure. Polls
-        that brought no items (a 304, the same bytes again) are written with one executemany:
-        a warm cycle is mostly those, and one UPDATE statement each cost ~0.2 ms of Python.
+        A result per poll, in order: a `PollResult` for a success, None for a failure. The
+        items of all the polls go in as one executemany, their alerts and their outbox rows as
+        one each, and the feeds' rows of the successes as one UPDATE run once per poll
+        (executemany): building and caching a statement per poll was most of the Python a batch
+        cost.
         """
         # rows are locked in feed order, so two replicas' batches cannot deadlock on PostgreSQL
         in_order = sorted(range(len(polls)), key=lambda index: polls[index].feed_id)
-        quiet = [
-            poll
-            for poll in (polls[index] for index in in_order)
-            if isinstance(poll, PollRecord) and not poll.seen
+        successes = [
+            (index, poll)
+            for index, poll in ((index, polls[index]) for index in in_order)
+            if isinstance(poll, PollRecord)
         ]
         results: list[PollResult | None] = [None] * len(polls)
         with self._begin() as db:
-            if quiet:
-                _write_quiet_polls(db, quiet)
-            for index in in_order:
-                poll = polls[index]
-                if isinstance(poll, PollFailure):
-                    self._write_failure(db, poll)
-                elif poll.seen:
-                    results[index] = self._write_poll(db, poll)
-                else:
-                    results[index] = PollResult(0, 0)
+            written = [(index, poll.feed_id, poll.now, poll.seen) for index, poll in successes]
+            item_ids, new = _insert_items(db, written)
+            created = _insert_alerts(db, written, item_ids)
+            for index, _poll in successes:
+                results[index] = PollResult(new.get(index, 0), created.get(index, 0))
+            _write_feed_rows(db, [(index, polls[index]) for index in in_order], new)
         return results
-
-    def _write_poll(self, db: Connection, poll: PollRecord) -> PollResult:
-        item_ids = self._insert_items(db, poll.feed_id, poll.seen, poll.now)
-        new_items = len(item_ids)
-        created = self._insert_alerts(db, poll.seen, item_ids, poll.now)
-        values: dict[str, object] = {
-            "etag": poll.etag,
-            "last_modified": poll.last_modified,
-            "next_check_at": poll.next_check_at,
-            "lease_until": _lease_ended_by(poll.owner),
-            "last_checked_at": poll.now,
-            "last_success_at": poll.now,
-            "error_count": 0,
-            "last_error": None,
-            "failing_since": None,
-            "first_polled_at": sa.func.coalesce(feeds.c.first_polled_at, _moment(poll.now)),
-            "last_status": poll.status,
-        }
-        if poll.title:
-            values["title"] = poll.title
-        if poll.content_digest:
-            values["content_digest"] = poll.content_digest
-        if poll.moved_to:
-            values["moved_to"] = poll.moved_to
-        if new_items:
-            values["last_new_item_at"] = poll.now
-        db.execute(sa.update(feeds).where(feeds.c.id == poll.feed_id).values(**values))
-        return PollResult(new_items, created)
-
-    @staticmethod
-    def _write_failure(db: Connection, failure: PollFailure) -> None:
-        values: dict[str, object] = {
-            "error_count": feeds.c.error_count + 1,
-            "last_error": failure.error[:2000],
-            "failing_since": sa.func.coalesce(feeds.c.failing_since, _moment(failure.now)),
-            "last_checked_at": failure.now,
-            "next_check_at": failure.next_check_at,
-            "lease_until": _lease_ended_by(failure.owner),
-            "last_status": failure.status,
-        }
-        if failure.gone:
-            values["gone_at"] = failure.now
-        if failure.moved_to:
-            values["moved_to"] = failure.moved_to
-        db.execute(sa.update(feeds).where(feeds.c.id == failure.feed_id).values(**values))
 
     def record_push(self, feed_id: int, now: datetime, seen: Sequence[SeenItem]) -> PollResult:
         """Items a WebSub hub pushed, with their alerts and outbox rows, in one transaction,
         like a poll's; the feed's schedule, validators and errors are left alone."""
         with self._begin() as db:
-            item_ids = self._insert_items(db, feed_id, seen, now)
-            created = self._insert_alerts(db, seen, item_ids, now)
+            item_ids, _new = _insert_items(db, [(0, feed_id, now, seen)])
+            created = _insert_alerts(db, [(0, feed_id, now, seen)], item_ids)
             if item_ids:
                 db.execute(
                     sa.update(feeds).where(feeds.c.id == feed_id).values(last_new_item_at=now)
                 )
-        return PollResult(len(item_ids), created)
-
-    def _insert_items(
-        self, db: Connection, feed_id: int, seen: Sequence[SeenItem], now: datetime
-    ) -> dict[str, int]:
-        """Insert the items no other writer recorded first; their ids by key."""
-        rows: list[dict[str, object]] = [
-            {
-                "feed_id": feed_id,
-                "dedupe_key": entry.stored_key,
-                "guid": entry.stored_guid,
-                "link": entry.item.link,
-                "title": entry.item.title,
-                "content_hash": entry.item.content_hash(),
-                "published_at": entry.item.published,
-                "first_seen_at": now,
-                "summary": entry.item.summary,
-                "content": entry.item.content,
-                "tags": json.dumps(list(entry.item.tags), ensure_ascii=False)
-                if entry.item.tags
-                else None,
-                "lang": entry.item.lang,
-            }
-            for entry in seen
-        ]
-        inserted = _insert_ignoring_conflicts(
-            db, items, rows, ["feed_id", "dedupe_key"], [items.c.id, items.c.dedupe_key]
-        )
-        return {row.dedupe_key: row.id for row in inserted}
-
-    def _insert_alerts(
-        self, db: Connection, seen: Sequence[SeenItem], item_ids: dict[str, int], now: datetime
-    ) -> int:
-        """The alerts of the items just inserted, and one outbox row per alert and webhook."""
-        wanted = [
-            (item_ids[entry.stored_key], alert)
-            for entry in seen
-            if entry.stored_key in item_ids
-            for alert in entry.alerts
-        ]
-        rows: list[dict[str, object]] = [
-            {
-                "id": alert.id,
-                "item_id": item_id,
-                "rule_id": alert.rule_id,
-                "severity": alert.severity,
-                "score": round(alert.score * 10),
-                "payload": json.dumps(alert.payload, ensure_ascii=False, sort_keys=True),
-                "created_at": now,
-            }
-            for item_id, alert in wanted
-        ]
-        inserted = _insert_ignoring_conflicts(
-            db, alerts, rows, ["item_id", "rule_id"], [alerts.c.id]
-        )
-        created = {row.id for row in inserted}
-        outbox = [
-            {
-                "alert_id": alert.id,
-                "webhook": webhook,
-                "state": PENDING if alert.muted is None else MUTED,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-                "last_error": alert.muted,
-            }
-            for _item_id, alert in wanted
-            if alert.id in created
-            for webhook in alert.webhooks
-        ]
-        if outbox:
-            db.execute(sa.insert(deliveries), outbox)
-        return len(created)
+        return PollResult(len(item_ids), created.get(0, 0))
 
     def active_mutes(self, now: datetime) -> list[mutes.Mute]:
         """The mutes in force (`monitor mute`)."""
@@ -512,8 +394,143 @@ def _lease_ended_by(owner: str | None) -> sa.ColumnElement[Any]:
     )
 
 
-def _write_quiet_polls(db: Connection, polls: Sequence[PollRecord]) -> None:
-    """Polls without items, as one UPDATE run once per poll (executemany)."""
+# one poll's new items: the poll's place in its batch, its feed's id, its time, the items
+Written = tuple[int, int, datetime, Sequence[SeenItem]]
+ItemIds = dict[tuple[int, str], tuple[int, int]]  # (feed id, key) -> (item id, poll's place)
+
+
+def _insert_items(db: Connection, written: Sequence[Written]) -> tuple[ItemIds, dict[int, int]]:
+    """Insert the items no other writer recorded first: their ids, and how many each poll
+    recorded. An item two polls of one batch bring is the first one's."""
+    first: dict[tuple[int, str], int] = {}
+    rows: list[dict[str, object]] = []
+    for place, feed_id, now, seen in written:
+        for entry in seen:
+            key = entry.stored_key
+            first.setdefault((feed_id, key), place)
+            rows.append(
+                {
+                    "feed_id": feed_id,
+                    "dedupe_key": key,
+                    "guid": entry.stored_guid,
+                    "link": entry.item.link,
+                    "title": entry.item.title,
+                    "content_hash": entry.content_hash or entry.item.content_hash(),
+                    "published_at": entry.item.published,
+                    "first_seen_at": now,
+                    "summary": entry.item.summary,
+                    "content": entry.item.content,
+                    "tags": json.dumps(list(entry.item.tags), ensure_ascii=False)
+                    if entry.item.tags
+                    else None,
+                    "lang": entry.item.lang,
+                }
+            )
+    inserted = _insert_ignoring_conflicts(
+        db,
+        items,
+        rows,
+        ["feed_id", "dedupe_key"],
+        [items.c.id, items.c.feed_id, items.c.dedupe_key],
+    )
+    ids: ItemIds = {}
+    new: dict[int, int] = {}
+    for row in inserted:
+        place = first[row.feed_id, row.dedupe_key]
+        ids[row.feed_id, row.dedupe_key] = (row.id, place)
+        new[place] = new.get(place, 0) + 1
+    return ids, new
+
+
+def _insert_alerts(db: Connection, written: Sequence[Written], item_ids: ItemIds) -> dict[int, int]:
+    """The alerts of the items just inserted, and one outbox row per alert and webhook; how
+    many each poll created."""
+    wanted = [
+        (place, now, inserted[0], alert)
+        for place, feed_id, now, seen in written
+        for entry in seen
+        if (inserted := item_ids.get((feed_id, entry.stored_key))) and inserted[1] == place
+        for alert in entry.alerts
+    ]
+    rows: list[dict[str, object]] = [
+        {
+            "id": alert.id,
+            "item_id": item_id,
+            "rule_id": alert.rule_id,
+            "severity": alert.severity,
+            "score": round(alert.score * 10),
+            "payload": json.dumps(alert.payload, ensure_ascii=False, sort_keys=True),
+            "created_at": now,
+        }
+        for _place, now, item_id, alert in wanted
+    ]
+    inserted_alerts = _insert_ignoring_conflicts(
+        db, alerts, rows, ["item_id", "rule_id"], [alerts.c.id]
+    )
+    created = {row.id for row in inserted_alerts}
+    outbox = [
+        {
+            "alert_id": alert.id,
+            "webhook": webhook,
+            "state": PENDING if alert.muted is None else MUTED,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "last_error": alert.muted,
+        }
+        for _place, now, _item_id, alert in wanted
+        if alert.id in created
+        for webhook in alert.webhooks
+    ]
+    if outbox:
+        db.execute(sa.insert(deliveries), outbox)
+    counts: dict[int, int] = {}
+    for place, _now, _item_id, alert in wanted:
+        if alert.id in created:
+            counts[place] = counts.get(place, 0) + 1
+    return counts
+
+
+def _write_feed_rows(
+    db: Connection, polls: Sequence[tuple[int, PollRecord | PollFailure]], new: dict[int, int]
+) -> None:
+    """The feeds' rows, in the order given: each run of successes as one executemany, each
+    failure as its own UPDATE (its values differ). `new` counts each poll's new items by its
+    place in the batch."""
+    run: list[tuple[int, PollRecord]] = []
+    for place, poll in polls:
+        if isinstance(poll, PollRecord):
+            run.append((place, poll))
+            continue
+        if run:
+            _write_successes(db, run, new)
+            run = []
+        _write_failure(db, poll)
+    if run:
+        _write_successes(db, run, new)
+
+
+def _write_failure(db: Connection, failure: PollFailure) -> None:
+    values: dict[str, object] = {
+        "error_count": feeds.c.error_count + 1,
+        "last_error": failure.error[:2000],
+        "failing_since": sa.func.coalesce(feeds.c.failing_since, _moment(failure.now)),
+        "last_checked_at": failure.now,
+        "next_check_at": failure.next_check_at,
+        "lease_until": _lease_ended_by(failure.owner),
+        "last_status": failure.status,
+    }
+    if failure.gone:
+        values["gone_at"] = failure.now
+    if failure.moved_to:
+        values["moved_to"] = failure.moved_to
+    db.execute(sa.update(feeds).where(feeds.c.id == failure.feed_id).values(**values))
+
+
+def _write_successes(
+    db: Connection, polls: Sequence[tuple[int, PollRecord]], new: dict[int, int]
+) -> None:
+    """Successful polls, as one UPDATE run once per poll (executemany)."""
     parameters = [
         {
             "b_id": poll.feed_id,
@@ -526,17 +543,19 @@ def _write_quiet_polls(db: Connection, polls: Sequence[PollRecord]) -> None:
             "b_title": poll.title or None,
             "b_digest": poll.content_digest or None,
             "b_moved": poll.moved_to or None,
+            "b_new_at": poll.now if new.get(place) else None,
         }
-        for poll in polls
+        for place, poll in polls
     ]
-    now = sa.bindparam("b_now", type_=feeds.c.last_checked_at.type)
+    moment = feeds.c.last_checked_at.type
+    now = sa.bindparam("b_now", type_=moment)
     statement = (
         sa.update(feeds)
         .where(feeds.c.id == sa.bindparam("b_id"))
         .values(
             etag=sa.bindparam("b_etag"),
             last_modified=sa.bindparam("b_modified"),
-            next_check_at=sa.bindparam("b_next", type_=feeds.c.next_check_at.type),
+            next_check_at=sa.bindparam("b_next", type_=moment),
             lease_until=sa.case(
                 (feeds.c.claimed_by.is_not_distinct_from(sa.bindparam("b_owner")), sa.null()),
                 else_=feeds.c.lease_until,
@@ -553,6 +572,9 @@ def _write_quiet_polls(db: Connection, polls: Sequence[PollRecord]) -> None:
                 sa.bindparam("b_digest", type_=sa.String), feeds.c.content_digest
             ),
             moved_to=sa.func.coalesce(sa.bindparam("b_moved", type_=sa.String), feeds.c.moved_to),
+            last_new_item_at=sa.func.coalesce(
+                sa.bindparam("b_new_at", type_=moment), feeds.c.last_new_item_at
+            ),
         )
     )
     db.execute(statement, parameters)

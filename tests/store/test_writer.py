@@ -270,3 +270,50 @@ def test_times_in_another_zone_are_stored_as_the_same_moment(store: CountingStor
     stored = {feed.id: feed for feed in store.feeds()}
     assert stored[ids[0]].first_polled_at == NOW
     assert stored[ids[1]].failing_since == NOW
+
+
+def _alert(alert_id: str, *hooks: str) -> NewAlert:
+    return NewAlert(alert_id, "rule", "high", 90.0, {"id": alert_id}, hooks)
+
+
+def test_a_batch_of_polls_with_items_counts_each_poll_on_its_own(store: CountingStore) -> None:
+    # the items, alerts and outbox rows of all the polls go in together: each poll must still
+    # be told its own counts, with failures among them, in any order of feeds
+    ids = list(_feeds(store, 4).values())
+    store.record_polls([_poll(ids[1], Item(title="Old", guid="old"))])
+    later = NOW + timedelta(hours=1)
+    polls: list[PollRecord | PollFailure] = [
+        _poll(ids[3], Item(title="A", guid="a"), Item(title="B", guid="b")),
+        PollFailure(ids[2], later, "HTTP 503", later + timedelta(minutes=9), status=503),
+        PollRecord(
+            ids[1],
+            later,
+            later + timedelta(minutes=10),
+            None,
+            None,
+            None,
+            (
+                SeenItem(Item(title="Old", guid="old"), (_alert("x1", "hook"),)),  # stored
+                SeenItem(Item(title="New", guid="new"), (_alert("x2", "hook", "other"),)),
+            ),
+            status=200,
+        ),
+        _poll(ids[0]),
+    ]
+    assert store.record_polls(polls) == [PollResult(2, 0), None, PollResult(1, 1), PollResult(0, 0)]
+    assert store.outbox.delivery_counts() == {"pending": 2}  # x2's two webhooks; x1 never made
+    states = {feed.id: feed for feed in store.feeds()}
+    assert states[ids[3]].last_new_item_at == NOW
+    assert states[ids[1]].last_new_item_at == later
+    assert states[ids[1]].last_success_at == later
+    assert states[ids[0]].last_new_item_at is None
+    assert states[ids[2]].error_count == 1
+
+
+def test_an_item_two_polls_of_a_batch_bring_is_the_first_ones(store: CountingStore) -> None:
+    (feed_id,) = _feeds(store, 1).values()
+    item = Item(title="Same", guid="same")
+    first = _poll(feed_id, item, alerts=(_alert("y1", "hook"),))
+    second = _poll(feed_id, item, alerts=(_alert("y2", "hook"),))
+    assert store.record_polls([first, second]) == [PollResult(1, 1), PollResult(0, 0)]
+    assert store.outbox.delivery_counts() == {"pending": 1}
