@@ -29,6 +29,16 @@ from monitor.store.writes import WriteStatus
 
 _SYNC_LOCK = 7_262_012  # pg_advisory_xact_lock key of sync_feeds (7_262_011: migrations)
 _ANALYZE_AFTER = 100  # feeds added at once, after which PostgreSQL's statistics are renewed
+# Every poll asks this (Store.item_identities): built once, with its lists bound as expanding
+# parameters, since a query built per call coerced each of its ~120 values into a literal.
+_SHARING = sa.select(items.c.guid, items.c.link, items.c.content_hash).where(
+    items.c.feed_id == sa.bindparam("feed_id"),
+    sa.or_(
+        items.c.guid.in_(sa.bindparam("guids", expanding=True)),
+        items.c.link.in_(sa.bindparam("links", expanding=True)),
+        items.c.content_hash.in_(sa.bindparam("hashes", expanding=True)),
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,22 +276,16 @@ class Store:
         self, feed_id: int, guids: Iterable[str], links: Iterable[str], hashes: Iterable[str]
     ) -> list[tuple[str | None, str | None, str]]:
         """(guid, link, content hash) of stored items of a feed sharing any of these."""
-        conditions = [
-            column.in_(values)
-            for column, values in (
-                (items.c.guid, list(set(guids))),
-                (items.c.link, list(set(links))),
-                (items.c.content_hash, list(set(hashes))),
-            )
-            if values
-        ]
-        if not conditions:
+        values = {
+            "feed_id": feed_id,
+            "guids": list(set(guids)),
+            "links": list(set(links)),
+            "hashes": list(set(hashes)),
+        }
+        if not (values["guids"] or values["links"] or values["hashes"]):
             return []
-        query = sa.select(items.c.guid, items.c.link, items.c.content_hash).where(
-            items.c.feed_id == feed_id, sa.or_(*conditions)
-        )
         with self.engine.connect() as db:
-            return [(row.guid, row.link, row.content_hash) for row in db.execute(query)]
+            return [(row.guid, row.link, row.content_hash) for row in db.execute(_SHARING, values)]
 
     def record_poll(
         self,

@@ -104,6 +104,23 @@ def test_record_poll_keeps_validators_and_resets_errors(store: Store) -> None:
     assert ok.next_check_at == NOW + timedelta(minutes=10)
 
 
+def test_identities_are_found_by_guid_link_or_text_within_the_feed(store: Store) -> None:
+    store.sync_feeds([("http://a/1", None), ("http://a/2", None)], NOW)
+    first, second = store.claim_feeds(NOW, LEASE)
+    by_link = Item(title="By link", link="http://a/1/by-link", feed_url="http://a/1")
+    by_text = Item(title="By text only", feed_url="http://a/1")
+    _poll(store, first.id, [SeenItem(by_link), SeenItem(by_text)])
+    _poll(store, second.id, [SeenItem(Item(title="Elsewhere", link="http://a/2/x"))])
+    assert store.item_identities(first.id, [], ["http://a/1/by-link", "http://a/2/x"], []) == [
+        (None, "http://a/1/by-link", by_link.content_hash())
+    ]
+    assert store.item_identities(first.id, ["no-such-guid"], [], [by_text.content_hash()]) == [
+        (None, None, by_text.content_hash())
+    ]
+    assert store.item_identities(second.id, [], [], [by_text.content_hash()]) == []
+    assert store.item_identities(first.id, [], [], []) == []
+
+
 def test_an_item_is_seen_once_and_its_alert_created_once(store: Store) -> None:
     store.sync_feeds([("http://a/1", None)], NOW)
     (feed,) = store.claim_feeds(NOW, LEASE)
