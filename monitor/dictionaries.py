@@ -135,7 +135,9 @@ def _build_in_child(folder: Path) -> bool:
         )
         return False
     log.info("word dictionaries: building them once into %s (a few seconds)", folder)
-    command = [sys.executable, "-m", "monitor.dictionaries", str(folder)]
+    # -P: the working folder is not searched first, so a `monitor` folder there (a checkout, a
+    # config folder named so) cannot stand in for the package
+    command = [sys.executable, "-P", "-m", "monitor.dictionaries", str(folder)]
     try:
         done = subprocess.run(  # noqa: S603 - our own interpreter and module
             command,

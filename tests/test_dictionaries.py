@@ -145,3 +145,19 @@ def test_the_cache_folder_is_per_library_version(monkeypatch: pytest.MonkeyPatch
     assert folder.parent == Path("/somewhere/dictionaries")
     assert folder.name.startswith("simplemma-")
     assert "-marisa-" in folder.name
+
+
+def test_a_monitor_folder_where_the_daemon_runs_does_not_stand_in_for_the_package(
+    tmp_path: Path, built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    for path in built.glob("*.dic"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    decoy = tmp_path / "workdir" / "monitor"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("", encoding="utf-8")
+    (decoy / "dictionaries.py").write_text("raise SystemExit(3)\n", encoding="utf-8")
+    monkeypatch.chdir(decoy.parent)
+    assert dictionaries._build_in_child(folder)
+    assert not (folder / dictionaries.FAILED).exists()
