@@ -11,6 +11,7 @@ import pytest
 
 from monitor.models import Item
 from monitor.store import NewAlert, PollResult, SeenItem, Store
+from monitor.store import store as store_module
 from monitor.store import writer as writer_module
 from monitor.store.store import PollFailure, PollRecord
 from monitor.store.writer import PollWriter
@@ -317,3 +318,25 @@ def test_an_item_two_polls_of_a_batch_bring_is_the_first_ones(store: CountingSto
     second = _poll(feed_id, item, alerts=(_alert("y2", "hook"),))
     assert store.record_polls([first, second]) == [PollResult(1, 1), PollResult(0, 0)]
     assert store.outbox.delivery_counts() == {"pending": 1}
+
+
+def test_a_batch_larger_than_one_statement_is_written_whole(
+    store: CountingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "ROWS_PER_STATEMENT", 3)
+    ids = list(_feeds(store, 4).values())
+    polls: list[PollRecord | PollFailure] = [
+        _poll(ids[0], *(Item(title=f"A{n}", guid=f"a{n}") for n in range(2))),
+        _poll(ids[1], *(Item(title=f"B{n}", guid=f"b{n}") for n in range(5))),  # over, alone
+        _poll(ids[2], Item(title="C", guid="c"), alerts=(_alert("z1", "hook"),)),
+        _poll(ids[3], Item(title="D", guid="d"), alerts=(_alert("z2", "hook"),)),
+    ]
+    assert store.record_polls(polls) == [
+        PollResult(2, 0),
+        PollResult(5, 0),
+        PollResult(1, 1),
+        PollResult(1, 1),
+    ]
+    assert store.transactions == 1
+    assert store.outbox.delivery_counts() == {"pending": 2}
+    assert len(store.item_identities(ids[1], [f"b{n}" for n in range(5)], [], [])) == 5
