@@ -30,7 +30,7 @@ from monitor.store.writes import WriteStatus
 _SYNC_LOCK = 7_262_012  # pg_advisory_xact_lock key of sync_feeds (7_262_011: migrations)
 _ANALYZE_AFTER = 100  # feeds added at once, after which PostgreSQL's statistics are renewed
 # Every poll asks this (Store.item_identities): built once, with its lists bound as expanding
-# parameters, since a query built per call coerced each of its ~120 values into a literal.
+# parameters, since a query built per call coerced each of its values into a literal.
 _SHARING = sa.select(items.c.guid, items.c.link, items.c.content_hash).where(
     items.c.feed_id == sa.bindparam("feed_id"),
     sa.or_(
@@ -403,14 +403,14 @@ def _lease_ended_by(owner: str | None) -> sa.ColumnElement[Any]:
 
 
 # Items per INSERT of a batch of polls (a poll's items are never split). SQLAlchemy holds the
-# bound values of a whole executemany at once: 256 polls of 40 items with alerts in one
-# statement peaked 45 MiB above one statement per poll; at 400 rows, 6 MiB above, while each
-# statement's own cost is still shared by ten polls.
+# bound values of a whole executemany at once, so a batch's items in one statement raised the
+# peak memory of a cold cycle; at this size each statement's own cost is still shared by about
+# ten polls (bench/store_writes.py measures both).
 ROWS_PER_STATEMENT = 400
 # Rows per multi-row VALUES that SQLAlchemy sends for one of those statements. Every row count
-# is its own SQL text, and sqlite3 keeps the last 128 texts prepared: pages of any size up to
-# 400 filled that cache with statements of hundreds of rows (63 MiB over 2,560 polls of 1-40
-# items in batches of 256), pages of at most 50 rows keep it small.
+# is its own SQL text, and sqlite3 (like psycopg) keeps recent texts prepared: pages of any size
+# up to ROWS_PER_STATEMENT filled that cache with statements of hundreds of rows; small pages
+# keep it small.
 ROWS_PER_PAGE = 50
 # one poll's new items: the poll's place in its batch, its feed's id, its time, the items
 Written = tuple[int, int, datetime, Sequence[SeenItem]]
@@ -500,6 +500,7 @@ def _insert_alerts(db: Connection, written: Sequence[Written], item_ids: ItemIds
         db, alerts, rows, ["item_id", "rule_id"], [alerts.c.id]
     )
     created = {row.id for row in inserted_alerts}
+    made = [(place, now, alert) for place, now, _item_id, alert in wanted if alert.id in created]
     outbox = [
         {
             "alert_id": alert.id,
@@ -510,16 +511,14 @@ def _insert_alerts(db: Connection, written: Sequence[Written], item_ids: ItemIds
             "created_at": now,
             "last_error": alert.muted,
         }
-        for _place, now, _item_id, alert in wanted
-        if alert.id in created
+        for _place, now, alert in made
         for webhook in alert.webhooks
     ]
     if outbox:
         db.execute(sa.insert(deliveries), outbox)
     counts: dict[int, int] = {}
-    for place, _now, _item_id, alert in wanted:
-        if alert.id in created:
-            counts[place] = counts.get(place, 0) + 1
+    for place, _now, _alert in made:
+        counts[place] = counts.get(place, 0) + 1
     return counts
 
 
@@ -559,6 +558,39 @@ def _write_failure(db: Connection, failure: PollFailure) -> None:
     db.execute(sa.update(feeds).where(feeds.c.id == failure.feed_id).values(**values))
 
 
+_MOMENT = feeds.c.last_checked_at.type
+_NOW = sa.bindparam("b_now", type_=_MOMENT)
+# A successful poll's feed row (_write_successes): one statement, run once per poll
+_SUCCESS = (
+    sa.update(feeds)
+    .where(feeds.c.id == sa.bindparam("b_id"))
+    .values(
+        etag=sa.bindparam("b_etag"),
+        last_modified=sa.bindparam("b_modified"),
+        next_check_at=sa.bindparam("b_next", type_=_MOMENT),
+        lease_until=sa.case(
+            (feeds.c.claimed_by.is_not_distinct_from(sa.bindparam("b_owner")), sa.null()),
+            else_=feeds.c.lease_until,
+        ),
+        last_checked_at=_NOW,
+        last_success_at=_NOW,
+        error_count=0,
+        last_error=None,
+        failing_since=None,
+        first_polled_at=sa.func.coalesce(feeds.c.first_polled_at, _NOW),
+        last_status=sa.bindparam("b_status"),
+        title=sa.func.coalesce(sa.bindparam("b_title", type_=sa.String), feeds.c.title),
+        content_digest=sa.func.coalesce(
+            sa.bindparam("b_digest", type_=sa.String), feeds.c.content_digest
+        ),
+        moved_to=sa.func.coalesce(sa.bindparam("b_moved", type_=sa.String), feeds.c.moved_to),
+        last_new_item_at=sa.func.coalesce(
+            sa.bindparam("b_new_at", type_=_MOMENT), feeds.c.last_new_item_at
+        ),
+    )
+)
+
+
 def _write_successes(
     db: Connection, polls: Sequence[tuple[int, PollRecord]], new: dict[int, int]
 ) -> None:
@@ -579,37 +611,7 @@ def _write_successes(
         }
         for place, poll in polls
     ]
-    moment = feeds.c.last_checked_at.type
-    now = sa.bindparam("b_now", type_=moment)
-    statement = (
-        sa.update(feeds)
-        .where(feeds.c.id == sa.bindparam("b_id"))
-        .values(
-            etag=sa.bindparam("b_etag"),
-            last_modified=sa.bindparam("b_modified"),
-            next_check_at=sa.bindparam("b_next", type_=moment),
-            lease_until=sa.case(
-                (feeds.c.claimed_by.is_not_distinct_from(sa.bindparam("b_owner")), sa.null()),
-                else_=feeds.c.lease_until,
-            ),
-            last_checked_at=now,
-            last_success_at=now,
-            error_count=0,
-            last_error=None,
-            failing_since=None,
-            first_polled_at=sa.func.coalesce(feeds.c.first_polled_at, now),
-            last_status=sa.bindparam("b_status"),
-            title=sa.func.coalesce(sa.bindparam("b_title", type_=sa.String), feeds.c.title),
-            content_digest=sa.func.coalesce(
-                sa.bindparam("b_digest", type_=sa.String), feeds.c.content_digest
-            ),
-            moved_to=sa.func.coalesce(sa.bindparam("b_moved", type_=sa.String), feeds.c.moved_to),
-            last_new_item_at=sa.func.coalesce(
-                sa.bindparam("b_new_at", type_=moment), feeds.c.last_new_item_at
-            ),
-        )
-    )
-    db.execute(statement, parameters)
+    db.execute(_SUCCESS, parameters)
 
 
 def feed_state_from_row(row: sa.Row[tuple[object, ...]]) -> FeedState:
