@@ -14,11 +14,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 WORKDIR /app
 COPY pyproject.toml README.md constraints.txt ./
 COPY monitor ./monitor
-# the word dictionaries as tries, built here once rather than at every container's first start
+# the word dictionaries as tries, built here once rather than at every container's first start;
+# compiled rules are saved in its rules/ folder, which the monitor user may write
 ENV MONITOR_CACHE_DIR=/opt/monitor-cache
 RUN pip install --index-url "$PIP_INDEX_URL" -c constraints.txt '.[postgresql]' \
  && python3 -m monitor.dictionaries \
  && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin monitor \
+ && install -d -o monitor -g monitor -m 700 /opt/monitor-cache/rules \
  && mkdir -p /app/data /app/config && chown monitor:monitor /app/data
 COPY config ./config
 USER monitor

@@ -47,19 +47,24 @@ FAILED = ".failed"  # the marker of a failed build: when it failed, and why
 log = logging.getLogger(__name__)
 
 
-def cache_folder() -> Path | None:
-    """Where the tries of this simplemma and marisa-trie are kept; None without marisa-trie."""
-    try:
-        versions = f"simplemma-{version('simplemma')}-marisa-{version('marisa-trie')}"
-    except PackageNotFoundError:
-        return None
+def cache_root() -> Path:
+    """monitor's cache folder: `MONITOR_CACHE_DIR`, else the user's cache folder."""
     root = os.environ.get("MONITOR_CACHE_DIR")
     if not root:
         # platformdirs knows each system's cache folder; imported only when none is set
         from platformdirs import user_cache_dir  # noqa: PLC0415
 
         root = user_cache_dir("monitor")
-    return Path(root) / "dictionaries" / versions
+    return Path(root)
+
+
+def cache_folder() -> Path | None:
+    """Where the tries of this simplemma and marisa-trie are kept; None without marisa-trie."""
+    try:
+        versions = f"simplemma-{version('simplemma')}-marisa-{version('marisa-trie')}"
+    except PackageNotFoundError:
+        return None
+    return cache_root() / "dictionaries" / versions
 
 
 @lru_cache(maxsize=1)

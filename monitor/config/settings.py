@@ -37,8 +37,9 @@ from monitor.errors import ConfigError, ConfigProblem
 from monitor.feeds.fetcher import FetchLimits
 from monitor.fields import Backfill, Duration, StrictModel, http_url
 from monitor.http.guard import AddressPolicy, networks
-from monitor.matching import Matcher, RuleFile
+from monitor.matching import Matcher, RuleFile, saved
 from monitor.matching.examples import run_examples
+from monitor.matching.morph import DEFAULT_ANALYZER
 from monitor.matching.partial import valid_parts
 from monitor.matching.rules import RuleSource, compile_sources
 
@@ -738,14 +739,47 @@ def _load_rules(
     """The compiled rules, and every rule id declared (None when some rule file could not be
     read, so any id may be in it). A file that does not validate is still compiled from the
     sets and rules of it that do, so that their problems are found in the same run."""
+    documents = {path: load_positioned(path, environ) for path in paths}
+    file_problems = [problem for doc in documents.values() for problem in _document_problems(doc)]
+    problems.extend(file_problems)
+    key = saved.rules_key(
+        [(path, doc.data) for path, doc in documents.items()],
+        analyzer=DEFAULT_ANALYZER,
+        feed_tags=feed_tags,
+    )
+    if paths and not file_problems and (matcher := saved.load(key)) is not None:
+        # saved only when it compiled and its examples passed: nothing to report
+        return matcher, frozenset(rule.id for rule in matcher.rules)
+    sources, unreadable = _rule_sources(documents, problems)
+    compiled = compile_sources(sources, lenient=unreadable, feed_tags=feed_tags)
+    for problem in compiled.problems:
+        pos = documents[problem.path].position_of(problem.loc)
+        message = problem.message
+        if problem.see is not None:
+            see_path, see_loc = problem.see
+            where = documents[see_path].position_of(see_loc, prefer_key=True)
+            message += f" {shown_path(see_path, directory)}:{where.line}:{where.column}"
+        problems.append(ConfigProblem(problem.path, pos.line, pos.column, message))
+    if examples and compiled.matcher is not None:
+        failures = run_examples(compiled.matcher)
+        for failure in failures:
+            example = failure.example
+            pos = documents[example.path].position_of(example.loc)
+            message = f"{failure.summary} (`monitor check` says why)"
+            problems.append(ConfigProblem(example.path, pos.line, pos.column, message))
+        if not failures and not file_problems and not compiled.problems:
+            saved.save(key, compiled.matcher)
+    return compiled.matcher, None if unreadable else compiled.rule_ids
+
+
+def _rule_sources(
+    documents: Mapping[Path, PositionedDocument], problems: list[ConfigProblem]
+) -> tuple[list[RuleSource], bool]:
+    """The parts of each rule file that validate, and whether some file could not be read at
+    all (so any set or rule may be in it)."""
     sources: list[RuleSource] = []
-    documents: dict[Path, PositionedDocument] = {}
-    unreadable = not paths
-    for path in paths:
-        document = load_positioned(path, environ)
-        documents[path] = document
-        file_problems = _document_problems(document)
-        problems.extend(file_problems)
+    unreadable = not documents
+    for path, document in documents.items():
         if not isinstance(document.data, dict):
             unreadable = True
             continue
@@ -757,22 +791,7 @@ def _load_rules(
             unreadable = unreadable or source is None
             if source is not None:
                 sources.append(source)
-    compiled = compile_sources(sources, lenient=unreadable, feed_tags=feed_tags)
-    for problem in compiled.problems:
-        pos = documents[problem.path].position_of(problem.loc)
-        message = problem.message
-        if problem.see is not None:
-            see_path, see_loc = problem.see
-            where = documents[see_path].position_of(see_loc, prefer_key=True)
-            message += f" {shown_path(see_path, directory)}:{where.line}:{where.column}"
-        problems.append(ConfigProblem(problem.path, pos.line, pos.column, message))
-    if examples and compiled.matcher is not None:
-        for failure in run_examples(compiled.matcher):
-            example = failure.example
-            pos = documents[example.path].position_of(example.loc)
-            message = f"{failure.summary} (`monitor check` says why)"
-            problems.append(ConfigProblem(example.path, pos.line, pos.column, message))
-    return compiled.matcher, None if unreadable else compiled.rule_ids
+    return sources, unreadable
 
 
 def _check_webhook_rules(

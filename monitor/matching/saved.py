@@ -1,0 +1,137 @@
+"""Compiled rules saved in the cache folder, so that a start with unchanged rules compiles nothing.
+
+Compiling reads every term word in pymorphy3's and simplemma's dictionaries and runs the rules'
+examples: most of what `load_config` costs, paid by every `monitor` command and every
+`run --once` from cron, for rules that rarely change. A compiled `Matcher` is pickled under a
+key that covers all it was made from:
+
+- each rule file's path and its data as read (after `${NAME}` substitution), in file order;
+- the feeds' tags (`feeds: [tag:NAME]` compiles to their URLs) and the analyzer;
+- this code: the source of monitor.matching and of the modules its objects come from;
+- the dictionaries and libraries (their versions) and the Python version.
+
+So an edit of any of them is a new key, and the old entry ages out. Only rules that compiled
+without a problem and whose examples all passed are saved: a start that loads an entry has
+nothing to report. The dictionaries are then not opened at all until an item needs them.
+
+A pickle runs code when it is read, so an entry is read only from a file this user owns that no
+one else may write, in a folder made for this user alone; anything else, or an entry that does
+not load, is compiled again, as if there were none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import pickle
+import stat
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from monitor.dictionaries import cache_root
+from monitor.matching.matcher import Matcher
+
+FORMAT = b"monitor-rules-1"  # the first line of every entry; a new layout is a new number
+KEEP = 8  # entries kept: a few configs (and `check --rules` drafts) side by side
+LEFTOVER_AGE = 3600.0  # seconds: a .tmp file older than this is no saving in progress
+# what a compiled matcher's analyses depend on, besides monitor's own code
+_LIBRARIES = ("pymorphy3", "pymorphy3-dicts-ru", "simplemma", "PyStemmer", "rapidfuzz")
+# monitor's modules whose objects a Matcher holds or whose code decides its contents
+_OWN_MODULES = ("models.py", "text.py", "durations.py")
+log = logging.getLogger(__name__)
+
+
+def rules_key(
+    files: Sequence[tuple[Path, object]],
+    *,
+    analyzer: str | None,
+    feed_tags: Mapping[str, Sequence[str]] | None,
+) -> str:
+    """The key of the rules compiled from `files` ((path, data as read) in file order)."""
+    digest = hashlib.sha256(FORMAT)
+    digest.update(_code_digest())
+    digest.update(repr((analyzer, sorted((feed_tags or {}).items()))).encode())
+    for path, data in files:
+        digest.update(repr((str(path), data)).encode())
+    return digest.hexdigest()
+
+
+def load(key: str) -> Matcher | None:
+    """The matcher saved under `key`, or None when there is none this user can trust."""
+    path = _folder() / f"{key}.pickle"
+    try:
+        with path.open("rb") as file:
+            if not _trusted(os.fstat(file.fileno())) or file.readline() != FORMAT + b"\n":
+                return None
+            found = pickle.load(file)  # noqa: S301 - an entry only this user can have written
+    except FileNotFoundError:
+        return None
+    except Exception as error:  # a damaged or outdated entry is compiled again
+        log.debug("compiled rules: %s does not load (%s)", path, error)
+        return None
+    return found if isinstance(found, Matcher) else None
+
+
+def save(key: str, matcher: Matcher) -> None:
+    """Save `matcher` under `key`; a folder that cannot be written costs only the saving."""
+    folder = _folder()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not _trusted(folder.stat()):
+            return
+        data = pickle.dumps(matcher, protocol=pickle.HIGHEST_PROTOCOL)
+        # renamed into place, so that a reader never sees half an entry
+        with tempfile.NamedTemporaryFile("wb", dir=folder, suffix=".tmp", delete=False) as file:
+            file.write(FORMAT + b"\n" + data)
+        Path(file.name).replace(folder / f"{key}.pickle")
+        _prune(folder)
+    except (OSError, pickle.PicklingError) as error:
+        log.debug("compiled rules: not saved in %s (%s)", folder, error)
+
+
+def _folder() -> Path:
+    return cache_root() / "rules"
+
+
+def _trusted(found: os.stat_result) -> bool:
+    """Whether a file or folder is this user's and no one else may write to it."""
+    return found.st_uid == os.getuid() and not found.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _prune(folder: Path) -> None:
+    """Keep the newest KEEP entries, and no leftover of a saving cut short an hour ago."""
+    entries = sorted(folder.glob("*.pickle"), key=_modified, reverse=True)
+    leftovers = [p for p in folder.glob("*.tmp") if time.time() - _modified(p) > LEFTOVER_AGE]
+    for old in [*entries[KEEP:], *leftovers]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@lru_cache(maxsize=1)
+def _code_digest() -> bytes:
+    """What the compiled form depends on besides the rules: code, libraries, Python."""
+    digest = hashlib.sha256(sys.version.encode())
+    for name in _LIBRARIES:
+        try:
+            digest.update(f"{name}={version(name)};".encode())
+        except PackageNotFoundError:
+            digest.update(f"{name}=;".encode())
+    here = Path(__file__).parent
+    for source in [*sorted(here.glob("*.py")), *(here.parent / name for name in _OWN_MODULES)]:
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    return digest.digest()

@@ -1,0 +1,179 @@
+"""Compiled rules saved in the cache folder (monitor.matching.saved): a start with unchanged rules
+compiles nothing and opens no dictionary, and any change compiles again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from monitor.config.settings import load_config
+from monitor.errors import ConfigError
+from monitor.matching import saved
+from monitor.models import Item
+from tests.conftest import REPO
+
+RULES = """\
+version: 1
+rules:
+  - id: cuba-visit
+    title: A visit to Cuba
+    match:
+      all:
+        - any: [Куба, Cuba]
+        - any: [визит, visit]
+    examples:
+      match: [Министр прибыл на Кубу с визитом]
+"""
+TAGGED = """\
+version: 1
+rules:
+  - id: state-media
+    title: Havana in state media
+    feeds: [tag:state]
+    match:
+      any: [Havana]
+"""
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache folder of this test's own, sharing the suite's dictionaries (built once)."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    shared = Path(os.environ["MONITOR_CACHE_DIR"]) / "dictionaries"
+    shared.mkdir(parents=True, exist_ok=True)
+    (folder / "dictionaries").symlink_to(shared, target_is_directory=True)
+    monkeypatch.setenv("MONITOR_CACHE_DIR", str(folder))
+    return folder
+
+
+def _config(tmp_path: Path, rules: str = RULES, feeds: str = "") -> Path:
+    directory = tmp_path / "config"
+    (directory / "rules").mkdir(parents=True, exist_ok=True)
+    (directory / "monitor.yaml").write_text(f"feeds:{feeds or ' []'}\n", encoding="utf-8")
+    (directory / "rules" / "main.yaml").write_text(rules, encoding="utf-8")
+    return directory
+
+
+def _entries(cache: Path) -> list[Path]:
+    return sorted((cache / "rules").glob("*.pickle"))
+
+
+def _compile_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("compiled, though saved rules were expected")
+
+    monkeypatch.setattr("monitor.config.settings.compile_sources", refuse)
+
+
+def _rule_ids(directory: Path, item: Item) -> list[str]:
+    return [match.rule_id for match in load_config(directory, {}).matcher.match(item)]
+
+
+def test_unchanged_rules_load_saved_and_match_as_compiled(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = _config(tmp_path)
+    inflected = Item(title="Визит на Кубу: министр встретился с коллегой")
+    assert _rule_ids(directory, inflected) == ["cuba-visit"]
+    assert len(_entries(cache)) == 1
+    _compile_fails(monkeypatch)
+    again = load_config(directory, {})
+    assert [rule.id for rule in again.matcher.rules] == ["cuba-visit"]
+    assert [m.rule_id for m in again.matcher.match(inflected)] == ["cuba-visit"]
+    assert again.matcher.match(Item(title="Cuban cigars sell well")) == []
+
+
+def test_an_edited_rule_compiles_again(tmp_path: Path, cache: Path) -> None:
+    directory = _config(tmp_path)
+    item = Item(title="Lavrov visits Havana")
+    assert _rule_ids(directory, item) == []
+    _config(tmp_path, RULES.replace("[Куба, Cuba]", "[Куба, Cuba, Havana]"))
+    assert _rule_ids(directory, item) == ["cuba-visit"]
+    assert len(_entries(cache)) == 2
+
+
+def test_a_changed_variable_in_a_rule_file_compiles_again(tmp_path: Path, cache: Path) -> None:
+    directory = _config(tmp_path, RULES.replace("[визит, visit]", "[визит, '${WORD}']"))
+    item = Item(title="Cuba hosts the minister")
+    assert [m.rule_id for m in load_config(directory, {"WORD": "visit"}).matcher.match(item)] == []
+    hosts = load_config(directory, {"WORD": "hosts"}).matcher.match(item)
+    assert [m.rule_id for m in hosts] == ["cuba-visit"]
+
+
+def test_new_feed_tags_compile_again(tmp_path: Path, cache: Path) -> None:
+    tagged = "\n  - {url: 'https://granma.example/feed', tags: [state]}"
+    directory = _config(tmp_path, TAGGED, tagged)
+    item = Item(title="Havana today", feed_url="https://other.example/feed")
+    assert _rule_ids(directory, item) == []
+    _config(tmp_path, TAGGED, tagged + "\n  - {url: 'https://other.example/feed', tags: [state]}")
+    assert _rule_ids(directory, item) == ["state-media"]
+
+
+def test_a_failing_example_is_never_saved(tmp_path: Path, cache: Path) -> None:
+    directory = _config(tmp_path, RULES.replace("с визитом", "с подарком"))
+    for _ in range(2):
+        with pytest.raises(ConfigError, match=r"main\.yaml"):
+            load_config(directory, {})
+    assert _entries(cache) == []
+
+
+def test_an_entry_others_may_write_or_a_damaged_one_is_compiled_again(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = _config(tmp_path)
+    load_config(directory, {})
+    (entry,) = _entries(cache)
+    key = entry.stem
+    assert saved.load(key) is not None
+    entry.chmod(0o664)
+    assert saved.load(key) is None
+    entry.chmod(0o600)
+    entry.write_bytes(entry.read_bytes()[:100])
+    assert saved.load(key) is None
+    entry.write_bytes(b"something else\n")
+    assert saved.load(key) is None
+    # and the load compiles, saving a good entry again
+    item = Item(title="Визит на Кубу")
+    assert _rule_ids(directory, item) == ["cuba-visit"]
+    _compile_fails(monkeypatch)
+    assert _rule_ids(directory, item) == ["cuba-visit"]
+
+
+def test_only_the_newest_entries_are_kept(tmp_path: Path, cache: Path) -> None:
+    for n in range(saved.KEEP + 3):
+        directory = _config(tmp_path / str(n), RULES.replace("cuba-visit", f"cuba-visit-{n}"))
+        load_config(directory, {})
+        newest = max(_entries(cache), key=lambda p: p.stat().st_mtime_ns)
+        os.utime(newest, ns=(n * 10**9, n * 10**9))  # strictly ordered, whatever the clock
+    assert len(_entries(cache)) == saved.KEEP
+
+
+def test_a_start_with_saved_rules_opens_no_dictionary(tmp_path: Path, cache: Path) -> None:
+    """The real point: `load_config` on unchanged rules imports neither pymorphy3 nor simplemma
+    (the shipped rules, in a process of its own)."""
+    probe = textwrap.dedent(
+        f"""\
+        import sys
+        from pathlib import Path
+        from monitor.config.settings import load_config
+        load_config(Path({str(REPO / "config")!r}), {{}})
+        print(sorted(name for name in ("pymorphy3", "simplemma") if name in sys.modules))
+        """
+    )
+    environ = {**os.environ, "MONITOR_CACHE_DIR": str(cache)}
+
+    def opened() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, env=environ,
+            cwd=REPO, check=True, timeout=120,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    assert opened() == "['pymorphy3', 'simplemma']"  # compiled: both dictionaries read
+    assert opened() == "[]"
