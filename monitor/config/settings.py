@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -37,11 +37,11 @@ from monitor.errors import ConfigError, ConfigProblem
 from monitor.feeds.fetcher import FetchLimits
 from monitor.fields import Backfill, Duration, StrictModel, http_url
 from monitor.http.guard import AddressPolicy, networks
-from monitor.matching import Matcher, RuleFile, saved
-from monitor.matching.examples import run_examples
+from monitor.matching import Matcher, saved
 from monitor.matching.morph import DEFAULT_ANALYZER
-from monitor.matching.partial import valid_parts
-from monitor.matching.rules import RuleSource, compile_sources
+
+if TYPE_CHECKING:
+    from monitor.matching.rules import RuleSource
 
 M = TypeVar("M", bound=BaseModel)
 CONFIG_FILE = "monitor.yaml"
@@ -750,6 +750,10 @@ def _load_rules(
     if paths and not file_problems and (matcher := saved.load(key)) is not None:
         # saved only when it compiled and its examples passed: nothing to report
         return matcher, frozenset(rule.id for rule in matcher.rules)
+    # compiling's modules are imported only when the rules are not saved (a tenth of a start)
+    from monitor.matching.examples import run_examples  # noqa: PLC0415
+    from monitor.matching.rules import compile_sources  # noqa: PLC0415
+
     sources, unreadable = _rule_sources(documents, problems)
     compiled = compile_sources(sources, lenient=unreadable, feed_tags=feed_tags)
     for problem in compiled.problems:
@@ -777,6 +781,10 @@ def _rule_sources(
 ) -> tuple[list[RuleSource], bool]:
     """The parts of each rule file that validate, and whether some file could not be read at
     all (so any set or rule may be in it)."""
+    from monitor.matching.partial import valid_parts  # noqa: PLC0415 - as in _load_rules
+    from monitor.matching.rules import RuleSource  # noqa: PLC0415
+    from monitor.matching.schema import RuleFile  # noqa: PLC0415
+
     sources: list[RuleSource] = []
     unreadable = not documents
     for path, document in documents.items():
@@ -824,6 +832,8 @@ def config_schema() -> dict[str, Any]:
 
 def rules_schema() -> dict[str, Any]:
     """JSON Schema of a rule file."""
+    from monitor.matching.schema import RuleFile  # noqa: PLC0415 - as in _load_rules
+
     schema = RuleFile.model_json_schema()
     schema["$schema"] = SCHEMA_DIALECT
     schema["title"] = "monitor rule file"

@@ -68,7 +68,7 @@ def _compile_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("compiled, though saved rules were expected")
 
-    monkeypatch.setattr("monitor.config.settings.compile_sources", refuse)
+    monkeypatch.setattr("monitor.matching.rules.compile_sources", refuse)
 
 
 def _rule_ids(directory: Path, item: Item) -> list[str]:
@@ -155,15 +155,16 @@ def test_only_the_newest_entries_are_kept(tmp_path: Path, cache: Path) -> None:
 
 
 def test_a_start_with_saved_rules_opens_no_dictionary(tmp_path: Path, cache: Path) -> None:
-    """The real point: `load_config` on unchanged rules imports neither pymorphy3 nor simplemma
-    (the shipped rules, in a process of its own)."""
+    """The real point: `load_config` on unchanged rules imports neither pymorphy3 nor simplemma,
+    nor the compiler and the rule schema (the shipped rules, in a process of its own)."""
     probe = textwrap.dedent(
         f"""\
         import sys
         from pathlib import Path
         from monitor.config.settings import load_config
         load_config(Path({str(REPO / "config")!r}), {{}})
-        print(sorted(name for name in ("pymorphy3", "simplemma") if name in sys.modules))
+        heavy = ("pymorphy3", "simplemma", "monitor.matching.rules", "monitor.matching.schema")
+        print(sorted(name for name in heavy if name in sys.modules))
         """
     )
     environ = {**os.environ, "MONITOR_CACHE_DIR": str(cache)}
@@ -175,5 +176,6 @@ def test_a_start_with_saved_rules_opens_no_dictionary(tmp_path: Path, cache: Pat
         )  # fmt: skip
         return done.stdout.strip()
 
-    assert opened() == "['pymorphy3', 'simplemma']"  # compiled: both dictionaries read
+    compiled = "['monitor.matching.rules', 'monitor.matching.schema', 'pymorphy3', 'simplemma']"
+    assert opened() == compiled
     assert opened() == "[]"
