@@ -1,11 +1,12 @@
 """What a start costs before the first poll: importing, and loading a config with its rules.
 
-    .venv/bin/python -m bench.startup [--feeds 1000] [--runs 5]
+    .venv/bin/python -m bench.startup [--feeds 1000] [--rules 0] [--runs 5]
 
 Each figure is the median of RUNS fresh processes (`python -c`), as `run --once` from cron or a
 `monitor health` check starts: the time to import what `monitor run --once` imports, the time
-of `load_config` over the shipped rules and FEEDS feeds when the rules must be compiled (an empty
-`rules/` cache) and when they are saved, and which dictionaries each load opened. The word
+of `load_config` over the shipped rules (and RULES synthetic ones, bench/rulegen.py) and FEEDS
+feeds when the rules must be compiled (an empty `rules/` cache) and when they are saved, and which
+dictionaries each load opened. The word
 dictionaries' tries come from the usual cache folder (built first if missing), the compiled rules
 go to a temporary one.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from bench import rulegen
 from monitor.dictionaries import cache_root
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,8 +43,10 @@ print(json.dumps({"import": imported - started, "load": loaded - imported, "open
 """
 
 
-def _config(folder: Path, feeds: int) -> Path:
+def _config(folder: Path, feeds: int, rules: int) -> Path:
     shutil.copytree(REPO / "config" / "rules", folder / "rules")
+    if rules:
+        rulegen.write(folder / "rules", rules)
     document = {
         "storage": f"sqlite:///{folder / 'monitor.db'}",
         "feeds": [{"url": f"http://127.0.0.1:9/feeds/f{n:05}.xml"} for n in range(feeds)],
@@ -74,6 +78,7 @@ def _report(name: str, runs: list[Probe]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--feeds", type=int, default=1000)
+    parser.add_argument("--rules", type=int, default=0, help="synthetic rules besides the shipped")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     dictionaries = cache_root() / "dictionaries"
@@ -81,7 +86,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-P", "-m", "monitor.dictionaries"], check=True)
     with tempfile.TemporaryDirectory(prefix="monitor-startup-") as scratch:
         root = Path(scratch)
-        config = _config(root / "config", args.feeds)
+        config = _config(root / "config", args.feeds, args.rules)
         cache = root / "cache"
         cache.mkdir()
         (cache / "dictionaries").symlink_to(dictionaries, target_is_directory=True)
@@ -91,7 +96,8 @@ def main() -> None:
             shutil.rmtree(cache / "rules", ignore_errors=True)
             compiled.append(_probe(config, cache))  # compiles and saves
             loaded.append(_probe(config, cache))  # loads what it saved
-        print(f"{args.feeds} feeds, the shipped rules, median of {args.runs} processes each")
+        rules = f" and {args.rules} synthetic ones" if args.rules else ""
+        print(f"{args.feeds} feeds, the shipped rules{rules}, median of {args.runs} processes each")
         _report("rules compiled", compiled)
         _report("rules saved", loaded)
 

@@ -30,7 +30,8 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.config.yamlpos import Loc, PositionedDocument, load_positioned
+from monitor.config import yamlpos
+from monitor.config.yamlpos import Loc, PositionedDocument, load_positioned, variables_in
 from monitor.delivery.settings import FORMAT_ERROR, UNSET, UNSET_URL
 from monitor.delivery.targets import SETTINGS, Webhook
 from monitor.errors import ConfigError, ConfigProblem
@@ -739,17 +740,13 @@ def _load_rules(
     """The compiled rules, and every rule id declared (None when some rule file could not be
     read, so any id may be in it). A file that does not validate is still compiled from the
     sets and rules of it that do, so that their problems are found in the same run."""
+    key = _saved_key(paths, environ, feed_tags)
+    if key is not None and (matcher := saved.load(key)) is not None:
+        # saved only when the same files read cleanly, compiled and passed their examples
+        return matcher, frozenset(rule.id for rule in matcher.rules)
     documents = {path: load_positioned(path, environ) for path in paths}
     file_problems = [problem for doc in documents.values() for problem in _document_problems(doc)]
     problems.extend(file_problems)
-    key = saved.rules_key(
-        [(path, doc.data) for path, doc in documents.items()],
-        analyzer=DEFAULT_ANALYZER,
-        feed_tags=feed_tags,
-    )
-    if paths and not file_problems and (matcher := saved.load(key)) is not None:
-        # saved only when it compiled and its examples passed: nothing to report
-        return matcher, frozenset(rule.id for rule in matcher.rules)
     # compiling's modules are imported only when the rules are not saved (a tenth of a start)
     from monitor.matching.examples import run_examples  # noqa: PLC0415
     from monitor.matching.rules import compile_sources  # noqa: PLC0415
@@ -771,9 +768,38 @@ def _load_rules(
             pos = documents[example.path].position_of(example.loc)
             message = f"{failure.summary} (`monitor check` says why)"
             problems.append(ConfigProblem(example.path, pos.line, pos.column, message))
-        if not failures and not file_problems and not compiled.problems:
+        if key is not None and not failures and not file_problems and not compiled.problems:
             saved.save(key, compiled.matcher)
     return compiled.matcher, None if unreadable else compiled.rule_ids
+
+
+# a hex escape in a double-quoted YAML string may spell `$`, `{` or `}`: only parsing tells
+# which variables such a file names
+_HEX_ESCAPE = re.compile(rb"\\[xuU]")
+
+
+def _saved_key(
+    paths: Sequence[Path], environ: Mapping[str, str], feed_tags: Mapping[str, Sequence[str]] | None
+) -> str | None:
+    """The key of these rule files compiled (monitor.matching.saved): their bytes and the
+    values of the variables they name, so that a start with saved rules parses none of them.
+    None when a file cannot be read or writes a hex escape."""
+    if not paths:
+        return None
+    files: list[tuple[Path, bytes]] = []
+    for path in paths:
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return None
+        if _HEX_ESCAPE.search(raw):
+            return None
+        names = sorted(variables_in(raw.decode("utf-8", "replace")))
+        values = repr([(name, environ.get(name)) for name in names]).encode()
+        files.append((path, raw + b"\0" + values))
+    return saved.rules_key(
+        files, analyzer=DEFAULT_ANALYZER, feed_tags=feed_tags, readers=(Path(yamlpos.__file__),)
+    )
 
 
 def _rule_sources(

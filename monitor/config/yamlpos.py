@@ -198,6 +198,11 @@ def excerpt(text: str, where: Position) -> str:
     return f"\n    {number} | {line}\n    {gutter} | {' ' * (where.column - 1)}^"
 
 
+def variables_in(text: str) -> set[str]:
+    """The names of the `${NAME}` references written in `text`."""
+    return set(_ENV_REF.findall(text))
+
+
 def load_plain(text: str) -> object:
     """Plain data, without positions, parsed as `load_positioned` parses (for lenient readers)."""
     return yaml.load(text, Loader=_NodeLoader)  # noqa: S506 - a safe loader either way

@@ -5,12 +5,15 @@ examples: most of what `load_config` costs, paid by every `monitor` command and 
 `run --once` from cron, for rules that rarely change. A compiled `Matcher` is pickled under a
 key that covers all it was made from:
 
-- each rule file's path and its data as read (after `${NAME}` substitution), in file order;
+- each rule file's path, its bytes and the values of the `${NAME}` variables it names, in file
+  order (a file that writes a hex escape, which could spell a `${`, is not saved at all);
 - the feeds' tags (`feeds: [tag:NAME]` compiles to their URLs) and the analyzer;
-- this code: the source of monitor.matching and of the modules its objects come from;
+- this code: the source of monitor.matching, of the modules its objects come from and of the
+  YAML reader;
 - the dictionaries and libraries (their versions) and the Python version.
 
-So an edit of any of them is a new key, and the old entry ages out. Only rules that compiled
+So an edit of any of them is a new key, and the old entry ages out. A start that finds its
+key does not even parse the rule files. Only rules that compiled
 without a problem and whose examples all passed are saved: a start that loads an entry has
 nothing to report. The dictionaries are then not opened at all until an item needs them.
 
@@ -49,17 +52,20 @@ log = logging.getLogger(__name__)
 
 
 def rules_key(
-    files: Sequence[tuple[Path, object]],
+    files: Sequence[tuple[Path, bytes]],
     *,
     analyzer: str | None,
     feed_tags: Mapping[str, Sequence[str]] | None,
+    readers: Sequence[Path] = (),
 ) -> str:
-    """The key of the rules compiled from `files` ((path, data as read) in file order)."""
+    """The key of the rules compiled from `files`: (path, what the file is read from) in file
+    order. `readers`: the source of the code that turns those bytes into rule data."""
     digest = hashlib.sha256(FORMAT)
-    digest.update(_code_digest())
+    digest.update(_code_digest(tuple(readers)))
     digest.update(repr((analyzer, sorted((feed_tags or {}).items()))).encode())
-    for path, data in files:
-        digest.update(repr((str(path), data)).encode())
+    for path, material in files:
+        digest.update(repr((str(path), len(material))).encode())
+        digest.update(material)
     return digest.hexdigest()
 
 
@@ -121,8 +127,8 @@ def _modified(path: Path) -> float:
         return 0.0
 
 
-@lru_cache(maxsize=1)
-def _code_digest() -> bytes:
+@lru_cache(maxsize=4)
+def _code_digest(readers: tuple[Path, ...]) -> bytes:
     """What the compiled form depends on besides the rules: code, libraries, Python."""
     digest = hashlib.sha256(sys.version.encode())
     for name in _LIBRARIES:
@@ -131,7 +137,8 @@ def _code_digest() -> bytes:
         except PackageNotFoundError:
             digest.update(f"{name}=;".encode())
     here = Path(__file__).parent
-    for source in [*sorted(here.glob("*.py")), *(here.parent / name for name in _OWN_MODULES)]:
+    own = [*sorted(here.glob("*.py")), *(here.parent / name for name in _OWN_MODULES)]
+    for source in [*own, *readers]:
         digest.update(source.name.encode())
         digest.update(source.read_bytes())
     return digest.digest()

@@ -106,6 +106,16 @@ def test_a_changed_variable_in_a_rule_file_compiles_again(tmp_path: Path, cache:
     assert [m.rule_id for m in hosts] == ["cuba-visit"]
 
 
+def test_a_file_with_hex_escapes_is_compiled_every_time(tmp_path: Path, cache: Path) -> None:
+    # "\x24{WORD}" is `${WORD}` once parsed: the bytes alone do not say which variables count
+    directory = _config(tmp_path, RULES.replace("[визит, visit]", '[визит, "\\x24{WORD}"]'))
+    item = Item(title="Cuba hosts the minister")
+    assert [m.rule_id for m in load_config(directory, {"WORD": "visit"}).matcher.match(item)] == []
+    hosts = load_config(directory, {"WORD": "hosts"}).matcher.match(item)
+    assert [m.rule_id for m in hosts] == ["cuba-visit"]
+    assert _entries(cache) == []
+
+
 def test_new_feed_tags_compile_again(tmp_path: Path, cache: Path) -> None:
     tagged = "\n  - {url: 'https://granma.example/feed', tags: [state]}"
     directory = _config(tmp_path, TAGGED, tagged)
