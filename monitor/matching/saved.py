@@ -12,10 +12,11 @@ key that covers all it was made from:
   YAML reader;
 - the dictionaries and libraries (their versions) and the Python version.
 
-So an edit of any of them is a new key, and the old entry ages out. A start that finds its
-key does not even parse the rule files. Only rules that compiled
-without a problem and whose examples all passed are saved: a start that loads an entry has
-nothing to report. The dictionaries are then not opened at all until an item needs them.
+So an edit of any of them is a new key, and the old entry ages out (the newest KEEP entries, by
+their last use, stay). A start that finds its key does not even parse the rule files. Only rules
+that compiled without a problem and whose examples all passed are saved: a start that loads an
+entry has nothing to report. The dictionaries are then not opened until an item needs them.
+Where monitor's sources cannot be read (a zipped install), nothing is saved.
 
 A pickle runs code when it is read, so an entry is read only from a file this user owns that no
 one else may write, in a folder made for this user alone; anything else, or an entry that does
@@ -57,11 +58,15 @@ def rules_key(
     analyzer: str | None,
     feed_tags: Mapping[str, Sequence[str]] | None,
     readers: Sequence[Path] = (),
-) -> str:
+) -> str | None:
     """The key of the rules compiled from `files`: (path, what the file is read from) in file
-    order. `readers`: the source of the code that turns those bytes into rule data."""
+    order. `readers`: the source of the code that turns those bytes into rule data. None when
+    that code cannot be read, so that a change to it could go unseen."""
+    code = _code_digest(tuple(readers))
+    if code is None:
+        return None
     digest = hashlib.sha256(FORMAT)
-    digest.update(_code_digest(tuple(readers)))
+    digest.update(code)
     digest.update(repr((analyzer, sorted((feed_tags or {}).items()))).encode())
     for path, material in files:
         digest.update(repr((str(path), len(material))).encode())
@@ -77,6 +82,8 @@ def load(key: str) -> Matcher | None:
             if not _trusted(os.fstat(file.fileno())) or file.readline() != FORMAT + b"\n":
                 return None
             found = pickle.load(file)  # noqa: S301 - an entry only this user can have written
+        with contextlib.suppress(OSError):
+            os.utime(path)  # used: the last to be pruned
     except FileNotFoundError:
         return None
     except Exception as error:  # a damaged or outdated entry is compiled again
@@ -95,10 +102,14 @@ def save(key: str, matcher: Matcher) -> None:
         data = pickle.dumps(matcher, protocol=pickle.HIGHEST_PROTOCOL)
         # renamed into place, so that a reader never sees half an entry
         with tempfile.NamedTemporaryFile("wb", dir=folder, suffix=".tmp", delete=False) as file:
-            file.write(FORMAT + b"\n" + data)
+            try:
+                file.write(FORMAT + b"\n" + data)
+            except OSError:
+                Path(file.name).unlink()
+                raise
         Path(file.name).replace(folder / f"{key}.pickle")
         _prune(folder)
-    except (OSError, pickle.PicklingError) as error:
+    except Exception as error:  # saving is a saving: the rules loaded whatever happens here
         log.debug("compiled rules: not saved in %s (%s)", folder, error)
 
 
@@ -128,8 +139,9 @@ def _modified(path: Path) -> float:
 
 
 @lru_cache(maxsize=4)
-def _code_digest(readers: tuple[Path, ...]) -> bytes:
-    """What the compiled form depends on besides the rules: code, libraries, Python."""
+def _code_digest(readers: tuple[Path, ...]) -> bytes | None:
+    """What the compiled form depends on besides the rules: code, libraries, Python; None when
+    a source file cannot be read."""
     digest = hashlib.sha256(sys.version.encode())
     for name in _LIBRARIES:
         try:
@@ -140,5 +152,8 @@ def _code_digest(readers: tuple[Path, ...]) -> bytes:
     own = [*sorted(here.glob("*.py")), *(here.parent / name for name in _OWN_MODULES)]
     for source in [*own, *readers]:
         digest.update(source.name.encode())
-        digest.update(source.read_bytes())
+        try:
+            digest.update(source.read_bytes())
+        except OSError:
+            return None
     return digest.digest()

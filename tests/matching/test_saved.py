@@ -164,6 +164,21 @@ def test_only_the_newest_entries_are_kept(tmp_path: Path, cache: Path) -> None:
     assert len(_entries(cache)) == saved.KEEP
 
 
+def test_an_entry_in_use_outlives_newer_ones(tmp_path: Path, cache: Path) -> None:
+    directories = []
+    for n in range(saved.KEEP + 1):
+        directories.append(_config(tmp_path / str(n), RULES.replace("cuba-visit", f"visit-{n}")))
+        load_config(directories[-1], {})
+        newest = max(_entries(cache), key=lambda p: p.stat().st_mtime_ns)
+        os.utime(newest, ns=(n * 10**9, n * 10**9))
+        if n == 0:
+            first = newest
+        if n == saved.KEEP - 1:
+            load_config(directories[0], {})  # the oldest, used again before the last is saved
+    assert first in _entries(cache)
+    assert len(_entries(cache)) == saved.KEEP
+
+
 def test_a_start_with_saved_rules_opens_no_dictionary(tmp_path: Path, cache: Path) -> None:
     """The real point: `load_config` on unchanged rules imports neither pymorphy3 nor simplemma,
     nor the compiler and the rule schema (the shipped rules, in a process of its own)."""
