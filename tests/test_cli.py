@@ -34,6 +34,21 @@ def test_run_help_documents_once_and_max_wait(tmp_path: Path) -> None:
         assert option in result.stdout
 
 
+def test_the_command_line_imports_only_what_every_command_needs() -> None:
+    """Every `monitor` command starts by importing the command line: the OPML reader (lxml),
+    the rule compiler and the word dictionaries wait for the commands that use them."""
+    probe = (
+        "import sys, monitor.cli.main; "
+        "print(sorted(m for m in ('lxml', 'listparser', 'monitor.matching.rules', "
+        "'monitor.matching.schema', 'pymorphy3', 'simplemma') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.stdout.strip() == "[]"
+
+
 def test_version_and_bad_arguments(tmp_path: Path) -> None:
     assert run_cli("--version", cwd=tmp_path).stdout.strip() == f"monitor {__version__}"
     bad = run_cli("run", "--once", "--max-wait", "soon", cwd=tmp_path)

@@ -23,7 +23,6 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import listparser
 from anyascii import anyascii
 from pydantic import ValidationError
 
@@ -75,6 +74,9 @@ def read_opml(document: bytes) -> list[Candidate | Skipped]:
     """The document's feed outlines in order; an outline that is no feed is `Skipped`."""
     if len(document) > MAX_OPML_BYTES:
         raise OpmlError(f"larger than {MAX_OPML_BYTES // (1024 * 1024)} MiB")
+    # imported here, not at the top: with lxml it would weigh on every `monitor` command
+    import listparser  # noqa: PLC0415
+
     parsed: Any = listparser.parse(_as_utf8(document))
     if not parsed.get("version", "").startswith("opml"):
         problem = parsed.get("bozo_exception")
