@@ -19,8 +19,8 @@ entry has nothing to report. The dictionaries are then not opened until an item 
 Where monitor's sources cannot be read (a zipped install), nothing is saved.
 
 A pickle runs code when it is read, so an entry is read only from a file this user owns that no
-one else may write, in a folder made for this user alone; anything else, or an entry that does
-not load, is compiled again, as if there were none.
+one else may write, in a folder of the same kind (made for this user alone); anything else, or
+an entry that does not load, is compiled again, as if there were none.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ def load(key: str) -> Matcher | None:
     """The matcher saved under `key`, or None when there is none this user can trust."""
     path = _folder() / f"{key}.pickle"
     try:
+        if not _trusted(path.parent.stat()):  # others could put a link to a file of ours there
+            return None
         with path.open("rb") as file:
             if not _trusted(os.fstat(file.fileno())) or file.readline() != FORMAT + b"\n":
                 return None

@@ -147,6 +147,10 @@ def test_an_entry_others_may_write_or_a_damaged_one_is_compiled_again(
     entry.chmod(0o664)
     assert saved.load(key) is None
     entry.chmod(0o600)
+    entry.parent.chmod(0o777)  # a folder others may write to: whatever is in it may be theirs
+    assert saved.load(key) is None
+    entry.parent.chmod(0o700)
+    assert saved.load(key) is not None
     entry.write_bytes(entry.read_bytes()[:100])
     assert saved.load(key) is None
     entry.write_bytes(b"something else\n")
