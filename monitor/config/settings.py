@@ -761,14 +761,16 @@ def _load_rules(
             where = documents[see_path].position_of(see_loc, prefer_key=True)
             message += f" {shown_path(see_path, directory)}:{where.line}:{where.column}"
         problems.append(ConfigProblem(problem.path, pos.line, pos.column, message))
-    if examples and compiled.matcher is not None:
+    if compiled.matcher is not None:
+        # run even when they are not asked for (`monitor check` runs its own): rules are saved
+        # only with passing examples, so that any later load may take them as they are
         failures = run_examples(compiled.matcher)
-        for failure in failures:
+        for failure in failures if examples else ():
             example = failure.example
             pos = documents[example.path].position_of(example.loc)
             message = f"{failure.summary} (`monitor check` says why)"
             problems.append(ConfigProblem(example.path, pos.line, pos.column, message))
-        if key is not None and not failures and not file_problems and not compiled.problems:
+        if key is not None and not failures and not file_problems:
             saved.save(key, compiled.matcher)
     return compiled.matcher, None if unreadable else compiled.rule_ids
 

@@ -67,7 +67,9 @@ def rules_key(
         return None
     digest = hashlib.sha256(FORMAT)
     digest.update(code)
-    digest.update(repr((analyzer, sorted((feed_tags or {}).items()))).encode())
+    # None (monitor.yaml did not validate: tags unknown) compiles otherwise than no tags at all
+    tags = None if feed_tags is None else sorted(feed_tags.items())
+    digest.update(repr((analyzer, tags)).encode())
     for path, material in files:
         digest.update(repr((str(path), len(material))).encode())
         digest.update(material)

@@ -128,11 +128,36 @@ def test_new_feed_tags_compile_again(tmp_path: Path, cache: Path) -> None:
     assert _rule_ids(directory, item) == ["state-media"]
 
 
+def test_tags_unknown_to_an_invalid_config_are_not_taken_for_no_tags(
+    tmp_path: Path, cache: Path
+) -> None:
+    directory = _config(tmp_path, TAGGED, "\n  - {url: 'https://granma.example/feed'}")
+    (directory / "monitor.yaml").write_text("feeds: []\nno_such_key: 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="no_such_key"):  # the rule compiles: tags unknown
+        load_config(directory, {})
+    (directory / "monitor.yaml").write_text("feeds: []\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown feed tag `state`"):
+        load_config(directory, {})
+
+
+def test_a_read_only_load_saves_rules_whose_examples_pass(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `monitor status`, `match`, `check` load without running the examples for the user
+    directory = _config(tmp_path)
+    load_config(directory, {}, secrets=False, examples=False)
+    assert len(_entries(cache)) == 1
+    _compile_fails(monkeypatch)
+    assert [rule.id for rule in load_config(directory, {}).matcher.rules] == ["cuba-visit"]
+
+
 def test_a_failing_example_is_never_saved(tmp_path: Path, cache: Path) -> None:
     directory = _config(tmp_path, RULES.replace("с визитом", "с подарком"))
     for _ in range(2):
         with pytest.raises(ConfigError, match=r"main\.yaml"):
             load_config(directory, {})
+    # a load that does not ask for the examples takes the rules, and does not save them either
+    assert load_config(directory, {}, secrets=False, examples=False).matcher.rules
     assert _entries(cache) == []
 
 
