@@ -47,8 +47,9 @@ KEEP = 8  # entries kept: a few configs (and `check --rules` drafts) side by sid
 LEFTOVER_AGE = 3600.0  # seconds: a .tmp file older than this is no saving in progress
 # what a compiled matcher's analyses depend on, besides monitor's own code
 _LIBRARIES = ("pymorphy3", "pymorphy3-dicts-ru", "simplemma", "PyStemmer", "rapidfuzz")
-# monitor's modules whose objects a Matcher holds or whose code decides its contents
-_OWN_MODULES = ("models.py", "text.py", "durations.py")
+# the modules outside monitor.matching whose objects a Matcher holds or whose code decides its
+# contents (every monitor module that monitor.matching imports)
+_OWN_MODULES = ("models.py", "text.py", "durations.py", "dictionaries.py")
 log = logging.getLogger(__name__)
 
 

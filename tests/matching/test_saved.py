@@ -244,3 +244,15 @@ def test_a_start_with_saved_rules_opens_no_dictionary(tmp_path: Path, cache: Pat
     then_modules, *then_matches = opened().splitlines()
     assert then_modules == "[]"
     assert then_matches == first_matches
+
+
+def test_the_code_digest_covers_every_module_matching_imports() -> None:
+    """A change to any module monitor.matching imports makes a new key (the _OWN_MODULES list)."""
+    folder = REPO / "monitor" / "matching"
+    imported = {
+        line.split()[1].removeprefix("monitor.")
+        for source in folder.glob("*.py")
+        for line in source.read_text(encoding="utf-8").splitlines()
+        if line.startswith("from monitor.") and not line.startswith("from monitor.matching")
+    }
+    assert {f"{name}.py" for name in imported} <= set(saved._OWN_MODULES)
