@@ -71,8 +71,8 @@ def _compile_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("monitor.matching.rules.compile_sources", refuse)
 
 
-def _rule_ids(directory: Path, item: Item) -> list[str]:
-    return [match.rule_id for match in load_config(directory, {}).matcher.match(item)]
+def _rule_ids(directory: Path, item: Item, environ: dict[str, str] | None = None) -> list[str]:
+    return [match.rule_id for match in load_config(directory, environ or {}).matcher.match(item)]
 
 
 def test_unchanged_rules_load_saved_and_match_as_compiled(
@@ -101,21 +101,23 @@ def test_an_edited_rule_compiles_again(tmp_path: Path, cache: Path) -> None:
     assert len(_entries(cache)) == 2
 
 
-def test_a_changed_variable_in_a_rule_file_compiles_again(tmp_path: Path, cache: Path) -> None:
-    directory = _config(tmp_path, RULES.replace("[визит, visit]", "[визит, '${WORD}']"))
+def _follows_its_variable(directory: Path) -> None:
+    """The rule's second word is `${WORD}`: each load matches what WORD says at that load."""
     item = Item(title="Cuba hosts the minister")
-    assert [m.rule_id for m in load_config(directory, {"WORD": "visit"}).matcher.match(item)] == []
-    hosts = load_config(directory, {"WORD": "hosts"}).matcher.match(item)
-    assert [m.rule_id for m in hosts] == ["cuba-visit"]
+    assert _rule_ids(directory, item, {"WORD": "visit"}) == []
+    assert _rule_ids(directory, item, {"WORD": "hosts"}) == ["cuba-visit"]
+
+
+def test_a_changed_variable_in_a_rule_file_compiles_again(tmp_path: Path, cache: Path) -> None:
+    _follows_its_variable(_config(tmp_path, RULES.replace("[визит, visit]", "[визит, '${WORD}']")))
+    assert len(_entries(cache)) == 2
 
 
 def test_a_file_with_hex_escapes_is_compiled_every_time(tmp_path: Path, cache: Path) -> None:
     # "\x24{WORD}" is `${WORD}` once parsed: the bytes alone do not say which variables count
-    directory = _config(tmp_path, RULES.replace("[визит, visit]", '[визит, "\\x24{WORD}"]'))
-    item = Item(title="Cuba hosts the minister")
-    assert [m.rule_id for m in load_config(directory, {"WORD": "visit"}).matcher.match(item)] == []
-    hosts = load_config(directory, {"WORD": "hosts"}).matcher.match(item)
-    assert [m.rule_id for m in hosts] == ["cuba-visit"]
+    _follows_its_variable(
+        _config(tmp_path, RULES.replace("[визит, visit]", '[визит, "\\x24{WORD}"]'))
+    )
     assert _entries(cache) == []
 
 
