@@ -11,20 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from monitor.delivery.base import Target
 from monitor.delivery.settings import WebhookConfig
 
+Sleep = Callable[[float], Awaitable[None]]
+
 
 class Lane:
-    def __init__(self, concurrency: int, rate: float | None, burst: int) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        rate: float | None,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        """`clock` and `sleep` pace the token bucket (a test's own clock moves with its sleep)."""
         self.concurrency = concurrency
         self.rate = rate
         self.burst = max(burst, 1)
         self.in_flight = 0
+        self._clock = clock
+        self._sleep = sleep
         self._tokens = float(self.burst)
-        self._filled_at = time.monotonic()
+        self._filled_at = clock()
         self.paused_until: datetime | None = None
         self._lock = asyncio.Lock()
 
@@ -66,10 +80,10 @@ class Lane:
                 if self._tokens >= 1:
                     self._tokens -= 1
                     return True
-                await asyncio.sleep((1 - self._tokens) / self.rate)
+                await self._sleep((1 - self._tokens) / self.rate)
 
     def _refill(self) -> None:
         assert self.rate is not None
-        moment = time.monotonic()
+        moment = self._clock()
         self._tokens = min(self.burst, self._tokens + (moment - self._filled_at) * self.rate)
         self._filled_at = moment
