@@ -747,7 +747,8 @@ def _load_rules(
     documents = {path: load_positioned(path, environ) for path in paths}
     file_problems = [problem for doc in documents.values() for problem in _document_problems(doc)]
     problems.extend(file_problems)
-    # compiling's modules are imported only when the rules are not saved (a tenth of a start)
+    # compiling's modules are imported only when the rules are not saved: a start that loads
+    # saved rules never needs them
     from monitor.matching.examples import run_examples  # noqa: PLC0415
     from monitor.matching.rules import compile_sources  # noqa: PLC0415
 

@@ -105,14 +105,16 @@ def save(key: str, matcher: Matcher) -> None:
         if not _trusted(folder.stat()):
             return
         data = pickle.dumps(matcher, protocol=pickle.HIGHEST_PROTOCOL)
-        # renamed into place, so that a reader never sees half an entry
-        with tempfile.NamedTemporaryFile("wb", dir=folder, suffix=".tmp", delete=False) as file:
-            try:
+        # renamed into place, so that a reader never sees half an entry (as cli/opml.py's
+        # _replace writes monitor.yaml)
+        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
                 file.write(FORMAT + b"\n" + data)
-            except OSError:
-                Path(file.name).unlink()
-                raise
-        Path(file.name).replace(folder / f"{key}.pickle")
+            Path(temporary).replace(folder / f"{key}.pickle")
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
         _prune(folder)
     except Exception as error:  # saving is a saving: the rules loaded whatever happens here
         log.debug("compiled rules: not saved in %s (%s)", folder, error)
