@@ -1,29 +1,186 @@
-"""Parsing in worker processes gives exactly what parsing in a thread gives."""
+"""Parsing in worker processes gives exactly what parsing in a thread gives; workers start
+when parses queue up or a document is large, and stop once idle."""
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import os
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
-from monitor.feeds.parser import ParsedFeed
-from monitor.feeds.parsing import POOL_MIN_FEEDS, parse_off_loop, use_processes
+import pytest
+
+from monitor.feeds.parser import ParsedFeed, ParseFailed, parse_feed
+from monitor.feeds.parsing import (
+    BACKLOG,
+    IDLE_SECONDS,
+    LARGE_BODY,
+    POOL_MIN_FEEDS,
+    Parsers,
+    parse_off_loop,
+    use_processes,
+)
 from tests.support.pipeline import feed_document
+
+URL = "http://127.0.0.1/wire.xml"
+HEADERS = {"content-type": "application/rss+xml"}
+
+
+class Clock:
+    """Moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def parsers(clock: Clock) -> Iterator[Parsers]:
+    parsers = Parsers(clock=clock, workers=1)
+    yield parsers
+    parsers.stop()
+
+
+def parse(body: bytes) -> partial[ParsedFeed | ParseFailed]:
+    return partial(parse_feed, body, url=URL, base_url=URL, headers=HEADERS, feed_name="Wire")
+
+
+def large_document() -> bytes:
+    """The test feed made larger than LARGE_BODY by a comment, which parses to the same items."""
+    body = feed_document("havana-wire.xml")
+    start = body.index(b"<rss")
+    return body[:start] + b"<!--" + b" " * LARGE_BODY + b"-->\n" + body[start:]
+
+
+async def parse_in(parsers: Parsers, body: bytes) -> ParsedFeed | ParseFailed:
+    return await parse_off_loop(
+        body,
+        url=URL,
+        base_url=URL,
+        headers=HEADERS,
+        feed_name="Wire",
+        processes=True,
+        parsers=parsers,
+    )
+
+
+async def exited(workers: set[multiprocessing.process.BaseProcess]) -> bool:
+    for worker in workers:
+        await asyncio.to_thread(worker.join, 60)
+    return not any(worker.is_alive() for worker in workers)
 
 
 async def test_processes_and_threads_parse_alike() -> None:
     body = feed_document("havana-wire.xml")
-    common = {
-        "url": "http://127.0.0.1/wire.xml",
-        "base_url": "http://127.0.0.1/wire.xml",
-        "headers": {"content-type": "application/rss+xml"},
-        "feed_name": "Wire",
-    }
+    common = {"url": URL, "base_url": URL, "headers": HEADERS, "feed_name": "Wire"}
     in_thread = await parse_off_loop(body, processes=False, **common)  # type: ignore[arg-type]
     in_process = await parse_off_loop(body, processes=True, **common)  # type: ignore[arg-type]
     assert isinstance(in_process, ParsedFeed)
     assert in_process == in_thread
     assert len(in_process.items) == 4
+
+
+async def test_light_parsing_stays_in_threads(parsers: Parsers) -> None:
+    body = feed_document("havana-wire.xml")
+    before = set(multiprocessing.active_children())
+    results = [await parse_in(parsers, body) for _ in range(BACKLOG + 2)]
+    assert not parsers.pool_running
+    assert set(multiprocessing.active_children()) == before
+    assert all(isinstance(result, ParsedFeed) and len(result.items) == 4 for result in results)
+
+
+async def test_a_backlog_starts_workers_and_idle_stops_them(parsers: Parsers, clock: Clock) -> None:
+    body = feed_document("havana-wire.xml")
+    expected = parse(body)()
+    gate = threading.Event()
+
+    def held() -> ParsedFeed | ParseFailed:
+        gate.wait(60)
+        return parse(body)()
+
+    before = set(multiprocessing.active_children())
+    holding = [asyncio.create_task(parsers.parse(held, size=0, processes=True))]
+    holding += [asyncio.create_task(parsers.parse(held, size=0, processes=True))]
+    assert len(holding) == BACKLOG
+    await asyncio.sleep(0)  # both are in their threads now
+    assert not parsers.pool_running
+    assert await parse_in(parsers, body) == expected  # the third: in a worker
+    assert parsers.pool_running
+    workers = set(multiprocessing.active_children()) - before
+    assert len(workers) == 1
+    gate.set()
+    assert [await task for task in holding] == [expected, expected]
+
+    clock.now += IDLE_SECONDS - 1
+    assert not parsers.stop_if_idle()
+    assert parsers.pool_running
+    assert await parse_in(parsers, body) == expected  # while running, every parse uses it
+    clock.now += IDLE_SECONDS - 1  # idle counts from the last parse
+    assert not parsers.stop_if_idle()
+    clock.now += 1
+    assert parsers.stop_if_idle()
+    assert not parsers.pool_running
+    assert await exited(workers)
+    assert await parse_in(parsers, body) == expected  # light again: a thread
+    assert not parsers.pool_running
+
+
+async def test_a_large_document_parses_in_a_worker(parsers: Parsers) -> None:
+    body = large_document()
+    assert len(body) > LARGE_BODY
+    result = await parse_in(parsers, body)
+    assert parsers.pool_running
+    assert isinstance(result, ParsedFeed)
+    assert result == parse(body)()
+    assert len(result.items) == 4
+
+
+async def test_without_processes_nothing_starts_workers(parsers: Parsers) -> None:
+    result = await parsers.parse(parse(large_document()), size=LARGE_BODY, processes=False)
+    assert isinstance(result, ParsedFeed)
+    assert not parsers.pool_running
+
+
+async def test_the_idle_timer_stops_the_workers() -> None:
+    parsers = Parsers(idle_seconds=0.0, workers=1)  # the real clock, and no wait
+    before = set(multiprocessing.active_children())
+    await parse_in(parsers, large_document())
+    workers = set(multiprocessing.active_children()) - before
+    assert workers
+    for _ in range(100):  # the timer runs on one of the loop's next turns
+        if not parsers.pool_running:
+            break
+        await asyncio.sleep(0)
+    assert not parsers.pool_running
+    assert await exited(workers)
+
+
+async def test_a_killed_worker_costs_one_parse_in_a_thread(parsers: Parsers) -> None:
+    body = large_document()
+    before = set(multiprocessing.active_children())
+    await parse_in(parsers, body)
+    (worker,) = set(multiprocessing.active_children()) - before
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGKILL)
+    assert await exited({worker})
+    result = await parse_in(parsers, body)  # the broken pool fails it: parsed in a thread
+    assert isinstance(result, ParsedFeed)
+    assert not parsers.pool_running
+    assert await parse_in(parsers, body) == result  # and the next one starts new workers
+    assert parsers.pool_running
 
 
 def test_small_configs_parse_in_threads() -> None:
