@@ -145,3 +145,33 @@ def test_feeds_command_shows_each_feeds_health(tmp_path: Path, server: LocalServ
     assert feeds["down"]["errors_in_a_row"] == 1
     assert feeds["down"]["last_status"] == 503
     assert feeds["gone"]["next_check"] is None
+
+
+def test_feeds_added_together_are_spread_over_an_interval_after_their_first_poll(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    """All due at once on a first start, 20 feeds are next polled anywhere within one more
+    interval, so they do not keep coming in a burst; from the second poll on, the usual jitter."""
+    urls = [server.url(f"/f{n}.xml") for n in range(20)]
+    for n in range(20):
+        serve_feed(server, f"/f{n}.xml", feed_document("havana-wire.xml"))
+    feeds = [{"url": url, "interval": "10m"} for url in urls]
+    config = write_config(tmp_path / "c", feeds=feeds)
+
+    def waits(before: datetime) -> list[timedelta]:
+        store = Store.open(f"sqlite:///{config / 'data' / 'monitor.db'}")
+        rows = store.feeds()
+        store.close()
+        return sorted(row.next_check_at - before for row in rows)
+
+    before = datetime.now(UTC)
+    assert _once(config)[0]["fetched"] == 20
+    first = waits(before)
+    assert timedelta(minutes=10) <= first[0]
+    assert first[-1] <= timedelta(minutes=20, seconds=30)
+    assert first[-1] - first[0] > timedelta(minutes=3)  # 20 draws over 10 minutes
+    before = datetime.now(UTC)
+    assert _once(config)[0]["unchanged"] == 20
+    second = waits(before)
+    assert timedelta(minutes=10) <= second[0]
+    assert second[-1] <= timedelta(minutes=11, seconds=30)

@@ -3,7 +3,9 @@
     wait = max(interval, Cache-Control max-age / Expires, RSS <ttl>), capped at a day
     then moved past the publisher's RSS <skipHours> (GMT hours) and <skipDays>
     failures: the interval doubled per failure in a row, capped at a day, never under Retry-After
-Every wait is stretched by up to 10 % of itself (jitter), so feeds added together spread out.
+Every wait is stretched by up to 10 % of itself (jitter). After a feed's first poll, the next
+one comes anywhere within one more interval (spread): feeds added together, as at a first
+start or an OPML import, are all due at once, and would otherwise keep coming in bursts.
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Su
 
 def jittered(now: datetime, wait: timedelta, rng: random.Random | None = None) -> datetime:
     return now + wait * (1 + JITTER * (rng or random).random())
+
+
+def spread(
+    now: datetime, wait: timedelta, interval: timedelta, rng: random.Random | None = None
+) -> datetime:
+    """After a first poll: `wait`, then anywhere within one interval, so the feeds added with
+    this one are polled evenly from their second poll on."""
+    return now + wait + interval * (rng or random).random()
 
 
 def polite_wait(interval: timedelta, *asked: timedelta | None) -> timedelta:

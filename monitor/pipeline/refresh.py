@@ -39,7 +39,7 @@ from monitor.feeds.fetcher import (
 from monitor.feeds.hosts import HostLimiter
 from monitor.feeds.parser import ParsedFeed, ParseFailed
 from monitor.feeds.parsing import parse_off_loop, use_processes
-from monitor.feeds.schedule import backoff, jittered, past_skips, polite_wait
+from monitor.feeds.schedule import backoff, jittered, past_skips, polite_wait, spread
 from monitor.http.headers import cache_hint
 from monitor.pipeline.alerting import apply_mutes, seen_items
 from monitor.pipeline.fulltext import PageReader, read_pages
@@ -315,10 +315,15 @@ def _unchanged(
     """Nothing new: the validators and the next check (the publisher may ask for a later one)."""
     status = 304 if isinstance(fetched, NotModified) else fetched.status
     wait = polite_wait(interval, cache_hint(fetched.headers, now))
-    record = _record(
-        feed, now, jittered(now, wait), fetched.validators, status=status, moved_to=moved_to
-    )
+    next_check = _next_check(feed, now, wait, interval)
+    record = _record(feed, now, next_check, fetched.validators, status=status, moved_to=moved_to)
     return _Polled(record, RefreshOutcome(feed.url, "unchanged"))
+
+
+def _next_check(feed: FeedState, now: datetime, wait: timedelta, interval: timedelta) -> datetime:
+    if feed.first_polled_at is None:  # all the feeds added with it were due now too: spread
+        return spread(now, wait, interval)
+    return jittered(now, wait)
 
 
 def _parsed(
@@ -334,7 +339,8 @@ def _parsed(
 ) -> _Polled:
     """A document read: its new items, and the next check outside the publisher's skips."""
     wait = polite_wait(interval, cache_hint(fetched.headers, now), parsed.ttl)
-    next_check = past_skips(jittered(now, wait), parsed.skip_hours, parsed.skip_days)
+    next_check = _next_check(feed, now, wait, interval)
+    next_check = past_skips(next_check, parsed.skip_hours, parsed.skip_days)
     record = dataclasses.replace(
         _record(
             feed, now, next_check, fetched.validators, status=fetched.status, moved_to=moved_to

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.feeds.schedule import MAX_WAIT, backoff, jittered, past_skips, polite_wait
+from monitor.feeds.schedule import MAX_WAIT, backoff, jittered, past_skips, polite_wait, spread
 
 M, H = timedelta(minutes=1), timedelta(hours=1)
 
@@ -50,6 +50,13 @@ def test_jitter_stretches_by_at_most_ten_percent() -> None:
     for seed in range(50):
         delay = jittered(now, 10 * M, random.Random(seed)) - now
         assert 10 * M <= delay <= 11 * M
+
+
+def test_a_first_poll_spreads_the_next_over_one_interval() -> None:
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    delays = [spread(now, 2 * H, 10 * M, random.Random(seed)) - now for seed in range(50)]
+    assert all(2 * H <= delay < 2 * H + 10 * M for delay in delays)  # never sooner than asked
+    assert max(delays) - min(delays) > 8 * M  # across the interval, not a tenth of it
 
 
 @pytest.mark.parametrize(
