@@ -76,9 +76,8 @@ class Parsers:
         if processes and busy:
             try:
                 return await self._in_worker(call)
-            except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh
-                log.warning("a parsing process died; starting new ones")
-                self.stop()
+            except BrokenProcessPool:  # a worker died (killed, out of memory): in a thread
+                pass
         self._in_threads += 1
         try:
             return await asyncio.to_thread(call)
@@ -90,10 +89,17 @@ class Parsers:
             self._pool = ProcessPoolExecutor(
                 max_workers=self._workers, mp_context=forkserver(), initializer=_worker_signals
             )
-        loop = asyncio.get_running_loop()
+        loop, pool = asyncio.get_running_loop(), self._pool
         self._in_pool += 1
         try:
-            return await loop.run_in_executor(self._pool, call)
+            return await loop.run_in_executor(pool, call)
+        except BrokenProcessPool:
+            # every parse that was in the broken pool ends here: only the first one stops it,
+            # never a pool started since by another parse
+            if self._pool is pool:
+                log.warning("a parsing process died; starting new ones")
+                self.stop()
+            raise
         finally:
             self._in_pool -= 1
             if not self._in_pool:
