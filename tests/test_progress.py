@@ -14,6 +14,7 @@ from pathlib import Path
 from monitor.cli.progress import ERASE, Progress
 from monitor.runtime.once import CycleSummary
 from tests.conftest import run_cli
+from tests.support.clock import ManualClock
 from tests.support.pipeline import feed_document, serve_feed, write_config
 from tests.support.servers import LocalServer
 
@@ -23,20 +24,12 @@ class Terminal(io.StringIO):
         return True
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _summary(feeds: int, items: int = 0, alerts: int = 0) -> CycleSummary:
     return CycleSummary(feeds=feeds, new_items=items, alerts=alerts)
 
 
 def test_the_line_is_redrawn_at_most_every_interval_and_always_at_the_last_feed() -> None:
-    stream, clock = Terminal(), Clock()
+    stream, clock = Terminal(), ManualClock(0.0)
     status = Progress(stream, every=0.1, clock=clock)
 
     status.polled(_summary(1, 40), 3)

@@ -26,6 +26,7 @@ from monitor.feeds.article import (
 from monitor.feeds.fetcher import FetchLimits
 from monitor.feeds.hosts import HostLimiter
 from monitor.http.guard import AddressPolicy, networks
+from tests.support.clock import ManualClock
 from tests.support.servers import LocalServer, RecordedRequest, Reply
 
 PAGES = Path(__file__).resolve().parent.parent / "data" / "fulltext" / "pages"
@@ -35,14 +36,6 @@ ROBOTS = {"Content-Type": "text/plain"}
 
 def page(name: str) -> bytes:
     return (PAGES / name).read_bytes()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -203,7 +196,7 @@ async def test_robots_txt_is_looked_at_again_after_its_ttl(
 ) -> None:
     server.static("/robots.txt", b"User-agent: *\nDisallow:\n", headers=ROBOTS)
     server.static("/a.html", page("ru-minister-gavana.html"), headers=HTML)
-    clock = Clock()
+    clock = ManualClock()
     robots = RobotsCache(ttl=60, clock=clock)
     feed = server.url("/feed.xml")
     assert isinstance(

@@ -26,29 +26,20 @@ from monitor.feeds.parsing import (
     parse_off_loop,
     use_processes,
 )
+from tests.support.clock import ManualClock
 from tests.support.pipeline import feed_document
 
 URL = "http://127.0.0.1/wire.xml"
 HEADERS = {"content-type": "application/rss+xml"}
 
 
-class Clock:
-    """Moves only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def parsers(clock: Clock) -> Iterator[Parsers]:
+def parsers(clock: ManualClock) -> Iterator[Parsers]:
     parsers = Parsers(clock=clock, workers=1)
     yield parsers
     parsers.stop()
@@ -102,7 +93,9 @@ async def test_light_parsing_stays_in_threads(parsers: Parsers) -> None:
     assert all(isinstance(result, ParsedFeed) and len(result.items) == 4 for result in results)
 
 
-async def test_a_backlog_starts_workers_and_idle_stops_them(parsers: Parsers, clock: Clock) -> None:
+async def test_a_backlog_starts_workers_and_idle_stops_them(
+    parsers: Parsers, clock: ManualClock
+) -> None:
     body = feed_document("havana-wire.xml")
     expected = parse(body)()
     gate = threading.Event()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -31,6 +30,7 @@ from monitor.web.auth import (
     reads_only,
 )
 from monitor.web.health import Health
+from tests.support.clock import ManualClock
 from tests.support.web import READ_TOKEN, TOKEN, Served, serving
 
 
@@ -67,14 +67,6 @@ ROUTES: list[BaseRoute] = [
     ),
     Route("/alerts.atom", _page),
 ]
-
-
-@dataclass
-class Clock:
-    now: float = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -234,7 +226,7 @@ async def test_a_read_only_session_cannot_write(web: Served) -> None:
 
 
 async def test_a_forged_or_old_cookie_is_refused() -> None:
-    clock = Clock()
+    clock = ManualClock(1_000_000.0)
     tokens = Tokens(TOKEN, READ_TOKEN)
     sessions = Sessions(tokens, clock)
     cookie = sessions.issue("read")
@@ -254,7 +246,7 @@ async def test_a_forged_or_old_cookie_is_refused() -> None:
 
 
 async def test_failed_logins_are_limited_per_address(store: Store) -> None:
-    clock = Clock()
+    clock = ManualClock(1_000_000.0)
     auth = Auth(Tokens(TOKEN), Failures(clock, limit=3, window=60.0), failed_delay=0.0)
     health = Health(store, lambda: None)
     async with (
