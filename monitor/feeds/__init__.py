@@ -9,18 +9,53 @@ max-age, Expires), charset (a second opinion on wrongly declared charsets), json
 (plain text, absolute links, sane dates).
 """
 
-from monitor.feeds.fetcher import (
-    Fetched,
-    FetchFailed,
-    FetchLimits,
-    NotModified,
-    Validators,
-    cache_hint,
-    fetch_feed,
-    make_client,
-    retry_after,
-)
-from monitor.feeds.parser import ParsedFeed, ParseFailed, parse_feed
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.feeds.fetcher import (
+        Fetched,
+        FetchFailed,
+        FetchLimits,
+        NotModified,
+        Validators,
+        cache_hint,
+        fetch_feed,
+        make_client,
+        retry_after,
+    )
+    from monitor.feeds.parser import ParsedFeed, ParseFailed, parse_feed
+
+# Imported on first use: a parse worker (monitor.processes) imports the parser alone, not the
+# fetching side (httpx, the address guard) that every worker would otherwise hold.
+_FETCHER = "monitor.feeds.fetcher"
+_PARSER = "monitor.feeds.parser"
+_ON_USE = {
+    **dict.fromkeys(
+        (
+            "FetchFailed",
+            "FetchLimits",
+            "Fetched",
+            "NotModified",
+            "Validators",
+            "cache_hint",
+            "fetch_feed",
+            "make_client",
+            "retry_after",
+        ),
+        _FETCHER,
+    ),
+    **dict.fromkeys(("ParseFailed", "ParsedFeed", "parse_feed"), _PARSER),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _ON_USE:
+        return getattr(importlib.import_module(_ON_USE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FetchFailed",
