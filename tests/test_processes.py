@@ -1,22 +1,16 @@
 """The `monitor` console script names its main module after the package's `__main__`, so that
-worker processes (monitor.processes) do not run the script again; the workers hold only what
-they run."""
+worker processes (monitor.processes) do not run the script again."""
 
 from __future__ import annotations
 
 import gc
 import sys
 import types
-from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
 from monitor.cli.main import entry
-from monitor.processes import PRELOAD, forkserver, name_main_after_the_package
-
-# What a worker has imported, asked in the worker itself (a builtin pickles by name, so the
-# probe brings no module of its own into the worker)
-LOADED = "{name: name in __import__('sys').modules for name in %r}"
+from monitor.processes import name_main_after_the_package
 
 
 def test_the_entry_point_names_a_script_main_after_the_package(
@@ -43,14 +37,3 @@ def test_a_main_module_with_a_name_keeps_it(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setitem(sys.modules, "__main__", program)
     name_main_after_the_package()
     assert program.__spec__.name == "someone.elses"
-
-
-def test_a_worker_holds_the_parser_and_not_the_application() -> None:
-    """A real worker from the real forkserver: the parser and the sandbox are loaded before
-    the first job, the fetching side (httpx), the store and the config models are not."""
-    wanted = {"feedparser", "monitor.feeds.parser", "monitor.delivery.template_sandbox"}
-    unwanted = {"httpx", "monitor.feeds.fetcher", "sqlalchemy", "pydantic", "monitor.config"}
-    assert wanted <= set(PRELOAD)
-    with ProcessPoolExecutor(max_workers=1, mp_context=forkserver()) as pool:
-        loaded = pool.submit(eval, LOADED % sorted(wanted | unwanted)).result(timeout=120)
-    assert loaded == {name: name in wanted for name in wanted | unwanted}

@@ -186,7 +186,8 @@ from concurrent.futures import ProcessPoolExecutor
 from monitor.cli.main import entry  # what the `monitor` console script imports
 from monitor.processes import forkserver, name_main_after_the_package
 
-NAMES = ("monitor.cli.main", "sqlalchemy", "pydantic", "monitor.feeds.parser")
+NAMES = ("monitor.cli.main", "sqlalchemy", "pydantic", "httpx", "monitor.feeds.fetcher")
+NAMES += ("monitor.feeds.parser",)
 CHECK = f"[name in __import__('sys').modules for name in {NAMES}]"
 if __name__ == "__main__":
     name_main_after_the_package()  # as entry() does first
@@ -197,11 +198,12 @@ if __name__ == "__main__":
 
 def test_a_worker_of_a_script_holds_the_parser_not_the_application(tmp_path: Path) -> None:
     """Started from a script, as from the `monitor` console script, a worker does not run the
-    script again: it has the parser the forkserver preloaded, not monitor.cli.main."""
+    script again: it has the parser the forkserver preloaded, not monitor.cli.main, nor the
+    fetching side that shares the parser's package."""
     script = tmp_path / "monitor-like"
     script.write_text(SCRIPT, encoding="utf-8")
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[False, False, False, True]"
+    assert done.stdout.strip() == "[False, False, False, False, False, True]"
