@@ -25,6 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+gc.disable()  # as the `monitor` command loads the application (monitor.cli.launch)
 
 import yaml  # noqa: E402
 
@@ -57,7 +58,8 @@ def main() -> None:
     parser.add_argument("--state", type=Path, required=True)
     args = parser.parse_args()
     name_main_after_the_package()  # as `monitor` does first (monitor.cli.main.entry)
-    gc.freeze()  # as `monitor` does once its modules are loaded
+    gc.freeze()  # as `monitor` does once its modules are loaded, and resumes the collector
+    gc.enable()
     urls = [line.strip() for line in args.urls.read_text().splitlines() if line.strip()]
     args.state.mkdir(parents=True, exist_ok=True)
     config = load_config(write_config(args.state, urls), {})

@@ -1,5 +1,5 @@
 """`python -m monitor` is the same as the `monitor` console script."""
 
-from monitor.cli.main import entry
+from monitor.cli.launch import entry
 
 entry()

@@ -310,10 +310,12 @@ def entry() -> None:
     as long as the process, so it is frozen out of the garbage collector's sight (`gc.freeze`):
     full collections skip it, and so does the collection at exit, which took ~0.1 s of every
     `run --once` (measured with bench/peer.py). Frozen again before exit, what the command
-    made is left to the process's end the same way.
+    made is left to the process's end the same way. The collector is resumed here if the
+    launcher (monitor.cli.launch) paused it for the imports.
     """
     name_main_after_the_package()  # worker processes do not run the script again
     gc.freeze()
+    gc.enable()
     try:
         code = main()
         sys.stdout.flush()
