@@ -31,6 +31,7 @@ from monitor.delivery.policy import DeliveryOutcome, classify
 from monitor.delivery.settings import WebhookConfig
 from monitor.delivery.targets import target_for
 from monitor.errors import DeliveryError, TransientDeliveryError
+from monitor.http.cookies import no_cookies
 from monitor.http.transport import pooled_transport
 from monitor.http.urls import redact_url
 from monitor.store import DueDelivery
@@ -81,6 +82,7 @@ def make_delivery_client() -> httpx.AsyncClient:
         limits=limits,
         timeout=httpx.Timeout(15.0),
         transport=pooled_transport(limits),  # its TLS context made when first needed
+        cookies=no_cookies(),  # a receiver's cookies are neither kept nor sent back
     )
 
 

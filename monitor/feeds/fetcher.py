@@ -27,6 +27,7 @@ import httpx
 from monitor import __version__
 from monitor.errors import FeedError, PermanentFeedError, TransientFeedError
 from monitor.feeds.compression import BodyTooLarge, Decoder
+from monitor.http.cookies import BoundedCookieJar
 from monitor.http.guard import AddressPolicy, Origin, RefusedAddress, origin, steered
 from monitor.http.headers import cache_hint, retry_after
 from monitor.http.transport import environment_proxies, pooled_transport, via_proxy
@@ -152,6 +153,7 @@ def make_client(
         transport=pooled_transport(pool_limits),
         follow_redirects=False,
         max_redirects=limits.max_redirects,
+        cookies=BoundedCookieJar(),  # a feed's cookies are kept, within bounds (cookies.py)
     )
 
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 import httpx
 
 from monitor.feeds.fetcher import USER_AGENT
+from monitor.http.cookies import no_cookies
 from monitor.http.guard import AddressPolicy, RefusedAddress, steered
 from monitor.http.transport import pooled_transport
 
@@ -42,6 +43,7 @@ def make_hub_client() -> httpx.AsyncClient:
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         limits=limits,
         transport=pooled_transport(limits),  # httpx's own, honouring them, under env proxies
+        cookies=no_cookies(),  # nor a hub's
     )
 
 

@@ -1,0 +1,38 @@
+"""Cookies that outsiders set: kept within bounds for feeds, not kept for receivers and hubs.
+
+httpx keeps every cookie a response sets in its client's jar for the client's life, and the
+standard library's jar has no limit, so a feed answering each poll with cookies of new names
+grew the daemon's memory for as long as it ran. Feeds keep cookies (a site that sets one and
+redirects to itself expects it back), within the limits RFC 6265 asks of browsers as a
+minimum; a full jar refuses new names and still updates the cookies it holds. Webhook
+receivers and WebSub hubs need no state of ours, so their clients keep no cookies at all.
+"""
+
+from __future__ import annotations
+
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
+
+PER_DOMAIN = 50
+TOTAL = 3000
+COOKIE_BYTES = 4096  # a cookie's name and value
+
+
+class BoundedCookieJar(CookieJar):
+    """A jar of at most PER_DOMAIN cookies per domain and TOTAL in all, each of at most
+    COOKIE_BYTES."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        if len(cookie.name) + len(cookie.value or "") > COOKIE_BYTES:
+            return
+        key = (cookie.domain, cookie.path, cookie.name)
+        held = list(self)
+        if all((c.domain, c.path, c.name) != key for c in held):
+            same_domain = sum(c.domain == cookie.domain for c in held)
+            if len(held) >= TOTAL or same_domain >= PER_DOMAIN:
+                return
+        super().set_cookie(cookie)
+
+
+def no_cookies() -> CookieJar:
+    """A jar that accepts no cookie, so none is ever sent."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
