@@ -1,10 +1,10 @@
 """The `monitor` command's first module: it loads the application with the collector paused.
 
-Importing the application creates ~77,000 objects that live as long as the process, and the
-cyclic garbage collector, triggered by allocation counts, walks them over and over while they
-are being created (178 young and one full collection during the imports). Nothing an import
-makes is garbage worth collecting (a few hundred objects), so the collector is paused until
-the modules are loaded; monitor.cli.main.entry then freezes them and resumes it.
+Importing the application creates tens of thousands of objects that live as long as the
+process, and the cyclic garbage collector, triggered by allocation counts, walks them over and
+over while they are being created. Next to nothing an import makes is garbage, so the
+collector is paused until the modules are loaded; monitor.cli.main.entry then freezes them
+and resumes it.
 """
 
 from __future__ import annotations
