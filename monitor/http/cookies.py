@@ -10,7 +10,9 @@ receivers and WebSub hubs need no state of ours, so their clients keep no cookie
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
+from typing import Any
 
 PER_DOMAIN = 50
 TOTAL = 3000
@@ -20,6 +22,11 @@ COOKIE_BYTES = 4096  # a cookie's name and value
 class BoundedCookieJar(CookieJar):
     """A jar of at most PER_DOMAIN cookies per domain and TOTAL in all, each of at most
     COOKIE_BYTES."""
+
+    def make_cookies(self, response: Any, request: Any) -> Sequence[Cookie]:
+        # one answer brings at most a domain's worth: each cookie offered is checked against
+        # the whole jar, and an answer's head may hold hundreds of tiny ones
+        return list(super().make_cookies(response, request))[:PER_DOMAIN]
 
     def set_cookie(self, cookie: Cookie) -> None:
         if len(cookie.name) + len(cookie.value or "") > COOKIE_BYTES:

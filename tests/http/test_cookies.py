@@ -68,6 +68,32 @@ async def test_the_jar_as_a_whole_is_bounded_too(
         assert len(list(client.cookies.jar)) == PER_DOMAIN - 10
 
 
+async def test_of_one_answer_only_a_domains_worth_of_cookies_is_read(server: LocalServer) -> None:
+    """Each cookie offered is checked against the whole jar, so an answer's head of hundreds
+    of tiny cookies would cost that many passes: the first PER_DOMAIN of an answer count, and
+    an update of a held cookie after them is not read either."""
+
+    def write(handler: BaseHTTPRequestHandler) -> None:
+        answer = len(server.requests_to("/many"))
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/rss+xml")
+        handler.send_header("Content-Length", str(len(FEED)))
+        names = [f"n{index}" for index in range(PER_DOMAIN + 10)] if answer == 2 else []
+        for name in names:
+            handler.send_header("Set-Cookie", f"{name}=v; Path=/")
+        handler.send_header("Set-Cookie", f"session={answer}; Path=/")
+        handler.end_headers()
+        handler.wfile.write(FEED)
+
+    server.raw("/many", write)
+    async with make_client() as client:
+        for _poll in range(2):
+            await fetch_feed(client, server.url("/many"), Validators())
+        held = {cookie.name: cookie.value for cookie in client.cookies.jar}
+    assert held["session"] == "1"
+    assert len(held) == PER_DOMAIN
+
+
 async def test_receivers_and_hubs_are_never_sent_back_their_cookies(server: LocalServer) -> None:
     server.static("/hook", b"ok", headers={"Set-Cookie": "tracker=1; Path=/"})
     clients: list[httpx.AsyncClient] = [make_delivery_client(), make_hub_client()]
