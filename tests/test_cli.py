@@ -34,6 +34,14 @@ def test_run_help_documents_once_and_max_wait(tmp_path: Path) -> None:
         assert option in result.stdout
 
 
+def python(probe: str) -> subprocess.CompletedProcess[str]:
+    """`probe` run by this Python in a process of its own, from the repository; it must exit 0."""
+    return subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True,
+        timeout=120,
+    )  # fmt: skip
+
+
 def test_the_command_line_imports_only_what_every_command_needs() -> None:
     """Every `monitor` command starts by importing the command line: the OPML reader (lxml),
     the rule compiler and the word dictionaries wait for the commands that use them."""
@@ -42,11 +50,7 @@ def test_the_command_line_imports_only_what_every_command_needs() -> None:
         "print(sorted(m for m in ('lxml', 'listparser', 'monitor.matching.rules', "
         "'monitor.matching.schema', 'pymorphy3', 'simplemma') if m in sys.modules))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True,
-        timeout=120,
-    )  # fmt: skip
-    assert done.stdout.strip() == "[]"
+    assert python(probe).stdout.strip() == "[]"
 
 
 def test_the_collector_is_paused_while_the_application_loads_and_resumed_for_the_command() -> None:
@@ -58,10 +62,7 @@ def test_the_collector_is_paused_while_the_application_loads_and_resumed_for_the
         "atexit.register(lambda: print(gc.isenabled(), gc.get_stats()[0]['collections'], "
         "file=sys.stderr)); import runpy; runpy.run_module('monitor', run_name='__main__')"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False,
-        timeout=120,
-    )  # fmt: skip
+    done = python(probe)
     assert done.stdout.strip() == f"monitor {__version__}"
     enabled, young = done.stderr.split()
     assert enabled == "True"

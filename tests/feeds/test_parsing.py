@@ -186,8 +186,10 @@ from concurrent.futures import ProcessPoolExecutor
 from monitor.cli.main import entry  # what the `monitor` console script imports
 from monitor.processes import forkserver, name_main_after_the_package
 
-NAMES = ("monitor.cli.main", "sqlalchemy", "pydantic", "httpx", "monitor.feeds.fetcher")
-NAMES += ("monitor.feeds.parser",)
+NAMES = (
+    "monitor.cli.main", "sqlalchemy", "pydantic", "httpx", "monitor.feeds.fetcher",
+    "monitor.feeds.parser",
+)
 CHECK = f"[name in __import__('sys').modules for name in {NAMES}]"
 if __name__ == "__main__":
     name_main_after_the_package()  # as entry() does first

@@ -3,6 +3,7 @@ are kept within bounds and sent back to it; a receiver's and a hub's are never k
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 
 import httpx
@@ -19,30 +20,32 @@ FEED = b"<rss version='2.0'><channel><title>t</title><item><title>a</title></ite
 NEW_NAMES_PER_ANSWER = 30
 
 
-def cookie_setter(server: LocalServer, path: str) -> None:
-    """Answers every request with cookies of new names, a `session` cookie that changes each
-    time, and, the first time, one cookie larger than a cookie may be."""
+def serve_cookies(server: LocalServer, path: str, cookies: Callable[[int], list[str]]) -> None:
+    """Serve FEED at `path`, its n-th answer (from 1) setting the cookies `cookies(n)`."""
 
     def write(handler: BaseHTTPRequestHandler) -> None:
-        answer = len(server.requests_to(path))
         handler.send_response(200)
         handler.send_header("Content-Type", "application/rss+xml")
         handler.send_header("Content-Length", str(len(FEED)))
-        handler.send_header("Set-Cookie", f"session={answer}; Path=/")
-        for index in range(NEW_NAMES_PER_ANSWER):
-            handler.send_header("Set-Cookie", f"c{answer}x{index}=v; Path=/")
-        if answer == 1:
-            handler.send_header("Set-Cookie", f"huge={'x' * COOKIE_BYTES}; Path=/")
+        for cookie in cookies(len(server.requests_to(path))):
+            handler.send_header("Set-Cookie", f"{cookie}; Path=/")
         handler.end_headers()
         handler.wfile.write(FEED)
 
     server.raw(path, write)
 
 
+def new_names(answer: int) -> list[str]:
+    """Cookies of new names at every answer, a `session` cookie that changes each time, and,
+    the first time, one cookie larger than a cookie may be."""
+    names = [f"session={answer}", *(f"c{answer}x{i}=v" for i in range(NEW_NAMES_PER_ANSWER))]
+    return [*names, f"huge={'x' * COOKIE_BYTES}"] if answer == 1 else names
+
+
 async def test_a_feed_that_sets_new_cookies_at_every_poll_fills_its_share_and_no_more(
     server: LocalServer,
 ) -> None:
-    cookie_setter(server, "/feed.xml")
+    serve_cookies(server, "/feed.xml", new_names)
     async with make_client() as client:
         for _poll in range(5):  # 155 cookies offered
             fetched = await fetch_feed(client, server.url("/feed.xml"), Validators())
@@ -61,7 +64,7 @@ async def test_the_jar_as_a_whole_is_bounded_too(
     """Many feeds' cookies together stop at TOTAL (lowered here, where one server stands for
     many feeds)."""
     monkeypatch.setattr(cookies, "TOTAL", PER_DOMAIN - 10)
-    cookie_setter(server, "/feed.xml")
+    serve_cookies(server, "/feed.xml", new_names)
     async with make_client() as client:
         for _poll in range(3):
             await fetch_feed(client, server.url("/feed.xml"), Validators())
@@ -73,19 +76,11 @@ async def test_of_one_answer_only_a_domains_worth_of_cookies_is_read(server: Loc
     of tiny cookies would cost that many passes: the first PER_DOMAIN of an answer count, and
     an update of a held cookie after them is not read either."""
 
-    def write(handler: BaseHTTPRequestHandler) -> None:
-        answer = len(server.requests_to("/many"))
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/rss+xml")
-        handler.send_header("Content-Length", str(len(FEED)))
-        names = [f"n{index}" for index in range(PER_DOMAIN + 10)] if answer == 2 else []
-        for name in names:
-            handler.send_header("Set-Cookie", f"{name}=v; Path=/")
-        handler.send_header("Set-Cookie", f"session={answer}; Path=/")
-        handler.end_headers()
-        handler.wfile.write(FEED)
+    def a_domains_worth_and_more(answer: int) -> list[str]:
+        names = [f"n{index}=v" for index in range(PER_DOMAIN + 10)] if answer == 2 else []
+        return [*names, f"session={answer}"]
 
-    server.raw("/many", write)
+    serve_cookies(server, "/many", a_domains_worth_and_more)
     async with make_client() as client:
         for _poll in range(2):
             await fetch_feed(client, server.url("/many"), Validators())
