@@ -14,7 +14,6 @@ line run_peers.py reads: new items recorded (not entries parsed) and the inner w
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import shutil
@@ -31,7 +30,7 @@ import yaml  # noqa: E402
 
 from monitor.config.settings import load_config  # noqa: E402
 from monitor.processes import name_main_after_the_package  # noqa: E402
-from monitor.runtime.once import run_once  # noqa: E402
+from monitor.runtime.once import run_cycle  # noqa: E402
 
 
 def write_config(state: Path, urls: list[str]) -> Path:
@@ -64,7 +63,7 @@ def main() -> None:
     args.state.mkdir(parents=True, exist_ok=True)
     config = load_config(write_config(args.state, urls), {})
     started = time.perf_counter()
-    summary = asyncio.run(run_once(config, timedelta(0)))
+    summary = run_cycle(config, timedelta(0))  # as `monitor run --once` does
     inner = time.perf_counter() - started
     print(summary.line(), file=sys.stderr)
     print(json.dumps({"items": summary.new_items, "inner_wall": round(inner, 3)}))

@@ -18,7 +18,7 @@ from monitor.cli import feeds as feeds_commands
 from monitor.cli import mutes as mute_commands
 from monitor.cli import opml as opml_commands
 from monitor.cli import run as running
-from monitor.cli.reporting import duration_argument
+from monitor.cli.reporting import count_argument, duration_argument
 from monitor.durations import parse_duration
 from monitor.processes import name_main_after_the_package
 from monitor.runtime.logs import FORMATS, default_format
@@ -97,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --once: no status line (feeds done, new items, alerts) while it runs; the "
         "line is drawn only when stderr is a terminal anyway",
+    )
+    run.add_argument(
+        "--processes",
+        type=count_argument,
+        metavar="N",
+        help="with --once: poll in N processes, each with its share of the feeds and of "
+        "fetch.per_host (default: one per core once there are 100 feeds; never more than "
+        "fetch.per_host, and 1 when fetch.host_spacing is set); the first one delivers",
     )
     run.add_argument(
         "--grace",
@@ -279,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_wait=args.max_wait,
             grace=args.grace,
             quiet=args.quiet,
+            processes=args.processes,
         )
     if args.command == "check":
         return rules.check(args.config, args.rules)

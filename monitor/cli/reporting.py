@@ -26,6 +26,17 @@ def duration_argument(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def count_argument(text: str) -> int:
+    """An option's count of at least 1, as argparse wants its type."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def load_or_report(
     directory: Path, *, secrets: bool = True, rules: Path | None = None
 ) -> LoadedConfig | None:

@@ -38,13 +38,14 @@ def run(
     max_wait: timedelta,
     grace: timedelta = timedelta(seconds=10),
     quiet: bool = False,
+    processes: int | None = None,
 ) -> int:
     config = load_or_report(directory)
     if config is None:
         return EXIT_INVALID
     try:
         if once:
-            summary = _once(config, max_wait, quiet=quiet)
+            summary = _once(config, max_wait, quiet=quiet, processes=processes)
             print(summary.line())
         else:
             from monitor.runtime import daemon  # noqa: PLC0415 - its parts load only for the daemon
@@ -61,10 +62,12 @@ def run(
     return EXIT_OK
 
 
-def _once(config: LoadedConfig, max_wait: timedelta, *, quiet: bool) -> one_cycle.CycleSummary:
+def _once(
+    config: LoadedConfig, max_wait: timedelta, *, quiet: bool, processes: int | None
+) -> one_cycle.CycleSummary:
     status = Progress.on_terminal(quiet=quiet)
     try:
-        return asyncio.run(one_cycle.run_once(config, max_wait, progress=status))
+        return one_cycle.run_cycle(config, max_wait, progress=status, processes=processes)
     finally:
         if status is not None:
             status.close()

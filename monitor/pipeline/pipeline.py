@@ -57,11 +57,15 @@ class Pipeline:
         feed_client: httpx.AsyncClient,
         delivery_client: httpx.AsyncClient,
         metrics: Observer | None = None,
+        *,
+        parse_in_processes: bool | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.metrics = metrics
-        self.context = refresh_context(store, feed_client, config)
+        self.context = refresh_context(
+            store, feed_client, config, parse_in_processes=parse_in_processes
+        )
         self.settings = feed_settings(config)
         self._delivery_client = delivery_client
         self.dispatcher = self._dispatcher(config)
@@ -92,10 +96,7 @@ class Pipeline:
         return Dispatcher(self.store.outbox, self._delivery_client, hooks, budgets=budgets)
 
     def sync_feeds(self) -> None:
-        # a feed with `enabled: false` stays in the config but is inactive in the store: no
-        # replica claims it, and no health check finds it silent
-        configured = [(f.url, f.name) for f in self.config.settings.feeds if f.enabled]
-        self.store.sync_feeds(configured, datetime.now(UTC))
+        sync_feeds(self.store, self.config)
 
     async def apply(self, config: LoadedConfig) -> None:
         """Put a newly loaded config in force: rules, feeds (synced to the store), webhooks.
@@ -168,6 +169,14 @@ class Pipeline:
         if groups:
             log.info("retention: forgot %d story groups closed over %s ago", groups, GROUPS_KEPT)
         return pruned
+
+
+def sync_feeds(store: Store, config: LoadedConfig) -> None:
+    """The store's feeds as configured (added, renamed, made active or inactive)."""
+    # a feed with `enabled: false` stays in the config but is inactive in the store: no
+    # replica claims it, and no health check finds it silent
+    configured = [(f.url, f.name) for f in config.settings.feeds if f.enabled]
+    store.sync_feeds(configured, datetime.now(UTC))
 
 
 def _interval(config: LoadedConfig, url: str) -> timedelta | None:

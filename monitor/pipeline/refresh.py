@@ -112,8 +112,10 @@ def refresh_context(
     config: LoadedConfig,
     *,
     poll_slots: asyncio.Semaphore | None = None,
+    parse_in_processes: bool | None = None,
 ) -> RefreshContext:
-    """The context of a pipeline's first config (`poll_slots`: MAX_FEEDS_IN_FLIGHT by default)."""
+    """The context of a pipeline's first config (`poll_slots`: MAX_FEEDS_IN_FLIGHT by default;
+    `parse_in_processes`: by the feed count and the cores, unless given)."""
     fetch = config.settings.fetch
     return RefreshContext(
         store=store,
@@ -122,7 +124,9 @@ def refresh_context(
         limits=fetch.limits(),
         hosts=HostLimiter(fetch.per_host, fetch.host_spacing),
         parse_slots=asyncio.Semaphore(2 * (os.cpu_count() or 1)),
-        parse_in_processes=use_processes(len(config.settings.feeds)),
+        parse_in_processes=use_processes(len(config.settings.feeds))
+        if parse_in_processes is None
+        else parse_in_processes,
         writer=PollWriter(store),
         poll_slots=poll_slots or asyncio.Semaphore(MAX_FEEDS_IN_FLIGHT),
     )

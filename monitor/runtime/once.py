@@ -3,12 +3,14 @@
 The same parts as the daemon (monitor.runtime.daemon): `Pipeline.refresh` for each feed and the
 outbox's dispatcher; only the scheduling differs, and none of the daemon's own parts (scheduler,
 HTTP server, config watcher, metrics) are loaded, so a cron job does not pay for them at each
-start.
+start. Many feeds are polled by several processes, one per core (monitor.runtime.split).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,13 +20,16 @@ from typing import Protocol
 from monitor.config.settings import LoadedConfig
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delivery_client
 from monitor.feeds.fetcher import make_client
-from monitor.pipeline.pipeline import FEED_LEASE, Pipeline
+from monitor.pipeline.pipeline import FEED_LEASE, Pipeline, sync_feeds
 from monitor.pipeline.refresh import RefreshOutcome
+from monitor.runtime import split
 from monitor.store import FeedState, Store, owners
 from monitor.store.replicas import Replicas, log_released_processes
 from monitor.wording import plural
 
 Sleep = Callable[[float], Awaitable[None]]
+Report = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 class Progress(Protocol):
@@ -51,12 +56,15 @@ class CycleSummary:
     seconds: float = 0.0
 
     def add(self, outcome: RefreshOutcome) -> None:
+        self.count(outcome.status, outcome.new_items, outcome.alerts)
+
+    def count(self, status: str, new_items: int, alerts: int) -> None:
         self.feeds += 1
-        self.new_items += outcome.new_items
-        self.alerts += outcome.alerts
-        if outcome.status == "fetched":
+        self.new_items += new_items
+        self.alerts += alerts
+        if status == "fetched":
             self.fetched += 1
-        elif outcome.status == "unchanged":
+        elif status == "unchanged":
             self.unchanged += 1
         else:
             self.failed += 1
@@ -80,29 +88,78 @@ class CycleSummary:
         )
 
 
+def run_cycle(
+    config: LoadedConfig,
+    max_wait: timedelta,
+    *,
+    progress: Progress | None = None,
+    processes: int | None = None,
+) -> CycleSummary:
+    """`run_once` in `processes` processes (by default one per core for many feeds,
+    monitor.runtime.split.processes_for); call it outside any event loop."""
+    count = split.processes_for(config, processes)
+    if count == 1:
+        return asyncio.run(run_once(config, max_wait, progress=progress))
+    started = time.monotonic()
+    skipped = asyncio.run(_prepare(config))
+    log.debug("polling %d feeds in %d processes", len(config.settings.feeds), count)
+    gc.freeze()  # the collector of a child then writes to none of the pages they share
+
+    def child(number: int, fd: int) -> int:
+        share = split.Share(number, count)
+        return _poll_share(split.share_config(config, share), share, fd)
+
+    shares = Shares(count, skipped, split.fork_children(count - 1, child))
+    first = split.share_config(config, split.Share(0, count))
+    summary = asyncio.run(run_once(first, max_wait, progress=progress, shares=shares))
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+@dataclass(frozen=True, slots=True)
+class Shares:
+    """The first of `count` processes polling together: what it found held by others before
+    the fork, and the children polling the other shares."""
+
+    count: int
+    skipped: int
+    children: tuple[split.Child, ...]
+
+
 async def run_once(
     config: LoadedConfig,
     max_wait: timedelta,
     *,
     sleep: Sleep = asyncio.sleep,
     progress: Progress | None = None,
+    shares: Shares | None = None,
 ) -> CycleSummary:
     """Poll every feed once, deliver what is due, keep retrying while a retry falls due in time.
 
     `sleep` waits for the next retry to fall due (a caller keeping its own clock passes its own);
-    `progress` is told of each feed done and of the delivery phase."""
+    `progress` is told of each feed done and of the delivery phase. With `shares`, only the
+    first share is polled here; the children's reports are counted and, once they exited, the
+    deliveries of all are made here."""
     started = time.monotonic()
     store = await asyncio.to_thread(Store.open, config.storage_url)
     summary = CycleSummary()
     try:
         async with make_client() as feed_client, make_delivery_client() as delivery_client:
-            pipeline = Pipeline(config, store, feed_client, delivery_client)
-            await asyncio.to_thread(pipeline.sync_feeds)
-            feeds = await _claim_feeds(store, len(config.settings.feeds), summary)
-            for done in asyncio.as_completed([pipeline.refresh(f) for f in feeds]):
-                summary.add(await done)
-                if progress is not None:
-                    progress.polled(summary, len(feeds))
+            pipeline = Pipeline(
+                config,
+                store,
+                feed_client,
+                delivery_client,
+                parse_in_processes=None if shares is None else False,  # a core each already
+            )
+            if shares is None:
+                await asyncio.to_thread(pipeline.sync_feeds)
+                feeds = await _claim_feeds(store, len(config.settings.feeds), summary)
+                await _poll_here(pipeline, feeds, summary, Tally(progress, [len(feeds)]))
+            else:
+                summary.skipped = shares.skipped
+                feeds = await _claim_share(store, config, split.Share(0, shares.count))
+                await _poll_with(shares, pipeline, feeds, summary, progress)
             await asyncio.to_thread(pipeline.check_feed_health)  # feed.unhealthy, feed.recovered
             if progress is not None:
                 progress.delivering(summary)
@@ -114,13 +171,150 @@ async def run_once(
     return summary
 
 
-async def _claim_feeds(store: Store, configured: int, summary: CycleSummary) -> list[FeedState]:
-    """Every feed no other live process holds. Leases of daemons whose heartbeat stopped, and of
-    processes here that died (a `run --once` killed while polling), end first."""
+class Tally:
+    """Tells `progress` of each feed done, once every process has said how many it claimed."""
+
+    def __init__(self, progress: Progress | None, claimed: list[int | None]) -> None:
+        self.progress = progress
+        self.claimed = claimed  # per process; None until it reported
+
+    def polled(self, summary: CycleSummary) -> None:
+        if self.progress is None or None in self.claimed:
+            return
+        self.progress.polled(summary, sum(n for n in self.claimed if n is not None))
+
+
+async def _poll_here(
+    pipeline: Pipeline, feeds: list[FeedState], summary: CycleSummary, tally: Tally
+) -> None:
+    for done in asyncio.as_completed([pipeline.refresh(f) for f in feeds]):
+        summary.add(await done)
+        tally.polled(summary)
+
+
+async def _poll_with(
+    shares: Shares,
+    pipeline: Pipeline,
+    feeds: list[FeedState],
+    summary: CycleSummary,
+    progress: Progress | None,
+) -> None:
+    """Poll `feeds` here while counting what the children report, until they all exited."""
+    tally = Tally(progress, [len(feeds), *(None for _ in shares.children)])
+    async with asyncio.TaskGroup() as group:
+        for number, child in enumerate(shares.children, start=1):
+            group.create_task(_follow(child, number, summary, tally))
+        await _poll_here(pipeline, feeds, summary, tally)
+
+
+async def _follow(child: split.Child, number: int, summary: CycleSummary, tally: Tally) -> None:
+    polled = 0
+
+    def on_line(line: str) -> None:
+        nonlocal polled
+        match line.split():
+            case ["claimed", claimed] if claimed.isdigit():
+                tally.claimed[number] = int(claimed)
+            case ["polled", status, new_items, alerts] if new_items.isdigit() and alerts.isdigit():
+                polled += 1
+                summary.count(status, int(new_items), int(alerts))
+            case _:
+                return
+        tally.polled(summary)
+
+    code = await split.follow(child, on_line)
+    claimed = tally.claimed[number]
+    how = f"status {code}" if code >= 0 else f"signal {-code}"
+    if claimed == polled:
+        if code != 0:  # what it polled is recorded: only its end went wrong
+            log.warning("a polling process (pid %d) exited with %s", child.pid, how)
+        return
+    missing = (claimed or 0) - polled
+    for _ in range(missing):  # not polled this time: the next run polls them
+        summary.count("failed", 0, 0)
+    tally.claimed[number] = claimed or 0
+    if claimed is None:
+        what = "saying which feeds it claimed"
+    else:
+        what = f"polling {missing} of its {'feed' if missing == 1 else 'feeds'}"
+    log.error(
+        "a polling process (pid %d) exited with %s before %s; the next run polls %s",
+        child.pid,
+        how,
+        what,
+        "it" if missing == 1 else "them",
+    )
+
+
+def _poll_share(config: LoadedConfig, share: split.Share, fd: int) -> int:
+    """A child's life: poll its share, write a line per feed polled to `fd`; its exit code."""
+    with open(fd, "wb", buffering=0) as reports:
+
+        def report(line: str) -> None:
+            reports.write(line.encode("ascii") + b"\n")
+
+        try:
+            asyncio.run(_poll_share_async(config, share, report))
+        except BrokenPipeError:  # the first process is gone: nobody would count the rest
+            return 1
+    return 0
+
+
+async def _poll_share_async(config: LoadedConfig, share: split.Share, report: Report) -> None:
+    store = await asyncio.to_thread(Store.open, config.storage_url)
+    try:
+        async with make_client() as feed_client, make_delivery_client() as delivery_client:
+            pipeline = Pipeline(
+                config, store, feed_client, delivery_client, parse_in_processes=False
+            )
+            feeds = await _claim_share(store, config, share)
+            report(f"claimed {len(feeds)}")
+            for done in asyncio.as_completed([pipeline.refresh(f) for f in feeds]):
+                outcome = await done
+                report(f"polled {outcome.status} {outcome.new_items} {outcome.alerts}")
+    finally:
+        await asyncio.to_thread(store.close)
+
+
+async def _prepare(config: LoadedConfig) -> int:
+    """Before the fork: the feeds synced, dead processes' leases ended; the feeds held by
+    others, which no share polls."""
+    store = await asyncio.to_thread(Store.open, config.storage_url)
+    try:
+        await asyncio.to_thread(sync_feeds, store, config)
+        await _release_dead(store)
+        return await asyncio.to_thread(
+            Replicas(store.engine).feeds_held_by_others, datetime.now(UTC), str(owners.current())
+        )
+    finally:
+        await asyncio.to_thread(store.close)
+
+
+async def _claim_share(store: Store, config: LoadedConfig, share: split.Share) -> list[FeedState]:
+    return await asyncio.to_thread(
+        store.claim_feeds,
+        datetime.now(UTC),
+        FEED_LEASE,
+        due_only=False,
+        limit=max(1, len(config.settings.feeds)),
+        owner=str(owners.current()),
+        share=(share.index, share.count),
+    )
+
+
+async def _release_dead(store: Store) -> None:
     now = datetime.now(UTC)
     replicas = Replicas(store.engine)
     await asyncio.to_thread(replicas.release_dead, now)
     log_released_processes(await asyncio.to_thread(replicas.release_dead_processes, now))
+
+
+async def _claim_feeds(store: Store, configured: int, summary: CycleSummary) -> list[FeedState]:
+    """Every feed no other live process holds. Leases of daemons whose heartbeat stopped, and of
+    processes here that died (a `run --once` killed while polling), end first."""
+    await _release_dead(store)
+    now = datetime.now(UTC)
+    replicas = Replicas(store.engine)
     me = str(owners.current())
     feeds = await asyncio.to_thread(
         store.claim_feeds, now, FEED_LEASE, due_only=False, limit=max(1, configured), owner=me

@@ -75,6 +75,11 @@ def current() -> Owner:
     )
 
 
+# a forked child is another process: it must not claim work as its parent (monitor.runtime.split)
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=current.cache_clear)
+
+
 def is_dead(claimed_by: str, me: Owner | None = None) -> bool:
     """True only when `claimed_by` is provably a process that no longer runs."""
     me = me or current()

@@ -10,53 +10,26 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_cli
-from tests.support.pipeline import feed_document, write_config
-from tests.support.servers import LocalServer, RecordedRequest, Reply
+from tests.support.pipeline import HeldFeeds, write_config
+from tests.support.servers import LocalServer
 
-RSS = {"Content-Type": "application/rss+xml; charset=utf-8"}
 PATHS = ("/wire.xml", "/other.xml")
-
-
-class HeldFeeds:
-    """Serves the test feed at PATHS; the first `hold` requests wait until `release` is set."""
-
-    def __init__(self, server: LocalServer, hold: int) -> None:
-        self.server = server
-        self.hold = hold
-        self.release = threading.Event()
-        self.arrived = 0
-        self.lock = threading.Lock()
-        self.body = feed_document("havana-wire.xml")
-        for path in PATHS:
-            server.route(path, self._handle)
-
-    def _handle(self, _request: RecordedRequest) -> Reply:
-        with self.lock:
-            self.arrived += 1
-            held = self.arrived <= self.hold
-        if held:
-            self.release.wait(60)
-        return Reply(200, self.body, RSS)
-
-    def urls(self) -> list[dict[str, object]]:
-        return [{"url": self.server.url(path)} for path in PATHS]
 
 
 @pytest.fixture
 def held(server: LocalServer) -> Iterator[HeldFeeds]:
-    feeds = HeldFeeds(server, hold=len(PATHS))
+    feeds = HeldFeeds(server, PATHS, hold=len(PATHS))
     yield feeds
     feeds.release.set()
 
 
-def _start_polling(config: Path, log: Path, server: LocalServer) -> subprocess.Popen[bytes]:
+def _start_polling(config: Path, log: Path, held: HeldFeeds) -> subprocess.Popen[bytes]:
     """A `run --once` subprocess, returned once every feed request of it has arrived."""
     with log.open("w") as output:  # the child has its own copy of the descriptor
         process = subprocess.Popen(
@@ -66,8 +39,7 @@ def _start_polling(config: Path, log: Path, server: LocalServer) -> subprocess.P
             stderr=subprocess.STDOUT,
             env={**os.environ},
         )
-    arrived = server.wait_for(lambda reqs: len([r for r in reqs if r.path in PATHS]) >= 2, 60)
-    if not arrived:
+    if not held.wait_for_arrivals(len(PATHS)):
         process.kill()
         process.wait(10)
         pytest.fail(log.read_text())
@@ -79,10 +51,10 @@ def _run(config: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_run_once_killed_while_polling_does_not_hold_its_feeds(
-    tmp_path: Path, server: LocalServer, held: HeldFeeds
+    tmp_path: Path, held: HeldFeeds
 ) -> None:
     config = write_config(tmp_path / "config", feeds=held.urls())
-    process = _start_polling(config, tmp_path / "killed.log", server)
+    process = _start_polling(config, tmp_path / "killed.log", held)
     process.send_signal(signal.SIGKILL)
     process.wait(10)
     assert process.returncode == -signal.SIGKILL
@@ -95,10 +67,10 @@ def test_a_run_once_killed_while_polling_does_not_hold_its_feeds(
 
 
 def test_feeds_another_live_run_is_polling_are_said_to_be_skipped(
-    tmp_path: Path, server: LocalServer, held: HeldFeeds
+    tmp_path: Path, held: HeldFeeds
 ) -> None:
     config = write_config(tmp_path / "config", feeds=held.urls())
-    process = _start_polling(config, tmp_path / "first.log", server)
+    process = _start_polling(config, tmp_path / "first.log", held)
     try:
         second = _run(config)
     finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -49,6 +51,7 @@ def write_config(
     webhooks: list[dict[str, object]] | None = None,
     defaults: dict[str, object] | None = None,
     storage: str | None = None,
+    fetch: dict[str, object] | None = None,
 ) -> Path:
     """A config folder: monitor.yaml as given, and the pipeline tests' fixed rules beside it."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -61,7 +64,42 @@ def write_config(
         "feeds": feeds,
         "webhooks": webhooks or [],
     }
+    if fetch is not None:
+        document["fetch"] = fetch
     (directory / "monitor.yaml").write_text(
         yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
     return directory
+
+
+class HeldFeeds:
+    """Serves havana-wire.xml at `paths` (no validators: always 200); the first `hold` requests
+    wait until `release` is set."""
+
+    def __init__(self, server: LocalServer, paths: Sequence[str], hold: int) -> None:
+        self.server = server
+        self.paths = tuple(paths)
+        self.hold = hold
+        self.release = threading.Event()
+        self.arrived = 0
+        self.lock = threading.Lock()
+        self.body = feed_document("havana-wire.xml")
+        for path in self.paths:
+            server.route(path, self._handle)
+
+    def _handle(self, _request: RecordedRequest) -> Reply:
+        with self.lock:
+            self.arrived += 1
+            held = self.arrived <= self.hold
+        if held:
+            self.release.wait(60)
+        return Reply(200, self.body, {"Content-Type": "application/rss+xml; charset=utf-8"})
+
+    def urls(self) -> list[dict[str, object]]:
+        return [{"url": self.server.url(path)} for path in self.paths]
+
+    def wait_for_arrivals(self, count: int, timeout: float = 60) -> bool:
+        """Whether `count` requests to the paths arrived within `timeout` seconds."""
+        return self.server.wait_for(
+            lambda reqs: len([r for r in reqs if r.path in self.paths]) >= count, timeout
+        )

@@ -1,0 +1,135 @@
+"""`run --once` on every core: the feeds split between processes forked once the config is loaded.
+
+One process polls on one core at most: fetching, parsing, matching and writing share the GIL.
+A cycle over many feeds is split instead: the first process forks the others after the modules,
+the config and the compiled rules are loaded (they share those pages), and each polls its share
+of the feeds with its share of `fetch.per_host`, so a host never sees more requests at once than
+configured. The others report each feed polled through a pipe; the first adds them to its
+summary and, once they have all exited, checks feed health and delivers, alone.
+
+A share is claimed as any `run --once` claims its feeds (monitor.runtime.once): leased in the
+store under its own process, so a process that dies leaves leases the next run releases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from monitor.config.settings import LoadedConfig
+
+# Below this many feeds, one process: the fork and a second store and HTTP client cost about
+# what polling a few dozen unchanged feeds does.
+SPLIT_MIN_FEEDS = 100
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """Process `index` of `count`: the feeds whose id is `index` modulo `count`."""
+
+    index: int
+    count: int
+
+    def of(self, total: int) -> int:
+        """This process's part of `total` slots: the parts add up to `total`."""
+        return total // self.count + (1 if self.index < total % self.count else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    pid: int
+    reports: int  # the read end of the pipe it writes a line to per feed polled
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # what this process may run on (containers, taskset)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def processes_for(config: LoadedConfig, requested: int | None) -> int:
+    """How many processes poll: `requested`, else one per core once there are SPLIT_MIN_FEEDS
+    feeds; never more than `fetch.per_host` (each needs a request to a host of its own) nor
+    than the feeds; one when requests to a host must be spaced (`fetch.host_spacing`: one
+    process keeps the turns), without fork, or when threads run (a fork copies none of them)."""
+    fetch = config.settings.fetch
+    feeds = sum(1 for feed in config.settings.feeds if feed.enabled)
+    if fetch.host_spacing > timedelta(0) or not hasattr(os, "fork"):
+        return 1
+    if threading.active_count() > 1:
+        return 1
+    if requested is None:
+        requested = cores() if feeds >= SPLIT_MIN_FEEDS else 1
+    return max(1, min(requested, fetch.per_host, feeds))
+
+
+def share_config(config: LoadedConfig, share: Share) -> LoadedConfig:
+    """`config` with the share's part of `fetch.per_host` (feed and article hosts alike)."""
+    fetch = config.settings.fetch
+    settings = config.settings.model_copy(
+        update={"fetch": fetch.model_copy(update={"per_host": share.of(fetch.per_host)})}
+    )
+    return dataclasses.replace(config, settings=settings)
+
+
+def fork_children(count: int, body: Callable[[int, int], int]) -> tuple[Child, ...]:
+    """Fork `count` children; child `n` (1-based) runs `body(n, fd)` and exits with what it
+    returns, `fd` being its end of the pipe. Call with no other thread running."""
+    children: list[Child] = []
+    for number in range(1, count + 1):
+        read, write = os.pipe()
+        sys.stdout.flush()  # else what is buffered would be written by both processes
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child; its coverage is not collected
+            _exit_child(body, number, write, [read, *(child.reports for child in children)])
+        os.close(write)
+        children.append(Child(pid, read))
+    return tuple(children)
+
+
+def _exit_child(
+    body: Callable[[int, int], int], number: int, write: int, inherited: list[int]
+) -> None:  # pragma: no cover - runs in the child
+    code = 1
+    try:
+        for fd in inherited:
+            os.close(fd)
+        code = body(number, write)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent reports it
+        code = 130
+    except BaseException:  # nothing may unwind into the parent's frames: they are not ours
+        log.exception("polling process %d failed", number)
+    finally:
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+async def follow(child: Child, on_line: Callable[[str], None]) -> int:
+    """Hand each line `child` writes to `on_line` until it closes its end; then its exit code
+    (negative: the signal that killed it)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(child.reports, "rb", buffering=0)
+    )
+    try:
+        while line := await reader.readline():
+            on_line(line.decode("ascii", "replace").strip())
+    finally:
+        transport.close()
+    _, status = await asyncio.to_thread(os.waitpid, child.pid, 0)
+    return os.waitstatus_to_exitcode(status)
