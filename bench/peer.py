@@ -29,7 +29,7 @@ gc.disable()  # as the `monitor` command loads the application (monitor.cli.laun
 import yaml  # noqa: E402
 
 from monitor.config.settings import load_config  # noqa: E402
-from monitor.processes import name_main_after_the_package  # noqa: E402
+from monitor.processes import exit_without_teardown, name_main_after_the_package  # noqa: E402
 from monitor.runtime.once import run_cycle  # noqa: E402
 
 
@@ -72,3 +72,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_without_teardown(0)  # as `monitor` exits

@@ -16,10 +16,14 @@ entry point): children that import only the preloaded parser and sandbox.
 
 from __future__ import annotations
 
+import atexit
 import importlib.machinery
 import multiprocessing
+import os
 import sys
+import threading
 from multiprocessing.context import ForkServerContext
+from typing import NoReturn
 
 # By name, not import: this leaf must not import the stages (the layers of pyproject.toml)
 PRELOAD = [
@@ -43,3 +47,16 @@ def name_main_after_the_package() -> None:
     if main is not None and getattr(main, "__spec__", None) is None:
         # multiprocessing.spawn skips re-running a main module whose name ends in `.__main__`
         main.__spec__ = importlib.machinery.ModuleSpec("monitor.__main__", None)
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """End a command that is done: exit handlers run, output is flushed, and the interpreter's
+    teardown (every module and object freed one by one, which the system does at once) is
+    skipped. With other threads running, a normal exit: it waits for them."""
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)  # CPython's, undocumented
+    if run_exit_handlers is None or threading.active_count() > 1:
+        sys.exit(code)
+    run_exit_handlers()  # logging's flush, executors' joins, multiprocessing's finalizers
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,16 +1,32 @@
 """The `monitor` console script names its main module after the package's `__main__`, so that
-worker processes (monitor.processes) do not run the script again."""
+worker processes (monitor.processes) do not run the script again; it ends without the
+interpreter's teardown, yet with its exit handlers and its output."""
 
 from __future__ import annotations
 
 import gc
+import subprocess
 import sys
 import types
 
 import pytest
 
+from monitor.cli import main as cli_main
 from monitor.cli.main import entry
 from monitor.processes import name_main_after_the_package
+
+EXITING = """
+import atexit, sys, threading
+from monitor.processes import exit_without_teardown
+
+atexit.register(lambda: print("exit handler ran"))
+print("buffered, not yet written", end=" ")
+if sys.argv[1] == "thread":
+    go = threading.Event()
+    threading.Thread(target=lambda: (go.wait(), print("thread done", end=" "))).start()
+    go.set()
+exit_without_teardown(3)
+"""
 
 
 def test_the_entry_point_names_a_script_main_after_the_package(
@@ -21,6 +37,7 @@ def test_the_entry_point_names_a_script_main_after_the_package(
     script.__spec__ = None  # a script run by path has none
     monkeypatch.setitem(sys.modules, "__main__", script)
     monkeypatch.setattr(sys, "argv", ["monitor", "--version"])
+    monkeypatch.setattr(cli_main, "exit_without_teardown", sys.exit)  # pytest lives on
     try:
         with pytest.raises(SystemExit):
             entry()
@@ -37,3 +54,14 @@ def test_a_main_module_with_a_name_keeps_it(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setitem(sys.modules, "__main__", program)
     name_main_after_the_package()
     assert program.__spec__.name == "someone.elses"
+
+
+@pytest.mark.parametrize("threads", ["none", "thread"])
+def test_an_exit_without_teardown_keeps_output_handlers_and_code(threads: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", EXITING, threads], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 3, done.stderr
+    expected = "buffered, not yet written " + ("thread done " if threads == "thread" else "")
+    assert done.stdout == expected + "exit handler ran\n"
+    assert done.stderr == ""

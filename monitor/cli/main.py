@@ -20,7 +20,7 @@ from monitor.cli import opml as opml_commands
 from monitor.cli import run as running
 from monitor.cli.reporting import count_argument, duration_argument
 from monitor.durations import parse_duration
-from monitor.processes import name_main_after_the_package
+from monitor.processes import exit_without_teardown, name_main_after_the_package
 from monitor.runtime.logs import FORMATS, default_format
 
 EXIT_OK, EXIT_INVALID = 0, 2
@@ -319,8 +319,9 @@ def entry() -> None:
     as long as the process, so it is frozen out of the garbage collector's sight (`gc.freeze`):
     full collections skip it, and so does the collection at exit, which took ~0.1 s of every
     `run --once` (measured with bench/peer.py). Frozen again before exit, what the command
-    made is left to the process's end the same way. The collector is resumed here if the
-    launcher (monitor.cli.launch) paused it for the imports.
+    made is left to the process's end the same way, and so is freeing it all: the
+    interpreter's teardown is skipped (monitor.processes.exit_without_teardown). The collector
+    is resumed here if the launcher (monitor.cli.launch) paused it for the imports.
     """
     name_main_after_the_package()  # worker processes do not run the script again
     gc.freeze()
@@ -333,7 +334,7 @@ def entry() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = EXIT_BROKEN_PIPE
     gc.freeze()
-    sys.exit(code)
+    exit_without_teardown(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
