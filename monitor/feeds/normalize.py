@@ -32,8 +32,6 @@ _HIDDEN = frozenset(
     {"script", "style", "template", "noscript", "iframe", "object", "embed", "svg", "math", "head"}
 )
 
-_SPACES = re.compile(r"[^\S\n]+")  # whitespace other than newlines
-_NEWLINES = re.compile(r"\s*\n\s*")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _LOOKS_LIKE_MARKUP = re.compile(r"<[a-zA-Z/!]|&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]\w*);")
 
@@ -86,9 +84,14 @@ def plain_text(text: str, *, multiline: bool = True, unescape: bool = True) -> s
         text = html.unescape(text)
     text = _CONTROL.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\u00a0", " ").replace("\u2028", "\n").replace("\u2029", "\n")
-    text = _SPACES.sub(" ", text)
-    text = _NEWLINES.sub("\n", text) if multiline else re.sub(r"\s+", " ", text)
-    text = unicodedata.normalize("NFC", text.strip())
+    # runs of whitespace become one space, and lines that hold none but whitespace go: as
+    # regular expressions would, but split and join do not build a match per space
+    if multiline:
+        lines = (" ".join(line.split()) for line in text.split("\n"))
+        text = "\n".join(line for line in lines if line)
+    else:
+        text = " ".join(text.split())
+    text = unicodedata.normalize("NFC", text)
     return text[:MAX_FIELD_CHARS]
 
 

@@ -45,6 +45,23 @@ def test_plain_text_keeps_angle_brackets_and_decodes_entities() -> None:
     assert plain_text("<not a tag> &amp; \u00a0 x", multiline=False) == "<not a tag> & x"
 
 
+@pytest.mark.parametrize(
+    ("text", "multiline", "expected"),
+    [
+        ("a \t\x85\u3000 b", True, "a b"),  # every Unicode space, one run: one space
+        ("a\n \t\n\u2028\n  b", True, "a\nb"),  # lines of spaces only go
+        (" \n lead and trail \n ", True, "lead and trail"),
+        ("one\r\ntwo\rthree\u2029four", True, "one\ntwo\nthree\nfour"),
+        ("one\n\ntwo \n three", False, "one two three"),
+        ("a\x0bb\x1cc", False, "abc"),  # controls go, they are not spaces
+        ("zero\u200bwidth", False, "zero\u200bwidth"),  # not whitespace to Python either
+        (" \t\n ", True, ""),
+    ],
+)
+def test_plain_text_collapses_whitespace(text: str, multiline: bool, expected: str) -> None:
+    assert plain_text(text, multiline=multiline) == expected
+
+
 def test_fields_are_capped() -> None:
     assert len(plain_text("x" * (MAX_FIELD_CHARS + 10))) == MAX_FIELD_CHARS
 
