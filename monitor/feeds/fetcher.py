@@ -212,10 +212,12 @@ async def fetch_feed(
     (the operator's, like the URL) carries them all (monitor.http.transport: `via_proxy`).
     """
     trail = _Trail(url)
-    trusted = _Trusted(origin(configured or url), dict(headers or {}), user_agent, proxy)
+    address = httpx.URL(url)  # parsed once: httpx and the origin checks take it as it is
+    written = address if configured in (None, url) else httpx.URL(configured)
+    trusted = _Trusted(origin(written), dict(headers or {}), user_agent, proxy)
     try:
         async with asyncio.timeout(limits.deadline):
-            return await _follow(client, trail, validators, limits, trusted)
+            return await _follow(client, trail, validators, limits, trusted, address=address)
     except TimeoutError:
         return trail.failed(TransientFeedError(f"timed out after {limits.deadline:g}s"))
     except FeedError as error:
@@ -234,17 +236,20 @@ async def _follow(
     validators: Validators,
     limits: FetchLimits,
     trusted: _Trusted,
+    *,
+    address: httpx.URL,
 ) -> Fetched | NotModified | FetchFailed:
+    """The GET of `address` (`trail.url`, parsed), and of each redirect's target in turn."""
     if trusted.proxy is not None and environment_proxies():  # httpx's transports: not ours
         raise PermanentFeedError(PROXY_CONFLICT)
     visited = [trail.url]
     permanent_so_far = True
     moving_to: str | None = None  # recorded once the new address has answered well
     for _hop in range(limits.max_redirects + 1):
-        ours = trusted.covers(trail.url)
+        ours = trusted.covers(address)
         async with client.stream(
             "GET",
-            trail.url,
+            address,
             headers=_request_headers(validators, trusted.sent(ours)),
             timeout=_timeout(limits),
             extensions=trusted.extensions(ours, limits.address_policy),
@@ -264,6 +269,7 @@ async def _follow(
             raise PermanentFeedError(f"redirect loop: {' -> '.join([*visited, target])}")
         visited.append(target)
         trail.url = target
+        address = httpx.URL(target)
     raise PermanentFeedError(f"more than {limits.max_redirects} redirects (last to {trail.url})")
 
 
@@ -287,7 +293,7 @@ class _Trusted:
         extensions = {} if ours else steered(policy)
         return extensions | via_proxy(self.proxy) if self.proxy is not None else extensions
 
-    def covers(self, url: str) -> bool:
+    def covers(self, url: str | httpx.URL) -> bool:
         """The configured origin, or its https upgrade (`http://host` -> `https://host`)."""
         scheme, host, port = origin(url)
         if (scheme, host, port) == self.origin:
