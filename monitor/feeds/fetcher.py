@@ -27,7 +27,7 @@ import httpx
 from monitor import __version__
 from monitor.errors import FeedError, PermanentFeedError, TransientFeedError
 from monitor.feeds.compression import BodyTooLarge, Decoder
-from monitor.http.cookies import BoundedCookieJar
+from monitor.http.cookies import BoundedCookieJar, JarClient
 from monitor.http.guard import AddressPolicy, Origin, RefusedAddress, origin, steered
 from monitor.http.headers import cache_hint, retry_after
 from monitor.http.transport import environment_proxies, pooled_transport, via_proxy
@@ -141,7 +141,8 @@ def make_client(
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
     )
-    return httpx.AsyncClient(
+    return JarClient(
+        jar=BoundedCookieJar(),  # a feed's cookies are kept, within bounds (cookies.py)
         timeout=_timeout(limits),
         headers={
             "User-Agent": user_agent or USER_AGENT,
@@ -153,7 +154,6 @@ def make_client(
         transport=pooled_transport(pool_limits),
         follow_redirects=False,
         max_redirects=limits.max_redirects,
-        cookies=BoundedCookieJar(),  # a feed's cookies are kept, within bounds (cookies.py)
     )
 
 

@@ -6,6 +6,10 @@ grew the daemon's memory for as long as it ran. Feeds keep cookies (a site that 
 redirects to itself expects it back), within the limits RFC 6265 asks of browsers as a
 minimum; a full jar refuses new names and still updates the cookies it holds. Webhook
 receivers and WebSub hubs need no state of ours, so their clients keep no cookies at all.
+
+httpx hands every response to its jar, through request and response objects it builds for the
+standard library's cookie code (the request URL parsed again among them), whether the response
+sets a cookie or not; a client of `JarClient` does that only for responses that set one.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from typing import Any
+
+import httpx
 
 PER_DOMAIN = 50
 TOTAL = 3000
@@ -43,3 +49,31 @@ class BoundedCookieJar(CookieJar):
 def no_cookies() -> CookieJar:
     """A jar that accepts no cookie, so none is ever sent."""
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+class _SetCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:  # Set-Cookie2: refused by the default policy
+            super().extract_cookies(response)
+
+
+class JarClient(httpx.AsyncClient):
+    """An httpx client over `jar` that reads only the responses that set a cookie.
+
+    httpx reads and writes a client's cookies through its `cookies` property; this one's wraps
+    the same jar. An httpx that stopped using the property would read every response again:
+    slower, as correct."""
+
+    def __init__(self, *, jar: CookieJar, **options: Any) -> None:
+        super().__init__(cookies=jar, **options)
+        self._set_cookies = _SetCookies(jar)
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._set_cookies
+
+    @cookies.setter
+    def cookies(
+        self, cookies: httpx.Cookies | CookieJar | dict[str, str] | list[tuple[str, str]]
+    ) -> None:
+        self._set_cookies = _SetCookies(cookies)
