@@ -20,10 +20,11 @@ pages counted once), open file descriptors, threads, database size (with its WAL
 /metrics counters, and prints the curve with the peak and the second half's drift. The question
 it answers: does anything grow without levelling off?
 
---once runs `monitor run --once --quiet` instead, twice over the same farm and config: a cold
-pass (every item new; --backfill defaults to `all` there, so every item is matched) then an
-unchanged one (every feed answers 304). The tree's summed RSS is sampled every 0.1 s; the peak,
-the daemon's own ru_maxrss (os.wait4) and the wall time of each pass are printed.
+--once runs `monitor run --once --quiet` instead (`--processes N` passed on), twice over the
+same farm and config: a cold pass (every item new; --backfill defaults to `all` there, so every
+item is matched) then an unchanged one (every feed answers 304). The tree's summed RSS is
+sampled every 0.1 s; the peak, the daemon's own ru_maxrss (os.wait4) and the wall time of each
+pass are printed.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ import yaml
 from bench import rulegen
 
 REPO = Path(__file__).resolve().parent.parent
+PASSES = ("cold", "unchanged")  # of --once
 SHARED_BENCH = REPO.parent / "shared" / "bench"
 SECRET = "whsec_" + "bW9uaXRvci1zb2FrLXNlY3JldC0wMTIzNDU2Nzg5YWI="
 SOAK_RULE = """\
@@ -92,7 +94,8 @@ def main() -> int:
         sink_url = sink_address(sink)
         config = write_config(work, args, sink_url)
         if args.once:
-            print_passes([run_once(config, work, name) for name in ("cold", "unchanged")], args)
+            passes = [run_once(config, work, name, args.processes) for name in PASSES]
+            print_passes(passes, args)
             return 0
         log = (work / "daemon.log").open("w")
         daemon = subprocess.Popen(
@@ -147,6 +150,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=18765, help="the farm's port")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--json", type=Path, help="also write the samples here")
+    parser.add_argument(
+        "--processes", type=int, help="with --once: `run --once --processes N` (default: its own)"
+    )
     args = parser.parse_args()
     if args.backfill is None:
         args.backfill = "all" if args.once else "none"
@@ -345,9 +351,11 @@ def _kib(pid: int, name: str, key: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def run_once(config: Path, work: Path, name: str) -> dict[str, Any]:
+def run_once(config: Path, work: Path, name: str, processes: int | None) -> dict[str, Any]:
     """One `monitor run --once` pass, its process tree sampled every 0.1 s until it exits."""
     command = [sys.executable, "-m", "monitor", "run", "--once", "--quiet", "--config", str(config)]
+    if processes is not None:
+        command += ["--processes", str(processes)]
     started = time.monotonic()
     process = subprocess.Popen(
         command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
