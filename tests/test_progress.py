@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,27 @@ def test_quiet_draws_nothing_on_a_terminal(tmp_path: Path, server: LocalServer) 
     assert code == 0, shown
     assert "polling" not in shown
     assert "1 feed polled" in shown
+
+
+def test_a_split_cycle_draws_one_line_and_its_children_erase_it_before_they_log(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    for number in range(1, 4):
+        serve_feed(server, f"/feed-{number}.xml", feed_document("havana-wire.xml"))
+    server.static("/feed-0.xml", b"down for maintenance", status=500)
+    config = write_config(
+        tmp_path / "config",
+        feeds=[{"url": server.url(f"/feed-{number}.xml")} for number in range(4)],
+        fetch={"per_host": 2},
+    )
+
+    code, shown = _under_a_terminal(
+        ["run", "--once", "--processes", "2", "--config", str(config)], tmp_path
+    )
+
+    assert code == 0, shown
+    assert "polling 4/4 feeds · 12 new items" in shown  # the children's feeds counted too
+    assert "4 feeds polled (3 fetched, 0 unchanged, 1 failed)" in shown
+    # feed-0 is the first feed (id 1): the second process's; its warning starts on an erased line
+    erased_then_logged = r"\r\x1b\[K\d{4}-\d\d-\d\dT[^\r\n]*WARNING[^\r\n]*/feed-0\.xml: HTTP 500"
+    assert re.search(erased_then_logged, shown), shown

@@ -42,6 +42,7 @@ class Progress:
     ) -> None:
         self.stream, self.every, self.clock = stream, every, clock
         self.drawn = False
+        self.elsewhere = False  # drawn by another process: erase before every log record
         self.last = float("-inf")
         self._filter = _EraseFirst(self)
         self._handlers = [
@@ -78,8 +79,11 @@ class Progress:
         self.stream.flush()
         self.drawn, self.last = True, self.clock()
 
+    def drawn_by_another(self) -> None:
+        self.elsewhere = True
+
     def erase(self) -> None:
-        if self.drawn:
+        if self.drawn or self.elsewhere:
             self.stream.write(ERASE)
             self.stream.flush()
             self.drawn = False

@@ -12,7 +12,8 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -38,6 +39,10 @@ class Progress(Protocol):
     def polled(self, summary: CycleSummary, total: int) -> None: ...
 
     def delivering(self, summary: CycleSummary) -> None: ...
+
+    def drawn_by_another(self) -> None:
+        """In a process that does not draw the line (a child of a split cycle): its log records
+        erase the line whoever drew it."""
 
 
 @dataclass
@@ -106,6 +111,8 @@ def run_cycle(
     gc.freeze()  # the collector of a child then writes to none of the pages they share
 
     def child(number: int, fd: int) -> int:
+        if progress is not None:
+            progress.drawn_by_another()
         share = split.Share(number, count)
         return _poll_share(split.share_config(config, share), share, fd)
 
@@ -141,34 +148,49 @@ async def run_once(
     first share is polled here; the children's reports are counted and, once they exited, the
     deliveries of all are made here."""
     started = time.monotonic()
-    store = await asyncio.to_thread(Store.open, config.storage_url)
     summary = CycleSummary()
+    async with _opened(config, parse_in_processes=None if shares is None else False) as pipeline:
+        if shares is None:
+            await asyncio.to_thread(pipeline.sync_feeds)
+            feeds = await _claim_feeds(pipeline.store, len(config.settings.feeds), summary)
+            await _poll_here(pipeline, feeds, summary, Tally(progress, [len(feeds)]))
+        else:  # the children poll the other shares: a core each, so parses go to threads
+            summary.skipped = shares.skipped
+            feeds = await _claim_share(pipeline.store, config, split.Share(0, shares.count))
+            await _poll_with(shares, pipeline, feeds, summary, progress)
+        await asyncio.to_thread(pipeline.check_feed_health)  # feed.unhealthy, feed.recovered
+        if progress is not None:
+            progress.delivering(summary)
+        summary.deliveries = await _deliver_until(pipeline.dispatcher, max_wait, sleep)
+        summary.pending = await pipeline.pending_count()
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+@asynccontextmanager
+async def _opened(
+    config: LoadedConfig, *, parse_in_processes: bool | None
+) -> AsyncIterator[Pipeline]:
+    """A pipeline over its own store and HTTP clients, all closed at the end."""
+    store = await asyncio.to_thread(Store.open, config.storage_url)
     try:
         async with make_client() as feed_client, make_delivery_client() as delivery_client:
-            pipeline = Pipeline(
+            yield Pipeline(
                 config,
                 store,
                 feed_client,
                 delivery_client,
-                parse_in_processes=None if shares is None else False,  # a core each already
+                parse_in_processes=parse_in_processes,
             )
-            if shares is None:
-                await asyncio.to_thread(pipeline.sync_feeds)
-                feeds = await _claim_feeds(store, len(config.settings.feeds), summary)
-                await _poll_here(pipeline, feeds, summary, Tally(progress, [len(feeds)]))
-            else:
-                summary.skipped = shares.skipped
-                feeds = await _claim_share(store, config, split.Share(0, shares.count))
-                await _poll_with(shares, pipeline, feeds, summary, progress)
-            await asyncio.to_thread(pipeline.check_feed_health)  # feed.unhealthy, feed.recovered
-            if progress is not None:
-                progress.delivering(summary)
-            summary.deliveries = await _deliver_until(pipeline.dispatcher, max_wait, sleep)
-            summary.pending = await pipeline.pending_count()
     finally:
         await asyncio.to_thread(store.close)
-    summary.seconds = time.monotonic() - started
-    return summary
+
+
+async def _each_polled(
+    pipeline: Pipeline, feeds: list[FeedState], on_outcome: Callable[[RefreshOutcome], None]
+) -> None:
+    for done in asyncio.as_completed([pipeline.refresh(feed) for feed in feeds]):
+        on_outcome(await done)
 
 
 class Tally:
@@ -187,9 +209,11 @@ class Tally:
 async def _poll_here(
     pipeline: Pipeline, feeds: list[FeedState], summary: CycleSummary, tally: Tally
 ) -> None:
-    for done in asyncio.as_completed([pipeline.refresh(f) for f in feeds]):
-        summary.add(await done)
+    def counted(outcome: RefreshOutcome) -> None:
+        summary.add(outcome)
         tally.polled(summary)
+
+    await _each_polled(pipeline, feeds, counted)
 
 
 async def _poll_with(
@@ -261,19 +285,14 @@ def _poll_share(config: LoadedConfig, share: split.Share, fd: int) -> int:
 
 
 async def _poll_share_async(config: LoadedConfig, share: split.Share, report: Report) -> None:
-    store = await asyncio.to_thread(Store.open, config.storage_url)
-    try:
-        async with make_client() as feed_client, make_delivery_client() as delivery_client:
-            pipeline = Pipeline(
-                config, store, feed_client, delivery_client, parse_in_processes=False
-            )
-            feeds = await _claim_share(store, config, share)
-            report(f"claimed {len(feeds)}")
-            for done in asyncio.as_completed([pipeline.refresh(f) for f in feeds]):
-                outcome = await done
-                report(f"polled {outcome.status} {outcome.new_items} {outcome.alerts}")
-    finally:
-        await asyncio.to_thread(store.close)
+    async with _opened(config, parse_in_processes=False) as pipeline:
+        feeds = await _claim_share(pipeline.store, config, share)
+        report(f"claimed {len(feeds)}")
+
+        def reported(outcome: RefreshOutcome) -> None:
+            report(f"polled {outcome.status} {outcome.new_items} {outcome.alerts}")
+
+        await _each_polled(pipeline, feeds, reported)
 
 
 async def _prepare(config: LoadedConfig) -> int:

@@ -298,6 +298,9 @@ class _Drawn:
     def delivering(self, summary: CycleSummary) -> None:
         raise AssertionError("not in this test")
 
+    def drawn_by_another(self) -> None:
+        raise AssertionError("not in this test")
+
 
 def test_the_status_line_counts_every_process_once_each_has_claimed() -> None:
     drawn = _Drawn()
