@@ -103,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=count_argument,
         metavar="N",
         help="with --once: poll in N processes, each with its share of the feeds and of "
-        "fetch.per_host (default: one per core once there are 100 feeds; never more than "
-        "fetch.per_host, and 1 when fetch.host_spacing is set); the first one delivers",
+        "fetch.per_host (default on Linux: one per core once there are 100 feeds; never "
+        "more than fetch.per_host, and 1 when fetch.host_spacing is set); the first one "
+        "delivers",
     )
     run.add_argument(
         "--grace",

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from monitor.config.settings import LoadedConfig
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delivery_client
+from monitor.errors import StartError
 from monitor.feeds.fetcher import make_client
 from monitor.pipeline.pipeline import FEED_LEASE, Pipeline, sync_feeds
 from monitor.pipeline.refresh import RefreshOutcome
@@ -103,10 +104,10 @@ def run_cycle(
     """`run_once` in `processes` processes (by default one per core for many feeds,
     monitor.runtime.split.processes_for); call it outside any event loop."""
     count = split.processes_for(config, processes)
-    if count == 1:
-        return asyncio.run(run_once(config, max_wait, progress=progress))
     started = time.monotonic()
-    skipped = asyncio.run(_prepare(config))
+    skipped = asyncio.run(_prepare(config)) if count > 1 else 0
+    if count == 1 or not split.can_fork():  # a thread that outlived the preparation: no fork
+        return asyncio.run(run_once(config, max_wait, progress=progress))
     log.debug("polling %d feeds in %d processes", len(config.settings.feeds), count)
     gc.freeze()  # the collector of a child then writes to none of the pages they share
 
@@ -116,7 +117,13 @@ def run_cycle(
         share = split.Share(number, count)
         return _poll_share(split.share_config(config, share), share, fd)
 
-    shares = Shares(count, skipped, split.fork_children(count - 1, child))
+    try:
+        children = split.fork_children(count - 1, child)
+    except OSError as exc:  # those forked already stop at their next feed: nobody reads them
+        raise StartError(
+            f"cannot start a polling process: {exc}; `--processes 1` polls in this one"
+        ) from exc
+    shares = Shares(count, skipped, children)
     first = split.share_config(config, split.Share(0, count))
     summary = asyncio.run(run_once(first, max_wait, progress=progress, shares=shares))
     summary.seconds = time.monotonic() - started

@@ -61,16 +61,23 @@ def processes_for(config: LoadedConfig, requested: int | None) -> int:
     """How many processes poll: `requested`, else one per core once there are SPLIT_MIN_FEEDS
     feeds; never more than `fetch.per_host` (each needs a request to a host of its own) nor
     than the feeds; one when requests to a host must be spaced (`fetch.host_spacing`: one
-    process keeps the turns), without fork, or when threads run (a fork copies none of them)."""
+    process keeps the turns), off Linux (macOS's system libraries do not survive a fork without
+    an exec), or when threads run (`can_fork`)."""
     fetch = config.settings.fetch
     feeds = sum(1 for feed in config.settings.feeds if feed.enabled)
-    if fetch.host_spacing > timedelta(0) or not hasattr(os, "fork"):
+    if fetch.host_spacing > timedelta(0) or not sys.platform.startswith("linux"):
         return 1
-    if threading.active_count() > 1:
+    if not can_fork():
         return 1
     if requested is None:
         requested = cores() if feeds >= SPLIT_MIN_FEEDS else 1
     return max(1, min(requested, fetch.per_host, feeds))
+
+
+def can_fork() -> bool:
+    """No other thread runs: a fork copies none of them, and a lock one of them held would stay
+    held in the child for good."""
+    return threading.active_count() == 1
 
 
 def share_config(config: LoadedConfig, share: Share) -> LoadedConfig:

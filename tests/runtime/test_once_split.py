@@ -22,8 +22,9 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.config.settings import LoadedConfig, load_config
+from monitor.errors import StartError
 from monitor.runtime import split
-from monitor.runtime.once import CycleSummary, Tally
+from monitor.runtime.once import CycleSummary, Tally, run_cycle
 from tests.support.cli import run_process
 from tests.support.pipeline import HeldFeeds, feed_document, serve_feed, write_config
 from tests.support.receiver import SECRET, SignedReceiver
@@ -312,3 +313,17 @@ def test_the_status_line_counts_every_process_once_each_has_claimed() -> None:
     summary.count("unchanged", 0, 0)
     tally.polled(summary)
     assert drawn.lines == [(2, 7)]
+
+
+def test_a_fork_that_fails_is_a_start_error_that_names_the_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(tmp_path, 4, {"per_host": 4})
+    monkeypatch.setattr(split, "can_fork", lambda: True)  # as in a fresh command
+
+    def refused() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(split.os, "fork", refused)
+    with pytest.raises(StartError, match=r"cannot start a polling process: .*--processes 1"):
+        run_cycle(config, timedelta(0), processes=2)
