@@ -25,6 +25,7 @@ from monitor.config.settings import LoadedConfig, load_config
 from monitor.errors import StartError
 from monitor.runtime import split
 from monitor.runtime.once import CycleSummary, Tally, run_cycle
+from tests.conftest import run_cli
 from tests.support.cli import run_process
 from tests.support.pipeline import HeldFeeds, feed_document, serve_feed, write_config
 from tests.support.receiver import SECRET, SignedReceiver
@@ -327,3 +328,17 @@ def test_a_fork_that_fails_is_a_start_error_that_names_the_way_out(
     monkeypatch.setattr(split.os, "fork", refused)
     with pytest.raises(StartError, match=r"cannot start a polling process: .*--processes 1"):
         run_cycle(config, timedelta(0), processes=2)
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("0", "argument --processes: must be 1 or more, not 0"),
+        ("two", "argument --processes: not a whole number: 'two'"),
+    ],
+)
+def test_processes_must_be_a_count(tmp_path: Path, given: str, said: str) -> None:
+    config = write_config(tmp_path / "config", feeds=[{"url": "http://127.0.0.1:9/feed.xml"}])
+    result = run_cli("run", "--once", "--processes", given, "--config", str(config), cwd=config)
+    assert result.returncode == 2
+    assert said in result.stderr
