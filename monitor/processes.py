@@ -12,6 +12,9 @@ worker then held the whole application in its memory (~62 MiB RSS each where the
 third of it). Naming the main module after the package's `__main__` gives the console script
 what `python -m monitor` has (`name_main_after_the_package`, called by the console script's
 entry point): children that import only the preloaded parser and sandbox.
+
+A command's process ends here too (`exit_without_teardown`): what it loaded lives until the
+process does, so freeing it object by object at exit is work the system does at once.
 """
 
 from __future__ import annotations

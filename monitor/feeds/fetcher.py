@@ -213,7 +213,7 @@ async def fetch_feed(
     """
     trail = _Trail(url)
     address = httpx.URL(url)  # parsed once: httpx and the origin checks take it as it is
-    written = address if configured in (None, url) else httpx.URL(configured)
+    written = address if not configured or configured == url else httpx.URL(configured)
     trusted = _Trusted(origin(written), dict(headers or {}), user_agent, proxy)
     try:
         async with asyncio.timeout(limits.deadline):
