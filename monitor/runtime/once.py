@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from monitor.config.settings import LoadedConfig
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delivery_client
@@ -30,7 +31,6 @@ from monitor.store.replicas import Replicas, log_released_processes
 from monitor.wording import plural
 
 Sleep = Callable[[float], Awaitable[None]]
-Report = Callable[[str], None]
 log = logging.getLogger(__name__)
 
 
@@ -104,40 +104,50 @@ def run_cycle(
     """`run_once` in `processes` processes (by default one per core for many feeds,
     monitor.runtime.split.processes_for); call it outside any event loop."""
     count = split.processes_for(config, processes)
-    started = time.monotonic()
-    skipped = asyncio.run(_prepare(config)) if count > 1 else 0
-    if count == 1 or not split.can_fork():  # a thread that outlived the preparation: no fork
+    if count == 1:
         return asyncio.run(run_once(config, max_wait, progress=progress))
-    log.debug("polling %d feeds in %d processes", len(config.settings.feeds), count)
-    gc.freeze()  # the collector of a child then writes to none of the pages they share
+    started = time.monotonic()
+    feeds, skipped = asyncio.run(_prepare(config))
+    if not split.can_fork():  # a thread outlived the preparation: polled here, all of them
+        claimed = Claimed(feeds, skipped)
+        summary = asyncio.run(run_once(config, max_wait, progress=progress, claimed=claimed))
+    else:
+        in_config_order = sorted(feeds, key=lambda feed: feed.id)
+        parts = split.deal(in_config_order, count, _host)
+        log.debug("polling %d feeds in %d processes", len(feeds), count)
+        gc.freeze()  # the collector of a child then writes to none of the pages they share
 
-    def child(number: int, fd: int) -> int:
-        if progress is not None:
-            progress.drawn_by_another()
-        share = split.Share(number, count)
-        return _poll_share(split.share_config(config, share), share, fd)
+        def child(number: int, fd: int) -> int:
+            if progress is not None:
+                progress.drawn_by_another()
+            share = split.share_config(config, split.Share(number, count))
+            return _poll_share(share, parts[number], fd)
 
-    try:
-        children = split.fork_children(count - 1, child)
-    except OSError as exc:  # those forked already stop at their next feed: nobody reads them
-        raise StartError(
-            f"cannot start a polling process: {exc}; `--processes 1` polls in this one"
-        ) from exc
-    shares = Shares(count, skipped, children)
-    first = split.share_config(config, split.Share(0, count))
-    summary = asyncio.run(run_once(first, max_wait, progress=progress, shares=shares))
+        try:
+            children = split.fork_children(count - 1, child)
+        except OSError as exc:  # those forked already stop at their next feed: nobody reads
+            raise StartError(
+                f"cannot start a polling process: {exc}; `--processes 1` polls in this one"
+            ) from exc
+        claimed = Claimed(parts[0], skipped, tuple(zip(children, parts[1:], strict=True)))
+        first = split.share_config(config, split.Share(0, count))
+        summary = asyncio.run(run_once(first, max_wait, progress=progress, claimed=claimed))
     summary.seconds = time.monotonic() - started
     return summary
 
 
-@dataclass(frozen=True, slots=True)
-class Shares:
-    """The first of `count` processes polling together: what it found held by others before
-    the fork, and the children polling the other shares."""
+def _host(feed: FeedState) -> str:
+    return urlsplit(feed.fetch_url).hostname or ""
 
-    count: int
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What the first process claimed before forking: the feeds it polls, those held by others,
+    and each child with the feeds it polls (all leased by the first process)."""
+
+    feeds: list[FeedState]
     skipped: int
-    children: tuple[split.Child, ...]
+    children: tuple[tuple[split.Child, list[FeedState]], ...] = ()
 
 
 async def run_once(
@@ -146,25 +156,25 @@ async def run_once(
     *,
     sleep: Sleep = asyncio.sleep,
     progress: Progress | None = None,
-    shares: Shares | None = None,
+    claimed: Claimed | None = None,
 ) -> CycleSummary:
     """Poll every feed once, deliver what is due, keep retrying while a retry falls due in time.
 
     `sleep` waits for the next retry to fall due (a caller keeping its own clock passes its own);
-    `progress` is told of each feed done and of the delivery phase. With `shares`, only the
-    first share is polled here; the children's reports are counted and, once they exited, the
-    deliveries of all are made here."""
+    `progress` is told of each feed done and of the delivery phase. With `claimed`, the feeds
+    were synced and claimed already: its own are polled here while its children's reports are
+    counted, and once they exited the deliveries of all are made here."""
     started = time.monotonic()
     summary = CycleSummary()
-    async with _opened(config, parse_in_processes=None if shares is None else False) as pipeline:
-        if shares is None:
+    # the children poll the other shares, a core each: parses go to threads
+    parse_in_processes = False if claimed is not None and claimed.children else None
+    async with _opened(config, parse_in_processes=parse_in_processes) as pipeline:
+        if claimed is None:
             await asyncio.to_thread(pipeline.sync_feeds)
-            feeds = await _claim_feeds(pipeline.store, len(config.settings.feeds), summary)
-            await _poll_here(pipeline, feeds, summary, Tally(progress, [len(feeds)]))
-        else:  # the children poll the other shares: a core each, so parses go to threads
-            summary.skipped = shares.skipped
-            feeds = await _claim_share(pipeline.store, config, split.Share(0, shares.count))
-            await _poll_with(shares, pipeline, feeds, summary, progress)
+            feeds, summary.skipped = await _claim_feeds(pipeline.store, config)
+            claimed = Claimed(feeds, summary.skipped)
+        summary.skipped = claimed.skipped
+        await _poll_claimed(claimed, pipeline, summary, progress)
         await asyncio.to_thread(pipeline.check_feed_health)  # feed.unhealthy, feed.recovered
         if progress is not None:
             progress.delivering(summary)
@@ -193,160 +203,125 @@ async def _opened(
         await asyncio.to_thread(store.close)
 
 
-async def _each_polled(
-    pipeline: Pipeline, feeds: list[FeedState], on_outcome: Callable[[RefreshOutcome], None]
+Polled = Callable[[FeedState, RefreshOutcome], None]
+
+
+async def _each_polled(pipeline: Pipeline, feeds: list[FeedState], on_polled: Polled) -> None:
+    async def polled(feed: FeedState) -> tuple[FeedState, RefreshOutcome]:
+        return feed, await pipeline.refresh(feed)
+
+    for done in asyncio.as_completed([polled(feed) for feed in feeds]):
+        on_polled(*await done)
+
+
+async def _poll_claimed(
+    claimed: Claimed, pipeline: Pipeline, summary: CycleSummary, progress: Progress | None
 ) -> None:
-    for done in asyncio.as_completed([pipeline.refresh(feed) for feed in feeds]):
-        on_outcome(await done)
+    """Poll the claimed feeds here, count what the children report until they all exited, and
+    poll here what a child left unpolled."""
+    total = len(claimed.feeds) + sum(len(feeds) for _, feeds in claimed.children)
 
+    def counted(status: str, new_items: int, alerts: int) -> None:
+        summary.count(status, new_items, alerts)
+        if progress is not None:
+            progress.polled(summary, total)
 
-class Tally:
-    """Tells `progress` of each feed done, once every process has said how many it claimed."""
+    def polled_here(_feed: FeedState, outcome: RefreshOutcome) -> None:
+        counted(outcome.status, outcome.new_items, outcome.alerts)
 
-    def __init__(self, progress: Progress | None, claimed: list[int | None]) -> None:
-        self.progress = progress
-        self.claimed = claimed  # per process; None until it reported
+    async def follow(child: split.Child, feeds: list[FeedState]) -> None:
+        left = await _follow(child, feeds, counted)
+        if left:
+            await _each_polled(pipeline, left, polled_here)
 
-    def polled(self, summary: CycleSummary) -> None:
-        if self.progress is None or None in self.claimed:
-            return
-        self.progress.polled(summary, sum(n for n in self.claimed if n is not None))
-
-
-async def _poll_here(
-    pipeline: Pipeline, feeds: list[FeedState], summary: CycleSummary, tally: Tally
-) -> None:
-    def counted(outcome: RefreshOutcome) -> None:
-        summary.add(outcome)
-        tally.polled(summary)
-
-    await _each_polled(pipeline, feeds, counted)
-
-
-async def _poll_with(
-    shares: Shares,
-    pipeline: Pipeline,
-    feeds: list[FeedState],
-    summary: CycleSummary,
-    progress: Progress | None,
-) -> None:
-    """Poll `feeds` here while counting what the children report, until they all exited."""
-    tally = Tally(progress, [len(feeds), *(None for _ in shares.children)])
     async with asyncio.TaskGroup() as group:
-        for number, child in enumerate(shares.children, start=1):
-            group.create_task(_follow(child, number, summary, tally))
-        await _poll_here(pipeline, feeds, summary, tally)
+        for child, feeds in claimed.children:
+            group.create_task(follow(child, feeds))
+        await _each_polled(pipeline, claimed.feeds, polled_here)
 
 
-async def _follow(child: split.Child, number: int, summary: CycleSummary, tally: Tally) -> None:
-    polled = 0
+async def _follow(
+    child: split.Child, feeds: list[FeedState], counted: Callable[[str, int, int], None]
+) -> list[FeedState]:
+    """Count what `child` reports until it exits; the feeds it did not report polled."""
+    polled: set[int] = set()
 
     def on_line(line: str) -> None:
-        nonlocal polled
         match line.split():
-            case ["claimed", claimed] if claimed.isdigit():
-                tally.claimed[number] = int(claimed)
-            case ["polled", status, new_items, alerts] if new_items.isdigit() and alerts.isdigit():
-                polled += 1
-                summary.count(status, int(new_items), int(alerts))
-            case _:
-                return
-        tally.polled(summary)
+            case ["polled", feed_id, status, new_items, alerts] if (
+                feed_id.isdigit() and new_items.isdigit() and alerts.isdigit()
+            ):
+                polled.add(int(feed_id))
+                counted(status, int(new_items), int(alerts))
 
     code = await split.follow(child, on_line)
-    claimed = tally.claimed[number]
+    left = [feed for feed in feeds if feed.id not in polled]
     how = f"status {code}" if code >= 0 else f"signal {-code}"
-    if claimed == polled:
-        if code != 0:  # what it polled is recorded: only its end went wrong
-            log.warning("a polling process (pid %d) exited with %s", child.pid, how)
-        return
-    missing = (claimed or 0) - polled
-    for _ in range(missing):  # not polled this time: the next run polls them
-        summary.count("failed", 0, 0)
-    tally.claimed[number] = claimed or 0
-    if claimed is None:
-        what = "saying which feeds it claimed"
-    else:
-        what = f"polling {missing} of its {'feed' if missing == 1 else 'feeds'}"
-    log.error(
-        "a polling process (pid %d) exited with %s before %s; the next run polls %s",
-        child.pid,
-        how,
-        what,
-        "it" if missing == 1 else "them",
-    )
+    if left:
+        # their leases are this process's: polled again here, at worst a second conditional GET
+        # of a feed whose poll the child recorded but did not report
+        log.error(
+            "a polling process (pid %d) exited with %s, %d of its %d feeds not polled; "
+            "polling %s here",
+            child.pid,
+            how,
+            len(left),
+            len(feeds),
+            "it" if len(left) == 1 else "them",
+        )
+    elif code != 0:  # what it polled is recorded: only its end went wrong
+        log.warning("a polling process (pid %d) exited with %s", child.pid, how)
+    return left
 
 
-def _poll_share(config: LoadedConfig, share: split.Share, fd: int) -> int:
-    """A child's life: poll its share, write a line per feed polled to `fd`; its exit code."""
+def _poll_share(config: LoadedConfig, feeds: list[FeedState], fd: int) -> int:
+    """A child's life: poll `feeds`, write a line per feed polled to `fd`; its exit code."""
     with open(fd, "wb", buffering=0) as reports:
 
-        def report(line: str) -> None:
-            reports.write(line.encode("ascii") + b"\n")
+        def report(feed: FeedState, outcome: RefreshOutcome) -> None:
+            line = f"polled {feed.id} {outcome.status} {outcome.new_items} {outcome.alerts}\n"
+            reports.write(line.encode("ascii"))
 
         try:
-            asyncio.run(_poll_share_async(config, share, report))
+            asyncio.run(_poll_share_async(config, feeds, report))
         except BrokenPipeError:  # the first process is gone: nobody would count the rest
             return 1
     return 0
 
 
-async def _poll_share_async(config: LoadedConfig, share: split.Share, report: Report) -> None:
+async def _poll_share_async(config: LoadedConfig, feeds: list[FeedState], report: Polled) -> None:
     async with _opened(config, parse_in_processes=False) as pipeline:
-        feeds = await _claim_share(pipeline.store, config, share)
-        report(f"claimed {len(feeds)}")
-
-        def reported(outcome: RefreshOutcome) -> None:
-            report(f"polled {outcome.status} {outcome.new_items} {outcome.alerts}")
-
-        await _each_polled(pipeline, feeds, reported)
+        await _each_polled(pipeline, feeds, report)
 
 
-async def _prepare(config: LoadedConfig) -> int:
-    """Before the fork: the feeds synced, dead processes' leases ended; the feeds held by
-    others, which no share polls."""
+async def _prepare(config: LoadedConfig) -> tuple[list[FeedState], int]:
+    """Before the fork: the feeds synced and claimed, with the count of those held by others."""
     store = await asyncio.to_thread(Store.open, config.storage_url)
     try:
         await asyncio.to_thread(sync_feeds, store, config)
-        await _release_dead(store)
-        return await asyncio.to_thread(
-            Replicas(store.engine).feeds_held_by_others, datetime.now(UTC), str(owners.current())
-        )
+        return await _claim_feeds(store, config)
     finally:
         await asyncio.to_thread(store.close)
 
 
-async def _claim_share(store: Store, config: LoadedConfig, share: split.Share) -> list[FeedState]:
-    return await asyncio.to_thread(
-        store.claim_feeds,
-        datetime.now(UTC),
-        FEED_LEASE,
-        due_only=False,
-        limit=max(1, len(config.settings.feeds)),
-        owner=str(owners.current()),
-        share=(share.index, share.count),
-    )
-
-
-async def _release_dead(store: Store) -> None:
+async def _claim_feeds(store: Store, config: LoadedConfig) -> tuple[list[FeedState], int]:
+    """Every feed no other live process holds, and how many they hold. Leases of daemons whose
+    heartbeat stopped, and of processes here that died (a `run --once` killed while polling),
+    end first."""
     now = datetime.now(UTC)
     replicas = Replicas(store.engine)
     await asyncio.to_thread(replicas.release_dead, now)
     log_released_processes(await asyncio.to_thread(replicas.release_dead_processes, now))
-
-
-async def _claim_feeds(store: Store, configured: int, summary: CycleSummary) -> list[FeedState]:
-    """Every feed no other live process holds. Leases of daemons whose heartbeat stopped, and of
-    processes here that died (a `run --once` killed while polling), end first."""
-    await _release_dead(store)
-    now = datetime.now(UTC)
-    replicas = Replicas(store.engine)
     me = str(owners.current())
     feeds = await asyncio.to_thread(
-        store.claim_feeds, now, FEED_LEASE, due_only=False, limit=max(1, configured), owner=me
+        store.claim_feeds,
+        now,
+        FEED_LEASE,
+        due_only=False,
+        limit=max(1, len(config.settings.feeds)),
+        owner=me,
     )
-    summary.skipped = await asyncio.to_thread(replicas.feeds_held_by_others, now, me)
-    return feeds
+    return feeds, await asyncio.to_thread(replicas.feeds_held_by_others, now, me)
 
 
 async def _deliver_until(

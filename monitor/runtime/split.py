@@ -7,8 +7,10 @@ of the feeds with its share of `fetch.per_host`, so a host never sees more reque
 configured. The others report each feed polled through a pipe; the first adds them to its
 summary and, once they have all exited, checks feed health and delivers, alone.
 
-A share is claimed as any `run --once` claims its feeds (monitor.runtime.once): leased in the
-store under its own process, so a process that dies leaves leases the next run releases.
+The first process claims every feed before the fork, as a `run --once` in one process does,
+and deals them out (`deal`): a child's feeds are leased by the first process, which polls again
+what a child that died did not report, and if the first process dies its leases are a dead
+process's, which the next run releases.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from monitor.config.settings import LoadedConfig
 
@@ -30,11 +33,12 @@ from monitor.config.settings import LoadedConfig
 SPLIT_MIN_FEEDS = 100
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class Share:
-    """Process `index` of `count`: the feeds whose id is `index` modulo `count`."""
+    """Process `index` of `count`."""
 
     index: int
     count: int
@@ -72,6 +76,22 @@ def processes_for(config: LoadedConfig, requested: int | None) -> int:
     if requested is None:
         requested = cores() if feeds >= SPLIT_MIN_FEEDS else 1
     return max(1, min(requested, fetch.per_host, feeds))
+
+
+def deal(feeds: Sequence[T], count: int, host: Callable[[T], str]) -> list[list[T]]:
+    """`feeds` dealt into `count` parts like cards, host by host: each part gets its share of
+    every host's feeds (give or take one), in their order, as it gets its share of the host's
+    connections."""
+    by_host: dict[str, list[T]] = {}
+    for feed in feeds:
+        by_host.setdefault(host(feed), []).append(feed)
+    parts: list[list[T]] = [[] for _ in range(count)]
+    dealt = 0
+    for same_host in by_host.values():
+        for feed in same_host:
+            parts[dealt % count].append(feed)
+            dealt += 1
+    return parts
 
 
 def can_fork() -> bool:

@@ -247,18 +247,12 @@ class Store:
         due_only: bool = True,
         limit: int = 1000,
         owner: str | None = None,
-        share: tuple[int, int] | None = None,
     ) -> list[FeedState]:
         """Take the lease on active feeds that are due (or on all, for `run --once`); `owner`
-        (a replica id) is recorded, so the claim ends early if that replica's heartbeat stops.
-        `share` (index, count): only the feeds whose id is `index` modulo `count`, the share of
-        one of `count` processes polling together (monitor.runtime.split)."""
+        (a replica id) is recorded, so the claim ends early if that replica's heartbeat stops."""
         query = sa.select(feeds.c.id).where(
             feeds.c.active, feeds.c.gone_at.is_(None), lease_free(feeds.c.lease_until, now)
         )
-        if share is not None:
-            index, count = share
-            query = query.where(feeds.c.id % count == index)
         if due_only:
             query = query.where(feeds.c.next_check_at <= now)
         # FOR UPDATE SKIP LOCKED (PostgreSQL; SQLite has one writer): replicas claiming at the

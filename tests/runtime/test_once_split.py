@@ -19,12 +19,9 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from monitor.config.settings import LoadedConfig, load_config
-from monitor.errors import StartError
 from monitor.runtime import split
-from monitor.runtime.once import CycleSummary, Tally, run_cycle
 from tests.conftest import run_cli
 from tests.support.cli import run_process
 from tests.support.pipeline import HeldFeeds, feed_document, serve_feed, write_config
@@ -46,24 +43,20 @@ def _summary(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
 
 
 def _once(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return run_process(
-        ["run", "--once", "--max-wait", "0s", "--config", str(config), *extra], cwd=config
-    )
+    options = ["--max-wait", "0s", "--config", str(config), *extra]
+    return run_process(["--log-level", "debug", "run", "--once", *options], cwd=config)
 
 
-def _owners(storage: str) -> dict[str, int]:
-    """Who polled each feed last (`feeds.claimed_by` stays), with how many feeds each."""
-    engine = sa.create_engine(storage)
-    try:
-        with engine.connect() as db:
-            rows = db.execute(sa.text("SELECT claimed_by, count(*) FROM feeds GROUP BY 1"))
-            return {str(owner): int(count) for owner, count in rows}
-    finally:
-        engine.dispose()
+def _split(result: subprocess.CompletedProcess[str]) -> int:
+    """How many processes polled, by the first one's debug line (1 when it says none)."""
+    found = re.search(r"polling \d+ feeds in (\d+) processes", result.stderr)
+    return int(found.group(1)) if found else 1
 
 
-def _pid(owner: str) -> int:
-    return int(owner.split("|")[3])  # monitor.store.owners.Owner: host|boot|pid ns|pid|start
+def _children(pid: int) -> list[int]:
+    """The processes `pid` forked (Linux: /proc)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii")
+    return [int(child) for child in text.split()]
 
 
 def _delivered(receiver: SignedReceiver) -> list[tuple[str, str]]:
@@ -91,21 +84,18 @@ def test_a_split_cycle_records_and_delivers_what_one_process_does(
             storage=storage,
         )
         first = _once(config, "--processes", str(processes))
-        results[processes] = (_summary(first), _delivered(receiver), _owners(storage))
+        results[processes] = (_summary(first), _delivered(receiver), _split(first))
         second = _summary(_once(config, "--processes", str(processes)))
         assert second | {"feeds": 6, "unchanged": 6, "new": 0, "alerts": 0} == second
         assert len(receiver.deliveries) == len(results[processes][1])  # nothing twice
 
-    (alone, alone_sent, alone_owners), (split_, split_sent, split_owners) = results[1], results[2]
+    (alone, alone_sent, alone_split), (split_, split_sent, split_split) = results[1], results[2]
+    assert (alone_split, split_split) == (1, 2)
     assert alone | {"feeds": 6, "fetched": 6, "failed": 0, "new": 16} == alone
     assert split_ == alone
     assert split_sent == alone_sent
     assert alone["alerts"] > 0
     assert alone["delivered"] == len(alone_sent) > 0
-    assert len(alone_owners) == 1
-    # the split run's first cycle: two processes, three feeds each
-    assert sorted(split_owners.values()) == [3, 3]
-    assert len({_pid(owner) for owner in split_owners}) == 2
 
 
 def test_requests_to_a_host_stay_within_per_host_whatever_processes_asks(
@@ -119,11 +109,10 @@ def test_requests_to_a_host_stay_within_per_host_whatever_processes_asks(
         fetch={"per_host": 1},
     )
 
-    first = _summary(_once(config, "--processes", "2"))
+    first = _once(config, "--processes", "2")
 
-    assert first | {"feeds": 4, "fetched": 4, "new": 16} == first
-    # one process: one request at a time
-    assert list(_owners(f"sqlite:///{config / 'data' / 'monitor.db'}").values()) == [4]
+    assert _summary(first) | {"feeds": 4, "fetched": 4, "new": 16} == _summary(first)
+    assert _split(first) == 1  # one process: one request at a time
 
 
 @pytest.fixture
@@ -139,11 +128,12 @@ def _leases(config: Path) -> dict[int, int]:
         rows = db.execute("SELECT claimed_by FROM feeds WHERE lease_until IS NOT NULL").fetchall()
     leases: dict[int, int] = {}
     for (owner,) in rows:
-        leases[_pid(owner)] = leases.get(_pid(owner), 0) + 1
+        pid = int(owner.split("|")[3])  # monitor.store.owners.Owner: host|boot|pid ns|pid|start
+        leases[pid] = leases.get(pid, 0) + 1
     return leases
 
 
-def test_a_polling_process_killed_leaves_its_feeds_to_the_next_run(
+def test_what_a_killed_polling_process_left_is_polled_by_the_first(
     tmp_path: Path, held: HeldFeeds
 ) -> None:
     config = write_config(tmp_path / "config", feeds=held.urls(), fetch={"per_host": 2})
@@ -159,9 +149,8 @@ def test_a_polling_process_killed_leaves_its_feeds_to_the_next_run(
     try:
         # each process holds one request of the two per_host allows
         assert held.wait_for_arrivals(2), log.read_text()
-        leases = _leases(config)
-        assert sorted(leases.values()) == [2, 2]
-        (child,) = set(leases) - {process.pid}
+        assert _leases(config) == {process.pid: 4}  # the first claimed them all, then dealt
+        (child,) = _children(process.pid)
         os.kill(child, signal.SIGKILL)
     finally:
         held.release.set()
@@ -169,19 +158,16 @@ def test_a_polling_process_killed_leaves_its_feeds_to_the_next_run(
 
     text = log.read_text()
     assert code == 0, text
-    assert "4 feeds polled (2 fetched, 0 unchanged, 2 failed), 8 new items" in text
+    assert "4 feeds polled (4 fetched, 0 unchanged, 0 failed), 16 new items" in text
     assert (
-        f"a polling process (pid {child}) exited with signal 9 before polling 2 of its feeds; "
-        "the next run polls them" in text
+        f"a polling process (pid {child}) exited with signal 9, 2 of its 2 feeds not polled; "
+        "polling them here" in text
     )
 
     second = _once(config, "--processes", "1")
 
-    assert f"released 2 feeds claimed by process {child}, which died" in second.stderr
-    # the killed share's feeds are new; the others' bodies are the ones the first run recorded
-    assert _summary(second) | {"feeds": 4, "fetched": 2, "unchanged": 2, "new": 8} == _summary(
-        second
-    )
+    assert "released" not in second.stderr  # nothing left leased
+    assert _summary(second) | {"feeds": 4, "unchanged": 4, "new": 0} == _summary(second)
 
 
 def _config(tmp_path: Path, feeds: int, fetch: dict[str, object]) -> LoadedConfig:
@@ -275,7 +261,7 @@ def test_polling_processes_stop_once_the_first_one_is_gone(
     )
     try:
         assert server.wait_for(lambda reqs: len(reqs) >= 2, 60)
-        (child,) = set(_leases(config)) - {process.pid}
+        (child,) = _children(process.pid)
         watch = os.pidfd_open(child)
         process.kill()
         process.wait(10)
@@ -288,46 +274,12 @@ def test_polling_processes_stop_once_the_first_one_is_gone(
     assert exited, "the child went on polling with nobody to report to"
 
 
-class _Drawn:
-    """A Progress that records what it is told."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[int, int]] = []
-
-    def polled(self, summary: CycleSummary, total: int) -> None:
-        self.lines.append((summary.feeds, total))
-
-    def delivering(self, summary: CycleSummary) -> None:
-        raise AssertionError("not in this test")
-
-    def drawn_by_another(self) -> None:
-        raise AssertionError("not in this test")
-
-
-def test_the_status_line_counts_every_process_once_each_has_claimed() -> None:
-    drawn = _Drawn()
-    tally = Tally(drawn, [3, None])
-    summary = CycleSummary()
-    summary.count("fetched", 2, 0)
-    tally.polled(summary)  # the child has not said how many it claimed: no total yet
-    tally.claimed[1] = 4
-    summary.count("unchanged", 0, 0)
-    tally.polled(summary)
-    assert drawn.lines == [(2, 7)]
-
-
-def test_a_fork_that_fails_is_a_start_error_that_names_the_way_out(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = _config(tmp_path, 4, {"per_host": 4})
-    monkeypatch.setattr(split, "can_fork", lambda: True)  # as in a fresh command
-
-    def refused() -> int:
-        raise BlockingIOError(11, "Resource temporarily unavailable")
-
-    monkeypatch.setattr(split.os, "fork", refused)
-    with pytest.raises(StartError, match=r"cannot start a polling process: .*--processes 1"):
-        run_cycle(config, timedelta(0), processes=2)
+def test_feeds_are_dealt_host_by_host() -> None:
+    feeds = [f"a{n}" for n in range(5)] + ["b0", "b1"] + [f"c{n}" for n in range(3)]
+    parts = split.deal(feeds, 2, host=lambda feed: feed[0])
+    assert parts == [["a0", "a2", "a4", "b1", "c1"], ["a1", "a3", "b0", "c0", "c2"]]
+    assert split.deal(feeds, 3, host=lambda feed: feed[0])[2] == ["a2", "b0", "c1"]
+    assert split.deal([], 2, host=str) == [[], []]
 
 
 @pytest.mark.parametrize(
