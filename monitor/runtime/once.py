@@ -171,8 +171,7 @@ async def run_once(
     async with _opened(config, parse_in_processes=parse_in_processes) as pipeline:
         if claimed is None:
             await asyncio.to_thread(pipeline.sync_feeds)
-            feeds, summary.skipped = await _claim_feeds(pipeline.store, config)
-            claimed = Claimed(feeds, summary.skipped)
+            claimed = Claimed(*await _claim_feeds(pipeline.store, config))
         summary.skipped = claimed.skipped
         await _poll_claimed(claimed, pipeline, summary, progress)
         await asyncio.to_thread(pipeline.check_feed_health)  # feed.unhealthy, feed.recovered
