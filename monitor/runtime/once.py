@@ -9,6 +9,7 @@ start. Many feeds are polled by several processes, one per core (monitor.runtime
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 
 from monitor.config.settings import LoadedConfig
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delivery_client
-from monitor.errors import StartError
+from monitor.errors import StartError, StoreError
 from monitor.feeds.fetcher import make_client
 from monitor.pipeline.pipeline import FEED_LEASE, Pipeline, sync_feeds
 from monitor.pipeline.refresh import RefreshOutcome
@@ -32,6 +33,7 @@ from monitor.wording import plural
 
 Sleep = Callable[[float], Awaitable[None]]
 log = logging.getLogger(__name__)
+RENEW_EVERY = FEED_LEASE / 3  # leases still held are renewed this often during a cycle
 
 
 class Progress(Protocol):
@@ -233,10 +235,30 @@ async def _poll_claimed(
         if left:
             await _each_polled(pipeline, left, polled_here)
 
-    async with asyncio.TaskGroup() as group:
-        for child, feeds in claimed.children:
-            group.create_task(follow(child, feeds))
-        await _each_polled(pipeline, claimed.feeds, polled_here)
+    renewing = asyncio.create_task(_keep_leases(pipeline.store))
+    try:
+        async with asyncio.TaskGroup() as group:
+            for child, feeds in claimed.children:
+                group.create_task(follow(child, feeds))
+            await _each_polled(pipeline, claimed.feeds, polled_here)
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
+
+
+async def _keep_leases(store: Store) -> None:
+    """Renew the leases this process still holds while its cycle runs: a cycle over many feeds
+    can outlast one lease, and a feed whose lease ended could be claimed meanwhile by a daemon or
+    the next `run --once` (an overlapping cron run) and fetched twice. A child's feeds are leased
+    by the first process too, so this covers them."""
+    me = str(owners.current())
+    while True:
+        await asyncio.sleep(RENEW_EVERY.total_seconds())
+        try:
+            await asyncio.to_thread(store.renew_leases, me, datetime.now(UTC), FEED_LEASE)
+        except StoreError as exc:  # the polls' own writes will say more; try again later
+            log.warning("could not renew this cycle's feed leases: %s", exc)
 
 
 async def _follow(

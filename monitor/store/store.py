@@ -272,6 +272,17 @@ class Store:
         order = {feed_id: position for position, feed_id in enumerate(ids)}
         return [feed_state_from_row(row) for row in sorted(taken, key=lambda row: order[row.id])]
 
+    def renew_leases(self, owner: str, now: datetime, lease: timedelta) -> int:
+        """Extend to `now + lease` the leases `owner` still holds (a poll recorded ended its
+        feed's); how many. For a `run --once` whose cycle outlasts one lease."""
+        with self._begin() as db:
+            renewed = db.execute(
+                sa.update(feeds)
+                .where(feeds.c.claimed_by == owner, feeds.c.lease_until >= _moment(now))
+                .values(lease_until=now + lease)
+            )
+            return int(renewed.rowcount or 0)
+
     def item_identities(
         self, feed_id: int, guids: Iterable[str], links: Iterable[str], hashes: Iterable[str]
     ) -> list[tuple[str | None, str | None, str]]:

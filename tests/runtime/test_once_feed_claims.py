@@ -6,15 +6,21 @@ test releases them; it is SIGKILLed there, or left running while a second run st
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from monitor.config.settings import load_config
+from monitor.runtime import once
 from tests.conftest import run_cli
 from tests.support.pipeline import HeldFeeds, write_config
 from tests.support.servers import LocalServer
@@ -85,3 +91,34 @@ def test_feeds_another_live_run_is_polling_are_said_to_be_skipped(
     assert "released" not in second.stderr  # alive: its leases stand
     assert first_code == 0
     assert "2 feeds polled (2 fetched" in (tmp_path / "first.log").read_text()
+
+
+def _lease(config: Path) -> str | None:
+    with closing(sqlite3.connect(config / "data" / "monitor.db")) as db:
+        (until,) = db.execute("SELECT lease_until FROM feeds").fetchone()
+    return str(until) if until is not None else None
+
+
+async def test_a_cycle_renews_the_leases_it_still_holds_until_they_are_polled(
+    tmp_path: Path, server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = HeldFeeds(server, ["/slow.xml"], hold=1)
+    config = load_config(write_config(tmp_path / "config", feeds=slow.urls()), {})
+    monkeypatch.setattr(once, "RENEW_EVERY", timedelta(milliseconds=20))  # not 100 s
+    cycle = asyncio.create_task(once.run_once(config, timedelta(0)))
+    try:
+        assert await asyncio.to_thread(slow.wait_for_arrivals, 1)
+        claimed = _lease(config.directory)
+        renewed = False
+        for _ in range(1500):  # until the lease moves on (30 s at most)
+            renewed = (_lease(config.directory) or "") > (claimed or "")
+            if renewed:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        slow.release.set()
+    summary = await cycle
+    assert claimed is not None
+    assert renewed
+    assert (summary.feeds, summary.fetched) == (1, 1)
+    assert _lease(config.directory) is None  # the poll's record ended it: renewed no more

@@ -16,7 +16,8 @@ from alembic.script import ScriptDirectory
 from monitor.models import Item
 from monitor.store import DELIVERED, FAILED, PENDING, AttemptRecord, NewAlert, SeenItem, Store
 from monitor.store.engine import MIGRATIONS, SCHEMA_REVISION
-from monitor.store.tables import metadata
+from monitor.store.store import PollRecord
+from monitor.store.tables import feeds, metadata
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -201,3 +202,24 @@ def test_migrations_build_exactly_the_schema_the_code_declares(empty_storage_url
         differences = compare_metadata(context, metadata)
     store.close()
     assert differences == []
+
+
+def test_renewing_leases_extends_only_those_the_owner_still_holds(store: Store) -> None:
+    store.sync_feeds([(f"http://a/{n}", None) for n in range(4)], NOW)
+    mine = store.claim_feeds(NOW, LEASE, due_only=False, limit=3, owner="run-a")
+    (theirs,) = store.claim_feeds(NOW, LEASE, due_only=False, owner="run-b")
+    polled = mine[0]
+    store.record_polls(
+        [PollRecord(polled.id, NOW, NOW + timedelta(minutes=10), None, None, None, owner="run-a")]
+    )
+    later = NOW + timedelta(minutes=4)
+
+    assert store.renew_leases("run-a", later, LEASE) == 2
+
+    with store.engine.connect() as db:
+        leases = {row.id: row.lease_until for row in db.execute(sa.select(feeds))}
+    assert {leases[f.id] for f in mine[1:]} == {later + LEASE}
+    assert leases[polled.id] is None  # its poll ended its lease: not taken again
+    assert leases[theirs.id] == NOW + LEASE
+    # a lease already over is not revived either
+    assert store.renew_leases("run-b", NOW + LEASE + timedelta(seconds=1), LEASE) == 0
