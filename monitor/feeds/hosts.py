@@ -14,6 +14,11 @@ from urllib.parse import urlsplit
 DEFAULT_PER_HOST = 4
 
 
+def host_key(url: str) -> str:
+    """The host whose limits a request to `url` counts against."""
+    return urlsplit(url).hostname or ""  # lower-cased by urlsplit
+
+
 class HostLimiter:
     def __init__(self, per_host: int = DEFAULT_PER_HOST, spacing: timedelta = timedelta(0)) -> None:
         self.per_host = per_host
@@ -28,7 +33,7 @@ class HostLimiter:
     @asynccontextmanager
     async def slot(self, url: str) -> AsyncIterator[None]:
         """Hold one of the host's slots (waiting for the spacing) while the body runs."""
-        host = (urlsplit(url).hostname or "").lower()
+        host = host_key(url)
         slots = self._slots.setdefault(host, asyncio.Semaphore(self.per_host))
         async with slots:
             if self.spacing > 0:

@@ -18,12 +18,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from monitor.config.settings import LoadedConfig
 from monitor.delivery.dispatcher import Dispatcher, DispatchSummary, make_delivery_client
 from monitor.errors import StartError, StoreError
 from monitor.feeds.fetcher import make_client
+from monitor.feeds.hosts import host_key
 from monitor.pipeline.pipeline import FEED_LEASE, Pipeline, sync_feeds
 from monitor.pipeline.refresh import RefreshOutcome
 from monitor.runtime import split
@@ -115,7 +115,7 @@ def run_cycle(
         summary = asyncio.run(run_once(config, max_wait, progress=progress, claimed=claimed))
     else:
         in_config_order = sorted(feeds, key=lambda feed: feed.id)
-        parts = split.deal(in_config_order, count, _host)
+        parts = split.deal(in_config_order, count, lambda feed: host_key(feed.fetch_url))
         log.debug("polling %d feeds in %d processes", len(feeds), count)
         gc.freeze()  # the collector of a child then writes to none of the pages they share
 
@@ -136,10 +136,6 @@ def run_cycle(
         summary = asyncio.run(run_once(first, max_wait, progress=progress, claimed=claimed))
     summary.seconds = time.monotonic() - started
     return summary
-
-
-def _host(feed: FeedState) -> str:
-    return urlsplit(feed.fetch_url).hostname or ""
 
 
 @dataclass(frozen=True, slots=True)

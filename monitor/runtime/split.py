@@ -55,10 +55,9 @@ class Child:
 
 
 def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # what this process may run on (containers, taskset)
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    """The cores this process may run on (a container's CPU set, taskset): Linux only, as the
+    split is."""
+    return len(os.sched_getaffinity(0))
 
 
 def processes_for(config: LoadedConfig, requested: int | None) -> int:
@@ -69,9 +68,7 @@ def processes_for(config: LoadedConfig, requested: int | None) -> int:
     an exec), or when threads run (`can_fork`)."""
     fetch = config.settings.fetch
     feeds = sum(1 for feed in config.settings.feeds if feed.enabled)
-    if fetch.host_spacing > timedelta(0) or not sys.platform.startswith("linux"):
-        return 1
-    if not can_fork():
+    if fetch.host_spacing > timedelta(0) or not sys.platform.startswith("linux") or not can_fork():
         return 1
     if requested is None:
         requested = cores() if feeds >= SPLIT_MIN_FEEDS else 1
@@ -85,13 +82,8 @@ def deal(feeds: Sequence[T], count: int, host: Callable[[T], str]) -> list[list[
     by_host: dict[str, list[T]] = {}
     for feed in feeds:
         by_host.setdefault(host(feed), []).append(feed)
-    parts: list[list[T]] = [[] for _ in range(count)]
-    dealt = 0
-    for same_host in by_host.values():
-        for feed in same_host:
-            parts[dealt % count].append(feed)
-            dealt += 1
-    return parts
+    host_by_host = [feed for same_host in by_host.values() for feed in same_host]
+    return [host_by_host[index::count] for index in range(count)]
 
 
 def can_fork() -> bool:
