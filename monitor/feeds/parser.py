@@ -32,6 +32,7 @@ from monitor.feeds.bounds import (
     shrink_if_ill_formed,
 )
 from monitor.feeds.charset import second_opinion
+from monitor.feeds.entries import split_entries
 from monitor.feeds.jsonfeed import parse_json_feed
 from monitor.feeds.normalize import absolute_http_url, html_to_text, plain_text, sane_datetime
 from monitor.feeds.relative import resolve_after, sets_no_base
@@ -55,6 +56,10 @@ class ParsedFeed:
     hub_links: tuple[str, ...] = ()  # rel="hub": WebSub hubs the publisher pushes to
     skip_hours: frozenset[int] = frozenset()  # RSS <skipHours>: hours (0-23, GMT) not to poll
     skip_days: frozenset[str] = frozenset()  # RSS <skipDays>: "Monday" ... "Sunday"
+    # the digests of its entries, for the next poll to leave out those it repeats (b"": none
+    # kept), and how many entries were left out of this parse as known (monitor.feeds.entries)
+    entry_digests: bytes = b""
+    known_entries: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,11 +76,14 @@ def parse_feed(
     feed_name: str = "",
     base_url: str | None = None,
     now: datetime | None = None,
+    known: bytes = b"",
 ) -> ParsedFeed | ParseFailed:
     """Parse a fetched body; never raises for anything the body contains.
 
     `url` is the feed's URL as configured (it becomes Item.feed_url); relative links resolve
     against `base_url`, the URL the body really came from after redirects (default: `url`).
+    `known`: the last document's `entry_digests`; its entries this one repeats are not
+    parsed (monitor.feeds.entries), so its items are the others.
     """
     now = now or datetime.now(UTC)
     base = base_url or url
@@ -87,7 +95,9 @@ def parse_feed(
     if kind is not Kind.XML:
         return _refuse(kind, what, body, base)
     try:
-        return _parse_xml(body, url=url, base=base, headers=headers, feed_name=feed_name, now=now)
+        return _parse_xml(
+            body, url=url, base=base, headers=headers, feed_name=feed_name, now=now, known=known
+        )
     except RecursionError:
         return _failed("not a feed: the document is nested too deeply")
     except Exception as error:  # a library bug on hostile bytes must stay one feed's problem
@@ -139,9 +149,16 @@ def _parse_json(
 
 
 def _parse_xml(
-    body: bytes, *, url: str, base: str, headers: dict[str, str], feed_name: str, now: datetime
+    body: bytes,
+    *,
+    url: str,
+    base: str,
+    headers: dict[str, str],
+    feed_name: str,
+    now: datetime,
+    known: bytes,
 ) -> ParsedFeed | ParseFailed:
-    read = _run_feedparser(body, headers=headers, base=base)
+    read = _run_feedparser(body, headers=headers, base=base, known=known)
     body, result, warnings = read.body, read.result, read.warnings
     feed: dict[str, Any] = result.get("feed") or {}
     entries: list[dict[str, Any]] = result.get("entries") or []
@@ -180,6 +197,8 @@ def _parse_xml(
         ),
         skip_hours=frozenset(skip_hours),
         skip_days=frozenset(skip_days),
+        entry_digests=read.entry_digests,
+        known_entries=read.known_entries,
     )
 
 
@@ -191,10 +210,15 @@ class _Read:
     result: dict[str, Any]
     warnings: list[str]
     losses: list[str]
+    entry_digests: bytes = b""
+    known_entries: int = 0  # left out of the parse
 
 
-def _run_feedparser(body: bytes, *, headers: dict[str, str], base: str) -> _Read:
-    """feedparser on a bounded body with the response headers: what it read, warned and lost."""
+def _run_feedparser(
+    body: bytes, *, headers: dict[str, str], base: str, known: bytes = b""
+) -> _Read:
+    """feedparser on a bounded body with the response headers, without the entries `known`
+    holds the digests of: what it read, warned and lost."""
     warnings: list[str] = []
     losses: list[str] = []
     response_headers = {
@@ -216,18 +240,27 @@ def _run_feedparser(body: bytes, *, headers: dict[str, str], base: str) -> _Read
             f"{len(shrunk) / 2**20:.1f} MiB"
         )
         body = shrunk
-    result = None
+    entries = split_entries(body) if not (entry_count or shrunk) else None
+    parsed, left_out = entries.without(known) if entries and known else (body, 0)
+    result = _located(parsed, response_headers, located)
+    if left_out and result.get("bozo"):  # read whole, as it would have been without digests
+        left_out = 0
+        result = _located(body, response_headers, located)
+    if bozo := _bozo_reason(result):
+        warnings.append(bozo)
+    digests = entries.packed() if entries and not result.get("bozo") else b""
+    return _Read(body, result, warnings, losses, digests, left_out)
+
+
+def _located(body: bytes, response_headers: dict[str, str], located: str) -> dict[str, Any]:
+    """feedparser's result for `body` come from `located`."""
     if sets_no_base(body):  # the same result without the URL, and faster (relative.py)
         # an empty location: no base, and headers still present (feedparser judges a missing
         # content type only where there are headers)
         result = _feedparser(body, {**response_headers, "content-location": ""})
-        if not resolve_after(result, located):
-            result = None
-    if result is None:
-        result = _feedparser(body, {**response_headers, "content-location": located})
-    if bozo := _bozo_reason(result):
-        warnings.append(bozo)
-    return _Read(body, result, warnings, losses)
+        if resolve_after(result, located):
+            return result
+    return _feedparser(body, {**response_headers, "content-location": located})
 
 
 def _feedparser(body: bytes, response_headers: dict[str, str]) -> dict[str, Any]:

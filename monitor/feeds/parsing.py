@@ -152,8 +152,17 @@ async def parse_off_loop(
     feed_name: str,
     processes: bool,
     parsers: Parsers | None = None,
+    known: bytes = b"",
 ) -> ParsedFeed | ParseFailed:
+    """`parse_feed` in a thread or a worker process (`known`: the digests of the entries the
+    last document had, which are not parsed again)."""
     call = partial(
-        parse_feed, body, url=url, base_url=base_url, headers=dict(headers), feed_name=feed_name
+        parse_feed,
+        body,
+        url=url,
+        base_url=base_url,
+        headers=dict(headers),
+        feed_name=feed_name,
+        known=known,
     )
     return await (parsers or _parsers).parse(call, size=len(body), processes=processes)

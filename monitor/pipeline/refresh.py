@@ -178,7 +178,13 @@ async def _poll(ctx: RefreshContext, feed: FeedState, settings: FeedConfig) -> _
         # 304, or a server without validators sending the very bytes we parsed last time
         return _unchanged(feed, now, interval, fetched, moved_to=moved_to)
     parsed = await _parse(
-        ctx, feed, settings, fetched.body, base_url=fetched.url, headers=fetched.headers
+        ctx,
+        feed,
+        settings,
+        fetched.body,
+        base_url=fetched.url,
+        headers=fetched.headers,
+        known=feed.entry_digests or b"",
     )
     if isinstance(parsed, ParseFailed):
         failed = FetchFailed(parsed.error, fetched.status, None, fetched.headers, fetched.elapsed)
@@ -219,8 +225,10 @@ async def _parse(
     *,
     base_url: str,
     headers: Mapping[str, str],
+    known: bytes = b"",
 ) -> ParsedFeed | ParseFailed:
-    """Parse off the event loop, a few documents at a time (ctx.parse_slots)."""
+    """Parse off the event loop, a few documents at a time (ctx.parse_slots), without the
+    entries whose digests are `known`: those of the last document parsed."""
     async with ctx.parse_slots:
         parsed = await parse_off_loop(
             body,
@@ -229,6 +237,15 @@ async def _parse(
             headers=headers,
             feed_name=settings.name or "",
             processes=ctx.parse_in_processes,
+            known=known,
+        )
+    if isinstance(parsed, ParsedFeed) and parsed.known_entries:
+        log.debug(
+            "%s: %d entries as in the last document, not parsed again; %d parsed",
+            feed.url,
+            parsed.known_entries,
+            len(parsed.items),
+            extra={"feed_url": feed.url},
         )
     return _in_declared_language(parsed, settings.lang)
 
@@ -352,6 +369,7 @@ def _parsed(
         title=parsed.title,
         seen=tuple(seen),
         content_digest=digest,
+        entry_digests=parsed.entry_digests,
     )
     outcome = RefreshOutcome(feed.url, "fetched", hubs=parsed.hub_links, topic=parsed.self_link)
     return _Polled(record, outcome)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.errors import StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-SCHEMA_REVISION = "0011"  # the newest migration (tests/store checks it is Alembic's head)
+SCHEMA_REVISION = "0012"  # the newest migration (tests/store checks it is Alembic's head)
 _MIGRATION_LOCK = 7_262_011  # pg_advisory_xact_lock key: replicas starting at once migrate in turn
 
 

@@ -64,6 +64,7 @@ class FeedState:
     unhealthy_since: datetime | None = None  # feed.unhealthy raised, not yet recovered
     unhealthy_reason: str | None = None  # failing | silent
     claimed_by: str | None = None  # the replica holding the feed's lease when it was read
+    entry_digests: bytes | None = None  # the last parsed document's (monitor.feeds.entries)
 
     @property
     def fetch_url(self) -> str:
@@ -122,6 +123,7 @@ class PollRecord:
     content_digest: str | None = None
     moved_to: str | None = None
     owner: str | None = None  # who claimed the feed for this poll: only its lease is ended
+    entry_digests: bytes | None = None  # a parsed document's (b"": none); None keeps the last
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,6 +597,9 @@ _SUCCESS = (
             sa.bindparam("b_digest", type_=sa.String), feeds.c.content_digest
         ),
         moved_to=sa.func.coalesce(sa.bindparam("b_moved", type_=sa.String), feeds.c.moved_to),
+        entry_digests=sa.func.coalesce(
+            sa.bindparam("b_entries", type_=sa.LargeBinary), feeds.c.entry_digests
+        ),
         last_new_item_at=sa.func.coalesce(
             sa.bindparam("b_new_at", type_=_MOMENT), feeds.c.last_new_item_at
         ),
@@ -618,6 +623,7 @@ def _write_successes(
             "b_title": poll.title or None,
             "b_digest": poll.content_digest or None,
             "b_moved": poll.moved_to or None,
+            "b_entries": poll.entry_digests,
             "b_new_at": poll.now if new.get(place) else None,
         }
         for place, poll in polls
@@ -648,6 +654,7 @@ def feed_state_from_row(row: sa.Row[tuple[object, ...]]) -> FeedState:
         unhealthy_since=row.unhealthy_since,
         unhealthy_reason=row.unhealthy_reason,
         claimed_by=row.claimed_by,
+        entry_digests=row.entry_digests,
     )
 
 

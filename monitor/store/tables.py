@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -92,6 +93,8 @@ feeds = Table(
     # since 0004: the replica (monitor.store.replicas) that took the last claim; it holds the
     # feed while lease_until is ahead, or until its heartbeat stops
     Column("claimed_by", String(200), nullable=True),
+    # since 0012: the digests of the last parsed document's entries (monitor.feeds.entries)
+    Column("entry_digests", LargeBinary, nullable=True),
 )
 Index("ix_feeds_due", feeds.c.active, feeds.c.next_check_at)
 

@@ -150,3 +150,53 @@ async def test_entries_past_the_cap_are_not_dropped_silently(
     assert outcome.new_items == MAX_ENTRIES
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warned == [f"{url}: read only the first {MAX_ENTRIES} of its {MAX_ENTRIES + 5} entries"]
+
+
+def _wire(*numbers: int) -> bytes:
+    items = "".join(
+        f"<item><title>Story {n}</title><link>https://a.example/{n}</link>"
+        f"<guid>urn:wire:{n}</guid><description>Text of story {n}.</description></item>"
+        for n in numbers
+    )
+    return f"<rss version='2.0'><channel><title>Wire</title>{items}</channel></rss>".encode()
+
+
+async def test_a_changed_feed_parses_only_the_entries_its_last_document_lacked(
+    tmp_path: Path, server: LocalServer, storage_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three items, then a fourth: the second poll parses one entry and records it; a 304
+    keeps the digests for the next change. Over a real server and each store."""
+    url = server.url("/wire.xml")
+    directory = write_config(tmp_path / "config", feeds=[{"url": url}], storage=storage_url)
+    config = load_config(directory, environ={})
+    store = await asyncio.to_thread(Store.open, config.storage_url)
+
+    async def poll() -> tuple[str, int]:
+        now = datetime.now(UTC)
+        (feed,) = store.claim_feeds(now, timedelta(minutes=5), due_only=False)
+        async with make_client() as client:
+            context = refresh_context(store, client, config)
+            outcome = await refresh_feed(context, feed, feed_settings(config)[url])
+        return outcome.status, outcome.new_items
+
+    def digests() -> int:
+        (feed,) = store.feeds()
+        return len(feed.entry_digests or b"")
+
+    try:
+        store.sync_feeds([(url, None)], datetime.now(UTC))
+        serve_feed(server, "/wire.xml", _wire(3, 2, 1))
+        assert await poll() == ("fetched", 3)
+        assert digests() == 3 * 8
+        serve_feed(server, "/wire.xml", _wire(4, 3, 2, 1))
+        with caplog.at_level("DEBUG", logger="monitor.pipeline.refresh"):
+            assert await poll() == ("fetched", 1)
+        assert f"{url}: 3 entries as in the last document, not parsed again; 1 parsed" in [
+            record.getMessage() for record in caplog.records
+        ]
+        assert await poll() == ("unchanged", 0)
+        assert digests() == 4 * 8
+        (feed,) = store.feeds()
+        assert len(store.item_identities(feed.id, guids=["urn:wire:4"], links=[], hashes=[])) == 1
+    finally:
+        await asyncio.to_thread(store.close)
