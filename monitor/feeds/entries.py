@@ -142,17 +142,18 @@ def _identities_apart(body: bytes, spans: list[tuple[int, int]]) -> bool:
         return False  # one the search cannot read (a prefix, another case)
     ids: list[list[bytes]] = []
     links: list[list[bytes]] = []
-    for start, _end in spans:  # what the entry's own tag says
+    for start, _end in spans:  # what the entry's own tag says, if it has attributes
         tag = body[start : body.find(b">", start)]
-        ids.append([double or single for double, single in _ABOUT.findall(tag)])
-        links.append(_hrefs(tag))
+        bare = len(tag) <= len(b"<entry ")
+        ids.append([] if bare else [double or single for double, single in _ABOUT.findall(tag)])
+        links.append([] if bare else _hrefs(tag))
     starts = [start for start, _end in spans]
     for identity in found:
         number = bisect.bisect_right(starts, identity.start()) - 1
         if identity.end() > spans[number][1]:
             return False  # between entries: not theirs
         name, attributes, cdata, text = identity.groups()
-        values = _hrefs(attributes)
+        values = _hrefs(attributes) if attributes else []
         if cdata is not None or text is not None:
             values.append(cdata if cdata is not None else text)
         elif not values and not attributes.endswith(b"/"):
