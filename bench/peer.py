@@ -5,9 +5,10 @@
       --custom "monitor=$M/.venv/bin/python $M/bench/peer.py --urls {urls} --state {state}"
 
 (run_peers.py runs the command in its own folder; the script puts the repository on sys.path.)
-Each phase is one `run --once` of the real pipeline (conditional GET, parse, identity, matching
-with the shipped rules, one transaction per feed in SQLite) over the farm's URLs, with
-`fetch.per_host: 10` (the farm is one host; the floor uses 10 connections). Prints the JSON
+Each phase is one `run --once` of the real pipeline (conditional GET, parse without a changed
+feed's known entries, identity, matching with the shipped rules, the polls' transactions in
+SQLite) over the farm's URLs, with `fetch.per_host: 10` (the farm is one host; the floor uses 10
+connections). Prints the JSON
 line run_peers.py reads: new items recorded (not entries parsed) and the inner wall time.
 """
 
