@@ -14,11 +14,12 @@ sure of its entries:
 - an encoding a byte search cannot read (UTF-16, UTF-32), an entity declaration, an entry whose
   element has a prefix or another case, one inside another, an empty `<item/>`, or markup that
   looks like an entry inside a CDATA section or a comment;
-- an entry without a guid or id, or one whose guid, id or link another entry repeats, or one of
-  these in a form the search does not read (CDATA, a prefix): identity counts how often each
-  guid and link appears in the whole document, so it must come out the same on the entries
-  parsed. A guid written two ways (`&amp;` and `&#38;`) counts as two here, as one in
-  feedparser; a publisher's generator writes one way.
+- an entry without a guid or id (unless no entry has one and each has a link; RSS 1.0's
+  `rdf:about` is an id), a guid, id or link that another entry repeats, or one of these in a
+  form the search does not read (a prefix, markup inside): identity counts how often each guid
+  and link appears in the whole document, so it must come out the same on the entries parsed.
+  A guid written two ways (`&amp;` and `&#38;`) counts as two here, as one in feedparser; a
+  publisher's generator writes one way.
 
 A document whose parse is not clean (feedparser's bozo flag) keeps no digests, and one that was
 parsed without its known entries and is not clean is parsed again whole: the loose parser that

@@ -253,7 +253,7 @@ def _run_feedparser(
 
 
 def _located(body: bytes, response_headers: dict[str, str], located: str) -> dict[str, Any]:
-    """feedparser's result for `body` come from `located`."""
+    """feedparser's result for `body`, fetched from `located`."""
     if sets_no_base(body):  # the same result without the URL, and faster (relative.py)
         # an empty location: no base, and headers still present (feedparser judges a missing
         # content type only where there are headers)
