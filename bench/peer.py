@@ -30,7 +30,11 @@ gc.disable()  # as the `monitor` command loads the application (monitor.cli.laun
 import yaml  # noqa: E402
 
 from monitor.config.settings import load_config  # noqa: E402
-from monitor.processes import exit_without_teardown, name_main_after_the_package  # noqa: E402
+from monitor.processes import (  # noqa: E402
+    exit_without_teardown,
+    fewer_malloc_arenas,
+    name_main_after_the_package,
+)
 from monitor.runtime.once import run_cycle  # noqa: E402
 
 
@@ -58,6 +62,7 @@ def main() -> None:
     parser.add_argument("--state", type=Path, required=True)
     args = parser.parse_args()
     name_main_after_the_package()  # as `monitor` does first (monitor.cli.main.entry)
+    fewer_malloc_arenas()  # as `monitor` does next
     gc.freeze()  # as `monitor` does once its modules are loaded, and resumes the collector
     gc.enable()
     urls = [line.strip() for line in args.urls.read_text().splitlines() if line.strip()]

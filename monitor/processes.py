@@ -20,6 +20,7 @@ process does, so freeing it object by object at exit is work the system does at 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import importlib.machinery
 import multiprocessing
 import os
@@ -27,6 +28,12 @@ import sys
 import threading
 from multiprocessing.context import ForkServerContext
 from typing import NoReturn
+
+# glibc's malloc arenas per process: by default each thread that allocates while another holds
+# an arena gets one of its own (up to 8 per core), and what a parse thread freed stays in its
+# arena for that thread to reuse, so the parse threads and the executor's each kept a heap
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number for it (glibc's malloc.h)
 
 # By name, not import: this leaf must not import the stages (the layers of pyproject.toml)
 PRELOAD = [
@@ -50,6 +57,23 @@ def name_main_after_the_package() -> None:
     if main is not None and getattr(main, "__spec__", None) is None:
         # multiprocessing.spawn skips re-running a main module whose name ends in `.__main__`
         main.__spec__ = importlib.machinery.ModuleSpec("monitor.__main__", None)
+
+
+def fewer_malloc_arenas() -> bool:
+    """Cap glibc's malloc arenas at MALLOC_ARENAS, in this process (before it starts threads)
+    and, through MALLOC_ARENA_MAX, in those it starts (the forkserver and its workers). A value
+    the user set is left as it is; elsewhere than glibc there is nothing to cap. True if
+    capped here."""
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    if mallopt(_M_ARENA_MAX, MALLOC_ARENAS) != 1:
+        return False
+    os.environ["MALLOC_ARENA_MAX"] = str(MALLOC_ARENAS)
+    return True
 
 
 def exit_without_teardown(code: int) -> NoReturn:

@@ -5,6 +5,7 @@ interpreter's teardown, yet with its exit handlers and its output."""
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import types
@@ -65,3 +66,35 @@ def test_an_exit_without_teardown_keeps_output_handlers_and_code(threads: str) -
     expected = "buffered, not yet written " + ("thread done " if threads == "thread" else "")
     assert done.stdout == expected + "exit handler ran\n"
     assert done.stderr == ""
+
+
+ARENAS = """
+import os, sys
+from monitor.processes import fewer_malloc_arenas, forkserver
+capped = fewer_malloc_arenas()
+with forkserver().Pool(1) as pool:
+    seen = pool.apply(os.getenv, ("MALLOC_ARENA_MAX",))
+print(capped, os.environ.get("MALLOC_ARENA_MAX"), seen)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc: Linux only")
+@pytest.mark.parametrize(
+    ("preset", "printed"), [(None, "True 2 2"), ("4", "False 4 4")], ids=["capped", "user's"]
+)
+def test_malloc_arenas_are_capped_here_and_in_the_workers_unless_the_user_chose(
+    preset: str | None, printed: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    if preset is not None:
+        env["MALLOC_ARENA_MAX"] = preset
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == printed.split()

@@ -20,7 +20,11 @@ from monitor.cli import opml as opml_commands
 from monitor.cli import run as running
 from monitor.cli.reporting import count_argument, duration_argument
 from monitor.durations import parse_duration
-from monitor.processes import exit_without_teardown, name_main_after_the_package
+from monitor.processes import (
+    exit_without_teardown,
+    fewer_malloc_arenas,
+    name_main_after_the_package,
+)
 from monitor.runtime.logs import FORMATS, default_format
 
 EXIT_OK, EXIT_INVALID = 0, 2
@@ -325,6 +329,7 @@ def entry() -> None:
     is resumed here if the launcher (monitor.cli.launch) paused it for the imports.
     """
     name_main_after_the_package()  # worker processes do not run the script again
+    fewer_malloc_arenas()  # before any thread starts
     gc.freeze()
     gc.enable()
     try:
