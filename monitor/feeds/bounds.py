@@ -21,7 +21,8 @@ MAX_ENTRIES = 10_000
 MAX_LOOSE_BYTES = 2 * 1024 * 1024
 MAX_MARKUP_CHARS = 1_000_000  # of one field's markup read to make its text (text is capped lower)
 
-_ENTRY = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s>/]", re.I)
+# the start of an entry as feedparser sees one (any prefix, any case); entries.py counts them too
+ENTRY_START = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s>/]", re.I)
 _CLOSERS = re.compile(rb"(?:\s*</[A-Za-z_][\w.:-]*\s*>)+\s*\Z")
 _CLOSER = re.compile(rb"</([A-Za-z_][\w.:-]*)\s*>")
 
@@ -34,7 +35,7 @@ def keep_first_entries(body: bytes, limit: int = MAX_ENTRIES) -> tuple[bytes, in
     """
     count = 0
     cut = -1
-    for count, found in enumerate(_ENTRY.finditer(body), start=1):
+    for count, found in enumerate(ENTRY_START.finditer(body), start=1):
         if count == limit + 1:
             cut = found.start()
     if cut < 0:
@@ -49,7 +50,7 @@ def shrink_if_ill_formed(body: bytes, limit: int = MAX_LOOSE_BYTES) -> bytes | N
     """
     if len(body) <= limit or _well_formed(body):
         return None
-    starts = [found.start() for found in _ENTRY.finditer(body, 0, limit)]
+    starts = [found.start() for found in ENTRY_START.finditer(body, 0, limit)]
     if len(starts) < 2:  # cutting before the first entry would leave none: keep a prefix
         return body[:limit]
     return _close(body, starts[-1])

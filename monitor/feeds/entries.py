@@ -33,13 +33,13 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from monitor.feeds.bounds import ENTRY_START
+
 DIGEST_BYTES = 8  # per entry; a collision within one feed's two documents is out of reach
 
 # The entries' own tags, and the starts of what can hide markup (CDATA sections, comments),
 # whose ends are found with bytes.find: a lazy `.*?` in the pattern walks them a byte at a time
 _TOKEN = re.compile(rb"<(?:(!\[CDATA\[)|(!--)|(item|entry)(?=[\s/>])|/(item|entry)\s*>)")
-# Any start of an entry the way feedparser sees one (a prefix, any case), wherever it is
-_ANY_ENTRY = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s>/]", re.I)
 _ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.I)
 _WIDE = (b"\xfe\xff", b"\xff\xfe")
 # An entry's identities: <guid>, <id> and <link> with text (plain or CDATA) or a link's href,
@@ -90,7 +90,7 @@ def split_entries(body: bytes) -> Entries | None:
     if body.startswith(_WIDE) or b"\x00" in body[:4] or _ENTITY_DECLARATION.search(body):
         return None
     spans = _entry_spans(body)
-    if not spans or len(spans) != sum(1 for _ in _ANY_ENTRY.finditer(body)):
+    if not spans or len(spans) != sum(1 for _ in ENTRY_START.finditer(body)):
         return None
     if not _identities_apart(body, spans):
         return None
