@@ -15,19 +15,30 @@ entry point): children that import only the preloaded parser and sandbox.
 
 A command's process ends here too (`exit_without_teardown`): what it loaded lives until the
 process does, so freeing it object by object at exit is work the system does at once.
+
+`in_a_fork` runs a function in a forked child and hands back its pickled result: work whose
+leftovers (dictionaries opened, caches filled, a fragmented heap) a long-lived process should
+not keep, such as compiling the rules.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import importlib.machinery
+import logging
 import multiprocessing
 import os
+import pickle
+import signal
 import sys
 import threading
+from collections.abc import Callable
 from multiprocessing.context import ForkServerContext
-from typing import NoReturn
+from typing import NoReturn, TypeVar
+
+T = TypeVar("T")
 
 # glibc's malloc arenas per process: by default each thread that allocates while another holds
 # an arena gets one of its own (up to 8 per core), and what a parse thread freed stays in its
@@ -57,6 +68,61 @@ def name_main_after_the_package() -> None:
     if main is not None and getattr(main, "__spec__", None) is None:
         # multiprocessing.spawn skips re-running a main module whose name ends in `.__main__`
         main.__spec__ = importlib.machinery.ModuleSpec("monitor.__main__", None)
+
+
+def can_fork() -> bool:
+    """Linux, and no other thread runs: a fork copies none of them, and a lock one of them held
+    would stay held in the child for good (macOS's system libraries do not survive a fork
+    without an exec)."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
+def in_a_fork(function: Callable[[], T]) -> T | None:
+    """`function()` run in a forked child, its result pickled back; None when this process may
+    not fork (`can_fork`) or the child did not return (it raised, or was killed): the caller
+    then runs `function` itself, where the same error shows."""
+    if not can_fork():
+        return None
+    read, write = os.pipe()
+    sys.stdout.flush()  # else what is buffered would be written by both processes
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; its coverage is not collected
+        _return_from_child(function, read, write)
+    os.close(write)
+    returned = False
+    try:
+        with os.fdopen(read, "rb") as pipe:
+            data = pipe.read()
+        returned = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    finally:
+        if not returned:  # interrupted, or the child failed: it must not outlive the call
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+    if not returned:
+        return None
+    result: T = pickle.loads(data)  # noqa: S301 - written by our own child, just above
+    return result
+
+
+def _return_from_child(
+    function: Callable[[], T], read: int, write: int
+) -> NoReturn:  # pragma: no cover - runs in the child
+    code = 1
+    try:
+        os.close(read)
+        data = pickle.dumps(function(), protocol=pickle.HIGHEST_PROTOCOL)
+        with os.fdopen(write, "wb") as pipe:
+            pipe.write(data)
+        code = 0
+    except BaseException:  # noqa: S110 - the parent runs the function again and sees why
+        pass
+    finally:
+        # no exit handler or buffer of the parent's may run twice; our own log lines are out
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(code)
 
 
 def fewer_malloc_arenas() -> bool:

@@ -98,3 +98,47 @@ def test_malloc_arenas_are_capped_here_and_in_the_workers_unless_the_user_chose(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == printed.split()
+
+
+FORKING = """
+import os, signal, sys, threading
+from monitor.processes import in_a_fork
+
+def fail():
+    raise ValueError("no")
+
+def killed():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+print("pid", in_a_fork(os.getpid) not in (None, os.getpid()))
+LARGE = {"rules": [1, 2], "text": "x" * 200_000}  # more than a pipe holds
+print("value", in_a_fork(lambda: LARGE) == LARGE)
+print("raised", in_a_fork(fail))
+print("killed", in_a_fork(killed))
+go = threading.Event()
+thread = threading.Thread(target=go.wait)
+thread.start()
+print("with a thread", in_a_fork(os.getpid))
+go.set()
+thread.join()
+print("alone again", in_a_fork(lambda: 7))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="in_a_fork forks on Linux only")
+def test_a_function_runs_in_a_fork_only_when_it_may_and_only_its_result_comes_back() -> None:
+    """Its result from another process, larger than a pipe's buffer; None when it raised, when
+    it was killed and while another thread runs (the caller then runs it itself)."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORKING], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "pid True",
+        "value True",
+        "raised None",
+        "killed None",
+        "with a thread None",
+        "alone again 7",
+    ]
+    assert done.stderr == ""

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
@@ -40,6 +41,7 @@ from monitor.fields import Backfill, Duration, StrictModel, http_url
 from monitor.http.guard import AddressPolicy, networks
 from monitor.matching import Matcher, saved
 from monitor.matching.morph import DEFAULT_ANALYZER
+from monitor.processes import in_a_fork
 
 if TYPE_CHECKING:
     from monitor.matching.rules import RuleSource
@@ -744,6 +746,35 @@ def _load_rules(
     if key is not None and (matcher := saved.load(key)) is not None:
         # saved only when the same files read cleanly, compiled and passed their examples
         return matcher, frozenset(rule.id for rule in matcher.rules)
+    compile_them = partial(
+        _compile_rules, paths, environ, directory, key, examples=examples, feed_tags=feed_tags
+    )
+    # Compiling opens pymorphy3's and simplemma's dictionaries and fills their word caches, and
+    # the heap it leaves behind stays with the process: in a child, the rules come back as
+    # compact as saved ones, and a daemon that compiled them holds what one that loaded them does
+    compiled = in_a_fork(compile_them) or compile_them()
+    problems.extend(compiled.problems)
+    return compiled.matcher, compiled.rule_ids
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRules:
+    matcher: Matcher | None
+    rule_ids: frozenset[str] | None
+    problems: list[ConfigProblem]
+
+
+def _compile_rules(
+    paths: Sequence[Path],
+    environ: Mapping[str, str],
+    directory: Path,
+    key: str | None,
+    *,
+    examples: bool,
+    feed_tags: Mapping[str, Sequence[str]] | None,
+) -> _CompiledRules:
+    """The rule files read and compiled, their examples run; saved under `key` when clean."""
+    problems: list[ConfigProblem] = []
     documents = {path: load_positioned(path, environ) for path in paths}
     file_problems = [problem for doc in documents.values() for problem in _document_problems(doc)]
     problems.extend(file_problems)
@@ -773,7 +804,7 @@ def _load_rules(
             problems.append(ConfigProblem(example.path, pos.line, pos.column, message))
         if key is not None and not failures and not file_problems:
             saved.save(key, compiled.matcher)
-    return compiled.matcher, None if unreadable else compiled.rule_ids
+    return _CompiledRules(compiled.matcher, None if unreadable else compiled.rule_ids, problems)
 
 
 # a hex escape in a double-quoted YAML string may spell `$`, `{` or `}`: only parsing tells

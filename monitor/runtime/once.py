@@ -26,6 +26,7 @@ from monitor.feeds.fetcher import make_client
 from monitor.feeds.hosts import host_key
 from monitor.pipeline.pipeline import FEED_LEASE, Pipeline, sync_feeds
 from monitor.pipeline.refresh import RefreshOutcome
+from monitor.processes import can_fork
 from monitor.runtime import split
 from monitor.store import FeedState, Store, owners
 from monitor.store.replicas import Replicas, log_released_processes
@@ -110,7 +111,7 @@ def run_cycle(
         return asyncio.run(run_once(config, max_wait, progress=progress))
     started = time.monotonic()
     feeds, skipped = asyncio.run(_prepare(config))
-    if not split.can_fork():  # a thread outlived the preparation: polled here, all of them
+    if not can_fork():  # a thread outlived the preparation: polled here, all of them
         claimed = Claimed(feeds, skipped)
         summary = asyncio.run(run_once(config, max_wait, progress=progress, claimed=claimed))
     else:

@@ -20,13 +20,13 @@ import dataclasses
 import logging
 import os
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
 from monitor.config.settings import LoadedConfig
+from monitor.processes import can_fork
 
 # Below this many feeds, one process: the fork and a second store and HTTP client cost about
 # what polling a few dozen unchanged feeds does.
@@ -65,10 +65,10 @@ def processes_for(config: LoadedConfig, requested: int | None) -> int:
     feeds; never more than `fetch.per_host` (each needs a request to a host of its own) nor
     than the feeds; one when requests to a host must be spaced (`fetch.host_spacing`: one
     process keeps the turns), off Linux (macOS's system libraries do not survive a fork without
-    an exec), or when threads run (`can_fork`)."""
+    an exec), or when threads run (monitor.processes.can_fork)."""
     fetch = config.settings.fetch
     feeds = sum(1 for feed in config.settings.feeds if feed.enabled)
-    if fetch.host_spacing > timedelta(0) or not sys.platform.startswith("linux") or not can_fork():
+    if fetch.host_spacing > timedelta(0) or not can_fork():
         return 1
     if requested is None:
         requested = cores() if feeds >= SPLIT_MIN_FEEDS else 1
@@ -84,12 +84,6 @@ def deal(feeds: Sequence[T], count: int, host: Callable[[T], str]) -> list[list[
         by_host.setdefault(host(feed), []).append(feed)
     host_by_host = [feed for same_host in by_host.values() for feed in same_host]
     return [host_by_host[index::count] for index in range(count)]
-
-
-def can_fork() -> bool:
-    """No other thread runs: a fork copies none of them, and a lock one of them held would stay
-    held in the child for good."""
-    return threading.active_count() == 1
 
 
 def share_config(config: LoadedConfig, share: Share) -> LoadedConfig:

@@ -216,36 +216,92 @@ def test_an_entry_in_use_outlives_newer_ones(tmp_path: Path, cache: Path) -> Non
 def test_a_start_with_saved_rules_opens_no_dictionary(tmp_path: Path, cache: Path) -> None:
     """The real point: `load_config` on unchanged rules imports neither pymorphy3 nor simplemma,
     nor the compiler and the rule schema (the shipped rules, in a process of its own); the
-    dictionaries open when items need them, and the items match as with compiled rules."""
+    dictionaries open when items need them, and the items match as with compiled rules. Rules
+    that are not saved compile in a forked child, so the process that loads them holds none of
+    that either; only where it may not fork (a thread runs) does it compile them itself."""
     probe = textwrap.dedent(
         f"""\
-        import sys
+        import sys, threading
         from pathlib import Path
         from monitor.config.settings import load_config
         from monitor.models import Item
+        go = threading.Event()
+        if sys.argv[1] == "thread":
+            threading.Thread(target=go.wait).start()
         config = load_config(Path({str(REPO / "config")!r}), {{}})
+        go.set()
         heavy = ("pymorphy3", "simplemma", "monitor.matching.rules", "monitor.matching.schema")
         print(sorted(name for name in heavy if name in sys.modules))
         for title in ("Колокольцев прилетел в Гавану", "Lavrov meets Cuban counterpart"):
             print(title, [m.rule_id for m in config.matcher.match(Item(title=title))])
         """
     )
-    environ = {**os.environ, "MONITOR_CACHE_DIR": str(cache)}
 
-    def opened() -> str:
+    def opened(folder: Path, threads: str = "none") -> str:
         done = subprocess.run(
-            [sys.executable, "-c", probe], capture_output=True, text=True, env=environ,
-            cwd=REPO, check=True, timeout=120,
+            [sys.executable, "-c", probe, threads], capture_output=True, text=True,
+            env={**os.environ, "MONITOR_CACHE_DIR": str(folder)}, cwd=REPO, check=True,
+            timeout=120,
         )  # fmt: skip
         return done.stdout.strip()
 
     compiled = "['monitor.matching.rules', 'monitor.matching.schema', 'pymorphy3', 'simplemma']"
-    first_modules, *first_matches = opened().splitlines()
-    assert first_modules == compiled
-    assert all("russia-cuba-contacts" in line for line in first_matches)
-    then_modules, *then_matches = opened().splitlines()
-    assert then_modules == "[]"
-    assert then_matches == first_matches
+    here_modules, *here_matches = opened(cache, "thread").splitlines()
+    assert here_modules == compiled
+    assert all("russia-cuba-contacts" in line for line in here_matches)
+    saved_modules, *saved_matches = opened(cache).splitlines()
+    assert saved_modules == "[]"
+    assert saved_matches == here_matches
+    other = tmp_path / "other-cache"
+    other.mkdir()
+    (other / "dictionaries").symlink_to(cache / "dictionaries", target_is_directory=True)
+    forked_modules, *forked_matches = opened(other).splitlines()
+    assert forked_modules == "[]"  # compiled, but in the child
+    assert forked_matches == here_matches
+    assert _entries(other)  # and the child saved them
+
+
+def test_problems_found_compiling_in_a_child_are_the_ones_found_here(tmp_path: Path) -> None:
+    """A rule file with problems (not saved, so compiled at every start) reports the same
+    problems, positions and all, whether it compiled in a forked child or in the process."""
+    broken = RULES.replace("- any: [визит, visit]", "- any: []") + (
+        "  - id: havana\n"
+        "    title: Havana\n"
+        "    match:\n"
+        "      any: [Гавана]\n"
+        "    examples:\n"
+        "      match: [A visit to Moscow]\n"
+    )
+    directory = _config(tmp_path, broken)
+    probe = textwrap.dedent(
+        f"""\
+        import sys, threading
+        from pathlib import Path
+        from monitor.config.settings import load_config
+        from monitor.errors import ConfigError
+        go = threading.Event()
+        if sys.argv[1] == "thread":
+            threading.Thread(target=go.wait).start()
+        try:
+            load_config(Path({str(directory)!r}), {{}})
+        except ConfigError as error:
+            print("\\n".join(map(str, error.problems)))
+        finally:
+            go.set()
+        """
+    )
+
+    def problems(threads: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, threads], capture_output=True, text=True,
+            cwd=REPO, check=True, timeout=120,
+        )  # fmt: skip
+        return done.stdout
+
+    in_a_child = problems("none")
+    assert in_a_child.startswith("rules/main.yaml:8:16: rules.0.match.all.1.any: List should")
+    assert "rules/main.yaml:16:" in in_a_child  # the failing example, found by running it
+    assert in_a_child == problems("thread")
 
 
 def test_the_code_digest_covers_every_module_matching_imports() -> None:
