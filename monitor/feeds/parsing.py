@@ -1,12 +1,18 @@
-"""Where feeds are parsed: off the event loop, and on every core while parses queue up.
+"""Where feeds are parsed: off the event loop, in a thread, and a large document in a worker.
 
-feedparser is pure Python, so parses in threads take turns on one core (the GIL). When parses
-queue up in a config of many feeds (a cold start, a burst of changed feeds), a pool of worker
-processes (one per core, started from a fork server that has only the parser imported) parses
-in parallel; results (ParsedFeed, Items) pickle. Each worker holds the parser and the memory of
-its largest document, so the pool is stopped once it has been idle for a while: a daemon whose
-feeds change now and then parses them in a thread and holds no workers between bursts. Starting
-workers again from the fork server costs a fork each, not an interpreter's start.
+feedparser is pure Python, so parses in threads take turns on one core (the GIL). A document of
+LARGE_BODY or more parses in a worker process (started from a fork server that has only the
+parser imported; results, ParsedFeed and Items, pickle): the memory its parse takes goes away
+with the worker instead of staying in this process's heap. The pool stops once idle, so a
+daemon holds no workers between large documents; starting one again costs a fork, not an
+interpreter's start.
+
+Workers once also took every parse while parses queued up, to parse on every core. That bought
+a daemon a fifth off its first cycle over many feeds (the main process, which matches and
+writes, stayed the bottleneck) and nothing afterwards, as a changed feed parses only its new
+entries (monitor.feeds.entries), at the cost of two more processes during every burst of polls
+and the fork server and resource tracker for good. `run --once` parses on every core by
+splitting its feeds between processes instead (monitor.runtime.split).
 """
 
 from __future__ import annotations
@@ -24,13 +30,8 @@ from functools import partial
 from monitor.feeds.parser import ParsedFeed, ParseFailed, parse_feed
 from monitor.processes import forkserver
 
-# Below this many feeds, threads only: the pool's start-up (~0.3 s) is not worth it. Above,
-# measured on the 1,000-feed farm (../shared/bench) on 2 loaded cores: cold cycle 31.6 s and
-# 32.8 s with threads, 25.9 s and 28.8 s with processes.
+# Below this many feeds, threads only: a fork server and a worker are not worth it.
 POOL_MIN_FEEDS = 50
-# Parses already running in threads when one more starts the pool: two share a core with the
-# event loop; a third means the parsing outruns one core.
-BACKLOG = 2
 # A document this large parses in a worker whenever workers may be used: the memory its parse
 # takes goes away with the worker instead of staying in the daemon's heap.
 LARGE_BODY = 1 << 20
@@ -46,7 +47,7 @@ def _worker_signals() -> None:
 
 
 class Parsers:
-    """Threads while parsing is light, a pool of worker processes while it is not."""
+    """Threads, and a pool of worker processes for large documents, stopped once idle."""
 
     def __init__(
         self,
@@ -59,7 +60,6 @@ class Parsers:
         self._idle_seconds = idle_seconds
         self._workers = workers or os.cpu_count() or 2
         self._pool: ProcessPoolExecutor | None = None
-        self._in_threads = 0
         self._in_pool = 0
         self._idle_since = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -70,19 +70,13 @@ class Parsers:
 
     async def parse(self, call: Parse, *, size: int, processes: bool) -> ParsedFeed | ParseFailed:
         """Run `call` (a picklable parse of a `size`-byte body) in a worker process when
-        `processes` allows it and the pool is running, parses queue up or the body is large;
-        else in a thread."""
-        busy = self._pool is not None or self._in_threads >= BACKLOG or size >= LARGE_BODY
-        if processes and busy:
+        `processes` allows it and the body is large, else in a thread."""
+        if processes and size >= LARGE_BODY:
             try:
                 return await self._in_worker(call)
             except BrokenProcessPool:  # a worker died (killed, out of memory): in a thread
                 pass
-        self._in_threads += 1
-        try:
-            return await asyncio.to_thread(call)
-        finally:
-            self._in_threads -= 1
+        return await asyncio.to_thread(call)
 
     async def _in_worker(self, call: Parse) -> ParsedFeed | ParseFailed:
         if self._pool is None:

@@ -1,5 +1,5 @@
 """Parsing in worker processes gives exactly what parsing in a thread gives; workers start
-when parses queue up or a document is large, and stop once idle."""
+for a large document only, never because parses queue up, and stop once idle."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import pytest
 
 from monitor.feeds.parser import ParsedFeed, ParseFailed, parse_feed
 from monitor.feeds.parsing import (
-    BACKLOG,
     IDLE_SECONDS,
     LARGE_BODY,
     POOL_MIN_FEEDS,
@@ -84,18 +83,8 @@ async def test_processes_and_threads_parse_alike() -> None:
     assert len(in_process.items) == 4
 
 
-async def test_light_parsing_stays_in_threads(parsers: Parsers) -> None:
-    body = feed_document("havana-wire.xml")
-    before = set(multiprocessing.active_children())
-    results = [await parse_in(parsers, body) for _ in range(BACKLOG + 2)]
-    assert not parsers.pool_running
-    assert set(multiprocessing.active_children()) == before
-    assert all(isinstance(result, ParsedFeed) and len(result.items) == 4 for result in results)
-
-
-async def test_a_backlog_starts_workers_and_idle_stops_them(
-    parsers: Parsers, clock: ManualClock
-) -> None:
+async def test_parses_queued_up_stay_in_threads(parsers: Parsers) -> None:
+    """However many wait: workers would cost two processes for little (the module's reason)."""
     body = feed_document("havana-wire.xml")
     expected = parse(body)()
     gate = threading.Event()
@@ -105,30 +94,38 @@ async def test_a_backlog_starts_workers_and_idle_stops_them(
         return parse(body)()
 
     before = set(multiprocessing.active_children())
-    holding = [asyncio.create_task(parsers.parse(held, size=0, processes=True))]
-    holding += [asyncio.create_task(parsers.parse(held, size=0, processes=True))]
-    assert len(holding) == BACKLOG
-    await asyncio.sleep(0)  # both are in their threads now
+    holding = [asyncio.create_task(parsers.parse(held, size=0, processes=True)) for _ in range(4)]
+    await asyncio.sleep(0)  # all are in their threads now
+    assert await parse_in(parsers, body) == expected  # a fifth: in a thread too
     assert not parsers.pool_running
-    assert await parse_in(parsers, body) == expected  # the third: in a worker
+    gate.set()
+    assert [await task for task in holding] == [expected] * 4
+    assert set(multiprocessing.active_children()) == before
+
+
+async def test_workers_stop_once_idle_and_small_documents_never_use_them(
+    parsers: Parsers, clock: ManualClock
+) -> None:
+    large, small = large_document(), feed_document("havana-wire.xml")
+    expected = parse(large)()
+    before = set(multiprocessing.active_children())
+    assert await parse_in(parsers, large) == expected
     assert parsers.pool_running
     workers = set(multiprocessing.active_children()) - before
     assert len(workers) == 1
-    gate.set()
-    assert [await task for task in holding] == [expected, expected]
 
     clock.now += IDLE_SECONDS - 1
     assert not parsers.stop_if_idle()
-    assert parsers.pool_running
-    assert await parse_in(parsers, body) == expected  # while running, every parse uses it
-    clock.now += IDLE_SECONDS - 1  # idle counts from the last parse
+    assert await parse_in(parsers, small) == parse(small)()  # in a thread, the pool running
+    clock.now += 1
+    assert parsers.stop_if_idle()  # the small one did not count: idle since the large one
+    assert not parsers.pool_running
+    assert await exited(workers)
+    assert await parse_in(parsers, large) == expected  # the next large one starts new workers
+    clock.now += IDLE_SECONDS - 1  # idle counts from the last parse in a worker
     assert not parsers.stop_if_idle()
     clock.now += 1
     assert parsers.stop_if_idle()
-    assert not parsers.pool_running
-    assert await exited(workers)
-    assert await parse_in(parsers, body) == expected  # light again: a thread
-    assert not parsers.pool_running
 
 
 async def test_a_large_document_parses_in_a_worker(parsers: Parsers) -> None:
