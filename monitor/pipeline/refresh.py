@@ -68,7 +68,7 @@ class RefreshContext:
     # loop (monitor.feeds.parsing), so fetching and delivering go on, and a few at a time, so
     # memory stays bounded. Kept across hot reloads.
     parse_slots: asyncio.Semaphore
-    parse_in_processes: bool  # worker processes rather than threads: many feeds, many cores
+    parse_in_processes: bool  # a large document in a worker process (monitor.feeds.parsing)
     writer: PollWriter  # one per store, kept across hot reloads: polls share transactions
     # Polls between the start of their fetch and the end of their matching: each may hold a
     # connection or a body. Kept across hot reloads. Waiting for the poll's transaction is
