@@ -1,8 +1,9 @@
 """The sandbox `json` templates run in, with their size limits enforced while they run.
 
 Jinja2's immutable sandbox keeps templates away from Python's internals; it does not bound what
-a template builds. Here every value that passes a hook is bounded: `*` and `**` are checked
-before they compute (`'x' * 10**8` is refused without building it); calls and filters are
+a template builds. Here every value that passes a hook is bounded: `*`, `**` and `%` are checked
+before they compute (`'x' * 10**8`, `'%0100000000d' % 1` are refused without building them),
+and so is the `format` filter's format; calls and filters are
 refused a value over the size limit, or a width or count over it (`center`, `indent`,
 `wordwrap`, …: SIZED), and checked on their result; attributes and items are checked as they
 are read; `range` is the sandbox's (at most 100,000 items); and the output is streamed and
@@ -12,6 +13,7 @@ stopped at MAX_OUTPUT. Time and memory are bounded by the process that renders
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache, wraps
 from typing import TYPE_CHECKING, Any
@@ -60,6 +62,26 @@ def _check_args(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], wha
             raise TemplateLimit(f"{what} is given a value over {MAX_VALUE} characters or items")
 
 
+# a printf-style conversion's width and precision (`%-010.3f`, `%(name)5s`, `%*d`)
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\*|\d*)(?:\.(\*|\d*))?")
+
+
+def _check_printf(fmt: object, values: object, what: str) -> None:
+    """A width or precision over MAX_VALUE, in the format or (`*`) among its values, is refused
+    before formatting: `'%0100000000d' % 1` builds a value of that width from a short source,
+    and Jinja2 evaluates constant expressions when it compiles (a config's validation), not
+    only in the worker that renders."""
+    if not isinstance(fmt, str) or "%" not in fmt:
+        return
+    specs = _PRINTF_SPEC.findall(fmt)
+    sizes = [int(n) for spec in specs for n in spec if n.isdigit()]
+    if any("*" in spec for spec in specs):
+        given = values if isinstance(values, tuple | list) else (values,)
+        sizes += [v for v in given if isinstance(v, int) and not isinstance(v, bool)]
+    if sizes and max(sizes) > MAX_VALUE:
+        raise TemplateLimit(f"{what} would build a value over {MAX_VALUE} characters")
+
+
 def _power_bits(base: object, exponent: object) -> int:
     if not isinstance(base, int) or not isinstance(exponent, int) or exponent <= 0:
         return 0
@@ -69,13 +91,16 @@ def _power_bits(base: object, exponent: object) -> int:
 class BoundedSandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, refusing to build values over MAX_VALUE."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    # intercepted operators are also never folded when the template compiles
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
             count = right if isinstance(right, int) else left if isinstance(left, int) else 1
             if max(_size(left), _size(right)) * max(count, 0) > MAX_VALUE:
                 raise TemplateLimit(f"`*` would build a value over {MAX_VALUE} characters")
+        elif operator == "%":
+            _check_printf(left, right, "`%`")
         elif _power_bits(left, right) > MAX_POWER_BITS:
             raise TemplateLimit(f"`**` would build a number over {MAX_POWER_BITS} bits")
         return super().call_binop(context, operator, left, right)
@@ -118,6 +143,8 @@ def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
         _check_args(name, given, kwargs, f"filter `{name}`")
         if name == "replace" and len(given) >= 3:
             _check_replace(str(given[0]), given[1], given[2])
+        if name == "format" and given:
+            _check_printf(given[0], given[1:], f"filter `{name}`")
         return _bounded(function(*args, **kwargs), f"filter `{name}`")
 
     return bounded

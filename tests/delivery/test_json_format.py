@@ -50,7 +50,12 @@ HOSTILE = {
         "{{ s | length }}",
         "memory limit of 512 MiB",
     ),
-    "format width": ("{{ '%01000000000d' % 1 }}", "memory limit of 512 MiB"),
+    "format width": ("{{ '%01000000000d' % 1 }}", "`%` would build a value over 1000000"),
+    "format width from a value": ("{{ '%0*d' % (10 ** 9, 1) }}", "`%` would build a value"),
+    "format filter width": (
+        "{{ '%(n).1000000000f' | format(n=1.5) }}",
+        "filter `format` would build a value over 1000000",
+    ),
     "doubling in a namespace": (
         "{% set ns = namespace(s='x') %}{% for i in range(64) %}"
         "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
@@ -83,12 +88,14 @@ async def test_a_hostile_template_fails_for_good_and_the_other_webhook_delivers(
 ) -> None:
     _collect(server, "/bad")
     _collect(server, "/good")
+    # from before the config is validated: Jinja2 evaluates constant expressions as it
+    # compiles, and validation compiles in this process (`'%0100000000d' % 1` did, 1 GB)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     hooks: dict[str, WebhookConfig] = {
         "bad": hook("bad", retry=[], url=server.url("/bad"), template=_hostile(body), **ALERTS),
         "good": hook("good", url=server.url("/good"), template=GOOD, **ALERTS),
     }
     store = store_with_alerts(tmp_path, 1, hooks=("bad", "good"))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     summary = await Dispatcher(store.outbox, client, hooks).deliver_due()
     # what the template built stayed in the worker: this process grew by no more than the
     # few bodies it handled (before, `ns.s ~ ns.s` doubled here until memory ran out)
