@@ -8,11 +8,11 @@ daemon holds no workers between large documents; starting one again costs a fork
 interpreter's start.
 
 Workers once also took every parse while parses queued up, to parse on every core. That bought
-a daemon a fifth off its first cycle over many feeds (the main process, which matches and
-writes, stayed the bottleneck) and nothing afterwards, as a changed feed parses only its new
-entries (monitor.feeds.entries), at the cost of two more processes during every burst of polls
-and the fork server and resource tracker for good. `run --once` parses on every core by
-splitting its feeds between processes instead (monitor.runtime.split).
+a daemon's first cycle over many feeds little (the main process, which matches and writes,
+stayed the bottleneck) and later cycles nothing, as a changed feed parses only its new entries
+(monitor.feeds.entries), at the cost of two more processes during every burst of polls and the
+fork server and resource tracker for good (docs/operations.md, "Processes"). `run --once`
+parses on every core by splitting its feeds between processes instead (monitor.runtime.split).
 """
 
 from __future__ import annotations
