@@ -90,17 +90,19 @@ def in_a_fork(function: Callable[[], T]) -> T | None:
     if pid == 0:  # pragma: no cover - the child; its coverage is not collected
         _return_from_child(function, read, write)
     os.close(write)
-    returned = False
+    status: int | None = None
     try:
         with os.fdopen(read, "rb") as pipe:
             data = pipe.read()
-        returned = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        status = os.waitpid(pid, 0)[1]
     finally:
-        if not returned:  # interrupted, or the child failed: it must not outlive the call
+        # interrupted (Ctrl-C): the child must not outlive the call; not yet reaped, its pid is
+        # still its own (a reaped one's may be another process's by now)
+        if status is None:
             with contextlib.suppress(ProcessLookupError, ChildProcessError):
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-    if not returned:
+    if os.waitstatus_to_exitcode(status) != 0:
         return None
     result: T = pickle.loads(data)  # noqa: S301 - written by our own child, just above
     return result

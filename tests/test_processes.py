@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -122,15 +123,43 @@ print("with a thread", in_a_fork(os.getpid))
 go.set()
 thread.join()
 print("alone again", in_a_fork(lambda: 7))
+
+def interrupt(*_):
+    raise KeyboardInterrupt
+
+def interrupts_its_parent():
+    with open(sys.argv[1], "w") as file:
+        file.write(str(os.getpid()))
+    os.kill(os.getppid(), signal.SIGALRM)  # Ctrl-C reaching the parent alone, once we run
+    signal.pause()
+
+signal.signal(signal.SIGALRM, interrupt)
+try:
+    in_a_fork(interrupts_its_parent)
+except KeyboardInterrupt:
+    with open(sys.argv[1]) as file:
+        child = int(file.read())
+    try:
+        os.kill(child, 0)
+        print("interrupted, the child still runs")
+    except ProcessLookupError:
+        print("interrupted, the child is gone")
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="in_a_fork forks on Linux only")
-def test_a_function_runs_in_a_fork_only_when_it_may_and_only_its_result_comes_back() -> None:
+def test_a_function_runs_in_a_fork_only_when_it_may_and_only_its_result_comes_back(
+    tmp_path: Path,
+) -> None:
     """Its result from another process, larger than a pipe's buffer; None when it raised, when
-    it was killed and while another thread runs (the caller then runs it itself)."""
+    it was killed and while another thread runs (the caller then runs it itself); a caller
+    interrupted while it waits leaves no child behind."""
     done = subprocess.run(
-        [sys.executable, "-c", FORKING], check=False, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", FORKING, str(tmp_path / "child.pid")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
@@ -140,5 +169,6 @@ def test_a_function_runs_in_a_fork_only_when_it_may_and_only_its_result_comes_ba
         "killed None",
         "with a thread None",
         "alone again 7",
+        "interrupted, the child is gone",
     ]
     assert done.stderr == ""
