@@ -35,6 +35,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from functools import partial
 from multiprocessing.context import ForkServerContext
 from typing import NoReturn, TypeVar
 
@@ -77,6 +78,35 @@ def can_fork() -> bool:
     return sys.platform.startswith("linux") and threading.active_count() == 1
 
 
+def fork(child: Callable[[], int]) -> int:
+    """Fork; the child runs `child()` and exits with what it returns (1 if it raised, 130 on
+    Ctrl-C), nothing of the parent's running on its way out. The child's pid. Call only where
+    `can_fork()`."""
+    sys.stdout.flush()  # else what is buffered would be written by both processes
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; its coverage is not collected
+        _exit_with(child)
+    return pid
+
+
+def _exit_with(child: Callable[[], int]) -> NoReturn:  # pragma: no cover - runs in the child
+    code = 1
+    try:
+        code = child()
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent reports it
+        code = 130
+    except BaseException:  # noqa: S110 - nothing may unwind into the parent's frames; a
+        pass  # child that must say why logs it itself
+    finally:
+        # no exit handler or buffer of the parent's may run twice; our own output is out
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def in_a_fork(function: Callable[[], T]) -> T | None:
     """`function()` run in a forked child, its result pickled back; None when this process may
     not fork (`can_fork`) or the child did not return (it raised, or was killed): the caller
@@ -84,11 +114,7 @@ def in_a_fork(function: Callable[[], T]) -> T | None:
     if not can_fork():
         return None
     read, write = os.pipe()
-    sys.stdout.flush()  # else what is buffered would be written by both processes
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child; its coverage is not collected
-        _return_from_child(function, read, write)
+    pid = fork(partial(_send_result, function, read, write))
     os.close(write)
     status: int | None = None
     try:
@@ -108,23 +134,14 @@ def in_a_fork(function: Callable[[], T]) -> T | None:
     return result
 
 
-def _return_from_child(
+def _send_result(
     function: Callable[[], T], read: int, write: int
-) -> NoReturn:  # pragma: no cover - runs in the child
-    code = 1
-    try:
-        os.close(read)
-        data = pickle.dumps(function(), protocol=pickle.HIGHEST_PROTOCOL)
-        with os.fdopen(write, "wb") as pipe:
-            pipe.write(data)
-        code = 0
-    except BaseException:  # noqa: S110 - the parent runs the function again and sees why
-        pass
-    finally:
-        # no exit handler or buffer of the parent's may run twice; our own log lines are out
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        os._exit(code)
+) -> int:  # pragma: no cover - runs in the child
+    os.close(read)
+    data = pickle.dumps(function(), protocol=pickle.HIGHEST_PROTOCOL)
+    with os.fdopen(write, "wb") as pipe:
+        pipe.write(data)
+    return 0
 
 
 def fewer_malloc_arenas() -> bool:

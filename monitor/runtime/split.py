@@ -19,14 +19,14 @@ import asyncio
 import dataclasses
 import logging
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import TypeVar
 
 from monitor.config.settings import LoadedConfig
-from monitor.processes import can_fork
+from monitor.processes import can_fork, fork
 
 # Below this many feeds, one process: the fork and a second store and HTTP client cost about
 # what polling a few dozen unchanged feeds does.
@@ -101,34 +101,25 @@ def fork_children(count: int, body: Callable[[int, int], int]) -> tuple[Child, .
     children: list[Child] = []
     for number in range(1, count + 1):
         read, write = os.pipe()
-        sys.stdout.flush()  # else what is buffered would be written by both processes
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child; its coverage is not collected
-            _exit_child(body, number, write, [read, *(child.reports for child in children)])
+        inherited = [read, *(child.reports for child in children)]
+        pid = fork(partial(_child, body, number, write, inherited))
         os.close(write)
         children.append(Child(pid, read))
     return tuple(children)
 
 
-def _exit_child(
+def _child(
     body: Callable[[int, int], int], number: int, write: int, inherited: list[int]
-) -> None:  # pragma: no cover - runs in the child
-    code = 1
+) -> int:  # pragma: no cover - runs in the child
+    for fd in inherited:
+        os.close(fd)
     try:
-        for fd in inherited:
-            os.close(fd)
-        code = body(number, write)
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent reports it
-        code = 130
-    except BaseException:  # nothing may unwind into the parent's frames: they are not ours
+        return body(number, write)
+    except KeyboardInterrupt:  # the parent reports it (monitor.processes.fork: 130)
+        raise
+    except BaseException:
         log.exception("polling process %d failed", number)
-    finally:
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        return 1
 
 
 async def follow(child: Child, on_line: Callable[[str], None]) -> int:
