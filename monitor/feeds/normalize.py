@@ -13,6 +13,7 @@ import html
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
@@ -103,6 +104,8 @@ def absolute_http_url(href: str | None, base: str) -> str | None:
     if not href:
         return None
     try:
+        if _as_is(href) and _scheme(base) is not None:  # urljoin's result: http(s), a host
+            return href
         resolved = urljoin(base, href) if base else href
         parts = urlsplit(resolved)
     except ValueError:
@@ -110,6 +113,52 @@ def absolute_http_url(href: str | None, base: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     return resolved
+
+
+def join_url(base: str, href: str) -> str:
+    """`urljoin(base, href)`, ValueError included, without urllib's work for the usual `href`:
+    one it would give back as it is (an absolute http(s) URL, an id in a scheme of its own such
+    as `urn:` or `tag:`). Every link and id of every entry is joined, and urllib splits both
+    URLs and puts one together again each time."""
+    scheme = _scheme(base)
+    if scheme is not None and (_as_is(href) or _another_scheme(href, scheme)):
+        return href
+    return urljoin(base, href)
+
+
+# An absolute http(s) URL that urljoin returns unchanged whatever the base (urljoin gives back
+# an href whose scheme differs from the base's as it is, and one with the same scheme and a host
+# split and put together again): all ASCII (a host outside it is checked), no bracket (an IPv6
+# host is checked), no whitespace (urlsplit removes tabs and newlines), a lowercase scheme
+# (urlsplit lowers it), no `;` (an empty parameter would be dropped), no `?` with nothing after
+# it before the fragment, and no `#` at the end (empty parts are dropped as well).
+_AS_IS = re.compile(r"https?://[^/?#\[\];\x00-\x20\x7f]+(?:[/?#][^;\x00-\x20\x7f]*)?")
+# A scheme, then no host (urlsplit would check one), in printable ASCII (nothing it strips)
+_SCHEMED = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(?!//)[!-~]*")
+
+
+def _as_is(href: str) -> bool:
+    return (
+        href.isascii()
+        and _AS_IS.fullmatch(href) is not None
+        and "?#" not in href
+        and not href.endswith(("?", "#"))
+    )
+
+
+def _another_scheme(href: str, scheme: str) -> bool:
+    """Whether `href` is in a scheme other than `scheme`, which urljoin gives back as it is."""
+    match = _SCHEMED.fullmatch(href)
+    return match is not None and match.group(1).lower() != scheme
+
+
+@lru_cache(maxsize=256)  # an entry's links are joined with its document's URL: a few bases
+def _scheme(base: str) -> str | None:
+    """The scheme urljoin reads in `base`; None where it cannot split it (it raises)."""
+    try:
+        return urlsplit(base).scheme
+    except ValueError:
+        return None
 
 
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)  # before any feed format existed

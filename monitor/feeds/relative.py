@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import MutableMapping
 from typing import Any
-from urllib.parse import urljoin
+
+from monitor.feeds.normalize import join_url
 
 # `base` inside a start tag: xml:base= or base=, in any case (feedparser lowercases attribute
 # names), and a bare `base` (the loose parser gives it the value "base"). A false match (text
@@ -47,7 +47,7 @@ def sets_no_base(body: bytes) -> bool:
     return _BASE_ATTRIBUTE.search(body) is None
 
 
-def resolve_after(result: MutableMapping[str, Any], base: str) -> bool:
+def resolve_after(result: dict[str, Any], base: str) -> bool:
     """Join the links of a document parsed without its URL with `base`, as feedparser would
     have; False (nothing joined: parse again) where an id would change, or where the document
     was in an encoding in which the byte search of `sets_no_base` could not see a base
@@ -55,7 +55,7 @@ def resolve_after(result: MutableMapping[str, Any], base: str) -> bool:
     if not _reads_as_ascii(str(result.get("encoding") or "")):
         return False
     for entry in result.get("entries") or []:
-        entry_id = entry.get("id")
+        entry_id = _own(entry, "id")
         if entry_id and _join(base, entry_id) != entry_id:
             return False
     for entry in result.get("entries") or []:
@@ -79,8 +79,13 @@ def _reads_as_ascii(encoding: str) -> bool:
         return False
 
 
-def _join_key(container: MutableMapping[str, Any], key: str, base: str) -> None:
-    value = container.get(key)
+# A value by the name feedparser stores it under: FeedParserDict.get would look through its
+# aliases first, a good part of this module's time (monitor.feeds.parser does the same).
+_own = dict.get
+
+
+def _join_key(container: dict[str, Any], key: str, base: str) -> None:
+    value = _own(container, key)
     if isinstance(value, str) and value:
         container[key] = _join(base, value)
 
@@ -88,6 +93,6 @@ def _join_key(container: MutableMapping[str, Any], key: str, base: str) -> None:
 def _join(base: str, value: str) -> str:
     """feedparser's join of a value it has already read (a URL that urllib cannot split is '')."""
     try:
-        return urljoin(base, value)
+        return join_url(base, value)
     except ValueError:
         return ""

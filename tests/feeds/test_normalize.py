@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 
@@ -10,6 +12,7 @@ from monitor.feeds.normalize import (
     MAX_FIELD_CHARS,
     absolute_http_url,
     html_to_text,
+    join_url,
     plain_text,
     sane_datetime,
 )
@@ -83,6 +86,103 @@ def test_fields_are_capped() -> None:
 )
 def test_absolute_http_url(href: str | None, base: str, expected: str | None) -> None:
     assert absolute_http_url(href, base) == expected
+
+
+def _urllib_join(base: str, href: str) -> str | type[ValueError]:
+    try:
+        return urljoin(base, href)
+    except ValueError:
+        return ValueError
+
+
+def _join_or_error(base: str, href: str) -> str | type[ValueError]:
+    try:
+        return join_url(base, href)
+    except ValueError:
+        return ValueError
+
+
+def _urllib_absolute(href: str | None, base: str) -> str | None:
+    """absolute_http_url as it was written with urllib alone: the oracle of the shortcut."""
+    if not href or not (href := href.strip()):
+        return None
+    try:
+        resolved = urljoin(base, href) if base else href
+        parts = urlsplit(resolved)
+    except ValueError:
+        return None
+    return resolved if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+# Each a form urljoin does not give back as it is, next to one it does: the shortcut must
+# leave the first to urllib.
+EDGES = [
+    "https://h.example/a/b?q=1#f",
+    "HTTPS://h.example/a",  # the scheme is lowered
+    "https://h.example/a?",  # an empty query is dropped
+    "https://h.example/a?#f",
+    "https://h.example/a#",  # an empty fragment is dropped
+    "https://h.example/a#f#",
+    "https://h.example/a;",  # an empty parameter is dropped
+    "https://h.example/a;p=1",
+    "https://h.example/a\tb",  # urlsplit removes tabs and newlines
+    "https://h.example/a\nb",
+    "https://h.example/a b",
+    "https://[::1]/a",  # an IPv6 host is checked
+    "https://[bad/a",
+    "https://h\u2100x.example/a",  # NFKC gives a `/` in the host: refused
+    "https://h\u00e9.example/a",
+    "https://h.example/\u00e9",
+    "http://h.example",
+    "http://h.example?q",
+    "http://user:pw@h.example:8080/a",
+    "http://h.example:port/a",
+    "https:/h.example/a",
+    "https:h.example",
+    "https://",
+    "https:///a",
+    "https://h.example/./a/../b",  # urljoin removes dot segments only from relative paths
+    "ftp://h.example/a",
+    "urn:feedfarm:1:f00000:000039",  # another scheme: given back as it is
+    "tag:news.example.org,2026:1",
+    "Urn:X",
+    "urn://[bad",  # a host in it is checked
+    "mailto:a@b.example",
+    "http:relative",  # the base's scheme without a host: joined
+    "https:relative",
+    "HTTP:relative",  # the same scheme in another case
+    "/relative/a",
+    "relative",
+    "",
+]
+BASES = [
+    "https://news.example.org/feed.xml",
+    "http://news.example.org/dir/",
+    "",
+    "https://[bad/feed",  # urljoin cannot split it
+    "ftp://files.example/",
+]
+
+
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("href", EDGES)
+def test_join_url_is_urljoin(href: str, base: str) -> None:
+    assert _join_or_error(base, href) == _urllib_join(base, href)
+    assert absolute_http_url(href, base) == _urllib_absolute(href, base)
+
+
+def test_join_url_is_urljoin_on_random_urls() -> None:
+    """Strings of the characters URLs are cut at, after an http(s) start as well as not: the
+    shortcut and urllib give the same for every one."""
+    rng = random.Random(20261204)
+    alphabet = "ab/?#;:@[]%.&= \t\n\r\x00\x7f\u00e9\u2100H"
+    starts = ["http://", "https://", "HTTP://", "http:/", "https://h.example", "", "//"]
+    starts += ["http:", "https:", "HTTP:", "Https:", "urn:", "Tag:", "x+y.z-1:", "1a:", ":"]
+    for _ in range(20_000):
+        href = rng.choice(starts) + "".join(rng.choices(alphabet, k=rng.randrange(12)))
+        base = rng.choice(BASES)
+        assert _join_or_error(base, href) == _urllib_join(base, href), (base, href)
+        assert absolute_http_url(href, base) == _urllib_absolute(href, base), (base, href)
 
 
 @pytest.mark.parametrize(
