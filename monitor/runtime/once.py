@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -35,6 +36,12 @@ from monitor.wording import plural
 Sleep = Callable[[float], Awaitable[None]]
 log = logging.getLogger(__name__)
 RENEW_EVERY = FEED_LEASE / 3  # leases still held are renewed this often during a cycle
+# How long a thread holds the GIL, while others wait for it, before it must let go: during a
+# cycle (sys.setswitchinterval, 5 ms by default). A cycle's parses run in threads beside the
+# event loop and take turns on one core, and a parse cut short resumes with its caches cold: a
+# batch wants the turns long, and the loop's latency costs it nothing (a response waits in the
+# socket's buffer, every timeout is seconds).
+SWITCH_INTERVAL = 0.05
 
 
 class Progress(Protocol):
@@ -106,6 +113,24 @@ def run_cycle(
 ) -> CycleSummary:
     """`run_once` in `processes` processes (by default one per core for many feeds,
     monitor.runtime.split.processes_for); call it outside any event loop."""
+    with _long_turns():
+        return _run_cycle(config, max_wait, progress=progress, processes=processes)
+
+
+@contextmanager
+def _long_turns() -> Iterator[None]:
+    """SWITCH_INTERVAL while the cycle runs (the split's children inherit it), then as before."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+def _run_cycle(
+    config: LoadedConfig, max_wait: timedelta, *, progress: Progress | None, processes: int | None
+) -> CycleSummary:
     count = split.processes_for(config, processes)
     if count == 1:
         return asyncio.run(run_once(config, max_wait, progress=progress))
