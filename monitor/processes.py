@@ -114,10 +114,21 @@ def in_a_fork(function: Callable[[], T]) -> T | None:
     if not can_fork():
         return None
     read, write = os.pipe()
-    pid = fork(partial(_send_result, function, read, write))
+    # Signals wait from before the fork until the pid is in the try below: a Ctrl-C handled in
+    # between would leave the child running, its cleanup not yet armed. The child unblocks them
+    # first thing; here a signal that came meanwhile is handled once unblocked, inside the try.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        pid = fork(partial(_send_result, function, read, write, held))
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        os.close(read)
+        os.close(write)
+        raise
     os.close(write)
     status: int | None = None
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         with os.fdopen(read, "rb") as pipe:
             data = pipe.read()
         status = os.waitpid(pid, 0)[1]
@@ -135,8 +146,9 @@ def in_a_fork(function: Callable[[], T]) -> T | None:
 
 
 def _send_result(
-    function: Callable[[], T], read: int, write: int
+    function: Callable[[], T], read: int, write: int, signals: set[int | signal.Signals]
 ) -> int:  # pragma: no cover - runs in the child
+    signal.pthread_sigmask(signal.SIG_SETMASK, signals)
     os.close(read)
     data = pickle.dumps(function(), protocol=pickle.HIGHEST_PROTOCOL)
     with os.fdopen(write, "wb") as pipe:

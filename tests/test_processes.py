@@ -133,17 +133,43 @@ def interrupts_its_parent():
     os.kill(os.getppid(), signal.SIGALRM)  # Ctrl-C reaching the parent alone, once we run
     signal.pause()
 
+def outcome(child):
+    try:
+        os.kill(child, 0)
+    except ProcessLookupError:
+        return "the child is gone"
+    os.kill(child, signal.SIGKILL)  # it holds this script's output open: the test would hang
+    return "the child still runs"
+
 signal.signal(signal.SIGALRM, interrupt)
 try:
     in_a_fork(interrupts_its_parent)
 except KeyboardInterrupt:
     with open(sys.argv[1]) as file:
-        child = int(file.read())
-    try:
-        os.kill(child, 0)
-        print("interrupted, the child still runs")
-    except ProcessLookupError:
-        print("interrupted, the child is gone")
+        print("interrupted,", outcome(int(file.read())))
+
+# The parent slow to come back from the fork (a busy machine): the child signals it first.
+import monitor.processes as processes
+told, tell = os.pipe()
+real_fork = processes.fork
+children = []
+
+def signals_at_once():
+    os.kill(os.getppid(), signal.SIGALRM)
+    os.write(tell, b"sent")
+    signal.pause()
+
+def slow_fork(child):
+    pid = real_fork(child)
+    children.append(pid)
+    os.read(told, 4)  # back only once the signal was sent
+    return pid
+
+processes.fork = slow_fork
+try:
+    in_a_fork(signals_at_once)
+except KeyboardInterrupt:
+    print("interrupted on the way back,", outcome(children[0]))
 """
 
 
@@ -170,5 +196,6 @@ def test_a_function_runs_in_a_fork_only_when_it_may_and_only_its_result_comes_ba
         "with a thread None",
         "alone again 7",
         "interrupted, the child is gone",
+        "interrupted on the way back, the child is gone",
     ]
     assert done.stderr == ""
